@@ -1,0 +1,1 @@
+//! The host-local address store (work in progress).
