@@ -1,1 +1,26 @@
-//! CNI protocol core (work in progress).
+//! sandbox-cni's CNI protocol core: everything a plugin needs except its own behaviour.
+//!
+//! - [`config`]: the request configuration and typed access to plugin keys;
+//! - [`result`]: the one result model and its conversion to and from every spec version;
+//! - [`skel`]: the dispatcher ([`skel::dispatch`] for tests, [`skel::run`] for `main`);
+//! - [`env`], [`args`]: the CNI_* environment and CNI_ARGS;
+//! - [`delegate`]: running the IPAM plugin;
+//! - [`output`]: the only writer of stdout; [`error`]: coded errors; [`ident`]: deterministic names.
+
+pub mod args;
+pub mod config;
+pub mod delegate;
+pub mod env;
+pub mod error;
+pub mod ident;
+pub mod output;
+pub mod result;
+pub mod skel;
+pub mod version;
+
+pub use config::{Attachment, Fields, NetConf};
+pub use env::{Command, Env, EnvMap};
+pub use error::{CniError, CniResult};
+pub use result::{Dns, Interface, IpConfig, NetResult, Route};
+pub use skel::{Plugin, Request};
+pub use version::Version;

@@ -1,0 +1,2 @@
+//! Placeholder until the bandwidth plugin lands.
+fn main() {}

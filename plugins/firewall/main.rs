@@ -1,0 +1,2 @@
+//! Placeholder until the firewall plugin lands.
+fn main() {}

@@ -1,0 +1,2 @@
+//! Placeholder until the host-local plugin lands.
+fn main() {}
