@@ -1,0 +1,185 @@
+//! Shared black-box harness for the plugin integration tests: runs a real plugin binary with a clean
+//! environment, the given CNI_* variables and stdin, and checks the output contract (exactly one JSON
+//! document on stdout, or nothing; errors on stdout with a non-zero exit).
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+
+/// The directory holding every plugin binary of this build (used as CNI_PATH).
+pub fn bin_dir() -> PathBuf {
+    Path::new(env!("CARGO_BIN_EXE_loopback")).parent().expect("binary has a parent dir").to_path_buf()
+}
+
+/// The path of plugin `name` from this build.
+pub fn plugin(name: &str) -> PathBuf {
+    let p = bin_dir().join(name);
+    assert!(p.is_file(), "plugin binary {} is missing: build the workspace first", p.display());
+    p
+}
+
+/// What one invocation printed.
+#[derive(Debug, Clone)]
+pub struct Out {
+    pub stdout: Vec<u8>,
+    pub stderr: String,
+    pub status: Option<i32>,
+}
+
+impl Out {
+    pub fn ok(&self) -> bool {
+        self.status == Some(0)
+    }
+
+    /// The stdout JSON document; panics (test failure) when there is none.
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.stdout).unwrap_or_else(|e| {
+            panic!("stdout is not one JSON document ({e}): {:?}", String::from_utf8_lossy(&self.stdout))
+        })
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+
+    /// Asserts success with an empty stdout (DEL, CHECK, GC, STATUS).
+    pub fn assert_empty_success(&self) {
+        assert!(self.ok(), "expected success, got {:?}: {} {}", self.status, self.text(), self.stderr);
+        assert!(self.stdout.is_empty(), "expected no output, got {:?}", self.text());
+    }
+
+    /// Asserts success and returns the JSON result.
+    pub fn assert_success(&self) -> Value {
+        assert!(self.ok(), "expected success, got {:?}: {} {}", self.status, self.text(), self.stderr);
+        self.json()
+    }
+
+    /// Asserts failure with a CNI error of `code` on stdout; returns the error object.
+    pub fn assert_error(&self, code: u64) -> Value {
+        assert!(!self.ok(), "expected error {code}, got success: {}", self.text());
+        let v = self.json();
+        assert_eq!(v["code"].as_u64(), Some(code), "wrong error code in {v}");
+        assert!(v["msg"].as_str().is_some_and(|m| !m.is_empty()), "error without msg: {v}");
+        v
+    }
+}
+
+/// Checks the stdout contract for any invocation: nothing, or exactly one JSON value with no
+/// trailing bytes; an error object iff the exit status is non-zero.
+pub fn assert_stdout_contract(out: &Out) {
+    if out.stdout.is_empty() {
+        assert!(out.ok(), "failed without an error object on stdout; stderr: {}", out.stderr);
+        return;
+    }
+    let mut stream = serde_json::Deserializer::from_slice(&out.stdout).into_iter::<Value>();
+    let first = stream.next().expect("one value").expect("stdout is valid JSON");
+    assert!(stream.next().is_none(), "more than one JSON document on stdout: {}", out.text());
+    let trailing = out.stdout.iter().rev().take_while(|b| b.is_ascii_whitespace()).count();
+    assert_eq!(trailing, 0, "trailing bytes after the JSON document");
+    let is_error = first.get("code").is_some() && first.get("msg").is_some();
+    assert_eq!(is_error, !out.ok(), "error object iff non-zero exit: status {:?}, {}", out.status, out.text());
+}
+
+/// Runs `exe` with only `env` set (plus nothing else) and `stdin`; checks the stdout contract.
+pub fn run(exe: &Path, env: &[(&str, &str)], stdin: &[u8]) -> Out {
+    let mut child = Command::new(exe)
+        .env_clear()
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", exe.display()));
+    let mut input = child.stdin.take().expect("stdin");
+    let data = stdin.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = input.write_all(&data);
+    });
+    let output = child.wait_with_output().expect("wait");
+    let _ = writer.join();
+    let out = Out {
+        stdout: output.stdout,
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        status: output.status.code(),
+    };
+    assert_stdout_contract(&out);
+    out
+}
+
+/// A CNI invocation under construction: `Cni::new("loopback", "ADD").netns("/x").run(conf)`.
+#[derive(Debug, Clone)]
+pub struct Cni {
+    pub exe: PathBuf,
+    pub env: Vec<(String, String)>,
+}
+
+impl Cni {
+    /// Plugin `name` of this build, with CNI_COMMAND, a container ID, ifname eth0, a netns path and
+    /// CNI_PATH = the build's binary directory.
+    pub fn new(name: &str, command: &str) -> Cni {
+        Cni {
+            exe: plugin(name),
+            env: vec![
+                ("CNI_COMMAND".into(), command.into()),
+                ("CNI_CONTAINERID".into(), "ctr-1".into()),
+                ("CNI_NETNS".into(), "/var/run/netns/test-1".into()),
+                ("CNI_IFNAME".into(), "eth0".into()),
+                ("CNI_PATH".into(), bin_dir().display().to_string()),
+            ],
+        }
+    }
+
+    /// Sets (or, with an empty value, keeps but empties) a variable.
+    pub fn var(mut self, key: &str, value: &str) -> Cni {
+        self.env.retain(|(k, _)| k != key);
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Removes a variable entirely.
+    pub fn unset(mut self, key: &str) -> Cni {
+        self.env.retain(|(k, _)| k != key);
+        self
+    }
+
+    pub fn command(self, c: &str) -> Cni {
+        self.var("CNI_COMMAND", c)
+    }
+
+    pub fn run(&self, stdin: &Value) -> Out {
+        self.run_bytes(stdin.to_string().as_bytes())
+    }
+
+    pub fn run_bytes(&self, stdin: &[u8]) -> Out {
+        let env: Vec<(&str, &str)> = self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        run(&self.exe, &env, stdin)
+    }
+}
+
+/// Compares `actual` with the golden file `tests/golden/<rel>`; with UPDATE_GOLDEN=1 writes it instead.
+/// Golden files hold the exact stdout bytes followed by one newline.
+pub fn golden(rel: &str, actual: &[u8]) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(rel);
+    let mut want = actual.to_vec();
+    want.push(b'\n');
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir golden");
+        std::fs::write(&path, &want).expect("write golden");
+        return;
+    }
+    let have = std::fs::read(&path)
+        .unwrap_or_else(|e| panic!("golden file {} missing ({e}); run with UPDATE_GOLDEN=1 to create it", path.display()));
+    assert!(
+        have == want,
+        "output differs from {}:\n got: {}\nwant: {}",
+        path.display(),
+        String::from_utf8_lossy(&want),
+        String::from_utf8_lossy(&have)
+    );
+}
+
+/// Every supported spec version.
+pub const VERSIONS: [&str; 7] = ["0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"];
