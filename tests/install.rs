@@ -1,0 +1,243 @@
+//! install.sh into temporary directories: fresh install with self-test, re-run is a no-op, foreign files
+//! are protected (and backed up and restored with --force / --uninstall), dry runs change nothing.
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const PLUGINS: [&str; 7] = [
+    "loopback",
+    "host-local",
+    "bridge",
+    "portmap",
+    "bandwidth",
+    "firewall",
+    "tuning",
+];
+
+struct Setup {
+    _tmp: tempfile::TempDir,
+    from: PathBuf,
+    bin: PathBuf,
+    conf: PathBuf,
+    cli: PathBuf,
+}
+
+/// A staging dir with this build's plugins and a stand-in CLI, and empty target dirs.
+fn setup() -> Setup {
+    let tmp = tempfile::tempdir().unwrap();
+    let from = tmp.path().join("from");
+    fs::create_dir(&from).unwrap();
+    for p in PLUGINS {
+        fs::copy(common::plugin(p), from.join(p)).unwrap();
+    }
+    fs::write(from.join("k3s-sandbox"), "#!/bin/sh\necho k3s-sandbox stand-in\n").unwrap();
+    let (bin, conf, cli) = (
+        tmp.path().join("bin"),
+        tmp.path().join("net.d"),
+        tmp.path().join("cli"),
+    );
+    Setup {
+        from,
+        bin,
+        conf,
+        cli,
+        _tmp: tmp,
+    }
+}
+
+impl Setup {
+    fn install(&self, extra: &[&str]) -> (bool, String) {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("install.sh");
+        let out = Command::new(script)
+            .arg("--from")
+            .arg(&self.from)
+            .arg("--bin-dir")
+            .arg(&self.bin)
+            .arg("--conf-dir")
+            .arg(&self.conf)
+            .arg("--cli-dir")
+            .arg(&self.cli)
+            .args(extra)
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    }
+
+    fn installed(&self) -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = PLUGINS.iter().map(|p| self.bin.join(p)).collect();
+        v.push(self.conf.join("10-sandbox-cni.conflist"));
+        v.push(self.cli.join("k3s-sandbox"));
+        v
+    }
+}
+
+#[test]
+fn fresh_install_then_rerun_is_a_no_op() {
+    let s = setup();
+    let (ok, out) = s.install(&[]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("self-test: VERSION of 7 plugins, loopback ADD/DEL, bridge+host-local ADD/DEL: ok"),
+        "{out}"
+    );
+    for f in s.installed() {
+        let m = fs::metadata(&f).unwrap_or_else(|_| panic!("{} missing", f.display()));
+        let want = if f.extension().is_some_and(|e| e == "conflist") {
+            0o644
+        } else {
+            0o755
+        };
+        assert_eq!(m.permissions().mode() & 0o777, want, "{}", f.display());
+    }
+    assert_eq!(
+        fs::read(s.bin.join("bridge")).unwrap(),
+        fs::read(s.from.join("bridge")).unwrap()
+    );
+    let manifest = fs::read_to_string(s.bin.join(".sandbox-cni.manifest")).unwrap();
+    assert_eq!(
+        manifest.lines().filter(|l| l.starts_with("file ")).count(),
+        9,
+        "{manifest}"
+    );
+    // No staging leftovers.
+    assert!(fs::read_dir(&s.bin).unwrap().all(|e| {
+        !e.unwrap()
+            .file_name()
+            .to_string_lossy()
+            .contains("sandbox-cni-new")
+    }));
+
+    let inodes: Vec<u64> = s
+        .installed()
+        .iter()
+        .map(|f| fs::metadata(f).unwrap().ino())
+        .collect();
+    let (ok, out) = s.install(&[]);
+    assert!(ok, "{out}");
+    assert!(out.contains("0 file(s) changed, 9 already current"), "{out}");
+    let after: Vec<u64> = s
+        .installed()
+        .iter()
+        .map(|f| fs::metadata(f).unwrap().ino())
+        .collect();
+    assert_eq!(inodes, after, "a re-run must not rewrite current files");
+    assert_eq!(
+        fs::read_to_string(s.bin.join(".sandbox-cni.manifest")).unwrap(),
+        manifest
+    );
+}
+
+#[test]
+fn changed_build_updates_only_what_changed() {
+    let s = setup();
+    assert!(s.install(&["--no-self-test"]).0);
+    fs::write(s.from.join("k3s-sandbox"), "#!/bin/sh\necho newer\n").unwrap();
+    let (ok, out) = s.install(&["--no-self-test"]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains(&format!("update    {}", s.cli.join("k3s-sandbox").display())),
+        "{out}"
+    );
+    assert!(out.contains("1 file(s) changed, 8 already current"), "{out}");
+}
+
+#[test]
+fn foreign_file_is_protected_then_forced_with_backup_and_restored_by_uninstall() {
+    let s = setup();
+    fs::create_dir_all(&s.bin).unwrap();
+    let foreign = b"#!/bin/sh\n# the reference bridge\n";
+    fs::write(s.bin.join("bridge"), foreign).unwrap();
+
+    let (ok, out) = s.install(&[]);
+    assert!(!ok, "must refuse: {out}");
+    assert!(
+        out.contains(&s.bin.join("bridge").display().to_string()) && out.contains("--force"),
+        "{out}"
+    );
+    assert_eq!(fs::read(s.bin.join("bridge")).unwrap(), foreign);
+    assert!(
+        !s.bin.join("loopback").exists(),
+        "nothing may change when refusing"
+    );
+    assert!(!s.conf.exists());
+
+    let (ok, out) = s.install(&["--force"]);
+    assert!(ok, "{out}");
+    assert_eq!(
+        fs::read(s.bin.join("bridge.sandbox-cni-backup")).unwrap(),
+        foreign
+    );
+    assert_eq!(
+        fs::read(s.bin.join("bridge")).unwrap(),
+        fs::read(s.from.join("bridge")).unwrap()
+    );
+
+    // A file changed after install is left alone by uninstall.
+    fs::write(s.bin.join("tuning"), "edited by hand").unwrap();
+
+    let (ok, out) = s.install(&["--uninstall"]);
+    assert!(ok, "{out}");
+    assert_eq!(
+        fs::read(s.bin.join("bridge")).unwrap(),
+        foreign,
+        "backup restored"
+    );
+    assert!(!s.bin.join("bridge.sandbox-cni-backup").exists());
+    assert_eq!(
+        fs::read_to_string(s.bin.join("tuning")).unwrap(),
+        "edited by hand"
+    );
+    for f in s.installed() {
+        let name = f.file_name().unwrap().to_string_lossy().into_owned();
+        if name != "bridge" && name != "tuning" {
+            assert!(!f.exists(), "{} should be removed", f.display());
+        }
+    }
+    assert!(!s.bin.join(".sandbox-cni.manifest").exists());
+    let (ok, out) = s.install(&["--uninstall"]);
+    assert!(!ok && out.contains("no manifest"), "{out}");
+}
+
+#[test]
+fn dry_run_changes_nothing() {
+    let s = setup();
+    let (ok, out) = s.install(&["--dry-run"]);
+    assert!(ok, "{out}");
+    assert!(out.contains("9 file(s) would change"), "{out}");
+    assert!(!s.bin.exists() && !s.conf.exists() && !s.cli.exists());
+    assert!(s.install(&["--no-self-test"]).0);
+    let (ok, out) = s.install(&["--uninstall", "--dry-run"]);
+    assert!(ok && out.contains("9 file(s) would be removed"), "{out}");
+    assert!(s.bin.join("loopback").exists());
+}
+
+#[test]
+fn no_conf_and_no_cli_install_only_plugins() {
+    let s = setup();
+    let (ok, out) = s.install(&["--no-conf", "--no-cli", "--no-self-test"]);
+    assert!(ok, "{out}");
+    assert!(!s.conf.exists() && !s.cli.exists());
+    assert!(s.bin.join("host-local").exists());
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let s = setup();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("install.sh");
+    for args in [&["--bogus"][..], &["--bin-dir"], &["--bin-dir", "/tmp/a b"]] {
+        let st = Command::new(&script).args(args).output().unwrap();
+        assert_eq!(st.status.code(), Some(2), "{args:?}");
+    }
+    let help = Command::new(&script).arg("--help").output().unwrap();
+    assert!(help.status.success() && String::from_utf8_lossy(&help.stdout).contains("--uninstall"));
+    drop(s);
+}
