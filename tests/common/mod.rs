@@ -11,13 +11,20 @@ use serde_json::Value;
 
 /// The directory holding every plugin binary of this build (used as CNI_PATH).
 pub fn bin_dir() -> PathBuf {
-    Path::new(env!("CARGO_BIN_EXE_loopback")).parent().expect("binary has a parent dir").to_path_buf()
+    Path::new(env!("CARGO_BIN_EXE_loopback"))
+        .parent()
+        .expect("binary has a parent dir")
+        .to_path_buf()
 }
 
 /// The path of plugin `name` from this build.
 pub fn plugin(name: &str) -> PathBuf {
     let p = bin_dir().join(name);
-    assert!(p.is_file(), "plugin binary {} is missing: build the workspace first", p.display());
+    assert!(
+        p.is_file(),
+        "plugin binary {} is missing: build the workspace first",
+        p.display()
+    );
     p
 }
 
@@ -37,7 +44,10 @@ impl Out {
     /// The stdout JSON document; panics (test failure) when there is none.
     pub fn json(&self) -> Value {
         serde_json::from_slice(&self.stdout).unwrap_or_else(|e| {
-            panic!("stdout is not one JSON document ({e}): {:?}", String::from_utf8_lossy(&self.stdout))
+            panic!(
+                "stdout is not one JSON document ({e}): {:?}",
+                String::from_utf8_lossy(&self.stdout)
+            )
         })
     }
 
@@ -47,13 +57,29 @@ impl Out {
 
     /// Asserts success with an empty stdout (DEL, CHECK, GC, STATUS).
     pub fn assert_empty_success(&self) {
-        assert!(self.ok(), "expected success, got {:?}: {} {}", self.status, self.text(), self.stderr);
-        assert!(self.stdout.is_empty(), "expected no output, got {:?}", self.text());
+        assert!(
+            self.ok(),
+            "expected success, got {:?}: {} {}",
+            self.status,
+            self.text(),
+            self.stderr
+        );
+        assert!(
+            self.stdout.is_empty(),
+            "expected no output, got {:?}",
+            self.text()
+        );
     }
 
     /// Asserts success and returns the JSON result.
     pub fn assert_success(&self) -> Value {
-        assert!(self.ok(), "expected success, got {:?}: {} {}", self.status, self.text(), self.stderr);
+        assert!(
+            self.ok(),
+            "expected success, got {:?}: {} {}",
+            self.status,
+            self.text(),
+            self.stderr
+        );
         self.json()
     }
 
@@ -62,7 +88,10 @@ impl Out {
         assert!(!self.ok(), "expected error {code}, got success: {}", self.text());
         let v = self.json();
         assert_eq!(v["code"].as_u64(), Some(code), "wrong error code in {v}");
-        assert!(v["msg"].as_str().is_some_and(|m| !m.is_empty()), "error without msg: {v}");
+        assert!(
+            v["msg"].as_str().is_some_and(|m| !m.is_empty()),
+            "error without msg: {v}"
+        );
         v
     }
 }
@@ -71,16 +100,35 @@ impl Out {
 /// trailing bytes; an error object iff the exit status is non-zero.
 pub fn assert_stdout_contract(out: &Out) {
     if out.stdout.is_empty() {
-        assert!(out.ok(), "failed without an error object on stdout; stderr: {}", out.stderr);
+        assert!(
+            out.ok(),
+            "failed without an error object on stdout; stderr: {}",
+            out.stderr
+        );
         return;
     }
     let mut stream = serde_json::Deserializer::from_slice(&out.stdout).into_iter::<Value>();
     let first = stream.next().expect("one value").expect("stdout is valid JSON");
-    assert!(stream.next().is_none(), "more than one JSON document on stdout: {}", out.text());
-    let trailing = out.stdout.iter().rev().take_while(|b| b.is_ascii_whitespace()).count();
+    assert!(
+        stream.next().is_none(),
+        "more than one JSON document on stdout: {}",
+        out.text()
+    );
+    let trailing = out
+        .stdout
+        .iter()
+        .rev()
+        .take_while(|b| b.is_ascii_whitespace())
+        .count();
     assert_eq!(trailing, 0, "trailing bytes after the JSON document");
     let is_error = first.get("code").is_some() && first.get("msg").is_some();
-    assert_eq!(is_error, !out.ok(), "error object iff non-zero exit: status {:?}, {}", out.status, out.text());
+    assert_eq!(
+        is_error,
+        !out.ok(),
+        "error object iff non-zero exit: status {:?}, {}",
+        out.status,
+        out.text()
+    );
 }
 
 /// Runs `exe` with only `env` set (plus nothing else) and `stdin`; checks the stdout contract.
@@ -162,7 +210,9 @@ impl Cni {
 /// Compares `actual` with the golden file `tests/golden/<rel>`; with UPDATE_GOLDEN=1 writes it instead.
 /// Golden files hold the exact stdout bytes followed by one newline.
 pub fn golden(rel: &str, actual: &[u8]) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(rel);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(rel);
     let mut want = actual.to_vec();
     want.push(b'\n');
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
@@ -170,8 +220,12 @@ pub fn golden(rel: &str, actual: &[u8]) {
         std::fs::write(&path, &want).expect("write golden");
         return;
     }
-    let have = std::fs::read(&path)
-        .unwrap_or_else(|e| panic!("golden file {} missing ({e}); run with UPDATE_GOLDEN=1 to create it", path.display()));
+    let have = std::fs::read(&path).unwrap_or_else(|e| {
+        panic!(
+            "golden file {} missing ({e}); run with UPDATE_GOLDEN=1 to create it",
+            path.display()
+        )
+    });
     assert!(
         have == want,
         "output differs from {}:\n got: {}\nwant: {}",
