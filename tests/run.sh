@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# The one test command: installs what the tests need, then runs every check of the suite.
+#
+#   tests/run.sh            everything (needs root for apt and the containerd end-to-end test)
+#   tests/run.sh --no-deps  skip installing dependencies (they are already there)
+#
+# Steps: dependencies, cargo fmt --check, clippy -D warnings, shellcheck, cargo test --workspace
+# (unit, golden, protocol, install.sh, host-local, bridge/chain, libcni and go-cni interop, bad inputs,
+# k3s-sandbox), static release build with the 600 KB size budget, containerd end to end, fuzz smoke.
+# Every step runs even when an earlier one failed; the summary lists each; the exit status is non-zero
+# when any step failed.
+set -uo pipefail
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+cd "$repo" || exit 1
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+install_deps=1
+for arg in "$@"; do
+    case $arg in
+        --no-deps) install_deps=0 ;;
+        -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) echo "tests/run.sh: unknown option $arg" >&2; exit 2 ;;
+    esac
+done
+
+MUSL="$(uname -m)-unknown-linux-musl"
+SIZE_BUDGET=600000   # bytes per release plugin binary
+PLUGINS="loopback host-local bridge portmap bandwidth firewall tuning"
+
+declare -a results=()
+failed=0
+step() {
+    local name=$1; shift
+    local start=$SECONDS
+    echo
+    echo "=== $name"
+    if "$@"; then
+        results+=("ok    $name ($((SECONDS - start)) s)")
+    else
+        results+=("FAIL  $name ($((SECONDS - start)) s)")
+        failed=$((failed + 1))
+    fi
+}
+
+deps() {
+    if [ "$(id -u)" != 0 ]; then
+        echo "not root: cannot install packages; run as root or install tests/apt-packages.txt yourself" >&2
+        return 1
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    local pkgs
+    pkgs=$(grep -v '^\s*\(#\|$\)' tests/apt-packages.txt | sort -u | tr '\n' ' ')
+    # shellcheck disable=SC2086
+    if ! dpkg -s $pkgs >/dev/null 2>&1; then
+        apt-get update -qq && apt-get install -y -qq --no-install-recommends $pkgs >/dev/null || return 1
+    fi
+    rustup target list --installed | grep -qx "$MUSL" || rustup target add "$MUSL" || return 1
+    rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt || return 1
+    if ! cargo +nightly --version >/dev/null 2>&1; then
+        echo "the nightly toolchain is missing (rustup toolchain install nightly): the fuzz smoke needs it" >&2
+        return 1
+    fi
+    command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked || return 1
+}
+
+fmt() { cargo fmt --all --check; }
+clippy() { cargo clippy --workspace --all-targets --locked -- -D warnings; }
+shell_lint() {
+    local files
+    mapfile -t files < <(git ls-files '*.sh' install.sh .ci/run | sort -u)
+    shellcheck "${files[@]}"
+}
+unit_and_integration() { cargo test --workspace --locked; }
+
+release_size() {
+    cargo build --release --locked --target "$MUSL" || return 1
+    local dir="target/$MUSL/release" bad=0 p size
+    for p in $PLUGINS; do
+        size=$(stat -c %s "$dir/$p") || return 1
+        printf '%-12s %7d bytes (budget %d)\n' "$p" "$size" "$SIZE_BUDGET"
+        if [ "$size" -gt "$SIZE_BUDGET" ]; then
+            echo "  over budget by $((size - SIZE_BUDGET)) bytes" >&2
+            bad=1
+        fi
+    done
+    for p in $PLUGINS; do
+        if readelf -l "$dir/$p" | grep -q 'program interpreter'; then
+            echo "$p is dynamically linked: plugins must be static" >&2
+            bad=1
+        fi
+    done
+    return $bad
+}
+
+containerd_e2e() { tests/e2e/containerd-e2e "target/$MUSL/release"; }
+fuzz_smoke() { fuzz/smoke.sh; }
+
+[ "$install_deps" = 1 ] && step "dependencies" deps
+step "cargo fmt --check" fmt
+step "cargo clippy -D warnings" clippy
+step "shellcheck" shell_lint
+step "cargo test --workspace" unit_and_integration
+step "static release build and size budget" release_size
+step "containerd end to end" containerd_e2e
+step "fuzz smoke" fuzz_smoke
+
+echo
+echo "=== summary"
+printf '%s\n' "${results[@]}"
+passed=$(( ${#results[@]} - failed ))
+echo "steps: $passed passed, $failed failed"
+[ "$failed" = 0 ]
