@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Spec error codes, plus sandbox-cni's own codes from 100 up (documented in docs/errors.md).
+/// Spec error codes, plus sandbox-cni's own codes from 100 up (the table is in docs/protocol.md).
 pub mod code {
     /// Incompatible CNI version.
     pub const INCOMPATIBLE_VERSION: u32 = 1;

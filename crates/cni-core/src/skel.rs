@@ -3,7 +3,7 @@
 //! [`dispatch`] maps (environment map, stdin) to an [`Outcome`] (stdout bytes, stderr text, exit status)
 //! with no global state, so it is tested in-process. [`run`] is what a plugin's `main` calls.
 
-use std::io::Read;
+use std::io::{IsTerminal, Read};
 use std::process::ExitCode;
 
 use crate::config::NetConf;
@@ -131,6 +131,15 @@ pub fn dispatch(plugin: &dyn Plugin, vars: &EnvMap, stdin: impl Read) -> Outcome
 pub fn run(plugin: &dyn Plugin) -> ExitCode {
     output::install_panic_hook();
     let vars: EnvMap = std::env::vars_os().collect();
-    let outcome = dispatch(plugin, &vars, std::io::stdin().lock());
+    let stdin = std::io::stdin();
+    // VERSION ignores its input: do not wait for end-of-file from someone's terminal.
+    let asks_version = vars
+        .get(std::ffi::OsStr::new(env::CNI_COMMAND))
+        .is_some_and(|c| c == "VERSION");
+    let outcome = if asks_version && stdin.is_terminal() {
+        dispatch(plugin, &vars, std::io::empty())
+    } else {
+        dispatch(plugin, &vars, stdin.lock())
+    };
     output::emit(&outcome)
 }
