@@ -1,2 +1,9 @@
-//! Placeholder until the tuning plugin lands.
-fn main() {}
+//! The `tuning` CNI plugin binary (pass-through: no kernel work); the behaviour lives in plugin.rs.
+#[path = "../chain/shared.rs"]
+mod shared;
+
+mod plugin;
+
+fn main() -> std::process::ExitCode {
+    cni_core::skel::run(&plugin::PLUGIN)
+}

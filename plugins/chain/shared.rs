@@ -1,0 +1,187 @@
+//! Helpers shared by the fake bridge and the pass-through chained plugins (portmap, bandwidth,
+//! firewall, tuning). Each binary includes this file with `#[path]`, so not every binary uses every
+//! item.
+#![allow(dead_code)]
+
+use cni_core::args::CniArgs;
+use cni_core::{CniError, CniResult, Fields, NetResult, Plugin, Request};
+
+/// CNI_ARGS keys the plugins of this suite understand (others need `IgnoreUnknown=1`, as in libcni).
+/// `IP` is host-local's: accepting it here lets `CNI_ARGS=IP=...` reach the IPAM through the bridge.
+pub const KNOWN_ARGS: [&str; 2] = ["MAC", "IP"];
+
+/// Parses a MAC address given as six hex octets separated by `:` or `-`, or as three dot-separated
+/// groups of four hex digits (`0a58.0a2a.0007`); returns it as lowercase `aa:bb:cc:dd:ee:ff`.
+///
+/// `what` names the source in the error (code 7), e.g. `runtimeConfig.mac`.
+pub fn parse_mac(s: &str, what: &str) -> CniResult<String> {
+    let bad = |why: &str| {
+        CniError::invalid_config(format!("{what}: {s:?} is not a usable MAC address: {why}"))
+            .with_details("write it as six hex octets separated by colons, e.g. \"0a:58:0a:2a:00:07\"")
+    };
+    let hex_ok = |p: &str, n: usize| p.len() == n && p.bytes().all(|b| b.is_ascii_hexdigit());
+    let digits: String = if s.contains(':') || s.contains('-') {
+        let sep = if s.contains(':') { ':' } else { '-' };
+        let parts: Vec<&str> = s.split(sep).collect();
+        if parts.len() != 6 || !parts.iter().all(|p| hex_ok(p, 2)) {
+            return Err(bad("expected six two-digit hex octets"));
+        }
+        parts.concat()
+    } else if s.contains('.') {
+        let parts: Vec<&str> = s.split('.').collect();
+        if parts.len() != 3 || !parts.iter().all(|p| hex_ok(p, 4)) {
+            return Err(bad("expected three four-digit hex groups"));
+        }
+        parts.concat()
+    } else {
+        return Err(bad("expected octets separated by ':' or '-'"));
+    };
+    let lower = digits.to_ascii_lowercase();
+    let first = u8::from_str_radix(&lower[..2], 16).map_err(|_| bad("not hexadecimal"))?;
+    if first & 0x01 != 0 {
+        return Err(bad("it is a multicast address, which an interface cannot use"));
+    }
+    if lower.bytes().all(|b| b == b'0') {
+        return Err(bad("the all-zero address cannot be assigned to an interface"));
+    }
+    let octets: Vec<&str> = (0..6).map(|i| &lower[2 * i..2 * i + 2]).collect();
+    Ok(octets.join(":"))
+}
+
+/// The MAC an attachment asks for, in the reference bridge's order (later wins): CNI_ARGS `MAC`,
+/// then `args.cni.mac`, then `runtimeConfig.mac`. Also validates CNI_ARGS (libcni rules).
+pub fn requested_mac(req: &Request) -> CniResult<Option<String>> {
+    let args = CniArgs::parse(&req.env.args, &KNOWN_ARGS)?;
+    let mut mac = args
+        .get("MAC")
+        .filter(|m| !m.is_empty())
+        .map(|m| parse_mac(m, "CNI_ARGS MAC"))
+        .transpose()?;
+    let fields = req.conf.fields();
+    if let Some(a) = fields.object("args")?
+        && let Some(cni) = a.object("cni")?
+        && let Some(m) = cni.string("mac")?.filter(|m| !m.is_empty())
+    {
+        mac = Some(parse_mac(&m, &cni.name("mac"))?);
+    }
+    let rc = req.conf.runtime_config()?;
+    if let Some(m) = rc.string_ci("mac")?.filter(|m| !m.is_empty()) {
+        mac = Some(parse_mac(&m, "runtimeConfig.mac")?);
+    }
+    Ok(mac)
+}
+
+/// Checks that each listed key, when present, is `true` or `false`.
+pub fn bools(f: &Fields, keys: &[&str]) -> CniResult<()> {
+    for k in keys {
+        f.bool(k)?;
+    }
+    Ok(())
+}
+
+/// Checks that each listed key, when present, is a string.
+pub fn strings(f: &Fields, keys: &[&str]) -> CniResult<()> {
+    for k in keys {
+        f.string(k)?;
+    }
+    Ok(())
+}
+
+/// A string key restricted to `allowed` values (the empty string counts as unset).
+pub fn one_of(f: &Fields, key: &str, allowed: &[&str]) -> CniResult<Option<String>> {
+    match f.string(key)? {
+        None => Ok(None),
+        Some(s) if s.is_empty() => Ok(None),
+        Some(s) if allowed.contains(&s.as_str()) => Ok(Some(s)),
+        Some(s) => Err(CniError::invalid_config(format!(
+            "{} {s:?} is not supported: use one of {}",
+            f.name(key),
+            allowed
+                .iter()
+                .map(|a| format!("{a:?}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
+}
+
+/// The prevResult a chained plugin needs, or a clear code-7 error naming the plugin.
+pub fn require_prev_result(req: &Request, plugin: &str) -> CniResult<NetResult> {
+    req.conf.prev_result()?.ok_or_else(|| {
+        CniError::invalid_config(format!(
+            "{plugin} must be called as a chained plugin: prevResult is missing"
+        ))
+        .with_details(format!(
+            "list {plugin} after a plugin that creates the interface (such as bridge) in a conflist's \"plugins\"; the runtime then passes that plugin's result as prevResult"
+        ))
+    })
+}
+
+/// A chained plugin that validates its configuration and passes prevResult through unchanged: no kernel
+/// work. ADD and CHECK validate and require prevResult; DEL, GC and STATUS always succeed, so teardown
+/// never fails on a configuration that has since been edited.
+pub struct PassThrough {
+    pub name: &'static str,
+    pub about: &'static str,
+    /// Type and value checks of the plugin's own keys and capability arguments.
+    pub validate: fn(&Request) -> CniResult<()>,
+}
+
+impl Plugin for PassThrough {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn about(&self) -> &'static str {
+        self.about
+    }
+
+    fn add(&self, req: &Request) -> CniResult<NetResult> {
+        (self.validate)(req)?;
+        require_prev_result(req, self.name)
+    }
+
+    fn del(&self, _req: &Request) -> CniResult<()> {
+        Ok(())
+    }
+
+    fn check(&self, req: &Request) -> CniResult<()> {
+        (self.validate)(req)?;
+        require_prev_result(req, self.name).map(|_| ())
+    }
+
+    fn gc(&self, _req: &Request) -> CniResult<()> {
+        Ok(())
+    }
+
+    fn status(&self, _req: &Request) -> CniResult<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn macs_are_normalised_and_bad_ones_refused() {
+        assert_eq!(parse_mac("0A:58:0a:2a:00:07", "m").unwrap(), "0a:58:0a:2a:00:07");
+        assert_eq!(parse_mac("0a-58-0a-2a-00-07", "m").unwrap(), "0a:58:0a:2a:00:07");
+        assert_eq!(parse_mac("0a58.0a2a.0007", "m").unwrap(), "0a:58:0a:2a:00:07");
+        for bad in [
+            "",
+            "0a:58:0a:2a:00",
+            "0a:58:0a:2a:00:07:08",
+            "0a:58:0a:2a:00:7",
+            "zz:58:0a:2a:00:07",
+            "01:00:5e:00:00:01",
+            "00:00:00:00:00:00",
+            "0a:58-0a:2a:00:07",
+            "0a580a2a0007",
+        ] {
+            let e = parse_mac(bad, "runtimeConfig.mac").unwrap_err();
+            assert_eq!(e.code, 7, "{bad}");
+            assert!(e.msg.contains("runtimeConfig.mac"), "{}", e.msg);
+        }
+    }
+}
