@@ -25,6 +25,11 @@ fn limits(f: &Fields, ci: bool) -> CniResult<()> {
             f.int(k, 0, i64::MAX)
         }
     };
+    // The key as the caller spelled it, for messages.
+    let shown = |k: &str| match f.get_ci(k) {
+        Some((actual, _)) if ci => f.name(actual),
+        _ => f.name(k),
+    };
     for dir in ["ingress", "egress"] {
         let (rate_key, burst_key) = (format!("{dir}Rate"), format!("{dir}Burst"));
         let rate = read(&rate_key)?.unwrap_or(0);
@@ -32,21 +37,21 @@ fn limits(f: &Fields, ci: bool) -> CniResult<()> {
         if rate > 0 && burst == 0 {
             return Err(CniError::invalid_config(format!(
                 "{} is set but {} is not: set both (rate in bits/s, burst in bits) or neither",
-                f.name(&rate_key),
-                f.name(&burst_key)
+                shown(&rate_key),
+                shown(&burst_key)
             )));
         }
         if burst > 0 && rate == 0 {
             return Err(CniError::invalid_config(format!(
                 "{} is set but {} is not: set both (rate in bits/s, burst in bits) or neither",
-                f.name(&burst_key),
-                f.name(&rate_key)
+                shown(&burst_key),
+                shown(&rate_key)
             )));
         }
         if burst >= MAX_BURST_BITS {
             return Err(CniError::invalid_config(format!(
                 "{} cannot be more than 4GB: got {burst} bits",
-                f.name(&burst_key)
+                shown(&burst_key)
             )));
         }
     }

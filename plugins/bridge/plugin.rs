@@ -388,10 +388,21 @@ fn check(req: &Request, conf: &Conf) -> CniResult<()> {
     })?;
     let n = names(req, conf);
     let want = interfaces(req, conf, &n);
-    check_interface(&prev, &want[BRIDGE_INDEX], "bridge")?;
-    check_interface(&prev, &want[HOST_VETH_INDEX], "host veth")?;
+    let bridge = check_interface(&prev, &want[BRIDGE_INDEX], "bridge")?;
+    let veth = check_interface(&prev, &want[HOST_VETH_INDEX], "host veth")?;
     let container = check_interface(&prev, &want[CONTAINER_INDEX], "container")?;
     let ifname = &req.env.ifname;
+    if let Some(ip) = prev
+        .ips
+        .iter()
+        .find(|ip| ip.interface == Some(bridge) || ip.interface == Some(veth))
+    {
+        let on = &prev.interfaces[ip.interface.unwrap_or(bridge)].name;
+        return Err(mismatch(format!(
+            "prevResult puts address {} on host interface {on:?}; this attachment's addresses are on {ifname}",
+            ip.address
+        )));
+    }
     let mine: Vec<&IpConfig> = prev
         .ips
         .iter()

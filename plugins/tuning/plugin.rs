@@ -14,9 +14,15 @@ pub const PLUGIN: PassThrough = PassThrough {
 
 /// Checks one sysctl key: it must stay inside the network subsystem, like the reference requires.
 fn sysctl_key(f: &Fields, key: &str) -> CniResult<()> {
-    let path = key.replace('.', "/");
+    // A key with '/' is a path (dots may be part of an interface name, as in eth0.100); otherwise dots
+    // separate the components.
+    let path = if key.contains('/') {
+        key.to_owned()
+    } else {
+        key.replace('.', "/")
+    };
     let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
-    let escapes = parts.contains(&"..");
+    let escapes = parts.iter().any(|p| *p == ".." || *p == ".");
     if parts.first() != Some(&"net") || parts.len() < 2 || escapes {
         return Err(CniError::invalid_config(format!(
             "invalid net sysctl key {key:?} in {}: only keys under net. (e.g. \"net.core.somaxconn\") may be set",
