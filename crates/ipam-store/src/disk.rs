@@ -1,0 +1,746 @@
+//! The on-disk store, byte-compatible with the reference host-local (plugins/ipam/host-local/backend/disk).
+//!
+//! Layout of `<dataDir>/<network>/`:
+//!
+//! ```text
+//! lock                   flock(LOCK_EX) target, held for a whole operation
+//! 10.22.0.2              one file per reserved address, body `containerID\r\nifname`
+//! fd00:10::2             (IPv6 in compressed text form)
+//! last_reserved_ip.N     round-robin cursor of range set N: bare address text
+//! .sandbox-cni/          ours; the reference walks into it but no file in it matches an owner
+//!     state              what the index was last verified against (see below)
+//!     boot_id            `boot_id <id>`: the boot during which the store was last used
+//!     owners/<hash>      lines `<ip> <containerID> <ifname>` (or `<ip> <containerID>` for legacy
+//!                        reservations), one file per FNV-1a hash of the owner
+//!     tmp-*              scratch files, written then linked or renamed into place
+//! ```
+//!
+//! Reservation files are the truth; `owners/` is a cache so that DEL, CHECK and a repeated ADD find an
+//! attachment's addresses without reading the whole directory. Every address it yields is confirmed by
+//! reading its reservation file. It is trusted only while `state` matches the network directory (inode,
+//! mtime and ctime to the nanosecond) and the content of every cursor file it recorded: the reference
+//! plugin changes the directory on every ADD/DEL and rewrites a cursor on every ADD. Otherwise, or when
+//! `state` is missing (it is removed before any change and rewritten after), the index is rebuilt by
+//! one full scan.
+//!
+//! Reservations are written to `.sandbox-cni/tmp-reserve` first and hard-linked to the address name;
+//! `link` fails if the name exists, which is the exclusive create, and a reservation file never exists
+//! empty or half-written. Files are opened with O_NOFOLLOW and created with O_EXCL, symlinks in the
+//! store are never followed, and nothing is written outside the network directory.
+
+use std::collections::BTreeMap;
+use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::io::{ErrorKind, Read, Write};
+use std::net::IpAddr;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::path::{Component, Path, PathBuf};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use crate::alloc::Reservations;
+use crate::error::{StoreError, StoreResult};
+use crate::owner::Owner;
+
+/// O_NOFOLLOW (not in std; its value differs between architectures).
+#[cfg(any(
+    target_arch = "aarch64",
+    target_arch = "arm",
+    target_arch = "powerpc",
+    target_arch = "powerpc64"
+))]
+const O_NOFOLLOW: i32 = 0o100000;
+#[cfg(not(any(
+    target_arch = "aarch64",
+    target_arch = "arm",
+    target_arch = "powerpc",
+    target_arch = "powerpc64"
+)))]
+const O_NOFOLLOW: i32 = 0o400000;
+
+/// ELOOP: what opening a symlink with O_NOFOLLOW fails with.
+const ELOOP: i32 = 40;
+
+/// The default `dataDir`, as in the reference.
+pub const DEFAULT_DATA_DIR: &str = "/var/lib/cni/networks";
+/// Where Linux publishes the current boot's random ID.
+pub const BOOT_ID_PATH: &str = "/proc/sys/kernel/random/boot_id";
+
+const META: &str = ".sandbox-cni";
+const STATE_HEADER: &str = "sandbox-cni host-local index v1";
+const LOCK: &str = "lock";
+const CURSOR_PREFIX: &str = "last_reserved_ip.";
+/// Reservation bodies and index lines are small; refuse to read more than this from one file.
+const MAX_READ: u64 = 64 * 1024;
+
+/// How to open a store.
+#[derive(Debug, Clone)]
+pub struct DiskOptions {
+    /// How long to wait for another process to release the lock.
+    pub lock_timeout: Duration,
+    /// Free every reservation made during an earlier boot (see [`DiskStore::open`]).
+    pub reclaim_after_reboot: bool,
+    /// The file holding the current boot ID (tests point it elsewhere).
+    pub boot_id_path: PathBuf,
+}
+
+impl Default for DiskOptions {
+    fn default() -> Self {
+        DiskOptions {
+            lock_timeout: Duration::from_secs(30),
+            reclaim_after_reboot: false,
+            boot_id_path: PathBuf::from(BOOT_ID_PATH),
+        }
+    }
+}
+
+/// What opening the store did besides locking it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OpenReport {
+    /// The index was rebuilt by a full scan.
+    pub rebuilt: bool,
+    /// Reservations released because they were made during an earlier boot.
+    pub reclaimed: Vec<IpAddr>,
+}
+
+/// An open, locked store of one network. The lock is released when it is dropped; before that, the
+/// index state is recorded if this operation changed anything.
+#[derive(Debug)]
+pub struct DiskStore {
+    dir: PathBuf,
+    meta: PathBuf,
+    _lock: File,
+    /// `state` has been removed: this operation is changing the store.
+    dirty: bool,
+    /// False between a change to a reservation and the matching index update.
+    consistent: bool,
+    /// Cursor contents known in this operation (read or written): recorded in `state`.
+    cursors: BTreeMap<usize, String>,
+    /// Whom `tmp-reserve` currently holds a body for.
+    tmp_owner: Option<Owner>,
+    report: OpenReport,
+}
+
+fn is_not_found(e: &std::io::Error) -> bool {
+    e.kind() == ErrorKind::NotFound
+}
+
+/// Refuses `..` components: the store never writes outside the directory it was configured with.
+fn check_no_parent(path: &Path, what: &str) -> StoreResult<()> {
+    if path.as_os_str().is_empty() {
+        return Err(StoreError::Unsafe {
+            path: path.to_owned(),
+            why: format!("{what} is empty"),
+        });
+    }
+    if path.components().any(|c| c == Component::ParentDir) {
+        return Err(StoreError::Unsafe {
+            path: path.to_owned(),
+            why: format!("{what} must not contain '..' components"),
+        });
+    }
+    Ok(())
+}
+
+/// Makes sure `path` is a real directory (creating it if missing), never a symlink to one.
+fn ensure_dir(path: &Path) -> StoreResult<()> {
+    match DirBuilder::new().mode(0o755).create(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(StoreError::io("cannot create directory", path)(e)),
+    }
+    check_real_dir(path)
+}
+
+fn check_real_dir(path: &Path) -> StoreResult<()> {
+    let md = fs::symlink_metadata(path).map_err(StoreError::io("cannot inspect", path))?;
+    if md.file_type().is_symlink() {
+        return Err(StoreError::Unsafe {
+            path: path.to_owned(),
+            why: "is a symbolic link; the store never follows symlinks: replace it with a directory".into(),
+        });
+    }
+    if !md.is_dir() {
+        return Err(StoreError::Unsafe {
+            path: path.to_owned(),
+            why: "is not a directory".into(),
+        });
+    }
+    Ok(())
+}
+
+fn open_nofollow(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new().read(true).custom_flags(O_NOFOLLOW).open(path)
+}
+
+/// Reads a small file without following a symlink; `None` when it does not exist.
+fn read_small(path: &Path) -> StoreResult<Option<Vec<u8>>> {
+    let file = match open_nofollow(path) {
+        Ok(f) => f,
+        Err(e) if is_not_found(&e) => return Ok(None),
+        Err(e) if e.raw_os_error() == Some(ELOOP) => {
+            return Err(StoreError::Unsafe {
+                path: path.to_owned(),
+                why: "is a symbolic link; the store never follows symlinks: remove it".into(),
+            });
+        }
+        Err(e) => return Err(StoreError::io("cannot open", path)(e)),
+    };
+    let mut buf = Vec::new();
+    file.take(MAX_READ)
+        .read_to_end(&mut buf)
+        .map_err(StoreError::io("cannot read", path))?;
+    Ok(Some(buf))
+}
+
+fn remove_if_exists(path: &Path) -> StoreResult<()> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if is_not_found(&e) => Ok(()),
+        Err(e) => Err(StoreError::io("cannot remove", path)(e)),
+    }
+}
+
+/// Creates `path` exclusively (O_EXCL: never through a symlink) holding `content`.
+fn create_exclusive(path: &Path, content: &[u8]) -> std::io::Result<()> {
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(O_NOFOLLOW)
+        .open(path)?;
+    f.write_all(content)
+}
+
+/// Writes `content` to `tmp`, then renames it over `dest`: readers see the old or the new content.
+fn write_atomic(tmp: &Path, dest: &Path, content: &[u8]) -> StoreResult<()> {
+    remove_if_exists(tmp)?;
+    create_exclusive(tmp, content).map_err(StoreError::io("cannot write", tmp))?;
+    fs::rename(tmp, dest).map_err(StoreError::io("cannot rename into place", dest))
+}
+
+fn lock_with_timeout(file: &File, path: &Path, timeout: Duration) -> StoreResult<()> {
+    match file.try_lock() {
+        Ok(()) => return Ok(()),
+        Err(fs::TryLockError::WouldBlock) => {}
+        Err(fs::TryLockError::Error(e)) => return Err(StoreError::io("cannot lock", path)(e)),
+    }
+    // Wait in the kernel's queue (fair, no polling) on a helper thread, with a deadline.
+    let dup = file.try_clone().map_err(StoreError::io("cannot lock", path))?;
+    let (tx, rx) = mpsc::channel();
+    std::thread::Builder::new()
+        .name("store-lock".into())
+        .spawn(move || {
+            let r = dup.lock();
+            let _ = tx.send(r);
+        })
+        .map_err(StoreError::io("cannot start the lock waiter for", path))?;
+    match rx.recv_timeout(timeout) {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(StoreError::io("cannot lock", path)(e)),
+        Err(_) => Err(StoreError::Locked {
+            path: path.to_owned(),
+            secs: timeout.as_secs(),
+        }),
+    }
+}
+
+/// The directory's identity and change times, as recorded in `state`.
+fn dir_stamp(dir: &Path) -> StoreResult<String> {
+    let md = fs::symlink_metadata(dir).map_err(StoreError::io("cannot inspect", dir))?;
+    Ok(format!(
+        "dir {} {} {}.{:09} {}.{:09}",
+        md.dev(),
+        md.ino(),
+        md.mtime(),
+        md.mtime_nsec(),
+        md.ctime(),
+        md.ctime_nsec()
+    ))
+}
+
+/// How a cursor file's content is recorded: the address, `-` when absent, `?` when unreadable.
+fn cursor_token(content: Option<&[u8]>) -> String {
+    match content {
+        None => "-".into(),
+        Some(b) => std::str::from_utf8(b)
+            .ok()
+            .map(str::trim)
+            .filter(|s| s.parse::<IpAddr>().is_ok())
+            .map_or_else(|| "?".into(), str::to_owned),
+    }
+}
+
+/// The index file name of an owner: FNV-1a (64 bit) of id, NUL, ifname (0xff for a legacy owner).
+fn bucket_name(o: &Owner) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let tail: &[u8] = o.ifname.as_deref().map_or(&[0xff], str::as_bytes);
+    for &b in o.id.as_bytes().iter().chain(&[0u8]).chain(tail) {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
+fn index_line(ip: IpAddr, o: &Owner) -> String {
+    match &o.ifname {
+        Some(i) => format!("{ip} {} {i}\n", o.id),
+        None => format!("{ip} {}\n", o.id),
+    }
+}
+
+fn parse_index_line(line: &str) -> Option<(IpAddr, Owner)> {
+    let mut parts = line.split(' ');
+    let ip = parts.next()?.parse().ok()?;
+    let id = parts.next()?;
+    let owner = match parts.next() {
+        Some(i) => Owner::new(id, i),
+        None => Owner::legacy(id),
+    };
+    parts.next().is_none().then_some((ip, owner))
+}
+
+/// A directory entry name that is a reservation: a canonical address text.
+fn reservation_name(name: &str) -> Option<IpAddr> {
+    name.parse::<IpAddr>().ok().filter(|ip| ip.to_string() == name)
+}
+
+impl DiskStore {
+    /// Opens (creating it if needed) and locks the store of `network` under `data_dir`.
+    ///
+    /// Then, with `reclaim_after_reboot`, if the store was last used during another boot, every
+    /// reservation is released (all were made before this boot). A store never used by this plugin
+    /// (no recorded boot) is left alone. Finally the index is checked and rebuilt when stale.
+    pub fn open(data_dir: &Path, network: &str, opts: &DiskOptions) -> StoreResult<DiskStore> {
+        check_no_parent(data_dir, "dataDir")?;
+        let name = Path::new(network);
+        if network.is_empty()
+            || name.components().count() != 1
+            || !matches!(name.components().next(), Some(Component::Normal(_)))
+        {
+            return Err(StoreError::Unsafe {
+                path: data_dir.join(network),
+                why: "the network name must be a single plain path component".into(),
+            });
+        }
+        fs::create_dir_all(data_dir).map_err(StoreError::io("cannot create dataDir", data_dir))?;
+        let dir = data_dir.join(network);
+        ensure_dir(&dir)?;
+        let lock_path = dir.join(LOCK);
+        let lock = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .custom_flags(O_NOFOLLOW)
+            .open(&lock_path)
+            .map_err(|e| {
+                if e.raw_os_error() == Some(ELOOP) {
+                    StoreError::Unsafe {
+                        path: lock_path.clone(),
+                        why: "is a symbolic link; the store never follows symlinks: remove it".into(),
+                    }
+                } else {
+                    StoreError::io("cannot open the lock file", &lock_path)(e)
+                }
+            })?;
+        lock_with_timeout(&lock, &lock_path, opts.lock_timeout)?;
+        // Checked again now that nobody else may change the store.
+        check_real_dir(&dir)?;
+        let meta = dir.join(META);
+        ensure_dir(&meta)?;
+        ensure_dir(&meta.join("owners"))?;
+        let mut store = DiskStore {
+            dir,
+            meta,
+            _lock: lock,
+            dirty: false,
+            consistent: true,
+            cursors: BTreeMap::new(),
+            tmp_owner: None,
+            report: OpenReport::default(),
+        };
+        store.boot_check(opts)?;
+        if !store.report.rebuilt && !store.index_valid()? {
+            store.rebuild(|_, _| false)?;
+        }
+        Ok(store)
+    }
+
+    /// What opening did (rebuild, reclaimed reservations).
+    pub fn report(&self) -> &OpenReport {
+        &self.report
+    }
+
+    /// The network directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn meta_path(&self, name: &str) -> PathBuf {
+        self.meta.join(name)
+    }
+
+    fn reservation_path(&self, ip: IpAddr) -> PathBuf {
+        self.dir.join(ip.to_string())
+    }
+
+    fn cursor_path(&self, set: usize) -> PathBuf {
+        self.dir.join(format!("{CURSOR_PREFIX}{set}"))
+    }
+
+    fn bucket_path(&self, o: &Owner) -> PathBuf {
+        self.meta.join("owners").join(bucket_name(o))
+    }
+
+    fn boot_check(&mut self, opts: &DiskOptions) -> StoreResult<()> {
+        // Without a readable boot ID (no /proc) there is nothing to compare: reboot awareness is off.
+        let Ok(current) = fs::read_to_string(&opts.boot_id_path) else {
+            return Ok(());
+        };
+        let current = current.trim();
+        if current.is_empty() || current.contains(char::is_whitespace) {
+            return Ok(());
+        }
+        let marker = self.meta_path("boot_id");
+        let recorded = read_small(&marker)?.and_then(|b| {
+            String::from_utf8(b)
+                .ok()
+                .and_then(|s| s.trim().strip_prefix("boot_id ").map(str::to_owned))
+        });
+        if recorded.as_deref() == Some(current) {
+            return Ok(());
+        }
+        if opts.reclaim_after_reboot && recorded.is_some() {
+            self.report.reclaimed = self.rebuild(|_, _| true)?;
+        }
+        write_atomic(
+            &self.meta_path("tmp-boot"),
+            &marker,
+            format!("boot_id {current}\n").as_bytes(),
+        )
+    }
+
+    /// Whether `state` matches the directory and every cursor it recorded.
+    fn index_valid(&mut self) -> StoreResult<bool> {
+        let Some(state) = read_small(&self.meta_path("state"))? else {
+            return Ok(false);
+        };
+        let Ok(state) = String::from_utf8(state) else {
+            return Ok(false);
+        };
+        let mut lines = state.lines();
+        if lines.next() != Some(STATE_HEADER) {
+            return Ok(false);
+        }
+        if lines.next() != Some(dir_stamp(&self.dir)?.as_str()) {
+            return Ok(false);
+        }
+        for line in lines {
+            let mut parts = line.split(' ');
+            let (Some("cursor"), Some(Ok(set)), Some(token), None) = (
+                parts.next(),
+                parts.next().map(str::parse::<usize>),
+                parts.next(),
+                parts.next(),
+            ) else {
+                return Ok(false);
+            };
+            let now = cursor_token(read_small(&self.cursor_path(set))?.as_deref());
+            if now != token {
+                return Ok(false);
+            }
+            self.cursors.insert(set, now);
+        }
+        Ok(true)
+    }
+
+    /// Marks the index untrusted until this operation records it again (a crash in between makes
+    /// the next operation rebuild it).
+    fn mark_dirty(&mut self) -> StoreResult<()> {
+        if !self.dirty {
+            remove_if_exists(&self.meta_path("state"))?;
+            self.dirty = true;
+        }
+        Ok(())
+    }
+
+    fn write_state(&mut self) -> StoreResult<()> {
+        let mut text = format!("{STATE_HEADER}\n{}\n", dir_stamp(&self.dir)?);
+        for (set, token) in &self.cursors {
+            text.push_str(&format!("cursor {set} {token}\n"));
+        }
+        write_atomic(
+            &self.meta_path("tmp-state"),
+            &self.meta_path("state"),
+            text.as_bytes(),
+        )
+    }
+
+    /// Scans every reservation; those for which `drop_it(ip, owner)` is true are removed, the others
+    /// make up the new index. Returns the removed addresses.
+    fn rebuild(
+        &mut self,
+        mut drop_it: impl FnMut(IpAddr, Option<&Owner>) -> bool,
+    ) -> StoreResult<Vec<IpAddr>> {
+        self.mark_dirty()?;
+        self.consistent = false;
+        let owners = self.meta.join("owners");
+        let fresh = self.meta.join("owners.new");
+        let old = self.meta.join("owners.old");
+        for d in [&fresh, &old] {
+            match fs::remove_dir_all(d) {
+                Ok(()) => {}
+                Err(e) if is_not_found(&e) => {}
+                Err(e) => return Err(StoreError::io("cannot remove", d.as_path())(e)),
+            }
+        }
+        ensure_dir(&fresh)?;
+        let mut removed = Vec::new();
+        let entries = fs::read_dir(&self.dir).map_err(StoreError::io("cannot list", &self.dir))?;
+        for entry in entries {
+            let entry = entry.map_err(StoreError::io("cannot list", &self.dir))?;
+            let name = entry.file_name();
+            let Some(ip) = name.to_str().and_then(reservation_name) else {
+                continue;
+            };
+            let path = entry.path();
+            // A symlink or directory with an address name blocks that address but is never followed.
+            match entry.file_type() {
+                Ok(t) if t.is_file() => {}
+                _ => continue,
+            }
+            let owner = read_small(&path)?.and_then(|b| Owner::parse_body(&b));
+            if drop_it(ip, owner.as_ref()) {
+                remove_if_exists(&path)?;
+                removed.push(ip);
+                continue;
+            }
+            if let Some(o) = owner {
+                let bucket = fresh.join(bucket_name(&o));
+                let mut f = OpenOptions::new()
+                    .append(true)
+                    .create(true)
+                    .mode(0o600)
+                    .custom_flags(O_NOFOLLOW)
+                    .open(&bucket)
+                    .map_err(StoreError::io("cannot write", &bucket))?;
+                f.write_all(index_line(ip, &o).as_bytes())
+                    .map_err(StoreError::io("cannot write", &bucket))?;
+            }
+        }
+        match fs::rename(&owners, &old) {
+            Ok(()) => {}
+            Err(e) if is_not_found(&e) => {}
+            Err(e) => return Err(StoreError::io("cannot rename", owners.as_path())(e)),
+        }
+        fs::rename(&fresh, &owners).map_err(StoreError::io("cannot rename into place", &owners))?;
+        let _ = fs::remove_dir_all(&old);
+        self.consistent = true;
+        self.report.rebuilt = true;
+        Ok(removed)
+    }
+
+    fn bucket(&self, o: &Owner) -> StoreResult<Vec<(IpAddr, Owner)>> {
+        let Some(bytes) = read_small(&self.bucket_path(o))? else {
+            return Ok(Vec::new());
+        };
+        Ok(String::from_utf8_lossy(&bytes)
+            .lines()
+            .filter_map(parse_index_line)
+            .collect())
+    }
+
+    fn write_bucket(&mut self, o: &Owner, lines: &[(IpAddr, Owner)]) -> StoreResult<()> {
+        self.mark_dirty()?;
+        let path = self.bucket_path(o);
+        if lines.is_empty() {
+            return remove_if_exists(&path);
+        }
+        let text: String = lines.iter().map(|(ip, o)| index_line(*ip, o)).collect();
+        write_atomic(&self.meta_path("tmp-index"), &path, text.as_bytes())
+    }
+
+    fn index_add(&mut self, ip: IpAddr, o: &Owner) -> StoreResult<()> {
+        let mut lines = self.bucket(o)?;
+        if !lines.iter().any(|(i, x)| *i == ip && x == o) {
+            lines.push((ip, o.clone()));
+        }
+        self.write_bucket(o, &lines)
+    }
+
+    fn index_remove(&mut self, ips: &[IpAddr], o: &Owner) -> StoreResult<()> {
+        let mut lines = self.bucket(o)?;
+        let before = lines.len();
+        lines.retain(|(i, x)| !(x == o && ips.contains(i)));
+        if lines.len() == before {
+            return Ok(());
+        }
+        self.write_bucket(o, &lines)
+    }
+
+    /// Creates the reservation file of `ip` holding `owner`'s body, atomically; false if it exists.
+    fn create_reservation(&mut self, ip: IpAddr, owner: &Owner) -> StoreResult<bool> {
+        let tmp = self.meta_path("tmp-reserve");
+        if self.tmp_owner.as_ref() != Some(owner) {
+            // Never rewrite an existing tmp-reserve in place: after a crash it may still be a second
+            // name of a reservation file.
+            remove_if_exists(&tmp)?;
+            self.tmp_owner = None;
+            create_exclusive(&tmp, owner.body().as_bytes()).map_err(StoreError::io("cannot write", &tmp))?;
+            self.tmp_owner = Some(owner.clone());
+        }
+        let dest = self.reservation_path(ip);
+        match fs::hard_link(&tmp, &dest) {
+            Ok(()) => {
+                self.tmp_owner = None;
+                remove_if_exists(&tmp)?;
+                Ok(true)
+            }
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(false),
+            // File systems without hard links: fall back to the reference's exclusive create.
+            Err(e) if matches!(e.raw_os_error(), Some(1 | 95 | 18)) => {
+                match create_exclusive(&dest, owner.body().as_bytes()) {
+                    Ok(()) => Ok(true),
+                    Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(false),
+                    Err(e) => Err(StoreError::io("cannot create reservation", dest)(e)),
+                }
+            }
+            Err(e) => Err(StoreError::io("cannot create reservation", dest)(e)),
+        }
+    }
+
+    /// Every reservation: (address, holder) with `None` for unreadable bodies. A full scan.
+    pub fn list(&self) -> StoreResult<Vec<(IpAddr, Option<Owner>)>> {
+        let mut out = Vec::new();
+        let entries = fs::read_dir(&self.dir).map_err(StoreError::io("cannot list", &self.dir))?;
+        for entry in entries {
+            let entry = entry.map_err(StoreError::io("cannot list", &self.dir))?;
+            let Some(ip) = entry.file_name().to_str().and_then(reservation_name) else {
+                continue;
+            };
+            let owner = match entry.file_type() {
+                Ok(t) if t.is_file() => read_small(&entry.path())?.and_then(|b| Owner::parse_body(&b)),
+                _ => None,
+            };
+            out.push((ip, owner));
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// GC: releases every reservation whose holder `keep` rejects (unreadable bodies included) and
+    /// rebuilds the index. Returns the released addresses with their holders.
+    pub fn retain(
+        &mut self,
+        mut keep: impl FnMut(&Owner) -> bool,
+    ) -> StoreResult<Vec<(IpAddr, Option<Owner>)>> {
+        let mut gone = Vec::new();
+        self.rebuild(|ip, o| {
+            let drop_it = o.is_none_or(|o| !keep(o));
+            if drop_it {
+                gone.push((ip, o.cloned()));
+            }
+            drop_it
+        })?;
+        gone.sort();
+        Ok(gone)
+    }
+
+    /// Whether the network directory accepts new files (used by STATUS).
+    pub fn check_writable(&mut self) -> StoreResult<()> {
+        let probe = self.meta_path("tmp-probe");
+        remove_if_exists(&probe)?;
+        create_exclusive(&probe, b"probe").map_err(StoreError::io("cannot write", &probe))?;
+        remove_if_exists(&probe)
+    }
+}
+
+impl Reservations for DiskStore {
+    fn reserve(&mut self, ip: IpAddr, owner: &Owner) -> StoreResult<bool> {
+        self.mark_dirty()?;
+        self.consistent = false;
+        let created = self.create_reservation(ip, owner)?;
+        if created {
+            self.index_add(ip, owner)?;
+        }
+        self.consistent = true;
+        Ok(created)
+    }
+
+    fn release(&mut self, ip: IpAddr, owner: &Owner) -> StoreResult<bool> {
+        let path = self.reservation_path(ip);
+        let holder = read_small(&path)?.and_then(|b| Owner::parse_body(&b));
+        if holder.as_ref() != Some(owner) {
+            return Ok(false);
+        }
+        self.mark_dirty()?;
+        self.consistent = false;
+        remove_if_exists(&path)?;
+        self.index_remove(&[ip], owner)?;
+        self.consistent = true;
+        Ok(true)
+    }
+
+    fn owner_of(&mut self, ip: IpAddr) -> StoreResult<Option<Owner>> {
+        Ok(read_small(&self.reservation_path(ip))?.and_then(|b| Owner::parse_body(&b)))
+    }
+
+    fn is_reserved(&mut self, ip: IpAddr) -> StoreResult<bool> {
+        let path = self.reservation_path(ip);
+        match fs::symlink_metadata(&path) {
+            Ok(_) => Ok(true),
+            Err(e) if is_not_found(&e) => Ok(false),
+            Err(e) => Err(StoreError::io("cannot inspect", path)(e)),
+        }
+    }
+
+    fn last_reserved(&mut self, set: usize) -> StoreResult<Option<IpAddr>> {
+        let content = read_small(&self.cursor_path(set))?;
+        let token = cursor_token(content.as_deref());
+        let ip = token.parse().ok();
+        self.cursors.insert(set, token);
+        Ok(ip)
+    }
+
+    fn set_last_reserved(&mut self, set: usize, ip: IpAddr) -> StoreResult<()> {
+        self.mark_dirty()?;
+        let text = ip.to_string();
+        write_atomic(
+            &self.meta_path("tmp-cursor"),
+            &self.cursor_path(set),
+            text.as_bytes(),
+        )?;
+        self.cursors.insert(set, text);
+        Ok(())
+    }
+
+    fn held_by(&mut self, owner: &Owner) -> StoreResult<Vec<IpAddr>> {
+        let lines = self.bucket(owner)?;
+        let mut held = Vec::new();
+        let mut stale = Vec::new();
+        for (ip, o) in lines.iter().filter(|(_, o)| o == owner) {
+            if self.owner_of(*ip)?.as_ref() == Some(o) {
+                held.push(*ip);
+            } else {
+                stale.push(*ip);
+            }
+        }
+        if !stale.is_empty() {
+            self.index_remove(&stale, owner)?;
+        }
+        Ok(held)
+    }
+}
+
+impl Drop for DiskStore {
+    fn drop(&mut self) {
+        if self.tmp_owner.is_some() {
+            let _ = fs::remove_file(self.meta_path("tmp-reserve"));
+        }
+        if self.dirty && self.consistent {
+            // On failure `state` stays absent and the next operation rebuilds the index.
+            let _ = self.write_state();
+        }
+    }
+}
