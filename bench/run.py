@@ -1,0 +1,735 @@
+#!/usr/bin/python3
+"""Side-by-side benchmark of sandbox-cni against the reference plugins (Debian's
+containernetworking-plugins in /usr/lib/cni), in one run.
+
+Every figure is measured interleaved: each round runs a bare process start (a static do-nothing
+binary), our plugin and the reference plugin, in rotating order, so machine noise hits all three alike.
+Figures are printed as ratios to the reference and to the bare start; the absolute medians are kept for
+context only. Process timing and peak RSS come from bench/runner.c (a tiny static parent: fork, exec,
+wait4), so the Python interpreter's own start-up and memory never enter a figure.
+
+Run as root for the full picture: the reference bridge and loopback need real network namespaces, which
+the script creates for itself (its own scratch namespace for the host side, one container namespace)
+and removes at the end. Without root those two comparisons are skipped.
+
+Usage: bench/run.py [--quick] [--ours DIR] [--reference DIR] [--out DIR] [--check]
+Writes OUT/results.json, OUT/report.md and OUT/latency-vs-store-size.png (OUT defaults to bench/out).
+"""
+
+import argparse
+import ctypes
+import ipaddress
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+MUSL = "x86_64-unknown-linux-musl"
+PLUGINS = ["loopback", "host-local", "bridge", "portmap", "bandwidth", "firewall", "tuning"]
+CALL_TIMEOUT = 120  # seconds; no single plugin call may take longer
+STORE_NET = ipaddress.ip_network("10.200.0.0/16")
+
+# Targets (from the project's issues). Sizes are strict decimal: 1.5 MB = 1,500,000 bytes.
+RSS_LIMIT_KIB = 1_500_000 // 1024
+TARGETS = {
+    "version_vs_bare": 1.3,
+    "loopback_add_vs_bare": 1.3,
+    "empty_speedup": 3.0,
+    "store60k_speedup": 300.0,
+    "concurrency_speedup": 4.0,
+    "bridge_add_vs_bare": 2.5,
+}
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+class BenchError(Exception):
+    pass
+
+
+# ---- tools ------------------------------------------------------------------------------------------
+
+
+def build_tools(out):
+    """Builds bench/runner.c and bench/nothing.c statically (musl-gcc preferred, else gcc -static)."""
+    cc = shutil.which("musl-gcc")
+    flags = ["-O2", "-static"]
+    if cc is None:
+        cc = shutil.which("gcc") or shutil.which("cc")
+    if cc is None:
+        raise BenchError("no C compiler: install musl-tools (preferred) or gcc to build bench/runner.c")
+    tools = {}
+    for name in ["runner", "nothing"]:
+        exe = os.path.join(out, name)
+        src = os.path.join(HERE, name + ".c")
+        r = subprocess.run([cc, *flags, "-o", exe, src], capture_output=True, text=True, timeout=300)
+        if r.returncode != 0:
+            raise BenchError(f"cannot build {src} with {cc}: {r.stderr.strip()}")
+        tools[name] = exe
+    tools["cc"] = os.path.basename(cc)
+    return tools
+
+
+class Runner:
+    def __init__(self, exe, workdir):
+        self.exe = exe
+        self.dir = workdir
+        self.count = 0
+
+    def stdin_file(self, data):
+        self.count += 1
+        path = os.path.join(self.dir, f"stdin-{self.count}")
+        with open(path, "wb") as f:
+            f.write(data)
+        return path
+
+    def once(self, prog, env, stdin_path):
+        """Runs prog once; returns (seconds, peak RSS KiB, exit status, stdout bytes)."""
+        out = os.path.join(self.dir, "stdout")
+        r = subprocess.run(
+            [self.exe, "once", stdin_path, out, prog],
+            env=env,
+            capture_output=True,
+            timeout=CALL_TIMEOUT,
+        )
+        if r.returncode != 0:
+            raise BenchError(f"runner failed on {prog}: {r.stderr.decode(errors='replace').strip()}")
+        ns, rss, status = (int(x) for x in r.stdout.split())
+        with open(out, "rb") as f:
+            stdout = f.read()
+        return ns / 1e9, rss, status, stdout
+
+    def par(self, prog, env, stdin_path, parallel, n, outdir, prefix):
+        r = subprocess.run(
+            [self.exe, "par", str(parallel), str(n), stdin_path, outdir, prefix, prog],
+            env=env,
+            capture_output=True,
+            timeout=CALL_TIMEOUT * 5,
+        )
+        if r.returncode != 0:
+            raise BenchError(f"runner failed on {prog}: {r.stderr.decode(errors='replace').strip()}")
+        ns, failures = (int(x) for x in r.stdout.split())
+        return ns / 1e9, failures
+
+
+# ---- environment ------------------------------------------------------------------------------------
+
+
+def cni_env(command, container, netns, path):
+    return {
+        "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+        "CNI_COMMAND": command,
+        "CNI_CONTAINERID": container,
+        "CNI_NETNS": netns,
+        "CNI_IFNAME": "eth0",
+        "CNI_PATH": path,
+    }
+
+
+def find_ours(explicit):
+    candidates = [explicit] if explicit else []
+    target = os.environ.get("CARGO_TARGET_DIR") or os.path.join(REPO, "target")
+    candidates += [os.path.join(target, MUSL, "release"), os.path.join(target, "release")]
+    for d in candidates:
+        if d and os.path.isfile(os.path.join(d, "loopback")):
+            return os.path.abspath(d)
+    raise BenchError(
+        "our release plugins were not found (looked in "
+        + ", ".join(c for c in candidates if c)
+        + "): build them with `cargo build --release --target " + MUSL + "` or pass --ours DIR"
+    )
+
+
+class Netns:
+    """A scratch network namespace for this process (the reference bridge's host side) and one named
+    container namespace. Only set up when running as root with iproute2 available."""
+
+    CLONE_NEWNET = 0x40000000
+
+    def __init__(self):
+        self.name = None
+        self.path = None
+        self.why_not = None
+
+    def setup(self):
+        if os.geteuid() != 0:
+            self.why_not = "not root: the reference bridge and loopback need network namespaces"
+            return False
+        if shutil.which("ip") is None:
+            self.why_not = "iproute2 (`ip`) is missing"
+            return False
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.unshare(self.CLONE_NEWNET) != 0:
+            self.why_not = f"unshare(CLONE_NEWNET) failed: {os.strerror(ctypes.get_errno())}"
+            return False
+        subprocess.run(["ip", "link", "set", "lo", "up"], check=False, timeout=30)
+        self.name = f"sbxbench-{os.getpid()}"
+        r = subprocess.run(["ip", "netns", "add", self.name], capture_output=True, text=True, timeout=30)
+        if r.returncode != 0:
+            self.why_not = f"ip netns add failed: {r.stderr.strip()}"
+            self.name = None
+            return False
+        self.path = f"/run/netns/{self.name}"
+        return True
+
+    def cleanup(self):
+        if self.name:
+            subprocess.run(["ip", "netns", "del", self.name], check=False, timeout=30)
+            self.name = None
+
+
+# ---- measurements -----------------------------------------------------------------------------------
+
+
+class Impl:
+    def __init__(self, label, bindir):
+        self.label = label
+        self.dir = bindir
+
+    def exe(self, plugin):
+        return os.path.join(self.dir, plugin)
+
+
+def med(xs):
+    return statistics.median(xs) if xs else float("nan")
+
+
+class Bench:
+    def __init__(self, args, tools, ours, ref, work, netns):
+        self.quick = args.quick
+        self.runner = Runner(tools["runner"], work)
+        self.nothing = tools["nothing"]
+        self.ours = ours
+        self.ref = ref
+        self.work = work
+        self.netns = netns
+        self.results = {}
+        self.notes = []
+        self.empty_stdin = self.runner.stdin_file(b"")
+        self.ctr_netns = netns.path or "/var/run/netns/sbxbench-absent"
+        self.sweep = []
+
+    def available(self, plugin):
+        """Whether our plugin is real yet (answers VERSION), not a placeholder binary."""
+        if not os.path.isfile(self.ours.exe(plugin)):
+            return False
+        _, _, status, out = self.runner.once(self.ours.exe(plugin), cni_env("VERSION", "", "", ""), self.empty_stdin)
+        try:
+            return status == 0 and "supportedVersions" in json.loads(out)
+        except ValueError:
+            return False
+
+    # One timed call; raises if the plugin did not do what it should.
+    def call(self, impl, plugin, env, stdin_path, want_output=None):
+        if not env.get("CNI_PATH") and env.get("CNI_COMMAND") != "VERSION":
+            env = dict(env, CNI_PATH=impl.dir)
+        secs, rss, status, out = self.runner.once(impl.exe(plugin), env, stdin_path)
+        if status != 0:
+            raise BenchError(
+                f"{impl.label} {plugin} {env.get('CNI_COMMAND')} failed (exit {status}): "
+                + out.decode(errors="replace")[:400]
+            )
+        if want_output is not None:
+            try:
+                doc = json.loads(out)
+            except ValueError:
+                raise BenchError(
+                    f"{impl.label} {plugin} {env.get('CNI_COMMAND')} printed no JSON result "
+                    f"(a placeholder binary?): {out[:200]!r}"
+                )
+            if want_output and want_output not in doc:
+                raise BenchError(f"{impl.label} {plugin} result lacks {want_output!r}: {doc}")
+        return secs, rss
+
+    def bare(self):
+        secs, rss, status, _ = self.runner.once(self.nothing, {}, self.empty_stdin)
+        if status != 0:
+            raise BenchError("the do-nothing binary failed")
+        return secs, rss
+
+    def interleaved(self, rounds, ours_fn, ref_fn, between=None):
+        """Runs rounds of (bare, ours, ref) in rotating order; returns lists of samples."""
+        samples = {"bare": [], "ours": [], "ref": []}
+        jobs = [("bare", lambda i: self.bare()), ("ours", ours_fn), ("ref", ref_fn)]
+        for i in range(rounds):
+            k = i % 3
+            for name, fn in jobs[k:] + jobs[:k]:
+                if fn is None:
+                    continue
+                samples[name].append(fn(i))
+            if between:
+                between(i)
+        return samples
+
+    def record(self, key, title, samples, target=None, kind="vs_ref", rss=True):
+        times = {k: [s[0] for s in v] for k, v in samples.items()}
+        rsses = {k: max((s[1] for s in v), default=0) for k, v in samples.items()}
+        entry = {
+            "title": title,
+            "n": len(times["ours"]),
+            "median_s": {k: med(v) for k, v in times.items() if v},
+            "min_s": {k: min(v) for k, v in times.items() if v},
+            "peak_rss_kib": {k: v for k, v in rsses.items() if samples[k]} if rss else {},
+        }
+        m = entry["median_s"]
+        if "ref" in m:
+            entry["speedup_vs_ref"] = m["ref"] / m["ours"]
+        entry["ours_vs_bare"] = m["ours"] / m["bare"]
+        if "ref" in m:
+            entry["ref_vs_bare"] = m["ref"] / m["bare"]
+        if target is not None:
+            entry["target"] = {"kind": kind, "value": target}
+            got = entry["speedup_vs_ref"] if kind == "vs_ref" else entry["ours_vs_bare"]
+            entry["pass"] = got >= target if kind == "vs_ref" else got <= target
+        self.results[key] = entry
+        return entry
+
+    # -- VERSION and loopback ----------------------------------------------------------------------
+
+    def version(self, rounds, plugins):
+        for plugin in plugins:
+            env = cni_env("VERSION", "", "", "")
+            stdin = self.runner.stdin_file(b'{"cniVersion":"1.0.0"}')
+            s = self.interleaved(
+                rounds,
+                lambda i: self.call(self.ours, plugin, env, stdin, "supportedVersions"),
+                lambda i: self.call(self.ref, plugin, env, stdin, "supportedVersions"),
+            )
+            self.record(f"version_{plugin}", f"{plugin} VERSION", s, TARGETS["version_vs_bare"], "vs_bare")
+
+    def loopback_add(self, rounds):
+        conf = {"cniVersion": "1.0.0", "name": "sbxbench-lo", "type": "loopback"}
+        stdin = self.runner.stdin_file(json.dumps(conf).encode())
+        ref_fn = None
+        if self.netns.path:
+            def ref_fn(i):
+                return self.call(self.ref, "loopback", cni_env("ADD", f"lo{i}", self.netns.path, ""), stdin, "ips")
+        else:
+            self.notes.append(f"reference loopback ADD skipped: {self.netns.why_not}")
+        s = self.interleaved(
+            rounds,
+            lambda i: self.call(self.ours, "loopback", cni_env("ADD", f"lo{i}", self.ctr_netns, ""), stdin, "ips"),
+            ref_fn,
+        )
+        self.record("loopback_add", "loopback ADD", s, TARGETS["loopback_add_vs_bare"], "vs_bare")
+
+    # -- host-local ----------------------------------------------------------------------------------
+
+    def hl_conf(self, data_dir, net, name="sbxbench"):
+        return {
+            "cniVersion": "1.0.0",
+            "name": name,
+            "type": "host-local",
+            "ipam": {
+                "type": "host-local",
+                "ranges": [[{"subnet": str(net)}]],
+                "routes": [{"dst": "0.0.0.0/0"}],
+                "dataDir": data_dir,
+            },
+        }
+
+    def hl_empty(self, rounds):
+        dirs = {k: os.path.join(self.work, f"empty-{k}") for k in ("ours", "ref")}
+        stdins = {
+            k: self.runner.stdin_file(json.dumps(self.hl_conf(d, "10.22.0.0/24")).encode())
+            for k, d in dirs.items()
+        }
+        adds = {"bare": [], "ours": [], "ref": []}
+        dels = {"bare": [], "ours": [], "ref": []}
+        impls = {"ours": self.ours, "ref": self.ref}
+        jobs = ["bare", "ours", "ref"]
+        for i in range(rounds):
+            for d in dirs.values():
+                shutil.rmtree(d, ignore_errors=True)
+            k = i % 3
+            for name in jobs[k:] + jobs[:k]:
+                if name == "bare":
+                    adds["bare"].append(self.bare())
+                    dels["bare"].append(self.bare())
+                    continue
+                ctr = f"e{i}"
+                adds[name].append(self.call(impls[name], "host-local", cni_env("ADD", ctr, self.ctr_netns, ""), stdins[name], "ips"))
+                dels[name].append(self.call(impls[name], "host-local", cni_env("DEL", ctr, "", ""), stdins[name]))
+        self.record("hl_add_empty", "host-local ADD, empty store", adds, TARGETS["empty_speedup"])
+        self.record("hl_del_empty", "host-local DEL, empty store", dels, TARGETS["empty_speedup"])
+
+    def populate(self, net_dir, have, want):
+        """Adds reservation files for indexes have..want-1 (IPs from 10.200.0.2 up), as host-local
+        writes them: file named by the IP, body `id\\r\\nifname`; cursor at the last one."""
+        os.makedirs(net_dir, exist_ok=True)
+        base = int(STORE_NET.network_address) + 2
+        for k in range(have, want):
+            ip = ipaddress.ip_address(base + k)
+            with open(os.path.join(net_dir, str(ip)), "w") as f:
+                f.write(f"pre-{k}\r\neth0")
+        if want > 0:
+            with open(os.path.join(net_dir, "last_reserved_ip.0"), "w") as f:
+                f.write(str(ipaddress.ip_address(base + want - 1)))
+
+    def store_sweep(self, sizes, rounds_for):
+        names = {"ours": "sweep-ours", "ref": "sweep-ref"}
+        data = {k: os.path.join(self.work, "store-" + k) for k in names}
+        stdins = {
+            k: self.runner.stdin_file(json.dumps(self.hl_conf(data[k], STORE_NET, "sbxsweep")).encode())
+            for k in names
+        }
+        impls = {"ours": self.ours, "ref": self.ref}
+        sweep = []
+        have = 0
+        for size in sizes:
+            t0 = time.monotonic()
+            for k in names:
+                self.populate(os.path.join(data[k], "sbxsweep"), have, size)
+            have = size
+            rounds = rounds_for(size)
+            samples = {op: {"bare": [], "ours": [], "ref": []} for op in ("ADD", "CHECK", "DEL")}
+            jobs = ["bare", "ours", "ref"]
+            for i in range(rounds):
+                k = i % 3
+                for name in jobs[k:] + jobs[:k]:
+                    if name == "bare":
+                        for op in samples:
+                            samples[op]["bare"].append(self.bare())
+                        continue
+                    ctr = f"s{size}-{i}"
+                    impl = impls[name]
+                    samples["ADD"][name].append(
+                        self.call(impl, "host-local", cni_env("ADD", ctr, self.ctr_netns, ""), stdins[name], "ips")
+                    )
+                    samples["CHECK"][name].append(
+                        self.call(impl, "host-local", cni_env("CHECK", ctr, self.ctr_netns, ""), stdins[name])
+                    )
+                    samples["DEL"][name].append(
+                        self.call(impl, "host-local", cni_env("DEL", ctr, "", ""), stdins[name])
+                    )
+            point = {"size": size, "rounds": rounds}
+            for op, s in samples.items():
+                e = self.record(f"hl_{op.lower()}_{size}", f"host-local {op}, {size:,} reservations", s)
+                point[op] = e
+            sweep.append(point)
+            log(
+                f"  store {size:>6,}: ADD ours {point['ADD']['median_s']['ours'] * 1e3:7.2f} ms, "
+                f"reference {point['ADD']['median_s']['ref'] * 1e3:8.2f} ms  "
+                f"({rounds} rounds, {time.monotonic() - t0:.0f} s)"
+            )
+        top = sizes[-1]
+        for op in ("add", "check", "del"):
+            e = self.results[f"hl_{op}_{top}"]
+            if top >= 60000:
+                e["target"] = {"kind": "vs_ref", "value": TARGETS["store60k_speedup"]}
+                e["pass"] = e["speedup_vs_ref"] >= TARGETS["store60k_speedup"]
+        rss = [p[op]["peak_rss_kib"]["ours"] for p in sweep for op in ("ADD", "CHECK", "DEL")]
+        ref_rss = [p[op]["peak_rss_kib"]["ref"] for p in sweep for op in ("ADD", "CHECK", "DEL")]
+        self.results["hl_rss"] = {
+            "title": f"host-local peak RSS over store sizes {sizes[0]:,}..{top:,} (KiB)",
+            "ours_min_kib": min(rss),
+            "ours_max_kib": max(rss),
+            "ref_min_kib": min(ref_rss),
+            "ref_max_kib": max(ref_rss),
+            "target": {"kind": "rss", "value": RSS_LIMIT_KIB},
+            "pass": max(rss) <= RSS_LIMIT_KIB,
+        }
+        self.sweep = sweep
+        return sweep
+
+    def concurrency(self, rounds, n, parallel):
+        impls = {"ours": self.ours, "ref": self.ref}
+        out = {k: [] for k in impls}
+        problems = []
+        for i in range(rounds):
+            order = ["ours", "ref"] if i % 2 == 0 else ["ref", "ours"]
+            for name in order:
+                d = os.path.join(self.work, f"conc-{name}")
+                shutil.rmtree(d, ignore_errors=True)
+                outdir = os.path.join(self.work, f"conc-out-{name}")
+                shutil.rmtree(outdir, ignore_errors=True)
+                os.makedirs(outdir)
+                stdin = self.runner.stdin_file(json.dumps(self.hl_conf(d, "10.30.0.0/24", "sbxconc")).encode())
+                env = cni_env("ADD", "unused", self.ctr_netns, "")
+                secs, failures = self.runner.par(impls[name].exe("host-local"), env, stdin, parallel, n, outdir, f"c{i}-")
+                ips = []
+                for j in range(n):
+                    with open(os.path.join(outdir, str(j)), "rb") as f:
+                        body = f.read()
+                    try:
+                        ips.append(json.loads(body)["ips"][0]["address"])
+                    except (ValueError, KeyError, IndexError):
+                        pass
+                dups = len(ips) - len(set(ips))
+                files = [f for f in os.listdir(os.path.join(d, "sbxconc")) if f[0].isdigit()]
+                if failures or dups or len(files) != n:
+                    problems.append(f"{name} round {i}: {failures} failures, {dups} duplicates, {len(files)} files")
+                out[name].append({"secs": secs, "failures": failures, "duplicates": dups, "files": len(files)})
+        thr = {k: n / med([r["secs"] for r in v]) for k, v in out.items()}
+        entry = {
+            "title": f"host-local {parallel}-way concurrent ADD throughput ({n} ADDs into a /24)",
+            "rounds": rounds,
+            "throughput_per_s": thr,
+            "speedup_vs_ref": thr["ours"] / thr["ref"],
+            "ours_duplicates": sum(r["duplicates"] for r in out["ours"]),
+            "ours_failures": sum(r["failures"] for r in out["ours"]),
+            "ref_duplicates": sum(r["duplicates"] for r in out["ref"]),
+            "ref_failures": sum(r["failures"] for r in out["ref"]),
+            "problems": problems,
+            "target": {"kind": "vs_ref", "value": TARGETS["concurrency_speedup"]},
+        }
+        entry["pass"] = (
+            entry["speedup_vs_ref"] >= TARGETS["concurrency_speedup"]
+            and entry["ours_duplicates"] == 0
+            and entry["ours_failures"] == 0
+        )
+        self.results["hl_concurrent"] = entry
+
+    # -- bridge --------------------------------------------------------------------------------------
+
+    def bridge(self, rounds):
+        def conf(data_dir):
+            return {
+                "cniVersion": "1.0.0",
+                "name": "sbxbench-br",
+                "type": "bridge",
+                "bridge": "sbxb0",
+                "isGateway": True,
+                "ipam": {
+                    "type": "host-local",
+                    "ranges": [[{"subnet": "10.91.0.0/24"}]],
+                    "routes": [{"dst": "0.0.0.0/0"}],
+                    "dataDir": data_dir,
+                },
+            }
+
+        stdins = {k: self.runner.stdin_file(json.dumps(conf(os.path.join(self.work, "br-" + k))).encode()) for k in ("ours", "ref")}
+        dels = {"bare": [], "ours": [], "ref": []}
+
+        def ours_fn(i):
+            r = self.call(self.ours, "bridge", cni_env("ADD", f"b{i}", self.ctr_netns, self.ours.dir), stdins["ours"], "ips")
+            dels["ours"].append(self.call(self.ours, "bridge", cni_env("DEL", f"b{i}", self.ctr_netns, self.ours.dir), stdins["ours"]))
+            return r
+
+        ref_fn = None
+        if self.netns.path:
+            def ref_fn(i):
+                r = self.call(self.ref, "bridge", cni_env("ADD", f"b{i}", self.netns.path, self.ref.dir), stdins["ref"], "ips")
+                dels["ref"].append(self.call(self.ref, "bridge", cni_env("DEL", f"b{i}", self.netns.path, self.ref.dir), stdins["ref"]))
+                return r
+        else:
+            self.notes.append(f"reference bridge skipped: {self.netns.why_not}")
+
+        def bare_too(i):
+            dels["bare"].append(self.bare())
+
+        s = self.interleaved(rounds, ours_fn, ref_fn, between=bare_too)
+        self.record("bridge_add", "bridge ADD (runs host-local)", s, TARGETS["bridge_add_vs_bare"], "vs_bare")
+        self.record("bridge_del", "bridge DEL (runs host-local)", dels)
+
+
+# ---- report -----------------------------------------------------------------------------------------
+
+
+def machine():
+    cpu = "unknown"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    ref_version = "unknown"
+    try:
+        r = subprocess.run(
+            ["dpkg-query", "-W", "-f", "${Version}", "containernetworking-plugins"],
+            capture_output=True, text=True, timeout=30,
+        )
+        ref_version = r.stdout.strip() or ref_version
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return {
+        "cpu": cpu,
+        "cpus": os.cpu_count(),
+        "kernel": platform.release(),
+        "os": platform.freedesktop_os_release().get("PRETTY_NAME", "unknown")
+        if hasattr(platform, "freedesktop_os_release") else "unknown",
+        "reference": f"containernetworking-plugins {ref_version}",
+        "load_at_start": os.getloadavg()[0],
+    }
+
+
+def fmt_ms(s):
+    return f"{s * 1e3:.2f} ms" if s == s else "-"
+
+
+def report(bench, info, quick):
+    rows = []
+    for key, e in bench.results.items():
+        if key == "hl_rss":
+            rows.append([
+                e["title"], f"{e['ours_min_kib']}..{e['ours_max_kib']} KiB",
+                f"{e['ref_min_kib']}..{e['ref_max_kib']} KiB", "", "",
+                f"<= {e['target']['value']} KiB", "pass" if e["pass"] else "FAIL",
+            ])
+            continue
+        if key == "hl_concurrent":
+            t = e["throughput_per_s"]
+            rows.append([
+                e["title"], f"{t['ours']:.0f}/s", f"{t['ref']:.0f}/s", f"{e['speedup_vs_ref']:.1f}x faster", "",
+                f">= {e['target']['value']:g}x, 0 duplicates", "pass" if e["pass"] else "FAIL",
+            ])
+            rows.append([
+                "  duplicates / failures", f"{e['ours_duplicates']} / {e['ours_failures']}",
+                f"{e['ref_duplicates']} / {e['ref_failures']}", "", "", "", "",
+            ])
+            continue
+        m = e["median_s"]
+        tgt = e.get("target")
+        tgt_text = ""
+        if tgt:
+            tgt_text = f">= {tgt['value']:g}x faster" if tgt["kind"] == "vs_ref" else f"<= {tgt['value']:g}x bare"
+        rss = e.get("peak_rss_kib", {})
+        rows.append([
+            e["title"],
+            fmt_ms(m["ours"]) + (f", {rss['ours']} KiB" if "ours" in rss else ""),
+            (fmt_ms(m["ref"]) + (f", {rss['ref']} KiB" if "ref" in rss else "")) if "ref" in m else "skipped",
+            f"{e['speedup_vs_ref']:.1f}x faster" if "speedup_vs_ref" in e else "-",
+            f"{e['ours_vs_bare']:.2f}x" + (f" (ref {e['ref_vs_bare']:.1f}x)" if "ref_vs_bare" in e else ""),
+            tgt_text,
+            ("pass" if e["pass"] else "FAIL") if "pass" in e else "",
+        ])
+    head = ["measurement", "ours (median, peak RSS)", "reference", "ours vs reference", "ours vs bare start", "target", ""]
+    bare = statistics.median(
+        [e["median_s"]["bare"] for k, e in bench.results.items() if "median_s" in e]
+    )
+    lines = [
+        f"Machine: {info['cpu']}, {info['cpus']} CPUs, Linux {info['kernel']}, {info['os']}; "
+        f"reference: {info['reference']}; mode: {'quick' if quick else 'full'}; "
+        f"bare start (static do-nothing binary, median over all rounds): {bare * 1e3:.3f} ms",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "---|" * len(head),
+    ]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    if bench.notes:
+        lines += [""] + [f"Note: {n}" for n in bench.notes]
+    return "\n".join(lines) + "\n"
+
+
+def plot(sweep, path):
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        log("matplotlib is missing (Debian: python3-matplotlib, run with /usr/bin/python3): no plot")
+        return False
+    sizes = [p["size"] for p in sweep]
+    fig, ax = plt.subplots(figsize=(8, 5), dpi=110)
+    styles = {"ADD": "o", "CHECK": "s", "DEL": "^"}
+    for op, marker in styles.items():
+        ax.plot(sizes, [p[op]["median_s"]["ref"] * 1e3 for p in sweep], marker=marker, color="tab:red",
+                alpha=0.8, label=f"reference host-local {op}")
+        ax.plot(sizes, [p[op]["median_s"]["ours"] * 1e3 for p in sweep], marker=marker, color="tab:blue",
+                alpha=0.8, label=f"sandbox-cni host-local {op}")
+    bare = med([p["ADD"]["median_s"]["bare"] for p in sweep])
+    ax.axhline(bare * 1e3, color="gray", linestyle="--", label="bare process start")
+    ax.set_yscale("log")
+    ax.set_xlabel("reservations in the store")
+    ax.set_ylabel("per-call latency, median (ms, log scale)")
+    ax.set_title("host-local call latency against store size (fork+exec+wait included)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return True
+
+
+# ---- main -------------------------------------------------------------------------------------------
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="few rounds, small stores (about a minute); for smoke use")
+    p.add_argument("--ours", help="directory of our release plugins (default: target/<musl>/release)")
+    p.add_argument("--reference", default="/usr/lib/cni", help="directory of the reference plugins")
+    p.add_argument("--out", default=os.path.join(HERE, "out"), help="where results and the plot go")
+    p.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
+    args = p.parse_args()
+
+    os.makedirs(args.out, exist_ok=True)
+    ours = Impl("ours", find_ours(args.ours))
+    ref = Impl("reference", os.path.abspath(args.reference))
+    for plugin in ["loopback", "host-local", "bridge"]:
+        if not os.path.isfile(ref.exe(plugin)):
+            raise BenchError(f"reference {plugin} missing in {ref.dir}: install containernetworking-plugins")
+    tools = build_tools(args.out)
+    info = machine()
+    info["ours_dir_kind"] = "musl static" if MUSL in ours.dir else "host target"
+    log(f"bench: ours from {ours.dir}, reference from {ref.dir}, tools built with {tools['cc']}")
+
+    netns = Netns()
+    work = tempfile.mkdtemp(prefix="sbxbench-")
+    bench = None
+    try:
+        netns.setup()
+        bench = Bench(args, tools, ours, ref, work, netns)
+        q = args.quick
+        have = [pl for pl in ["loopback", "host-local", "bridge"] if bench.available(pl)]
+        for pl in ["host-local", "bridge"]:
+            if pl not in have:
+                bench.notes.append(f"our {pl} is not built yet (no VERSION answer): its figures are skipped")
+        log("bench: VERSION")
+        bench.version(10 if q else 60, have)
+        log("bench: loopback ADD")
+        bench.loopback_add(10 if q else 60)
+        if "host-local" in have:
+            log("bench: host-local ADD/DEL on an empty store")
+            bench.hl_empty(10 if q else 40)
+            log("bench: host-local ADD/CHECK/DEL against store size")
+            sizes = [0, 2000, 10000] if q else [0, 1000, 2500, 5000, 10000, 20000, 30000, 40000, 50000, 60000]
+            bench.store_sweep(sizes, lambda s: 3 if q else (15 if s <= 10000 else 7))
+            log("bench: host-local 16-way concurrent ADD")
+            bench.concurrency(1 if q else 3, 64 if q else 200, 16)
+            if "bridge" in have:
+                log("bench: bridge ADD")
+                bench.bridge(10 if q else 40)
+    finally:
+        netns.cleanup()
+        shutil.rmtree(work, ignore_errors=True)
+
+    text = report(bench, info, args.quick)
+    print(text)
+    with open(os.path.join(args.out, "report.md"), "w") as f:
+        f.write(text)
+    with open(os.path.join(args.out, "results.json"), "w") as f:
+        json.dump({"machine": info, "quick": args.quick, "results": bench.results, "notes": bench.notes}, f, indent=2)
+    png = os.path.join(args.out, "latency-vs-store-size.png")
+    if bench.sweep and plot(bench.sweep, png):
+        log(f"bench: plot written to {os.path.relpath(png, REPO)}")
+    failed = [e["title"] for e in bench.results.values() if e.get("pass") is False]
+    if failed:
+        log("bench: targets missed: " + "; ".join(failed))
+        if args.check:
+            return 1
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except BenchError as e:
+        log(f"bench: {e}")
+        sys.exit(1)
+    except subprocess.TimeoutExpired as e:
+        log(f"bench: a call took longer than {e.timeout} s: {e.cmd}")
+        sys.exit(1)
