@@ -1,1 +1,171 @@
-fn main() {}
+//! `k3s-sandbox`: check a sandbox, wire the sandbox-cni plugins and run k3s.
+//! See docs/k3s.md.
+
+mod commands;
+mod conflist;
+mod doctor;
+mod error;
+mod flags;
+mod hints;
+mod k3s;
+mod paths;
+mod plugins;
+mod probe;
+mod process;
+mod ready;
+mod selftest;
+mod util;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::flags::Profile;
+
+const AFTER_HELP: &str = "\
+Environment:
+  K3S_BIN               k3s executable to use (default: `k3s` on PATH)
+  K3S_SANDBOX_DATA_DIR  same as --data-dir
+  CNI_BIN_DIR           same as --cni-bin-dir
+  CNI_CONF_DIR          same as --cni-conf-dir
+
+Default data dir: /var/lib/k3s-sandbox for root, else $XDG_DATA_HOME/k3s-sandbox
+or ~/.local/share/k3s-sandbox. One data dir holds one k3s instance.
+Human-readable progress goes to stderr; machine-readable output to stdout.";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "k3s-sandbox",
+    version,
+    about = "Check a sandbox, wire the sandbox-cni plugins and run k3s in it",
+    after_help = AFTER_HELP
+)]
+struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct GlobalArgs {
+    /// Instance directory: state files, log, kubeconfig and the k3s data dir
+    #[arg(long, global = true, env = "K3S_SANDBOX_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Directory with the CNI plugin executables [default: /opt/cni/bin]
+    #[arg(long, global = true, env = "CNI_BIN_DIR", value_name = "DIR")]
+    pub cni_bin_dir: Option<PathBuf>,
+    /// Directory with the CNI network configs [default: /etc/cni/net.d]
+    #[arg(long, global = true, env = "CNI_CONF_DIR", value_name = "DIR")]
+    pub cni_conf_dir: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Probe the environment: one ok/warn/FAIL line per check, exit 1 on any FAIL
+    Doctor(DoctorArgs),
+    /// Run ADD, CHECK and DEL through the installed plugins like containerd; print the pod IP
+    Selftest(SelftestArgs),
+    /// Install or verify the plugins, write the conflist, start k3s and wait until it is ready
+    Up(UpArgs),
+    /// Stop k3s (SIGTERM to its process group, SIGKILL after the timeout)
+    Down(DownArgs),
+    /// Report the instance: exit 0 running and ready, 2 running not ready, 3 stale pid file, 1 stopped
+    Status,
+    /// Print `export KUBECONFIG=...` for the instance
+    Env,
+    /// Print the end of the k3s log
+    Logs(LogsArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct DoctorArgs {
+    /// Judge the checks for this profile (agent-only requirements FAIL instead of warn)
+    #[arg(long, value_enum)]
+    pub profile: Option<Profile>,
+}
+
+#[derive(Args, Debug)]
+pub struct SelftestArgs {
+    /// Network config to test [default: the file containerd would pick from the conf dir,
+    /// else the built-in sandbox-cni conflist]
+    #[arg(long, value_name = "FILE")]
+    pub conflist: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct UpArgs {
+    /// control-plane: API server only, no root needed; agent: also kubelet and containerd
+    /// [default: agent when root, /dev/kmsg, netns and cgroups are usable, else control-plane]
+    #[arg(long, value_enum)]
+    pub profile: Option<Profile>,
+    /// Seconds to wait for the API server to answer /readyz
+    #[arg(long, default_value_t = 180, value_name = "SECS")]
+    pub timeout: u64,
+    /// Install missing plugins from DIR [default: the directory of this executable, if it
+    /// holds the plugins]
+    #[arg(long, value_name = "DIR")]
+    pub plugins_from: Option<PathBuf>,
+    /// Replace plugin files k3s-sandbox did not install, and allow extra arguments that
+    /// replace guarded k3s flags
+    #[arg(long)]
+    pub force: bool,
+    /// Do not run the CNI self-test before starting the agent profile
+    #[arg(long)]
+    pub skip_selftest: bool,
+    /// Extra k3s server arguments, after `--`
+    #[arg(last = true, value_name = "K3S_ARGS")]
+    pub extra: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct DownArgs {
+    /// Seconds to wait after SIGTERM before sending SIGKILL
+    #[arg(long, default_value_t = 30, value_name = "SECS")]
+    pub timeout: u64,
+    /// Also delete the data dir and the conflist, but only files k3s-sandbox wrote
+    #[arg(long)]
+    pub purge: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct LogsArgs {
+    /// Number of lines to print
+    #[arg(short = 'n', long, default_value_t = 100)]
+    pub lines: usize,
+}
+
+/// Exit status for command-line usage errors (EX_USAGE), kept apart from
+/// the status codes of `status`.
+const USAGE_ERROR: u8 = 64;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(USAGE_ERROR)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    let result = match cli.command {
+        Command::Doctor(a) => commands::doctor(&cli.global, &a),
+        Command::Selftest(a) => commands::selftest(&cli.global, &a),
+        Command::Up(a) => commands::up(&cli.global, &a),
+        Command::Down(a) => commands::down(&cli.global, &a),
+        Command::Status => commands::status(&cli.global),
+        Command::Env => commands::env(&cli.global),
+        Command::Logs(a) => commands::logs(&cli.global, &a),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(f) => {
+            eprintln!("k3s-sandbox: error: {}", f.message);
+            ExitCode::from(f.exit_code)
+        }
+    }
+}

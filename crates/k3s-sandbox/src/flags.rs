@@ -1,0 +1,445 @@
+//! The k3s command line for each profile. Pure: facts in, argv out.
+
+use std::fmt;
+use std::path::Path;
+
+use crate::probe::HostFacts;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Profile {
+    /// API server, controllers and scheduler only (`--disable-agent`): no
+    /// kubelet, no containerd, no root needed.
+    ControlPlane,
+    /// Server plus agent (kubelet and containerd) with the fake CNI plugins.
+    Agent,
+}
+
+impl Profile {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Profile::ControlPlane => "control-plane",
+            Profile::Agent => "agent",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Profile> {
+        match s {
+            "control-plane" => Some(Profile::ControlPlane),
+            "agent" => Some(Profile::Agent),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Profile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Pick the profile: the requested one, else `agent` when nothing blocks it,
+/// else `control-plane`. The string explains the choice.
+pub fn choose_profile(requested: Option<Profile>, facts: &HostFacts) -> (Profile, String) {
+    if let Some(p) = requested {
+        return (p, format!("profile {p} (requested)"));
+    }
+    let blockers = facts.agent_blockers();
+    if blockers.is_empty() {
+        (
+            Profile::Agent,
+            "profile agent (chosen: root, /dev/kmsg, network namespaces and cgroups are available)"
+                .to_string(),
+        )
+    } else {
+        (
+            Profile::ControlPlane,
+            format!("profile control-plane (chosen because {})", blockers.join("; ")),
+        )
+    }
+}
+
+/// A k3s version as printed by `k3s --version` (`v1.30.4+k3s1`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct K3sVersion {
+    pub major: u32,
+    pub minor: u32,
+    pub patch: u32,
+}
+
+impl K3sVersion {
+    /// Find the first `vX.Y.Z` token in `k3s --version` output.
+    pub fn parse(text: &str) -> Option<K3sVersion> {
+        text.split_whitespace().find_map(|tok| {
+            let rest = tok.strip_prefix('v')?;
+            let core = rest.split(['+', '-']).next()?;
+            let mut parts = core.split('.');
+            let major = parts.next()?.parse().ok()?;
+            let minor = parts.next()?.parse().ok()?;
+            let patch = parts.next()?.parse().ok()?;
+            parts
+                .next()
+                .is_none()
+                .then_some(K3sVersion { major, minor, patch })
+        })
+    }
+
+    pub fn at_least(self, major: u32, minor: u32) -> bool {
+        (self.major, self.minor) >= (major, minor)
+    }
+}
+
+impl fmt::Display for K3sVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "v{}.{}.{}", self.major, self.minor, self.patch)
+    }
+}
+
+/// Inputs of the flag builder.
+#[derive(Debug, Clone)]
+pub struct FlagInput<'a> {
+    pub profile: Profile,
+    pub k3s_data_dir: &'a Path,
+    pub kubeconfig: &'a Path,
+    pub version: Option<K3sVersion>,
+    pub overlay_usable: bool,
+    pub cgroups_usable: bool,
+    /// Node name to use unless the extra arguments set one.
+    pub default_node_name: &'a str,
+    /// Arguments given after `--`, appended as they are.
+    pub extra: &'a [String],
+    /// Allow extra arguments to replace guarded flags.
+    pub force: bool,
+}
+
+/// The argv (without the k3s program itself) and the node name it uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct K3sCommand {
+    pub args: Vec<String>,
+    pub node_name: Option<String>,
+}
+
+pub const CLUSTER_CIDR: &str = "10.42.0.0/16";
+pub const SERVICE_CIDR: &str = "10.43.0.0/16";
+
+/// Flags k3s-sandbox always decides itself: the kubeconfig path and data dir
+/// are how it finds the instance again.
+const FIXED: &[&str] = &["data-dir", "write-kubeconfig"];
+/// Flags that keep k3s away from kernel networking; replacing them needs --force.
+const GUARDED: &[&str] = &["flannel-backend", "write-kubeconfig-mode"];
+/// Flags whose value from the extra arguments simply replaces ours.
+const OVERRIDABLE: &[&str] = &[
+    "node-name",
+    "cluster-cidr",
+    "service-cidr",
+    "snapshotter",
+    "https-listen-port",
+    "bind-address",
+];
+
+/// Canonical flag name of a command-line word: `--name=value`, `--name`,
+/// `-name` (Go style) and the short aliases `-d`/`-o`. `None` for values.
+fn flag_name(arg: &str) -> Option<String> {
+    let stripped = arg.strip_prefix("--").or_else(|| arg.strip_prefix('-'))?;
+    let name = stripped.split('=').next().unwrap_or(stripped);
+    if name.is_empty() {
+        return None;
+    }
+    Some(
+        match name {
+            "d" => "data-dir",
+            "o" => "write-kubeconfig",
+            other => other,
+        }
+        .to_string(),
+    )
+}
+
+/// Value of flag `name` in `args` (last occurrence wins, like k3s).
+fn flag_value(args: &[String], name: &str) -> Option<String> {
+    let mut found = None;
+    let mut i = 0;
+    while i < args.len() {
+        if flag_name(&args[i]).as_deref() == Some(name) {
+            if let Some((_, v)) = args[i].split_once('=') {
+                found = Some(v.to_string());
+            } else if let Some(next) = args.get(i + 1).filter(|n| !n.starts_with('-')) {
+                found = Some(next.clone());
+                i += 1;
+            }
+        }
+        i += 1;
+    }
+    found
+}
+
+fn flag(name: &str, value: Option<&str>) -> (String, Option<String>) {
+    (name.to_string(), value.map(str::to_string))
+}
+
+/// Build `server ...` for the profile. Errors name the offending extra flag
+/// and what to do instead.
+pub fn build_k3s_args(input: &FlagInput<'_>) -> Result<K3sCommand, String> {
+    let data_dir = input.k3s_data_dir.to_string_lossy();
+    let kubeconfig = input.kubeconfig.to_string_lossy();
+    let mut ours: Vec<(String, Option<String>)> = Vec::new();
+    match input.profile {
+        Profile::ControlPlane => {
+            ours.push(flag("disable-agent", None));
+            ours.push(flag("flannel-backend", Some("none")));
+            ours.push(flag("disable-network-policy", None));
+            ours.push(flag("disable-cloud-controller", None));
+            ours.push(flag("disable-kube-proxy", None));
+            ours.push(flag("disable-helm-controller", None));
+            ours.push(flag(
+                "disable",
+                Some("traefik,servicelb,metrics-server,local-storage,coredns"),
+            ));
+            ours.push(flag("bind-address", Some("127.0.0.1")));
+            ours.push(flag("https-listen-port", Some("6443")));
+        }
+        Profile::Agent => {
+            ours.push(flag("flannel-backend", Some("none")));
+            ours.push(flag("disable-network-policy", None));
+            ours.push(flag("disable-kube-proxy", None));
+            ours.push(flag("disable", Some("traefik,servicelb,metrics-server")));
+        }
+    }
+    ours.push(flag("data-dir", Some(&data_dir)));
+    ours.push(flag("write-kubeconfig", Some(&kubeconfig)));
+    ours.push(flag("write-kubeconfig-mode", Some("0600")));
+    ours.push(flag("cluster-cidr", Some(CLUSTER_CIDR)));
+    ours.push(flag("service-cidr", Some(SERVICE_CIDR)));
+    if input.profile == Profile::Agent {
+        ours.push(flag("node-name", Some(input.default_node_name)));
+        let snapshotter = if input.overlay_usable {
+            "overlayfs"
+        } else {
+            "native"
+        };
+        ours.push(flag("snapshotter", Some(snapshotter)));
+        for kubelet in kubelet_args(input.version, input.cgroups_usable) {
+            ours.push(flag("kubelet-arg", Some(&kubelet)));
+        }
+    }
+
+    // Reconcile with the extra arguments.
+    for arg in input.extra {
+        let Some(name) = flag_name(arg) else { continue };
+        if FIXED.contains(&name.as_str()) {
+            return Err(format!(
+                "the extra k3s argument `{arg}` is not allowed: k3s-sandbox sets --{name} itself \
+                 (use `k3s-sandbox --data-dir DIR` to choose where the instance lives; the kubeconfig \
+                 is always <data-dir>/kubeconfig.yaml)"
+            ));
+        }
+        if GUARDED.contains(&name.as_str()) {
+            if !input.force {
+                return Err(format!(
+                    "the extra k3s argument `{arg}` replaces --{name}, which k3s-sandbox sets to keep \
+                     k3s away from kernel networking; pass --force to replace it anyway"
+                ));
+            }
+            ours.retain(|(n, _)| *n != name);
+        }
+        if OVERRIDABLE.contains(&name.as_str()) {
+            ours.retain(|(n, _)| *n != name);
+        }
+    }
+
+    let mut args = vec!["server".to_string()];
+    args.extend(ours.into_iter().map(|(n, v)| match v {
+        Some(v) => format!("--{n}={v}"),
+        None => format!("--{n}"),
+    }));
+    args.extend(input.extra.iter().cloned());
+    let node_name = match input.profile {
+        Profile::Agent => flag_value(&args, "node-name"),
+        Profile::ControlPlane => None,
+    };
+    Ok(K3sCommand { args, node_name })
+}
+
+/// Kubelet settings for restricted environments (agent profile).
+pub fn kubelet_args(version: Option<K3sVersion>, cgroups_usable: bool) -> Vec<String> {
+    let mut out = Vec::new();
+    // The flag exists since Kubernetes 1.25; older kubelets need the gate.
+    // An unknown version is treated as current.
+    match version {
+        Some(v) if !v.at_least(1, 25) => {
+            out.push("feature-gates=LocalStorageCapacityIsolation=false".to_string())
+        }
+        _ => out.push("local-storage-capacity-isolation=false".to_string()),
+    }
+    out.push("image-gc-high-threshold=100".to_string());
+    out.push("image-gc-low-threshold=99".to_string());
+    out.push("eviction-hard=imagefs.available<0%,nodefs.available<0%,nodefs.inodesFree<0%".to_string());
+    out.push("fail-swap-on=false".to_string());
+    if !cgroups_usable {
+        out.push("cgroups-per-qos=false".to_string());
+        out.push("enforce-node-allocatable=".to_string());
+    }
+    out
+}
+
+/// Node name k3s would use by default: the host name, lower-cased.
+pub fn default_node_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_lowercase())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "sandbox".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probe::good_agent_host;
+
+    fn input<'a>(profile: Profile, extra: &'a [String]) -> FlagInput<'a> {
+        FlagInput {
+            profile,
+            k3s_data_dir: Path::new("/d/k3s"),
+            kubeconfig: Path::new("/d/kubeconfig.yaml"),
+            version: K3sVersion::parse("k3s version v1.30.4+k3s1 (abc)"),
+            overlay_usable: false,
+            cgroups_usable: true,
+            default_node_name: "box",
+            extra,
+            force: false,
+        }
+    }
+
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn control_plane_flags_disable_everything_that_needs_a_node() {
+        let cmd = build_k3s_args(&input(Profile::ControlPlane, &[])).unwrap();
+        assert_eq!(
+            cmd.args,
+            strings(&[
+                "server",
+                "--disable-agent",
+                "--flannel-backend=none",
+                "--disable-network-policy",
+                "--disable-cloud-controller",
+                "--disable-kube-proxy",
+                "--disable-helm-controller",
+                "--disable=traefik,servicelb,metrics-server,local-storage,coredns",
+                "--bind-address=127.0.0.1",
+                "--https-listen-port=6443",
+                "--data-dir=/d/k3s",
+                "--write-kubeconfig=/d/kubeconfig.yaml",
+                "--write-kubeconfig-mode=0600",
+                "--cluster-cidr=10.42.0.0/16",
+                "--service-cidr=10.43.0.0/16",
+            ])
+        );
+        assert_eq!(cmd.node_name, None);
+    }
+
+    #[test]
+    fn agent_flags_keep_flannel_off_and_tune_the_kubelet() {
+        let cmd = build_k3s_args(&input(Profile::Agent, &[])).unwrap();
+        let a = &cmd.args;
+        assert_eq!(a[0], "server");
+        assert!(!a.contains(&"--disable-agent".to_string()));
+        for want in [
+            "--flannel-backend=none",
+            "--disable-kube-proxy",
+            "--disable-network-policy",
+            "--node-name=box",
+            "--snapshotter=native",
+            "--kubelet-arg=local-storage-capacity-isolation=false",
+            "--kubelet-arg=image-gc-high-threshold=100",
+            "--kubelet-arg=image-gc-low-threshold=99",
+            "--kubelet-arg=fail-swap-on=false",
+        ] {
+            assert!(a.contains(&want.to_string()), "missing {want} in {a:?}");
+        }
+        assert!(!a.iter().any(|x| x.contains("cgroups-per-qos")));
+        assert_eq!(cmd.node_name.as_deref(), Some("box"));
+    }
+
+    #[test]
+    fn agent_flags_follow_overlay_cgroups_and_version() {
+        let mut i = input(Profile::Agent, &[]);
+        i.overlay_usable = true;
+        i.cgroups_usable = false;
+        i.version = K3sVersion::parse("k3s version v1.24.17+k3s1 (x)");
+        let a = build_k3s_args(&i).unwrap().args;
+        assert!(a.contains(&"--snapshotter=overlayfs".to_string()));
+        assert!(a.contains(&"--kubelet-arg=cgroups-per-qos=false".to_string()));
+        assert!(a.contains(&"--kubelet-arg=enforce-node-allocatable=".to_string()));
+        assert!(a.contains(&"--kubelet-arg=feature-gates=LocalStorageCapacityIsolation=false".to_string()));
+        assert!(!a.contains(&"--kubelet-arg=local-storage-capacity-isolation=false".to_string()));
+    }
+
+    #[test]
+    fn extra_args_are_appended_and_override_soft_defaults() {
+        let extra = strings(&[
+            "--node-name",
+            "worker-2",
+            "--cluster-cidr=10.50.0.0/16",
+            "--disable=coredns",
+        ]);
+        let cmd = build_k3s_args(&input(Profile::Agent, &extra)).unwrap();
+        assert!(!cmd.args.contains(&"--node-name=box".to_string()));
+        assert!(!cmd.args.contains(&"--cluster-cidr=10.42.0.0/16".to_string()));
+        assert_eq!(&cmd.args[cmd.args.len() - 4..], extra.as_slice());
+        assert_eq!(cmd.node_name.as_deref(), Some("worker-2"));
+    }
+
+    #[test]
+    fn extra_args_cannot_move_the_instance_files() {
+        for bad in [
+            "--data-dir=/elsewhere",
+            "-d",
+            "--write-kubeconfig=/x",
+            "-o=/x",
+            "-data-dir=/y",
+        ] {
+            let extra = strings(&[bad]);
+            let mut i = input(Profile::ControlPlane, &extra);
+            i.force = true;
+            let err = build_k3s_args(&i).unwrap_err();
+            assert!(err.contains("k3s-sandbox sets"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn guarded_flags_need_force() {
+        let extra = strings(&["--flannel-backend=vxlan"]);
+        let err = build_k3s_args(&input(Profile::ControlPlane, &extra)).unwrap_err();
+        assert!(err.contains("--force"), "{err}");
+        let mut i = input(Profile::ControlPlane, &extra);
+        i.force = true;
+        let a = build_k3s_args(&i).unwrap().args;
+        assert!(!a.contains(&"--flannel-backend=none".to_string()));
+        assert_eq!(a.last().map(String::as_str), Some("--flannel-backend=vxlan"));
+    }
+
+    #[test]
+    fn version_parsing() {
+        let v = K3sVersion::parse("k3s version v1.31.2+k3s1 (6da20424)\ngo version go1.22.8").unwrap();
+        assert_eq!((v.major, v.minor, v.patch), (1, 31, 2));
+        assert!(v.at_least(1, 25));
+        assert!(!v.at_least(1, 32));
+        assert_eq!(v.to_string(), "v1.31.2");
+        assert_eq!(K3sVersion::parse("k3s version dev"), None);
+        assert_eq!(K3sVersion::parse("v1.2"), None);
+    }
+
+    #[test]
+    fn profile_choice_follows_the_probes() {
+        let h = good_agent_host();
+        assert_eq!(choose_profile(None, &h).0, Profile::Agent);
+        let mut h2 = h.clone();
+        h2.kmsg = Err("Permission denied".into());
+        let (p, why) = choose_profile(None, &h2);
+        assert_eq!(p, Profile::ControlPlane);
+        assert!(why.contains("/dev/kmsg"), "{why}");
+        assert_eq!(choose_profile(Some(Profile::Agent), &h2).0, Profile::Agent);
+    }
+}

@@ -1,0 +1,115 @@
+//! Known k3s failure messages and what to do about each one.
+
+/// (text to look for, lower-case; advice)
+const HINTS: &[(&str, &str)] = &[
+    (
+        "failed to find host-local",
+        "k3s looked up the host-local CNI plugin because flannel is enabled. Keep \
+         --flannel-backend=none (k3s-sandbox sets it unless an extra argument replaced it), or put \
+         host-local on PATH by running ./install.sh.",
+    ),
+    (
+        "failed to get rootfs info",
+        "the kubelet cannot read filesystem statistics for its root dir (9p, F2FS, NFS and similar \
+         roots). Use `--profile control-plane`, or make sure the kubelet gets \
+         local-storage-capacity-isolation=false (k3s-sandbox adds it in the agent profile; it needs \
+         k3s 1.25 or newer).",
+    ),
+    (
+        "/dev/kmsg",
+        "the kubelet needs to open /dev/kmsg. Use `--profile control-plane`, or as root create a \
+         placeholder: `touch /dev/kmsg && mount --bind /dev/null /dev/kmsg`.",
+    ),
+    (
+        "address already in use",
+        "a port k3s needs (6443, 6444, 10250, ...) is taken, often by another k3s. Stop it \
+         (`k3s-sandbox down` or k3s-killall.sh), check with `k3s-sandbox doctor`, or pass \
+         `-- --https-listen-port=PORT`.",
+    ),
+    (
+        "must run as root",
+        "the k3s agent needs root. Run as root, or use `--profile control-plane`, which runs \
+         without root.",
+    ),
+    (
+        "snapshotter",
+        "the containerd snapshotter cannot work on this filesystem. Pass \
+         `-- --snapshotter=native`, or put the data dir on a filesystem overlay accepts (ext4, \
+         xfs, tmpfs).",
+    ),
+    (
+        "failed to find plugin",
+        "containerd cannot find a CNI plugin named in the conflist. Run ./install.sh or \
+         `k3s-sandbox up --plugins-from DIR`, then `k3s-sandbox selftest`.",
+    ),
+    (
+        "cni plugin not initialized",
+        "containerd found no CNI config. Check that the conflist is in the conf dir containerd \
+         reads (/etc/cni/net.d) with `k3s-sandbox doctor`.",
+    ),
+];
+
+/// Advice for every known message found in `log`, in table order, each once.
+pub fn match_hints(log: &str) -> Vec<&'static str> {
+    let lower = log.to_lowercase();
+    HINTS
+        .iter()
+        .filter(|(needle, _)| lower.contains(needle))
+        .map(|(_, hint)| *hint)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_known_failure_gets_its_hint() {
+        let cases = [
+            (
+                r#"level=fatal msg="failed to retrieve agent configuration: failed to find host-local: exec: \"host-local\": executable file not found in $PATH""#,
+                "--flannel-backend=none",
+            ),
+            (
+                r#"E0101 "Failed to start ContainerManager" err="failed to get rootfs info: unable to find data in memory cache""#,
+                "local-storage-capacity-isolation=false",
+            ),
+            (
+                "Error: failed to create kubelet: open /dev/kmsg: no such file or directory",
+                "mount --bind /dev/null /dev/kmsg",
+            ),
+            (
+                "listen tcp 127.0.0.1:6444: bind: address already in use",
+                "--https-listen-port",
+            ),
+            (
+                "level=fatal msg=\"must run as root unless --disable-agent is specified\"",
+                "--profile control-plane",
+            ),
+            (
+                r#"level=fatal msg="failed to validate snapshotter: \"overlayfs\" snapshotter cannot be enabled for \"/x\", try using \"fuse-overlayfs\" or \"native\"""#,
+                "--snapshotter=native",
+            ),
+        ];
+        for (log, expect) in cases {
+            let hints = match_hints(log);
+            assert_eq!(hints.len(), 1, "{log}: {hints:?}");
+            assert!(hints[0].contains(expect), "{log}: {}", hints[0]);
+        }
+    }
+
+    #[test]
+    fn matching_ignores_case_and_reports_several_problems_once_each() {
+        let log = "ADDRESS ALREADY IN USE\nmust run as root\naddress already in use\n";
+        let hints = match_hints(log);
+        assert_eq!(hints.len(), 2);
+        assert!(hints[0].contains("port"));
+        assert!(hints[1].contains("root"));
+    }
+
+    #[test]
+    fn unrelated_logs_get_no_hint() {
+        assert!(match_hints("k3s is up and running\nall fine").is_empty());
+        assert!(match_hints("").is_empty());
+    }
+}

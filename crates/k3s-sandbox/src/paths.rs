@@ -1,0 +1,164 @@
+//! Where things live: the instance data dir (one k3s instance per data dir),
+//! the CNI plugin dir and the CNI config dir, plus the file names inside the
+//! data dir.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Failure, Result};
+
+pub const DEFAULT_CNI_BIN_DIR: &str = "/opt/cni/bin";
+pub const DEFAULT_CNI_CONF_DIR: &str = "/etc/cni/net.d";
+pub const ROOT_DATA_DIR: &str = "/var/lib/k3s-sandbox";
+
+/// The three directories every subcommand works with.
+#[derive(Debug, Clone)]
+pub struct Dirs {
+    pub data_dir: PathBuf,
+    pub cni_bin_dir: PathBuf,
+    pub cni_conf_dir: PathBuf,
+}
+
+impl Dirs {
+    /// Fill in defaults for whatever was not given on the command line or in
+    /// the environment.
+    pub fn resolve(
+        data_dir: Option<PathBuf>,
+        cni_bin_dir: Option<PathBuf>,
+        cni_conf_dir: Option<PathBuf>,
+    ) -> Result<Dirs> {
+        let data_dir = match data_dir {
+            Some(d) => d,
+            None => default_data_dir(
+                rustix::process::geteuid().is_root(),
+                std::env::var_os("XDG_DATA_HOME").map(PathBuf::from),
+                std::env::var_os("HOME").map(PathBuf::from),
+            )?,
+        };
+        let data_dir = absolute(&data_dir)?;
+        let cni_bin_dir = absolute(&cni_bin_dir.unwrap_or_else(|| DEFAULT_CNI_BIN_DIR.into()))?;
+        let cni_conf_dir = absolute(&cni_conf_dir.unwrap_or_else(|| DEFAULT_CNI_CONF_DIR.into()))?;
+        Ok(Dirs {
+            data_dir,
+            cni_bin_dir,
+            cni_conf_dir,
+        })
+    }
+
+    pub fn uses_default_cni_dirs(&self) -> bool {
+        self.cni_bin_dir == Path::new(DEFAULT_CNI_BIN_DIR)
+            && self.cni_conf_dir == Path::new(DEFAULT_CNI_CONF_DIR)
+    }
+
+    pub fn state(&self) -> StateFiles {
+        StateFiles::new(&self.data_dir)
+    }
+}
+
+/// Root uses /var/lib/k3s-sandbox; everyone else $XDG_DATA_HOME/k3s-sandbox
+/// or ~/.local/share/k3s-sandbox.
+pub fn default_data_dir(
+    is_root: bool,
+    xdg_data_home: Option<PathBuf>,
+    home: Option<PathBuf>,
+) -> Result<PathBuf> {
+    if is_root {
+        return Ok(PathBuf::from(ROOT_DATA_DIR));
+    }
+    if let Some(x) = xdg_data_home.filter(|p| p.is_absolute()) {
+        return Ok(x.join("k3s-sandbox"));
+    }
+    match home.filter(|p| p.is_absolute()) {
+        Some(h) => Ok(h.join(".local/share/k3s-sandbox")),
+        None => Err(Failure::new(
+            "cannot pick a default data dir: HOME is not set; pass --data-dir DIR or set K3S_SANDBOX_DATA_DIR",
+        )),
+    }
+}
+
+fn absolute(p: &Path) -> Result<PathBuf> {
+    if p.as_os_str().is_empty() {
+        return Err(Failure::new("an empty path was given for a directory option"));
+    }
+    std::path::absolute(p).map_err(|e| Failure::io("resolve the path", p, &e))
+}
+
+/// Files k3s-sandbox keeps in the data dir. Everything `down --purge` may
+/// remove is listed here; nothing else in the data dir is ever deleted.
+#[derive(Debug, Clone)]
+pub struct StateFiles {
+    pub dir: PathBuf,
+    pub lock: PathBuf,
+    pub pid: PathBuf,
+    pub pgid: PathBuf,
+    pub argv: PathBuf,
+    pub meta: PathBuf,
+    pub log: PathBuf,
+    pub old_log: PathBuf,
+    pub kubeconfig: PathBuf,
+    pub k3s_data: PathBuf,
+    pub written: PathBuf,
+    pub pod_cidr: PathBuf,
+}
+
+impl StateFiles {
+    pub fn new(dir: &Path) -> StateFiles {
+        StateFiles {
+            dir: dir.to_path_buf(),
+            lock: dir.join("lock"),
+            pid: dir.join("k3s.pid"),
+            pgid: dir.join("k3s.pgid"),
+            argv: dir.join("k3s.argv"),
+            meta: dir.join("k3s.meta.json"),
+            log: dir.join("k3s.log"),
+            old_log: dir.join("k3s.log.1"),
+            kubeconfig: dir.join("kubeconfig.yaml"),
+            k3s_data: dir.join("k3s"),
+            written: dir.join("written-files.json"),
+            pod_cidr: dir.join("pod-cidr"),
+        }
+    }
+
+    /// Files (not directories) k3s-sandbox writes into the data dir.
+    pub fn owned_files(&self) -> Vec<&Path> {
+        vec![
+            &self.lock,
+            &self.pid,
+            &self.pgid,
+            &self.argv,
+            &self.meta,
+            &self.log,
+            &self.old_log,
+            &self.kubeconfig,
+            &self.written,
+            &self.pod_cidr,
+        ]
+    }
+
+    /// The per-process state files removed when the instance stops.
+    pub fn process_files(&self) -> Vec<&Path> {
+        vec![&self.pid, &self.pgid, &self.argv, &self.meta]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_data_dir_depends_on_user() {
+        assert_eq!(
+            default_data_dir(true, None, Some("/root".into())).unwrap(),
+            PathBuf::from("/var/lib/k3s-sandbox")
+        );
+        assert_eq!(
+            default_data_dir(false, Some("/x/data".into()), Some("/home/u".into())).unwrap(),
+            PathBuf::from("/x/data/k3s-sandbox")
+        );
+        assert_eq!(
+            default_data_dir(false, Some("relative".into()), Some("/home/u".into())).unwrap(),
+            PathBuf::from("/home/u/.local/share/k3s-sandbox")
+        );
+        let err = default_data_dir(false, None, None).unwrap_err();
+        assert!(err.message.contains("--data-dir"), "{}", err.message);
+    }
+}

@@ -1,0 +1,300 @@
+//! Small helpers shared by the commands: running a child with a deadline,
+//! atomic file writes, hashing and shell quoting.
+
+use std::ffi::OsStr;
+use std::fs;
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+
+/// What a child process produced before it exited (or was killed).
+#[derive(Debug)]
+pub struct Captured {
+    /// `None` when the child was killed because the deadline passed.
+    pub status: Option<ExitStatus>,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+impl Captured {
+    pub fn success(&self) -> bool {
+        self.status.is_some_and(|s| s.success())
+    }
+
+    pub fn stdout_text(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+
+    pub fn stderr_text(&self) -> String {
+        String::from_utf8_lossy(&self.stderr).into_owned()
+    }
+
+    /// A short description of how the child ended, for error messages.
+    pub fn describe_end(&self) -> String {
+        match self.status {
+            None => "timed out and was killed".to_string(),
+            Some(s) => match s.code() {
+                Some(c) => format!("exited with status {c}"),
+                None => format!("was killed by a signal ({s})"),
+            },
+        }
+    }
+}
+
+/// Run `program args...` with `env` added to the inherited environment, feed
+/// `stdin`, and collect its output. The child runs in its own process group;
+/// when `timeout` passes, the whole group is killed so that no grandchild can
+/// keep the pipes open.
+pub fn run_with_timeout<S: AsRef<OsStr>>(
+    program: &Path,
+    args: &[S],
+    env: &[(String, String)],
+    stdin: &[u8],
+    timeout: Duration,
+) -> std::io::Result<Captured> {
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn()?;
+    let pid = child.id();
+
+    let input = stdin.to_vec();
+    let mut child_stdin = child.stdin.take();
+    let writer = thread::spawn(move || {
+        if let Some(pipe) = child_stdin.as_mut() {
+            // A child that exits without reading its input is not an error here.
+            let _ = pipe.write_all(&input);
+        }
+        drop(child_stdin);
+    });
+    let out_reader = child.stdout.take().map(|mut pipe| {
+        thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = pipe.read_to_end(&mut buf);
+            buf
+        })
+    });
+    let err_reader = child.stderr.take().map(|mut pipe| {
+        thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = pipe.read_to_end(&mut buf);
+            buf
+        })
+    });
+
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break Some(status);
+        }
+        if Instant::now() >= deadline {
+            kill_group(pid, rustix::process::Signal::KILL);
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        thread::sleep(Duration::from_millis(10));
+    };
+    // Stragglers in the child's group would hold the pipes open.
+    if status.is_some() {
+        kill_group(pid, rustix::process::Signal::KILL);
+    }
+    let _ = writer.join();
+    let stdout = out_reader.and_then(|h| h.join().ok()).unwrap_or_default();
+    let stderr = err_reader.and_then(|h| h.join().ok()).unwrap_or_default();
+    Ok(Captured {
+        status,
+        stdout,
+        stderr,
+    })
+}
+
+/// Send `sig` to the process group `pgid`, ignoring "no such process".
+pub fn kill_group(pgid: u32, sig: rustix::process::Signal) {
+    if let Some(pid) = i32::try_from(pgid).ok().and_then(rustix::process::Pid::from_raw) {
+        let _ = rustix::process::kill_process_group(pid, sig);
+    }
+}
+
+/// Write `contents` to `path` atomically: a temporary file in the same
+/// directory, flushed, given `mode`, then renamed over the target.
+pub fn atomic_write(path: &Path, contents: &[u8], mode: u32) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "file".to_string());
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let _ = fs::remove_file(&tmp);
+    let result = (|| {
+        let mut file = fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+        file.write_all(contents)?;
+        file.set_permissions(fs::Permissions::from_mode(mode))?;
+        file.sync_all()?;
+        drop(file);
+        fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Hash of a file's contents, or `None` when it cannot be read.
+pub fn file_sha256(path: &Path) -> Option<String> {
+    fs::read(path).ok().map(|b| sha256_hex(&b))
+}
+
+/// Quote `s` for a POSIX shell when it contains anything but safe characters.
+pub fn shell_quote(s: &str) -> String {
+    let safe = !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._-+:,=@%".contains(&b));
+    if safe {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
+/// The last `n` lines of `text`.
+pub fn tail_lines(text: &str, n: usize) -> Vec<&str> {
+    let lines: Vec<&str> = text.lines().collect();
+    let start = lines.len().saturating_sub(n);
+    lines[start..].to_vec()
+}
+
+/// Read at most the last `max_bytes` of a file as text (lossy).
+pub fn read_tail(path: &Path, max_bytes: u64) -> std::io::Result<String> {
+    use std::io::{Seek, SeekFrom};
+    let mut file = fs::File::open(path)?;
+    let len = file.metadata()?.len();
+    if len > max_bytes {
+        file.seek(SeekFrom::Start(len - max_bytes))?;
+    }
+    let mut buf = Vec::new();
+    file.read_to_end(&mut buf)?;
+    let mut text = String::from_utf8_lossy(&buf).into_owned();
+    if len > max_bytes {
+        // Drop the partial first line.
+        if let Some(pos) = text.find('\n') {
+            text.drain(..=pos);
+        }
+    }
+    Ok(text)
+}
+
+/// Find an executable named `name` in the directories of `path_var`.
+pub fn find_in_path(name: &str, path_var: Option<&OsStr>) -> Option<PathBuf> {
+    let path_var = path_var?;
+    std::env::split_paths(path_var)
+        .filter(|d| !d.as_os_str().is_empty())
+        .map(|d| d.join(name))
+        .find(|p| is_executable_file(p))
+}
+
+/// A regular file (symlinks followed) with at least one execute bit.
+pub fn is_executable_file(path: &Path) -> bool {
+    fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// A unique, freshly created directory under `parent`.
+pub fn create_unique_dir(parent: &Path, prefix: &str) -> std::io::Result<PathBuf> {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    for attempt in 0..100u32 {
+        let dir = parent.join(format!("{prefix}{}-{nanos:x}-{attempt}", std::process::id()));
+        match fs::create_dir(&dir) {
+            Ok(()) => {
+                fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))?;
+                return Ok(dir);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::AlreadyExists,
+        format!("could not create a unique directory under {}", parent.display()),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shell_quote_leaves_plain_paths_alone_and_quotes_the_rest() {
+        assert_eq!(
+            shell_quote("/var/lib/k3s-sandbox/kubeconfig.yaml"),
+            "/var/lib/k3s-sandbox/kubeconfig.yaml"
+        );
+        assert_eq!(shell_quote("/tmp/a b"), "'/tmp/a b'");
+        assert_eq!(shell_quote("it's"), "'it'\\''s'");
+        assert_eq!(shell_quote(""), "''");
+    }
+
+    #[test]
+    fn tail_lines_returns_the_end() {
+        assert_eq!(tail_lines("a\nb\nc\n", 2), vec!["b", "c"]);
+        assert_eq!(tail_lines("a", 5), vec!["a"]);
+    }
+
+    #[test]
+    fn atomic_write_replaces_content_and_sets_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f.conflist");
+        atomic_write(&p, b"one", 0o644).unwrap();
+        atomic_write(&p, b"two", 0o600).unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"two");
+        assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+        // No temporary files are left behind.
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn run_with_timeout_kills_a_hanging_child() {
+        let sh = Path::new("/bin/sh");
+        let out = run_with_timeout(sh, &["-c", "sleep 30"], &[], b"", Duration::from_millis(200)).unwrap();
+        assert!(out.status.is_none());
+        let out = run_with_timeout(
+            sh,
+            &["-c", "cat; echo err >&2"],
+            &[("X".into(), "1".into())],
+            b"in",
+            Duration::from_secs(10),
+        )
+        .unwrap();
+        assert!(out.success());
+        assert_eq!(out.stdout, b"in");
+        assert_eq!(out.stderr, b"err\n");
+    }
+
+    #[test]
+    fn read_tail_drops_the_partial_first_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("log");
+        fs::write(&p, "first line\nsecond\nthird\n").unwrap();
+        assert_eq!(read_tail(&p, 13).unwrap(), "third\n");
+        assert_eq!(read_tail(&p, 1000).unwrap(), "first line\nsecond\nthird\n");
+    }
+}

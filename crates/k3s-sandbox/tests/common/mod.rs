@@ -1,0 +1,267 @@
+//! Test harness: a temp sandbox (data dir, CNI dirs, argv log) with the fake
+//! k3s fixture, and cleanup that kills whatever a test started even when the
+//! test fails.
+// Test-support code: panicking on a broken fixture is the right failure.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+pub const PLUGINS: [&str; 4] = ["loopback", "bridge", "host-local", "portmap"];
+
+pub fn exe() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_k3s-sandbox"))
+}
+
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+/// The repository's default conflist.
+pub fn repo_conflist() -> String {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../cni-conf/10-sandbox-cni.conflist");
+    fs::read_to_string(p).unwrap()
+}
+
+pub struct Sandbox {
+    pub tmp: tempfile::TempDir,
+    pub data: PathBuf,
+    pub bin: PathBuf,
+    pub conf: PathBuf,
+    /// Fake plugins to install from (--plugins-from).
+    pub plugin_src: PathBuf,
+    pub argv_log: PathBuf,
+    pub env: Vec<(String, String)>,
+}
+
+impl Sandbox {
+    pub fn new() -> Sandbox {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().to_path_buf();
+        let plugin_src = root.join("plugin-src");
+        fs::create_dir_all(&plugin_src).unwrap();
+        for p in PLUGINS {
+            fs::copy(fixture("fake-cni-plugin.sh"), plugin_src.join(p)).unwrap();
+            fs::set_permissions(plugin_src.join(p), fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let argv_log = root.join("argv.log");
+        let env = vec![
+            (
+                "K3S_BIN".to_string(),
+                fixture("fake-k3s.sh").to_string_lossy().into_owned(),
+            ),
+            (
+                "FAKE_K3S_ARGV_LOG".to_string(),
+                argv_log.to_string_lossy().into_owned(),
+            ),
+            (
+                "CNI_BIN_DIR".to_string(),
+                root.join("cni-bin").to_string_lossy().into_owned(),
+            ),
+            (
+                "CNI_CONF_DIR".to_string(),
+                root.join("net.d").to_string_lossy().into_owned(),
+            ),
+        ];
+        Sandbox {
+            data: root.join("data"),
+            bin: root.join("cni-bin"),
+            conf: root.join("net.d"),
+            plugin_src,
+            argv_log,
+            env,
+            tmp,
+        }
+    }
+
+    pub fn set_env(&mut self, k: &str, v: &str) {
+        self.env.retain(|(key, _)| key != k);
+        self.env.push((k.to_string(), v.to_string()));
+    }
+
+    pub fn unset_env(&mut self, k: &str) {
+        self.env.retain(|(key, _)| key != k);
+    }
+
+    /// `k3s-sandbox <args>` with the sandbox environment; `--data-dir` is
+    /// added after the subcommand.
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(exe());
+        c.env_remove("K3S_BIN")
+            .env_remove("K3S_SANDBOX_DATA_DIR")
+            .env_remove("CNI_BIN_DIR")
+            .env_remove("CNI_CONF_DIR");
+        for (k, v) in &self.env {
+            c.env(k, v);
+        }
+        let (sub, rest) = args.split_first().expect("a subcommand");
+        c.arg(sub).arg("--data-dir").arg(&self.data).args(rest);
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Out {
+        Out::from(self.cmd(args).output().unwrap())
+    }
+
+    /// `up --profile control-plane` with fake plugins and a short timeout.
+    pub fn up_cp(&self, extra: &[&str]) -> Out {
+        let src = self.plugin_src.to_string_lossy().into_owned();
+        let mut args = vec![
+            "up",
+            "--profile",
+            "control-plane",
+            "--timeout",
+            "10",
+            "--plugins-from",
+            &src,
+        ];
+        args.extend_from_slice(extra);
+        self.run(&args)
+    }
+
+    /// Every recorded k3s invocation, as argument lists.
+    pub fn invocations(&self) -> Vec<Vec<String>> {
+        let text = fs::read_to_string(&self.argv_log).unwrap_or_default();
+        let mut out = Vec::new();
+        let mut cur = Vec::new();
+        for line in text.lines() {
+            if line == "@@end" {
+                out.push(std::mem::take(&mut cur));
+            } else {
+                cur.push(line.to_string());
+            }
+        }
+        out
+    }
+
+    /// The `server` invocations only.
+    pub fn servers(&self) -> Vec<Vec<String>> {
+        self.invocations()
+            .into_iter()
+            .filter(|a| a.first().map(String::as_str) == Some("server"))
+            .collect()
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        fs::read_to_string(self.data.join("k3s.pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.data.join("kubeconfig.yaml")
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        // Kill the recorded process group directly: this must work even when
+        // the code under test is broken.
+        if let Some(pid) = self.pid() {
+            let pgid = fs::read_to_string(self.data.join("k3s.pgid"))
+                .ok()
+                .and_then(|t| t.trim().parse::<i32>().ok())
+                .unwrap_or(pid as i32);
+            if let Some(p) = rustix::process::Pid::from_raw(pgid) {
+                let _ = rustix::process::kill_process_group(p, rustix::process::Signal::KILL);
+            }
+        }
+    }
+}
+
+pub struct Out {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Out {
+    fn from(o: Output) -> Out {
+        Out {
+            code: o.status.code(),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+impl Out {
+    #[track_caller]
+    pub fn expect_code(&self, code: i32) -> &Self {
+        assert_eq!(
+            self.code,
+            Some(code),
+            "unexpected exit status\nstdout:\n{}\nstderr:\n{}",
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+    #[track_caller]
+    pub fn ok(&self) -> &Self {
+        self.expect_code(0)
+    }
+    #[track_caller]
+    pub fn stderr_has(&self, s: &str) -> &Self {
+        assert!(self.stderr.contains(s), "stderr lacks {s:?}:\n{}", self.stderr);
+        self
+    }
+    #[track_caller]
+    pub fn stdout_has(&self, s: &str) -> &Self {
+        assert!(self.stdout.contains(s), "stdout lacks {s:?}:\n{}", self.stdout);
+        self
+    }
+}
+
+/// Live (non-zombie) processes in group `pgid`.
+pub fn group_alive(pgid: u32) -> bool {
+    fs::read_dir("/proc").unwrap().filter_map(|e| e.ok()).any(|e| {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            return false;
+        };
+        let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            return false;
+        };
+        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+            return false;
+        };
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        f.len() > 2 && f[0] != "Z" && f[2].parse::<u32>().ok() == Some(pgid)
+    })
+}
+
+pub fn wait_until(mut cond: impl FnMut() -> bool, limit: Duration) -> bool {
+    let end = Instant::now() + limit;
+    while Instant::now() < end {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    cond()
+}
+
+/// Directory of the k3s-sandbox test binary, where cargo also puts the
+/// plugin binaries of the workspace.
+pub fn built_plugins_dir() -> PathBuf {
+    let dir = exe().parent().unwrap().to_path_buf();
+    let missing: Vec<&str> = PLUGINS
+        .iter()
+        .copied()
+        .filter(|p| !dir.join(p).is_file())
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "the plugin binaries {missing:?} are missing from {}; build the whole workspace first \
+         (`cargo build --workspace`, or run the tests with `cargo test --workspace`)",
+        dir.display()
+    );
+    dir
+}
