@@ -1,0 +1,211 @@
+//! host-local IPAM (mirrors plugins/ipam/host-local/main.go of containernetworking/plugins; SPEC.md
+//! "IP Allocation" and the 1.1.0 GC and STATUS verbs).
+//!
+//! Same configuration and on-disk store as the reference (see crates/ipam-store), with these
+//! differences: a repeated ADD of an attachment returns the addresses it already holds; DEL, CHECK and
+//! ADD cost the same whatever the store's size; GC releases every reservation of an attachment not in
+//! `cni.dev/valid-attachments`; STATUS reports an unusable store or an exhausted range set (code 50);
+//! `reclaimAfterReboot` frees reservations of earlier boots; errors carry specific codes (100 pool
+//! exhausted, 101 requested address unavailable, 102 CHECK mismatch, 11 store locked, 7 config, 5 I/O).
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use cni_core::error::code;
+use cni_core::{CniError, CniResult, IpConfig, NetResult, Plugin, Request};
+use ipam_store::alloc::{attachment_addresses, first_free};
+use ipam_store::{DiskOptions, DiskStore, Owner, StoreError, assign, release_attachment};
+use ipnetwork::IpNetwork;
+
+use crate::config::{self, IpamConf};
+use crate::dns;
+
+pub struct HostLocal;
+
+/// The CNI error for a store or allocation failure.
+fn cni_error(e: StoreError) -> CniError {
+    let msg = e.to_string();
+    match e {
+        StoreError::Io { .. } | StoreError::Unsafe { .. } => CniError::io(format!("host-local store: {msg}")),
+        StoreError::Locked { .. } => CniError::try_again(msg).with_details(
+            "another host-local call is holding the store; retry, or find the process holding the lock file (fuser -v <dataDir>/<network>/lock)",
+        ),
+        StoreError::Exhausted { set, ranges, size } => CniError::new(code::ADDRESS_POOL_EXHAUSTED, msg).with_details(
+            format!(
+                "every address of range set {set} ({ranges}, {size} addresses before excluding network, broadcast and gateway) is reserved; leaked reservations are freed by DEL, by GC with cni.dev/valid-attachments, or with reclaimAfterReboot after a reboot; otherwise widen the range"
+            ),
+        ),
+        StoreError::Taken { .. }
+        | StoreError::NotAllocatable { .. }
+        | StoreError::Unmatched(_)
+        | StoreError::HoldsOther { .. } => CniError::new(code::ADDRESS_UNAVAILABLE, msg),
+    }
+}
+
+fn options(data_reclaim: bool) -> DiskOptions {
+    DiskOptions {
+        reclaim_after_reboot: data_reclaim,
+        ..DiskOptions::default()
+    }
+}
+
+fn open(data_dir: &Path, network: &str, reclaim: bool) -> CniResult<DiskStore> {
+    DiskStore::open(data_dir, network, &options(reclaim)).map_err(cni_error)
+}
+
+/// Opens the store only if the network's directory exists (DEL and GC create nothing).
+fn open_existing(data_dir: &Path, network: &str, reclaim: bool) -> CniResult<Option<DiskStore>> {
+    match std::fs::symlink_metadata(data_dir.join(network)) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        _ => open(data_dir, network, reclaim).map(Some),
+    }
+}
+
+fn result(conf: &IpamConf, assigned: &[ipam_store::Assigned], dns: cni_core::Dns) -> CniResult<NetResult> {
+    let ips = assigned
+        .iter()
+        .map(|a| {
+            let address = IpNetwork::new(a.ip, a.range.subnet.prefix()).map_err(|e| {
+                CniError::new(
+                    code::INTERNAL,
+                    format!("cannot form {}/{}: {e}", a.ip, a.range.subnet.prefix()),
+                )
+            })?;
+            Ok(IpConfig {
+                address,
+                gateway: Some(a.range.gateway),
+                interface: None,
+            })
+        })
+        .collect::<CniResult<Vec<_>>>()?;
+    Ok(NetResult {
+        interfaces: Vec::new(),
+        ips,
+        routes: conf.routes.clone(),
+        dns,
+    })
+}
+
+impl Plugin for HostLocal {
+    fn name(&self) -> &'static str {
+        "host-local"
+    }
+
+    fn about(&self) -> &'static str {
+        "allocates IP addresses from configured ranges, keeping reservations in files under dataDir (compatible with the reference host-local)"
+    }
+
+    fn add(&self, req: &Request) -> CniResult<NetResult> {
+        let conf = config::parse(req)?;
+        let requested = config::requested(req)?;
+        // Read resolvConf before reserving anything, so that a bad path leaves nothing behind.
+        let dns = match &conf.resolv_conf {
+            Some(path) => dns::load(path)?,
+            None => cni_core::Dns::default(),
+        };
+        let mut store = open(&conf.data_dir, &req.conf.name, conf.reclaim_after_reboot)?;
+        let owner = Owner::new(&req.env.container_id, &req.env.ifname);
+        let assigned = assign(&mut store, &conf.sets, &owner, &requested).map_err(cni_error)?;
+        match result(&conf, &assigned, dns) {
+            Ok(r) => Ok(r),
+            Err(e) => {
+                for a in assigned.iter().filter(|a| a.new) {
+                    let _ = ipam_store::Reservations::release(&mut store, a.ip, &owner);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn del(&self, req: &Request) -> CniResult<()> {
+        let (data_dir, reclaim) = config::store_settings(req)?;
+        let Some(mut store) = open_existing(&data_dir, &req.conf.name, reclaim)? else {
+            return Ok(());
+        };
+        release_attachment(&mut store, &req.env.container_id, &req.env.ifname).map_err(cni_error)?;
+        Ok(())
+    }
+
+    fn check(&self, req: &Request) -> CniResult<()> {
+        let conf = config::parse(req)?;
+        let id = &req.env.container_id;
+        let ifname = &req.env.ifname;
+        let held = match open_existing(&conf.data_dir, &req.conf.name, conf.reclaim_after_reboot)? {
+            Some(mut store) => attachment_addresses(&mut store, id, ifname).map_err(cni_error)?,
+            None => Vec::new(),
+        };
+        if held.is_empty() {
+            return Err(CniError::new(
+                code::CHECK_MISMATCH,
+                format!("host-local: Failed to find address added by container {id}"),
+            )
+            .with_details(format!(
+                "no reservation for container {id} interface {ifname} in {}",
+                conf.data_dir.join(&req.conf.name).display()
+            )));
+        }
+        if let Some(prev) = req.conf.prev_result()? {
+            for ip in prev.ips.iter().map(|c| c.address.ip()) {
+                let ours = conf.sets.iter().any(|s| s.range_of(ip).is_some());
+                if ours && !held.contains(&ip) {
+                    return Err(CniError::new(
+                        code::CHECK_MISMATCH,
+                        format!(
+                            "host-local: address {ip} in prevResult is not reserved for container {id} interface {ifname}"
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn gc(&self, req: &Request) -> CniResult<()> {
+        let (data_dir, reclaim) = config::store_settings(req)?;
+        let Some(valid) = req.conf.gc_attachments()? else {
+            return Err(CniError::invalid_config(
+                "GC needs cni.dev/valid-attachments (or cni.dev/attachments): host-local refuses to guess which reservations are live",
+            )
+            .with_details("send an empty list (or null) to release every reservation of this network"));
+        };
+        let Some(mut store) = open_existing(&data_dir, &req.conf.name, reclaim)? else {
+            return Ok(());
+        };
+        let exact: BTreeSet<(&str, &str)> = valid
+            .iter()
+            .map(|a| (a.container_id.as_str(), a.ifname.as_str()))
+            .collect();
+        let ids: BTreeSet<&str> = valid.iter().map(|a| a.container_id.as_str()).collect();
+        store
+            .retain(|o| match &o.ifname {
+                Some(i) => exact.contains(&(o.id.as_str(), i.as_str())),
+                None => ids.contains(o.id.as_str()),
+            })
+            .map_err(cni_error)?;
+        Ok(())
+    }
+
+    fn status(&self, req: &Request) -> CniResult<()> {
+        let conf = config::parse(req)?;
+        let unavailable = |e: CniError| {
+            CniError::not_available(format!("host-local cannot serve ADD: {}", e.msg))
+                .with_details(e.details.unwrap_or_default())
+        };
+        let mut store =
+            open(&conf.data_dir, &req.conf.name, conf.reclaim_after_reboot).map_err(unavailable)?;
+        store.check_writable().map_err(|e| unavailable(cni_error(e)))?;
+        for (i, set) in conf.sets.iter().enumerate() {
+            if first_free(&mut store, i, set)
+                .map_err(|e| unavailable(cni_error(e)))?
+                .is_none()
+            {
+                return Err(CniError::not_available(format!(
+                    "host-local cannot serve ADD: no IP addresses available in range set {i} ({}): {set}",
+                    conf.labels[i]
+                ))
+                .with_details("free leaked reservations with DEL or GC, or widen the range"));
+            }
+        }
+        Ok(())
+    }
+}
