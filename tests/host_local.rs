@@ -1,6 +1,8 @@
 //! host-local as a black box: results per cniVersion (goldens), the ADD/CHECK/DEL lifecycle,
 //! configuration errors, requested addresses, exhaustion, GC, STATUS and reboot reclaim.
 
+#![allow(clippy::unwrap_used)] // helpers outside #[test] functions
+
 mod common;
 
 use std::collections::BTreeMap;
