@@ -58,7 +58,7 @@ pub fn doctor(g: &GlobalArgs, a: &DoctorArgs) -> Result<u8> {
     checks.extend(doctor::port_checks(&ports, ours, a.profile));
 
     let (conf_checks, types) = doctor::conflist_checks(&dirs.cni_conf_dir, a.profile);
-    checks.extend(doctor::plugin_checks(&dirs.cni_bin_dir, &types));
+    checks.extend(doctor::plugin_checks(&dirs.cni_bin_dir, &types, a.profile));
     checks.extend(conf_checks);
 
     let k3s = k3s_found();
@@ -532,7 +532,13 @@ pub fn up(g: &GlobalArgs, a: &UpArgs) -> Result<u8> {
         version: version.map(|v| v.to_string()).or(Some(version_line.clone())),
         node_name: cmd.node_name.clone(),
     };
-    process::write_instance(&state, &inst)?;
+    if let Err(e) = process::write_instance(&state, &inst) {
+        // Without its pid files nobody could find this k3s again.
+        util::kill_group(pid, rustix::process::Signal::KILL);
+        let _ = child.wait();
+        let _ = process::remove_process_files(&state);
+        return Err(e);
+    }
     say(&format!("started k3s (pid {pid}), log: {}", state.log.display()));
 
     let remaining = deadline.saturating_duration_since(Instant::now());
@@ -749,12 +755,17 @@ pub fn status(g: &GlobalArgs) -> Result<u8> {
                 .map(PathBuf::from)
                 .filter(|p| util::is_executable_file(p))
                 .map(Ok)
-                .unwrap_or_else(crate::k3s::locate_from_env)?;
-            let ready = if state.kubeconfig.exists() {
-                crate::k3s::readyz(&k3s, &state.kubeconfig)
-            } else {
-                Err(format!("{} not written yet", state.kubeconfig.display()))
+                .unwrap_or_else(crate::k3s::locate_from_env);
+            let ready = match &k3s {
+                Err(e) => Err(format!("cannot ask k3s: {}", e.message)),
+                Ok(_) if !state.kubeconfig.exists() => {
+                    Err(format!("{} not written yet", state.kubeconfig.display()))
+                }
+                Ok(k3s) => crate::k3s::readyz(k3s, &state.kubeconfig),
             };
+            let k3s_name = k3s
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|_| "?".into());
             println!(
                 "state: {}",
                 if ready.is_ok() {
@@ -765,7 +776,7 @@ pub fn status(g: &GlobalArgs) -> Result<u8> {
             );
             println!("pid: {} (process group {})", inst.pid, inst.pgid);
             println!("profile: {}", inst.profile.as_deref().unwrap_or("unknown"));
-            println!("k3s: {} {}", k3s.display(), inst.version.as_deref().unwrap_or(""));
+            println!("k3s: {k3s_name} {}", inst.version.as_deref().unwrap_or(""));
             if let Some(n) = &inst.node_name {
                 println!("node: {n}");
             }

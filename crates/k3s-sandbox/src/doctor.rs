@@ -156,9 +156,19 @@ pub fn port_checks(
         .collect()
 }
 
+/// Problems with the CNI chain: FAIL, except a warning when only the
+/// control plane was asked for (an agentless k3s never runs a plugin).
+fn chain_level(profile: Option<Profile>) -> Level {
+    if profile == Some(Profile::ControlPlane) {
+        Level::Warn
+    } else {
+        Level::Fail
+    }
+}
+
 /// One line per plugin: the required ones plus every type the picked
 /// conflist uses.
-pub fn plugin_checks(bin_dir: &Path, extra_types: &[String]) -> Vec<Check> {
+pub fn plugin_checks(bin_dir: &Path, extra_types: &[String], profile: Option<Profile>) -> Vec<Check> {
     let mut names: Vec<String> = plugins::REQUIRED.iter().map(|s| s.to_string()).collect();
     for t in extra_types {
         if !names.contains(t) {
@@ -176,7 +186,7 @@ pub fn plugin_checks(bin_dir: &Path, extra_types: &[String]) -> Vec<Check> {
                     format!("{} answers VERSION ({})", path.display(), versions.join(", ")),
                 ),
                 other => Check::bad(
-                    Level::Fail,
+                    chain_level(profile),
                     &name,
                     format!("{}: {}", path.display(), plugins::describe(&other)),
                     "run ./install.sh, or `k3s-sandbox up --plugins-from DIR`",
@@ -249,7 +259,7 @@ pub fn conflist_checks(conf_dir: &Path, profile: Option<Profile>) -> (Vec<Check>
             }
         }
         Err(e) => out.push(Check::bad(
-            Level::Fail,
+            chain_level(profile),
             "CNI config",
             format!(
                 "containerd would pick {first_name}, which is unusable: {}",
@@ -419,6 +429,30 @@ mod tests {
         fs::write(tmp.path().join("01-broken.conf"), "{").unwrap();
         let (c, _) = conflist_checks(tmp.path(), None);
         assert_eq!(c[0].level, Level::Fail);
+    }
+
+    #[test]
+    fn missing_plugins_fail_unless_only_the_control_plane_is_wanted() {
+        let tmp = tempfile::tempdir().unwrap();
+        let c = plugin_checks(tmp.path(), &["tuning".to_string(), "bridge".to_string()], None);
+        let names: Vec<&str> = c.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(
+            names,
+            vec![
+                "plugin loopback",
+                "plugin bridge",
+                "plugin host-local",
+                "plugin portmap",
+                "plugin tuning"
+            ]
+        );
+        assert!(
+            c.iter()
+                .all(|c| c.level == Level::Fail && c.detail.ends_with(": missing")),
+            "{c:#?}"
+        );
+        let c = plugin_checks(tmp.path(), &[], Some(Profile::ControlPlane));
+        assert!(c.iter().all(|c| c.level == Level::Warn), "{c:#?}");
     }
 
     #[test]
