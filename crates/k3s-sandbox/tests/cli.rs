@@ -178,14 +178,14 @@ fn never_ready_times_out_and_leaves_a_not_ready_instance() {
     up.expect_code(1)
         .stderr_has("did not become ready within 2s")
         .stderr_has("still running")
-        .stderr_has("Wrote kubeconfig");
+        .stderr_has("k3s.log");
     assert_eq!(up.stdout, "");
     let pid = sb.pid().expect("instance is kept");
     assert!(group_alive(pid));
     let st = sb.run(&["status"]);
     st.expect_code(2)
         .stdout_has("running, not ready")
-        .stdout_has("connection to the server");
+        .stdout_has("readyz: ");
     sb.run(&["down", "--timeout", "5"]).ok();
     assert!(wait_until(|| !group_alive(pid), Duration::from_secs(5)));
     sb.run(&["status"]).expect_code(1);
@@ -406,7 +406,7 @@ fn agent_profile_flags_and_pod_cidr_follow_the_node() {
         "--profile",
         "agent",
         "--timeout",
-        "3",
+        "5",
         "--plugins-from",
         &src,
         "--skip-selftest",

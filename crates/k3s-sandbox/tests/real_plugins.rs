@@ -81,3 +81,48 @@ fn agent_up_installs_the_built_plugins_and_runs_the_selftest() {
         .stdout_has("ok    plugin host-local:");
     sb.run(&["down"]).ok();
 }
+
+#[test]
+fn every_committed_conflist_passes_the_selftest() {
+    let plugins = built_plugins_dir();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../cni-conf");
+    let mut files: Vec<_> = fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "conflist"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no conflists in {}", dir.display());
+    let sb = Sandbox::new();
+    for f in files {
+        let out = Out::from(
+            sb.cmd(&["selftest", "--conflist", &f.to_string_lossy()])
+                .env("CNI_BIN_DIR", &plugins)
+                .output()
+                .unwrap(),
+        );
+        out.ok();
+        let ip: Ipv4Addr =
+            out.stdout.trim().parse().unwrap_or_else(|_| {
+                panic!("{}: stdout is not an IPv4 address: {:?}", f.display(), out.stdout)
+            });
+        let text = fs::read_to_string(&f).unwrap();
+        if text.contains("::/") {
+            // Dual stack: the IPv6 address is reported after the IPv4 one.
+            let all = out
+                .stderr
+                .lines()
+                .find_map(|l| l.split("all eth0 addresses: ").nth(1))
+                .unwrap_or_default()
+                .trim_end_matches(')');
+            let addrs: Vec<&str> = all.split(", ").collect();
+            assert_eq!(addrs.len(), 2, "{}: {all}", f.display());
+            assert!(addrs[0].starts_with(&format!("{ip}/")), "{}: {all}", f.display());
+            assert!(
+                addrs[1].contains(':'),
+                "{}: no IPv6 address in {all}",
+                f.display()
+            );
+        }
+    }
+}
