@@ -783,8 +783,8 @@ fn since(trace: Result<Vec<Value>, String>, mark: usize) -> Result<Vec<Value>, S
 // libcni (cnitool contract)
 
 /// validate, ADD, CHECK, DEL, DEL again, ADD again, DEL of one conflist at one version through libcni.
-fn libcni_lifecycle(src: &Path, v: &str) -> Result<(), String> {
-    let net = Net::prepare(src, Some(v))?;
+fn libcni_lifecycle(net: &Net) -> Result<(), String> {
+    let v = net.version.as_str();
     let netns = net.netns("pod-a");
     let id = cnitool_container_id(&netns);
     let order = net.plugin_types();
@@ -810,10 +810,10 @@ fn libcni_lifecycle(src: &Path, v: &str) -> Result<(), String> {
     let out = net.libcni(&["add", &net.name, &netns])?;
     ensure(out.ok(), || format!("ADD failed:\n{}", out.describe()))?;
     let result = out.json()?;
-    let addrs = check_result(&net, v, &result, &netns, "eth0")?;
+    let addrs = check_result(net, v, &result, &netns, "eth0")?;
     let trace = since(net.trace(), mark)?;
     let adds = records(&trace, "ADD");
-    check_calls(&net, &adds, &order, &id, "eth0", None)?;
+    check_calls(net, &adds, &order, &id, "eth0", None)?;
     check_runtime_config(&adds, &net.plugins, &cap_args())?;
     for r in &adds {
         ensure(r.get("args") == Some(&json!(CNI_ARGS)), || {
@@ -824,7 +824,7 @@ fn libcni_lifecycle(src: &Path, v: &str) -> Result<(), String> {
         .iter()
         .map(|ip| (*ip, (id.clone(), "eth0".to_owned())))
         .collect();
-    check_reservations(&net, &owned)?;
+    check_reservations(net, &owned)?;
     let cache_path = net.cache_dir.join("results").join(&cache_file);
     let cached: Value = serde_json::from_slice(
         &fs::read(&cache_path)
@@ -860,7 +860,7 @@ fn libcni_lifecycle(src: &Path, v: &str) -> Result<(), String> {
         ensure(out.ok(), || {
             format!("CHECK after ADD failed:\n{}", out.describe())
         })?;
-        check_calls(&net, &records(&trace, "CHECK"), &order, &id, "eth0", Some(true))?;
+        check_calls(net, &records(&trace, "CHECK"), &order, &id, "eth0", Some(true))?;
     } else {
         let want = format!("configuration version \"{v}\" does not support the CHECK command");
         ensure(!out.ok() && out.stderr.contains(&want), || {
@@ -887,7 +887,7 @@ fn libcni_lifecycle(src: &Path, v: &str) -> Result<(), String> {
         "eth0",
         Some(version_at_least(v, "0.4.0")),
     )?;
-    check_reservations(&net, &BTreeMap::new())?;
+    check_reservations(net, &BTreeMap::new())?;
     ensure(!cache_path.exists(), || {
         format!("libcni cache {} left after DEL", cache_path.display())
     })?;
@@ -897,53 +897,90 @@ fn libcni_lifecycle(src: &Path, v: &str) -> Result<(), String> {
     let out = net.libcni(&["del", &net.name, &netns])?;
     ensure(out.ok(), || format!("second DEL failed:\n{}", out.describe()))?;
     let trace = since(net.trace(), mark)?;
-    check_calls(&net, &records(&trace, "DEL"), &reverse, &id, "eth0", Some(false))?;
-    check_reservations(&net, &BTreeMap::new())?;
+    check_calls(net, &records(&trace, "DEL"), &reverse, &id, "eth0", Some(false))?;
+    check_reservations(net, &BTreeMap::new())?;
 
     // The same attachment can be added again after DEL.
     let out = net.libcni(&["add", &net.name, &netns])?;
     ensure(out.ok(), || format!("ADD after DEL failed:\n{}", out.describe()))?;
-    let addrs = check_result(&net, v, &out.json()?, &netns, "eth0")?;
+    let addrs = check_result(net, v, &out.json()?, &netns, "eth0")?;
     let owned = addrs
         .iter()
         .map(|ip| (*ip, (id.clone(), "eth0".to_owned())))
         .collect();
-    check_reservations(&net, &owned)?;
+    check_reservations(net, &owned)?;
     let out = net.libcni(&["del", &net.name, &netns])?;
     ensure(out.ok(), || format!("final DEL failed:\n{}", out.describe()))?;
-    check_reservations(&net, &BTreeMap::new())?;
+    check_reservations(net, &BTreeMap::new())?;
     ensure(net.cached_results()?.is_empty(), || {
         "libcni cache not empty at the end".to_owned()
     })
 }
 
-#[test]
-fn libcni_every_conflist_at_every_version() {
-    let files = conflists();
-    let mut failures = Vec::new();
-    let mut passed = Vec::new();
-    for file in &files {
-        let types = Net::prepare(file, None).map(|n| n.binaries()).unwrap_or_default();
-        require_plugins(types.iter().map(String::as_str));
-        for v in LIBCNI_VERSIONS {
-            let case = format!("{} at cniVersion {v}", file_name(file));
-            match libcni_lifecycle(file, v) {
-                Ok(()) => passed.push(case),
-                Err(e) => failures.push(format!("{case}: {e}")),
+fn read_json(path: &Path) -> Value {
+    let text = fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
+}
+
+/// Runs the libcni lifecycle for one conflist at every version libcni 1.1.2 parses; returns the
+/// passed cases and the failures.
+fn libcni_at_every_version(file: &str, conf: &Value) -> (Vec<String>, Vec<String>) {
+    let (mut passed, mut failures) = (Vec::new(), Vec::new());
+    for v in LIBCNI_VERSIONS {
+        let case = format!("{file} at cniVersion {v}");
+        let net = match Net::from_value(file, conf.clone(), Some(v)) {
+            Ok(net) => net,
+            Err(e) => {
+                failures.push(format!("{case}: {e}"));
+                continue;
             }
+        };
+        require_plugins(net.binaries().iter().map(String::as_str));
+        match libcni_lifecycle(&net) {
+            Ok(()) => passed.push(case),
+            Err(e) => failures.push(format!("{case}: {e}")),
         }
     }
-    eprintln!(
-        "libcni 1.1.2 validate/ADD/CHECK/DEL/DEL passed for:\n  {}",
-        passed.join("\n  ")
-    );
+    (passed, failures)
+}
+
+fn report(what: &str, passed: &[String], failures: &[String]) {
+    eprintln!("{what} passed for:\n  {}", passed.join("\n  "));
     assert!(
         failures.is_empty(),
-        "{} of {} cases failed:\n\n{}",
+        "{what}: {} of {} cases failed:\n\n{}",
         failures.len(),
         passed.len() + failures.len(),
-        { failures.join("\n\n") }
+        failures.join("\n\n")
     );
+}
+
+#[test]
+fn libcni_every_conflist_at_every_version() {
+    let (mut passed, mut failures) = (Vec::new(), Vec::new());
+    for file in conflists() {
+        let (p, f) = libcni_at_every_version(&file_name(&file), &read_json(&file));
+        passed.extend(p);
+        failures.extend(f);
+    }
+    report("libcni 1.1.2 validate/ADD/CHECK/DEL/DEL", &passed, &failures);
+}
+
+/// The default network with a bandwidth plugin chained after portmap (the shape of k3s' flannel list):
+/// the bandwidth capability reaches the bandwidth plugin through libcni and go-cni.
+fn with_bandwidth() -> Value {
+    let mut conf = read_json(&conflist("10-sandbox-cni.conflist"));
+    match conf.get_mut("plugins").and_then(Value::as_array_mut) {
+        Some(plugins) => plugins.push(json!({ "type": "bandwidth", "capabilities": { "bandwidth": true } })),
+        None => panic!("10-sandbox-cni.conflist has no plugins array"),
+    }
+    conf
+}
+
+#[test]
+fn libcni_chain_with_bandwidth_at_every_version() {
+    let (passed, failures) = libcni_at_every_version("with-bandwidth.conflist", &with_bandwidth());
+    report("libcni 1.1.2 validate/ADD/CHECK/DEL/DEL", &passed, &failures);
 }
 
 #[test]
@@ -1069,8 +1106,9 @@ fn libcni_single_020_conf_file() {
 }
 
 /// Trap 2: libcni 1.1.2 cannot parse a 1.1.0 result; a DEL must still release what the ADD reserved.
+/// (Why the shipped conflists say 1.0.0 and list 1.1.0 only in `cniVersions`.)
 #[test]
-fn libcni_112_rejects_110_results_and_del_cleans_up() {
+fn libcni_112_and_gocni_reject_110_results_and_del_cleans_up() {
     let src = conflist("10-sandbox-cni.conflist");
     let net = Net::prepare(&src, Some("1.1.0")).expect("conf dir");
     require_plugins(net.binaries().iter().map(String::as_str));
@@ -1092,6 +1130,30 @@ fn libcni_112_rejects_110_results_and_del_cleans_up() {
     let out = net.libcni(&["del", &net.name, &netns]).expect("del");
     assert!(out.ok(), "DEL after the rejected ADD failed:\n{}", out.describe());
     check_reservations(&net, &BTreeMap::new()).expect("DEL releases the address");
+
+    // go-cni 1.1.7 sits on the same libcni: Setup fails the same way, Remove (what containerd does
+    // after a failed Setup) releases the address.
+    let out = net
+        .gocni(&plugin_dir(), &[], &["setup", "pod-110", &netns])
+        .expect("setup");
+    assert!(
+        !out.ok() && out.stderr.contains("unsupported CNI result version \"1.1.0\""),
+        "go-cni Setup should fail on the 1.1.0 result:\n{}",
+        out.describe()
+    );
+    assert!(
+        !net.reservations().expect("store").is_empty(),
+        "the plugin did not reserve an address"
+    );
+    let out = net
+        .gocni(&plugin_dir(), &[], &["remove", "pod-110", &netns])
+        .expect("remove");
+    assert!(
+        out.ok(),
+        "Remove after the failed Setup failed:\n{}",
+        out.describe()
+    );
+    check_reservations(&net, &BTreeMap::new()).expect("Remove releases the address");
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -1211,8 +1273,7 @@ fn check_setup(net: &Net, out: &Value, netns: &str) -> Result<Vec<IpAddr>, Strin
 }
 
 /// go-cni against one conflist: Status, parallel Setup of 5 sandboxes, Check, Remove, Remove again.
-fn gocni_lifecycle(src: &Path) -> Result<(), String> {
-    let net = Net::prepare(src, None)?;
+fn gocni_lifecycle(net: &Net) -> Result<(), String> {
     let bins = plugin_dir();
     let order = net.plugin_types();
 
@@ -1226,7 +1287,7 @@ fn gocni_lifecycle(src: &Path) -> Result<(), String> {
         let handles: Vec<_> = ids
             .iter()
             .map(|id| {
-                let (net, bins) = (&net, &bins);
+                let (net, bins) = (net, &bins);
                 s.spawn(move || net.gocni(bins, &GOCNI_SETUP_FLAGS, &["setup", id, &net.netns(id)]))
             })
             .collect();
@@ -1239,13 +1300,13 @@ fn gocni_lifecycle(src: &Path) -> Result<(), String> {
     for (id, out) in ids.iter().zip(setups) {
         let out = out?;
         ensure(out.ok(), || format!("Setup of {id} failed:\n{}", out.describe()))?;
-        for addr in check_setup(&net, &out.json()?, &net.netns(id))? {
+        for addr in check_setup(net, &out.json()?, &net.netns(id))? {
             if let Some((other, _)) = owned.insert(addr, (id.clone(), "eth0".to_owned())) {
                 return Err(format!("{addr} was given to both {other} and {id}"));
             }
         }
     }
-    check_reservations(&net, &owned)?;
+    check_reservations(net, &owned)?;
     let mut want_cache = BTreeSet::new();
     for id in &ids {
         want_cache.insert(format!("{}-{id}-eth0", net.name));
@@ -1271,7 +1332,7 @@ fn gocni_lifecycle(src: &Path) -> Result<(), String> {
             lo[0].pointer("/stdin/cniVersion") == Some(&json!("0.3.1")) && lo[0]["ifName"] == "lo",
             || format!("containerd's loopback network is 0.3.1 on lo: {}", lo[0]),
         )?;
-        check_calls(&net, &main, &order, id, "eth0", None)?;
+        check_calls(net, &main, &order, id, "eth0", None)?;
         check_runtime_config(&main, &net.plugins, &gocni_cap_args())?;
         for r in &main {
             let args = r.get("args").and_then(Value::as_str).unwrap_or("");
@@ -1324,14 +1385,14 @@ fn gocni_lifecycle(src: &Path) -> Result<(), String> {
             )
         })?;
         let trace = since(net.trace(), mark)?;
-        check_calls(&net, &records(&trace, "CHECK"), &order, id, "eth0", Some(true))?;
+        check_calls(net, &records(&trace, "CHECK"), &order, id, "eth0", Some(true))?;
     }
 
     let removes: Vec<Result<Out, String>> = thread::scope(|s| {
         let handles: Vec<_> = ids
             .iter()
             .map(|id| {
-                let (net, bins) = (&net, &bins);
+                let (net, bins) = (net, &bins);
                 s.spawn(move || net.gocni(bins, &GOCNI_SETUP_FLAGS, &["remove", id, &net.netns(id)]))
             })
             .collect();
@@ -1344,7 +1405,7 @@ fn gocni_lifecycle(src: &Path) -> Result<(), String> {
         let out = out?;
         ensure(out.ok(), || format!("Remove of {id} failed:\n{}", out.describe()))?;
     }
-    check_reservations(&net, &BTreeMap::new())?;
+    check_reservations(net, &BTreeMap::new())?;
     ensure(net.cached_results()?.is_empty(), || {
         format!("libcni cache after Remove: {:?}", net.cached_results())
     })?;
@@ -1356,23 +1417,27 @@ fn gocni_lifecycle(src: &Path) -> Result<(), String> {
 
 #[test]
 fn gocni_every_conflist() {
-    let mut failures = Vec::new();
-    let mut passed = Vec::new();
-    for file in conflists() {
-        let types = Net::prepare(&file, None)
-            .map(|n| n.binaries())
-            .unwrap_or_default();
-        require_plugins(types.iter().map(String::as_str).chain(["loopback"]));
-        match gocni_lifecycle(&file) {
-            Ok(()) => passed.push(file_name(&file)),
-            Err(e) => failures.push(format!("{}: {e}", file_name(&file))),
+    let (mut passed, mut failures) = (Vec::new(), Vec::new());
+    let mut cases: Vec<(String, Value)> = conflists().iter().map(|f| (file_name(f), read_json(f))).collect();
+    cases.push(("with-bandwidth.conflist".to_owned(), with_bandwidth()));
+    for (file, conf) in cases {
+        let net = match Net::from_value(&file, conf, None) {
+            Ok(net) => net,
+            Err(e) => {
+                failures.push(format!("{file}: {e}"));
+                continue;
+            }
+        };
+        require_plugins(net.binaries().iter().map(String::as_str).chain(["loopback"]));
+        match gocni_lifecycle(&net) {
+            Ok(()) => passed.push(file),
+            Err(e) => failures.push(format!("{file}: {e}")),
         }
     }
-    eprintln!("go-cni 1.1.7 Status/Setup x{SANDBOXES}/Check/Remove passed for: {passed:?}");
-    assert!(
-        failures.is_empty(),
-        "go-cni failures:\n\n{}",
-        failures.join("\n\n")
+    report(
+        &format!("go-cni 1.1.7 Status/Setup x{SANDBOXES}/Check/Remove"),
+        &passed,
+        &failures,
     );
 }
 
