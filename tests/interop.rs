@@ -880,7 +880,7 @@ fn libcni_lifecycle(net: &Net) -> Result<(), String> {
     ensure(out.ok(), || format!("DEL failed:\n{}", out.describe()))?;
     let trace = since(net.trace(), mark)?;
     check_calls(
-        &net,
+        net,
         &records(&trace, "DEL"),
         &reverse,
         &id,
