@@ -66,9 +66,8 @@ fuzz_target!(|data: &[u8]| {
     let mut ranges = Vec::new();
     for _ in 0..n {
         let mixed = u.ratio(1, 8).unwrap_or(false);
-        match range(&mut u, v4 != mixed) {
-            Ok(Ok(r)) => ranges.push(r),
-            Ok(Err(_)) | Err(_) => {}
+        if let Ok(Ok(r)) = range(&mut u, v4 != mixed) {
+            ranges.push(r);
         }
     }
     for r in &ranges {
