@@ -90,7 +90,7 @@ fn sets() -> Vec<RangeSet> {
 }
 
 fn requested(k: u8) -> IpAddr {
-    if k % 2 == 0 {
+    if k.is_multiple_of(2) {
         format!("10.9.0.{}", (k / 2) % 8).parse().unwrap()
     } else {
         format!("fd09::{}", (k / 2) % 8).parse().unwrap()
