@@ -48,7 +48,7 @@ pub fn doctor(g: &GlobalArgs, a: &DoctorArgs) -> Result<u8> {
     checks.push(doctor::data_dir_check(&dirs.data_dir));
 
     let ours = match process::liveness(&state, &LiveProcesses) {
-        Ok(Liveness::Running(inst)) => Some(inst.pid),
+        Liveness::Running(inst) => Some(inst.pid),
         _ => None,
     };
     let ports: Vec<(u16, std::result::Result<(), String>)> = [6443, 6444, 10250]
@@ -387,7 +387,7 @@ pub fn up(g: &GlobalArgs, a: &UpArgs) -> Result<u8> {
     let mut argv = vec![k3s.to_string_lossy().into_owned()];
     argv.extend(cmd.args.iter().cloned());
 
-    match process::liveness(&state, &LiveProcesses)? {
+    match process::liveness(&state, &LiveProcesses) {
         Liveness::Running(inst) if inst.argv == argv => {
             say(&format!(
                 "k3s is already running from {} (pid {}) with the same arguments; nothing to start",
@@ -436,6 +436,16 @@ pub fn up(g: &GlobalArgs, a: &UpArgs) -> Result<u8> {
                 "removing the stale pid file (pid {} is no longer running)",
                 inst.pid
             ));
+            let n = process::stop_leftovers(&inst, Duration::from_secs(10));
+            if n > 0 {
+                say(&format!(
+                    "stopped {n} leftover process(es) of the old k3s process group"
+                ));
+            }
+            process::remove_process_files(&state)?;
+        }
+        Liveness::Corrupt(why) => {
+            say(&format!("removing an unusable pid file: {why}"));
             process::remove_process_files(&state)?;
         }
         Liveness::Stopped => {}
@@ -588,7 +598,7 @@ pub fn down(g: &GlobalArgs, a: &DownArgs) -> Result<u8> {
         return Ok(0);
     }
     let lock = process::lock(&state.lock, LOCK_WAIT)?;
-    match process::liveness(&state, &LiveProcesses)? {
+    match process::liveness(&state, &LiveProcesses) {
         Liveness::Running(inst) => {
             say(&format!(
                 "stopping k3s (pid {}, process group {})",
@@ -614,7 +624,12 @@ pub fn down(g: &GlobalArgs, a: &DownArgs) -> Result<u8> {
                 "k3s (pid {}) was not running; cleaning up the stale pid file",
                 inst.pid
             ));
+            let n = process::stop_leftovers(&inst, Duration::from_secs(a.timeout));
+            if n > 0 {
+                say(&format!("stopped {n} leftover process(es) of its process group"));
+            }
         }
+        Liveness::Corrupt(why) => say(&format!("removing an unusable pid file: {why}")),
         Liveness::Stopped => say(&format!("k3s is not running from {}", state.dir.display())),
     }
     process::remove_process_files(&state)?;
@@ -725,7 +740,7 @@ pub fn status(g: &GlobalArgs) -> Result<u8> {
     let dirs = dirs(g)?;
     let state = dirs.state();
     let live = if state.dir.is_dir() {
-        process::liveness(&state, &LiveProcesses)?
+        process::liveness(&state, &LiveProcesses)
     } else {
         Liveness::Stopped
     };
@@ -742,6 +757,15 @@ pub fn status(g: &GlobalArgs) -> Result<u8> {
             );
             println!("data dir: {}", state.dir.display());
             println!("log: {}", state.log.display());
+            say(&format!(
+                "clean up with `k3s-sandbox down {}`",
+                data_dir_flag(&dirs)
+            ));
+            Ok(STATUS_STALE)
+        }
+        Liveness::Corrupt(why) => {
+            println!("state: stale ({why})");
+            println!("data dir: {}", state.dir.display());
             say(&format!(
                 "clean up with `k3s-sandbox down {}`",
                 data_dir_flag(&dirs)

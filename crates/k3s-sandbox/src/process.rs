@@ -171,14 +171,32 @@ pub enum Liveness {
     /// A pid file whose process is gone (or is another process now).
     Stale(Instance),
     Running(Instance),
+    /// A pid file that cannot be read or parsed; the text says why.
+    Corrupt(String),
 }
 
-pub fn liveness(state: &StateFiles, table: &dyn ProcessTable) -> Result<Liveness> {
-    Ok(match read_instance(state)? {
-        None => Liveness::Stopped,
-        Some(inst) if is_alive(table, inst.pid, inst.start_time) => Liveness::Running(inst),
-        Some(inst) => Liveness::Stale(inst),
-    })
+pub fn liveness(state: &StateFiles, table: &dyn ProcessTable) -> Liveness {
+    match read_instance(state) {
+        Ok(None) => Liveness::Stopped,
+        Ok(Some(inst)) if is_alive(table, inst.pid, inst.start_time) => Liveness::Running(inst),
+        Ok(Some(inst)) => Liveness::Stale(inst),
+        Err(e) => Liveness::Corrupt(e.message),
+    }
+}
+
+/// Stop what is left in the process group of a k3s whose main process is
+/// gone (the kernel does not reuse a pid as a group id while the group has
+/// members, so they belong to that k3s). Returns how many were found.
+pub fn stop_leftovers(inst: &Instance, timeout: Duration) -> usize {
+    let left = group_members(inst.pgid);
+    if !left.is_empty() {
+        util::kill_group(inst.pgid, rustix::process::Signal::TERM);
+        if !wait_for(|| group_members(inst.pgid).is_empty(), timeout) {
+            util::kill_group(inst.pgid, rustix::process::Signal::KILL);
+            wait_for(|| group_members(inst.pgid).is_empty(), Duration::from_secs(5));
+        }
+    }
+    left.len()
 }
 
 /// An exclusive flock on `<data-dir>/lock`, released on drop.
@@ -317,7 +335,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let state = StateFiles::new(tmp.path());
         let t = FakeTable(HashMap::from([(77, st('S', 5))]));
-        assert_eq!(liveness(&state, &t).unwrap(), Liveness::Stopped);
+        assert_eq!(liveness(&state, &t), Liveness::Stopped);
         let inst = Instance {
             pid: 77,
             pgid: 77,
@@ -329,11 +347,11 @@ mod tests {
         };
         write_instance(&state, &inst).unwrap();
         assert_eq!(read_instance(&state).unwrap(), Some(inst.clone()));
-        assert_eq!(liveness(&state, &t).unwrap(), Liveness::Running(inst.clone()));
+        assert_eq!(liveness(&state, &t), Liveness::Running(inst.clone()));
         let gone = FakeTable(HashMap::new());
-        assert_eq!(liveness(&state, &gone).unwrap(), Liveness::Stale(inst));
+        assert_eq!(liveness(&state, &gone), Liveness::Stale(inst));
         remove_process_files(&state).unwrap();
-        assert_eq!(liveness(&state, &t).unwrap(), Liveness::Stopped);
+        assert_eq!(liveness(&state, &t), Liveness::Stopped);
         fs::write(&state.pid, "not a pid").unwrap();
         assert!(
             read_instance(&state)
@@ -341,6 +359,7 @@ mod tests {
                 .message
                 .contains("does not hold a process id")
         );
+        assert!(matches!(liveness(&state, &t), Liveness::Corrupt(m) if m.contains("does not hold")));
     }
 
     #[test]
@@ -412,5 +431,33 @@ mod tests {
             StopOutcome::Killed
         );
         reaper.join().unwrap().unwrap();
+    }
+
+    #[test]
+    fn leftovers_of_a_dead_leader_are_stopped() {
+        use std::os::unix::process::CommandExt;
+        let mut child = std::process::Command::new("/bin/sh")
+            .args(["-c", "sleep 60 & sleep 60"])
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        assert!(wait_for(|| group_members(pid).len() >= 3, Duration::from_secs(5)));
+        let inst = Instance {
+            pid,
+            pgid: pid,
+            argv: vec![],
+            start_time: proc_stat(pid).map(|s| s.start_time),
+            profile: None,
+            version: None,
+            node_name: None,
+        };
+        // Only the leader dies; its two sleeps stay in the group.
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(!is_alive(&LiveProcesses, pid, inst.start_time));
+        assert_eq!(stop_leftovers(&inst, Duration::from_secs(5)), 2);
+        assert!(group_members(pid).is_empty());
+        assert_eq!(stop_leftovers(&inst, Duration::from_secs(1)), 0);
     }
 }

@@ -575,3 +575,30 @@ fn selftest_reports_a_plugin_that_cannot_do_add() {
     out.expect_code(1)
         .stderr_has("failed to find plugin \"loopback\"");
 }
+
+#[test]
+fn leftovers_of_a_dead_k3s_are_stopped_and_a_corrupt_pid_file_is_stale() {
+    let mut sb = Sandbox::new();
+    sb.set_env("FAKE_K3S_HELPER", "1");
+    sb.up_cp(&[]).ok();
+    let pid = sb.pid().unwrap();
+    // The main process dies, its helper child stays in the group.
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(pid as i32).unwrap(),
+        rustix::process::Signal::KILL,
+    )
+    .unwrap();
+    sb.run(&["status"]).expect_code(3);
+    assert!(group_alive(pid), "the helper should still run");
+    sb.run(&["down", "--timeout", "5"])
+        .ok()
+        .stderr_has("leftover process(es) of its process group");
+    assert!(wait_until(|| !group_alive(pid), Duration::from_secs(5)));
+
+    fs::write(sb.data.join("k3s.pid"), "garbage\n").unwrap();
+    sb.run(&["status"])
+        .expect_code(3)
+        .stdout_has("does not hold a process id");
+    sb.run(&["down"]).ok().stderr_has("unusable pid file");
+    sb.run(&["status"]).expect_code(1);
+}
