@@ -30,8 +30,19 @@ fn say(msg: &str) {
     eprintln!("k3s-sandbox: {msg}");
 }
 
+/// A directory from the environment; empty counts as unset.
+fn env_dir(name: &str) -> Option<PathBuf> {
+    std::env::var_os(name)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+}
+
 fn dirs(g: &GlobalArgs) -> Result<Dirs> {
-    Dirs::resolve(g.data_dir.clone(), g.cni_bin_dir.clone(), g.cni_conf_dir.clone())
+    Dirs::resolve(
+        g.data_dir.clone().or_else(|| env_dir("K3S_SANDBOX_DATA_DIR")),
+        g.cni_bin_dir.clone().or_else(|| env_dir("CNI_BIN_DIR")),
+        g.cni_conf_dir.clone().or_else(|| env_dir("CNI_CONF_DIR")),
+    )
 }
 
 fn data_dir_flag(dirs: &Dirs) -> String {

@@ -26,7 +26,7 @@ use crate::flags::Profile;
 const AFTER_HELP: &str = "\
 Environment:
   K3S_BIN               k3s executable to use (default: `k3s` on PATH)
-  K3S_SANDBOX_DATA_DIR  same as --data-dir
+  K3S_SANDBOX_DATA_DIR  same as --data-dir (the flag wins; empty means unset)
   CNI_BIN_DIR           same as --cni-bin-dir
   CNI_CONF_DIR          same as --cni-conf-dir
 
@@ -51,13 +51,14 @@ struct Cli {
 #[derive(Args, Debug, Clone)]
 pub struct GlobalArgs {
     /// Instance directory: state files, log, kubeconfig and the k3s data dir
-    #[arg(long, global = true, env = "K3S_SANDBOX_DATA_DIR", value_name = "DIR")]
+    /// [env: K3S_SANDBOX_DATA_DIR]
+    #[arg(long, global = true, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Directory with the CNI plugin executables [default: /opt/cni/bin]
-    #[arg(long, global = true, env = "CNI_BIN_DIR", value_name = "DIR")]
+    /// Directory with the CNI plugin executables [env: CNI_BIN_DIR] [default: /opt/cni/bin]
+    #[arg(long, global = true, value_name = "DIR")]
     pub cni_bin_dir: Option<PathBuf>,
-    /// Directory with the CNI network configs [default: /etc/cni/net.d]
-    #[arg(long, global = true, env = "CNI_CONF_DIR", value_name = "DIR")]
+    /// Directory with the CNI network configs [env: CNI_CONF_DIR] [default: /etc/cni/net.d]
+    #[arg(long, global = true, value_name = "DIR")]
     pub cni_conf_dir: Option<PathBuf>,
 }
 
@@ -97,7 +98,8 @@ pub struct SelftestArgs {
 #[derive(Args, Debug)]
 pub struct UpArgs {
     /// control-plane: API server only, no root needed; agent: also kubelet and containerd
-    /// [default: agent when root, /dev/kmsg, netns and cgroups are usable, else control-plane]
+    /// [default: agent when running as root, / is not 9p, and /dev/kmsg, network namespaces and
+    /// cgroups are usable; else control-plane]
     #[arg(long, value_enum)]
     pub profile: Option<Profile>,
     /// Seconds to wait for the API server to answer /readyz

@@ -602,3 +602,35 @@ fn leftovers_of_a_dead_k3s_are_stopped_and_a_corrupt_pid_file_is_stale() {
     sb.run(&["down"]).ok().stderr_has("unusable pid file");
     sb.run(&["status"]).expect_code(1);
 }
+
+#[test]
+fn directories_come_from_flags_then_environment_and_empty_means_unset() {
+    let sb = Sandbox::new();
+    // From the environment (Sandbox sets CNI_BIN_DIR and CNI_CONF_DIR).
+    let d = sb.run(&["doctor"]);
+    d.stdout_has(&format!("{}/loopback", sb.bin.display()));
+    // A flag wins over the environment.
+    let other = sb.tmp.path().join("other-bin");
+    let d = sb.run(&["doctor", "--cni-bin-dir", &other.to_string_lossy()]);
+    d.stdout_has(&format!("{}/loopback", other.display()));
+    // Empty variables fall back to the defaults.
+    let d = Out::from(
+        sb.cmd(&["doctor"])
+            .env("CNI_BIN_DIR", "")
+            .env("CNI_CONF_DIR", "")
+            .output()
+            .unwrap(),
+    );
+    d.stdout_has("/opt/cni/bin/loopback");
+    // The data dir from the environment.
+    let dd = sb.tmp.path().join("env-data");
+    let out = Out::from(
+        std::process::Command::new(exe())
+            .arg("status")
+            .env("K3S_SANDBOX_DATA_DIR", &dd)
+            .output()
+            .unwrap(),
+    );
+    out.expect_code(1)
+        .stdout_has(&format!("data dir: {}", dd.display()));
+}
