@@ -186,7 +186,11 @@ fn current_subnet(state: &StateFiles) -> Result<String> {
 fn write_conflist(dirs: &Dirs, subnet: &str, written: &mut WrittenFiles) -> Result<(PathBuf, WriteOutcome)> {
     let content = conflist::render(conflist::TEMPLATE, subnet)?;
     let (path, outcome) = conflist::write_if_changed(&dirs.cni_conf_dir, &content)?;
-    written.note(&path, util::sha256_hex(content.as_bytes()));
+    // An identical file someone else wrote (install.sh, say) stays theirs:
+    // only a file this command wrote is recorded for `down --purge`.
+    if outcome == WriteOutcome::Written {
+        written.note(&path, util::sha256_hex(content.as_bytes()));
+    }
     Ok((path, outcome))
 }
 

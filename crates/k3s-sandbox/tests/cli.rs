@@ -342,6 +342,13 @@ fn purge_removes_only_what_k3s_sandbox_wrote() {
     sb.run(&["down", "--purge"]).ok().stderr_has("kept");
     assert!(!sb.data.exists());
     assert_eq!(fs::read_to_string(&conf).unwrap(), edited);
+
+    // An identical conflist installed by someone else (install.sh) is not
+    // claimed, so purge keeps it.
+    fs::write(&conf, repo_conflist()).unwrap();
+    sb.up_cp(&[]).ok().stderr_has("is up to date");
+    sb.run(&["down", "--purge"]).ok();
+    assert_eq!(fs::read_to_string(&conf).unwrap(), repo_conflist());
 }
 
 #[test]
