@@ -124,20 +124,21 @@ fn exec(exe: &Path, command: Command, env: &Env, stdin: &[u8]) -> std::io::Resul
             other => break other?,
         }
     };
-    let mut child_in = child.stdin.take();
-    let input = stdin.to_vec();
-    let writer = std::thread::spawn(move || {
-        if let Some(w) = child_in.as_mut() {
-            // A plugin that exits without reading its input is not an error here.
-            let _ = w.write_all(&input);
+    // Write the whole configuration, then read the reply. CNI plugins read all of stdin before they
+    // answer (libcni's skel does, and so does ours), so this cannot deadlock on a conforming plugin,
+    // and it needs no second thread. A plugin that exits without reading is not an error here: its
+    // exit status and reply say what happened.
+    if let Some(mut w) = child.stdin.take() {
+        match w.write_all(stdin) {
+            Err(e) if e.kind() != ErrorKind::BrokenPipe => return Err(e),
+            _ => {}
         }
-    });
+    }
     let mut stdout = Vec::new();
     if let Some(mut r) = child.stdout.take() {
         r.read_to_end(&mut stdout)?;
     }
     let status = child.wait()?;
-    let _ = writer.join();
     Ok(Output {
         success: status.success(),
         status: status.to_string(),
