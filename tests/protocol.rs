@@ -7,7 +7,15 @@ use common::{Cni, VERSIONS, plugin, run};
 use serde_json::json;
 
 /// Every plugin binary of the suite.
-const PLUGINS: &[&str] = &["loopback"];
+const PLUGINS: &[&str] = &[
+    "loopback",
+    "host-local",
+    "bridge",
+    "portmap",
+    "bandwidth",
+    "firewall",
+    "tuning",
+];
 
 fn conf(version: &str, ty: &str) -> serde_json::Value {
     json!({"cniVersion": version, "name": "testnet", "type": ty,

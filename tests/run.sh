@@ -92,7 +92,7 @@ release_size() {
     return $bad
 }
 
-containerd_e2e() { tests/e2e/containerd-e2e "target/$MUSL/release"; }
+containerd_e2e() { tests/e2e/containerd-e2e --all-conflists "target/$MUSL/release"; }
 fuzz_smoke() { fuzz/smoke.sh; }
 
 [ "$install_deps" = 1 ] && step "dependencies" deps
