@@ -28,13 +28,13 @@ struct Setup {
 
 /// A staging dir with this build's plugins and a stand-in CLI, and empty target dirs.
 fn setup() -> Setup {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = tempfile::tempdir().expect("temp dir");
     let from = tmp.path().join("from");
-    fs::create_dir(&from).unwrap();
+    fs::create_dir(&from).expect("staging dir");
     for p in PLUGINS {
-        fs::copy(common::plugin(p), from.join(p)).unwrap();
+        fs::copy(common::plugin(p), from.join(p)).expect("stage plugin");
     }
-    fs::write(from.join("k3s-sandbox"), "#!/bin/sh\necho k3s-sandbox stand-in\n").unwrap();
+    fs::write(from.join("k3s-sandbox"), "#!/bin/sh\necho k3s-sandbox stand-in\n").expect("stage CLI");
     let (bin, conf, cli) = (
         tmp.path().join("bin"),
         tmp.path().join("net.d"),
@@ -63,7 +63,7 @@ impl Setup {
             .arg(&self.cli)
             .args(extra)
             .output()
-            .unwrap();
+            .expect("run install.sh");
         let text = format!(
             "{}{}",
             String::from_utf8_lossy(&out.stdout),
