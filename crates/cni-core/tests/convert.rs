@@ -1,5 +1,6 @@
 //! Version conversion rules (spec-checklist §4.5): every layout, lossy down-conversion, and reading
 //! results of any version back into the model.
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 use cni_core::result::{NetResult, parse_cidr};
 use cni_core::{Dns, Interface, IpConfig, Route, Version};
