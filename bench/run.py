@@ -454,7 +454,7 @@ class Bench:
                 shutil.rmtree(outdir, ignore_errors=True)
                 os.makedirs(outdir)
                 stdin = self.runner.stdin_file(json.dumps(self.hl_conf(d, "10.30.0.0/24", "sbxconc")).encode())
-                env = cni_env("ADD", "unused", self.ctr_netns, "")
+                env = cni_env("ADD", "unused", self.ctr_netns, impls[name].dir)
                 secs, failures = self.runner.par(impls[name].exe("host-local"), env, stdin, parallel, n, outdir, f"c{i}-")
                 ips = []
                 for j in range(n):
@@ -465,7 +465,8 @@ class Bench:
                     except (ValueError, KeyError, IndexError):
                         pass
                 dups = len(ips) - len(set(ips))
-                files = [f for f in os.listdir(os.path.join(d, "sbxconc")) if f[0].isdigit()]
+                store = os.path.join(d, "sbxconc")
+                files = [f for f in os.listdir(store) if f[0].isdigit()] if os.path.isdir(store) else []
                 if failures or dups or len(files) != n:
                     problems.append(f"{name} round {i}: {failures} failures, {dups} duplicates, {len(files)} files")
                 out[name].append({"secs": secs, "failures": failures, "duplicates": dups, "files": len(files)})
@@ -554,7 +555,17 @@ def machine():
         ref_version = r.stdout.strip() or ref_version
     except (OSError, subprocess.SubprocessError):
         pass
+    rev = "unknown"
+    try:
+        r = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=30)
+        d = subprocess.run(["git", "-C", REPO, "status", "--porcelain", "--", "crates", "plugins", "Cargo.toml"],
+                           capture_output=True, text=True, timeout=30)
+        if r.returncode == 0:
+            rev = r.stdout.strip() + (" with uncommitted changes to crates/ or plugins/" if d.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        pass
     return {
+        "revision": rev,
         "cpu": cpu,
         "cpus": os.cpu_count(),
         "kernel": platform.release(),
@@ -611,7 +622,8 @@ def report(bench, info, quick):
     )
     lines = [
         f"Machine: {info['cpu']}, {info['cpus']} CPUs, Linux {info['kernel']}, {info['os']}; "
-        f"reference: {info['reference']}; mode: {'quick' if quick else 'full'}; "
+        f"reference: {info['reference']}; ours: {info['revision']}, {info['ours_dir_kind']}; "
+        f"mode: {'quick' if quick else 'full'}; load average at start {info['load_at_start']:.2f}; "
         f"bare start (static do-nothing binary, median over all rounds): {bare * 1e3:.3f} ms",
         "",
         "| " + " | ".join(head) + " |",
