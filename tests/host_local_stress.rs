@@ -213,7 +213,11 @@ fn adds_killed_at_random_moments_leave_a_consistent_store() {
     assert!(killed > 0, "no ADD was killed before it finished (seed {seed})");
     // No empty or torn reservation file, and every one names an attachment we started.
     let (res, _) = store(t.path());
-    eprintln!("{killed} of {} ADDs killed, {} reservations left (seed {seed})", ids.len(), res.len());
+    eprintln!(
+        "{killed} of {} ADDs killed, {} reservations left (seed {seed})",
+        ids.len(),
+        res.len()
+    );
     let started: BTreeSet<&str> = ids.iter().map(String::as_str).collect();
     for (ip, body) in &res {
         let text = std::str::from_utf8(body).unwrap();

@@ -65,10 +65,7 @@ pub fn store_settings(req: &Request) -> CniResult<(PathBuf, bool)> {
 fn ci_string(f: &Fields, key: &str) -> CniResult<Option<(String, String)>> {
     match f.get_ci(key) {
         None => Ok(None),
-        Some((k, Value::String(s))) if s.is_empty() => {
-            let _ = k;
-            Ok(None)
-        }
+        Some((_, Value::String(s))) if s.is_empty() => Ok(None),
         Some((k, Value::String(s))) => Ok(Some((f.name(k), s.clone()))),
         Some((k, v)) => Err(invalid(format!(
             "{} must be a string, got {}",

@@ -12,20 +12,20 @@
 //!     boot_id            `boot_id <id>`: the boot during which the store was last used
 //!     owners/<hash>      lines `<ip> <containerID> <ifname>` (or `<ip> <containerID>` for legacy
 //!                        reservations), one file per FNV-1a hash of the owner
-//!     tmp-*              scratch files, written then linked or renamed into place
+//!     tmp-*              scratch files (the next reservation's body before it is linked)
 //! ```
 //!
 //! Reservation files are the truth; `owners/` is a cache so that DEL, CHECK and a repeated ADD find an
 //! attachment's addresses without reading the whole directory. Every address it yields is confirmed by
 //! reading its reservation file. It is trusted only while `state` matches the network directory (inode,
 //! mtime and ctime to the nanosecond) and the content of every cursor file it recorded: the reference
-//! plugin changes the directory on every ADD/DEL and rewrites a cursor on every ADD. Otherwise, or when
-//! `state` is missing (it is removed before any change and rewritten after), the index is rebuilt by
-//! one full scan.
+//! plugin changes the directory on every ADD/DEL and rewrites a cursor on every ADD. Otherwise the index
+//! is rebuilt by one full scan; `state` is emptied before any change and rewritten after, so a call
+//! killed half-way also leads to a rebuild. Index files and cursors are written in place, as their torn content is harmless.
 //!
 //! Reservations are written to `.sandbox-cni/tmp-reserve` first and hard-linked to the address name;
 //! `link` fails if the name exists, which is the exclusive create, and a reservation file never exists
-//! empty or half-written. Files are opened with O_NOFOLLOW and created with O_EXCL, symlinks in the
+//! empty or half-written. Files are opened with O_NOFOLLOW or created with O_EXCL, symlinks in the
 //! store are never followed, and nothing is written outside the network directory.
 
 use std::collections::BTreeMap;
@@ -109,7 +109,9 @@ pub struct DiskStore {
     dir: PathBuf,
     meta: PathBuf,
     _lock: File,
-    /// `state` has been removed: this operation is changing the store.
+    /// `.sandbox-cni/state`, open for the whole operation.
+    state: File,
+    /// `state` has been emptied: this operation is changing the store.
     dirty: bool,
     /// False between a change to a reservation and the matching index update.
     consistent: bool,
@@ -143,6 +145,12 @@ fn check_no_parent(path: &Path, what: &str) -> StoreResult<()> {
 
 /// Makes sure `path` is a real directory (creating it if missing), never a symlink to one.
 fn ensure_dir(path: &Path) -> StoreResult<()> {
+    match fs::symlink_metadata(path) {
+        Ok(md) if md.is_dir() => return Ok(()),
+        Ok(_) => return check_real_dir(path),
+        Err(e) if is_not_found(&e) => {}
+        Err(e) => return Err(StoreError::io("cannot inspect", path)(e)),
+    }
     match DirBuilder::new().mode(0o755).create(path) {
         Ok(()) => {}
         Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
@@ -209,6 +217,21 @@ fn create_exclusive(path: &Path, content: &[u8]) -> std::io::Result<()> {
         .custom_flags(O_NOFOLLOW)
         .open(path)?;
     f.write_all(content)
+}
+
+/// Writes `content` to `path` in place (created if missing, never through a symlink). Only for
+/// files whose torn content is harmless: the cursor (as the reference writes it), and index files,
+/// which are written only while `state` is empty (a torn index is then rebuilt).
+fn write_in_place(path: &Path, content: &[u8]) -> StoreResult<()> {
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .custom_flags(O_NOFOLLOW)
+        .open(path)
+        .map_err(StoreError::io("cannot write", path))?;
+    f.write_all(content).map_err(StoreError::io("cannot write", path))
 }
 
 /// Writes `content` to `tmp`, then renames it over `dest`: readers see the old or the new content.
@@ -322,8 +345,10 @@ impl DiskStore {
                 why: "the network name must be a single plain path component".into(),
             });
         }
-        fs::create_dir_all(data_dir).map_err(StoreError::io("cannot create dataDir", data_dir))?;
         let dir = data_dir.join(network);
+        if fs::symlink_metadata(&dir).is_err() {
+            fs::create_dir_all(data_dir).map_err(StoreError::io("cannot create dataDir", data_dir))?;
+        }
         ensure_dir(&dir)?;
         let lock_path = dir.join(LOCK);
         let lock = OpenOptions::new()
@@ -350,10 +375,21 @@ impl DiskStore {
         let meta = dir.join(META);
         ensure_dir(&meta)?;
         ensure_dir(&meta.join("owners"))?;
+        let state_path = meta.join("state");
+        let state = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .custom_flags(O_NOFOLLOW)
+            .open(&state_path)
+            .map_err(StoreError::io("cannot open", &state_path))?;
         let mut store = DiskStore {
             dir,
             meta,
             _lock: lock,
+            state,
             dirty: false,
             consistent: true,
             cursors: BTreeMap::new(),
@@ -395,7 +431,10 @@ impl DiskStore {
 
     fn boot_check(&mut self, opts: &DiskOptions) -> StoreResult<()> {
         // Without a readable boot ID (no /proc) there is nothing to compare: reboot awareness is off.
-        let Ok(current) = fs::read_to_string(&opts.boot_id_path) else {
+        let Ok(Some(current)) = read_small(&opts.boot_id_path) else {
+            return Ok(());
+        };
+        let Ok(current) = std::str::from_utf8(&current) else {
             return Ok(());
         };
         let current = current.trim();
@@ -423,9 +462,11 @@ impl DiskStore {
 
     /// Whether `state` matches the directory and every cursor it recorded.
     fn index_valid(&mut self) -> StoreResult<bool> {
-        let Some(state) = read_small(&self.meta_path("state"))? else {
-            return Ok(false);
-        };
+        let mut state = Vec::new();
+        (&self.state)
+            .take(MAX_READ)
+            .read_to_end(&mut state)
+            .map_err(StoreError::io("cannot read", self.meta_path("state")))?;
         let Ok(state) = String::from_utf8(state) else {
             return Ok(false);
         };
@@ -437,6 +478,9 @@ impl DiskStore {
             return Ok(false);
         }
         for line in lines {
+            if line == "end" {
+                return Ok(true);
+            }
             let mut parts = line.split(' ');
             let (Some("cursor"), Some(Ok(set)), Some(token), None) = (
                 parts.next(),
@@ -448,33 +492,42 @@ impl DiskStore {
             };
             let now = cursor_token(read_small(&self.cursor_path(set))?.as_deref());
             if now != token {
+                self.cursors.clear();
                 return Ok(false);
             }
             self.cursors.insert(set, now);
         }
-        Ok(true)
+        // No `end` line: torn.
+        self.cursors.clear();
+        Ok(false)
     }
 
     /// Marks the index untrusted until this operation records it again (a crash in between makes
     /// the next operation rebuild it).
     fn mark_dirty(&mut self) -> StoreResult<()> {
         if !self.dirty {
-            remove_if_exists(&self.meta_path("state"))?;
+            // Overwrite the header's first byte in place: cheaper than truncating (no blocks freed).
+            use std::os::unix::fs::FileExt;
+            self.state
+                .write_all_at(b"#", 0)
+                .map_err(StoreError::io("cannot write", self.meta_path("state")))?;
             self.dirty = true;
         }
         Ok(())
     }
 
+    /// Records what the index is valid for, in place; an `end` line closes it (an older, longer
+    /// content may follow). A torn write (a kill) cannot validate content other than this one.
     fn write_state(&mut self) -> StoreResult<()> {
+        use std::os::unix::fs::FileExt;
         let mut text = format!("{STATE_HEADER}\n{}\n", dir_stamp(&self.dir)?);
         for (set, token) in &self.cursors {
             text.push_str(&format!("cursor {set} {token}\n"));
         }
-        write_atomic(
-            &self.meta_path("tmp-state"),
-            &self.meta_path("state"),
-            text.as_bytes(),
-        )
+        text.push_str("end\n");
+        self.state
+            .write_all_at(text.as_bytes(), 0)
+            .map_err(StoreError::io("cannot write", self.meta_path("state")))
     }
 
     /// Scans every reservation; those for which `drop_it(ip, owner)` is true are removed, the others
@@ -558,7 +611,7 @@ impl DiskStore {
             return remove_if_exists(&path);
         }
         let text: String = lines.iter().map(|(ip, o)| index_line(*ip, o)).collect();
-        write_atomic(&self.meta_path("tmp-index"), &path, text.as_bytes())
+        write_in_place(&path, text.as_bytes())
     }
 
     fn index_add(&mut self, ip: IpAddr, o: &Owner) -> StoreResult<()> {
@@ -584,10 +637,17 @@ impl DiskStore {
         let tmp = self.meta_path("tmp-reserve");
         if self.tmp_owner.as_ref() != Some(owner) {
             // Never rewrite an existing tmp-reserve in place: after a crash it may still be a second
-            // name of a reservation file.
-            remove_if_exists(&tmp)?;
+            // name of a reservation file. Remove it and create a new one.
             self.tmp_owner = None;
-            create_exclusive(&tmp, owner.body().as_bytes()).map_err(StoreError::io("cannot write", &tmp))?;
+            match create_exclusive(&tmp, owner.body().as_bytes()) {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+                    remove_if_exists(&tmp)?;
+                    create_exclusive(&tmp, owner.body().as_bytes())
+                        .map_err(StoreError::io("cannot write", &tmp))?;
+                }
+                Err(e) => return Err(StoreError::io("cannot write", &tmp)(e)),
+            }
             self.tmp_owner = Some(owner.clone());
         }
         let dest = self.reservation_path(ip);
@@ -696,6 +756,10 @@ impl Reservations for DiskStore {
     }
 
     fn last_reserved(&mut self, set: usize) -> StoreResult<Option<IpAddr>> {
+        if let Some(token) = self.cursors.get(&set) {
+            // Read (and verified) at open, or written by this operation.
+            return Ok(token.parse().ok());
+        }
         let content = read_small(&self.cursor_path(set))?;
         let token = cursor_token(content.as_deref());
         let ip = token.parse().ok();
@@ -706,11 +770,23 @@ impl Reservations for DiskStore {
     fn set_last_reserved(&mut self, set: usize, ip: IpAddr) -> StoreResult<()> {
         self.mark_dirty()?;
         let text = ip.to_string();
-        write_atomic(
-            &self.meta_path("tmp-cursor"),
-            &self.cursor_path(set),
-            text.as_bytes(),
-        )?;
+        // In place, as the reference writes it, but overwritten rather than truncated first (cheaper:
+        // no block is freed and allocated again). A torn cursor only moves where the round robin
+        // resumes.
+        let path = self.cursor_path(set);
+        let overwrite = || -> std::io::Result<()> {
+            use std::os::unix::fs::FileExt;
+            let f = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .custom_flags(O_NOFOLLOW)
+                .open(&path)?;
+            f.write_all_at(text.as_bytes(), 0)?;
+            f.set_len(text.len() as u64)
+        };
+        overwrite().map_err(StoreError::io("cannot write", &path))?;
         self.cursors.insert(set, text);
         Ok(())
     }
