@@ -7,26 +7,27 @@
 //! 10.22.0.2              one file per reserved address, body `containerID\r\nifname`
 //! fd00:10::2             (IPv6 in compressed text form)
 //! last_reserved_ip.N     round-robin cursor of range set N: bare address text
-//! .sandbox-cni/          ours; the reference walks into it but no file in it matches an owner
-//!     state              what the index was last verified against (see below)
+//! .sandbox-cni/          ours (see below)
+//!     state              what the index was last verified against
 //!     boot_id            `boot_id <id>`: the boot during which the store was last used
-//!     owners/<hash>      lines `<ip> <containerID> <ifname>` (or `<ip> <containerID>` for legacy
-//!                        reservations), one file per FNV-1a hash of the owner
-//!     tmp-*              scratch files (the next reservation's body before it is linked)
+//!     owners/HH/H.ADDR   the owner index: a second name (hard link) of reservation ADDR, where H
+//!                        is the 16-hex-digit FNV-1a hash of its owner and HH H's first two digits
 //! ```
 //!
-//! Reservation files are the truth; `owners/` is a cache so that DEL, CHECK and a repeated ADD find an
-//! attachment's addresses without reading the whole directory. Every address it yields is confirmed by
-//! reading its reservation file. It is trusted only while `state` matches the network directory (inode,
-//! mtime and ctime to the nanosecond) and the content of every cursor file it recorded: the reference
-//! plugin changes the directory on every ADD/DEL and rewrites a cursor on every ADD. Otherwise the index
-//! is rebuilt by one full scan; `state` is emptied before any change and rewritten after, so a call
-//! killed half-way also leads to a rebuild. Index files and cursors are written in place, as their torn content is harmless.
+//! Reservation files are the truth; `owners/` is an index so that DEL, CHECK and a repeated ADD find
+//! an attachment's addresses by listing one small directory instead of reading every reservation.
+//! Every address it yields is confirmed by reading the reservation file under the address's name.
+//! A reservation's body is written to its index entry first, which is then hard-linked to the
+//! address's name: `link` fails if the name exists, which is the exclusive create, a reservation
+//! file never exists empty or half-written, and the index never misses a reservation we made, even
+//! when a call is killed. Other writers (the reference plugin, people) can add reservations behind
+//! the index: it is trusted only while `state` matches the network directory (device, inode, mtime
+//! and ctime to the nanosecond) and the content of every cursor file it recorded (the reference
+//! changes the directory on every ADD and DEL and rewrites a cursor on every ADD); otherwise it is
+//! rebuilt by one full scan.
 //!
-//! Reservations are written to `.sandbox-cni/tmp-reserve` first and hard-linked to the address name;
-//! `link` fails if the name exists, which is the exclusive create, and a reservation file never exists
-//! empty or half-written. Files are opened with O_NOFOLLOW or created with O_EXCL, symlinks in the
-//! store are never followed, and nothing is written outside the network directory.
+//! Files are opened with O_NOFOLLOW or created with O_EXCL, symlinks in the store are never
+//! followed, and nothing is written outside the network directory.
 
 use std::collections::BTreeMap;
 use std::fs::{self, DirBuilder, File, OpenOptions};
@@ -111,14 +112,12 @@ pub struct DiskStore {
     _lock: File,
     /// `.sandbox-cni/state`, open for the whole operation.
     state: File,
-    /// `state` has been emptied: this operation is changing the store.
-    dirty: bool,
-    /// False between a change to a reservation and the matching index update.
-    consistent: bool,
+    /// This operation changed the store: `state` is rewritten when it ends.
+    changed: bool,
     /// Cursor contents known in this operation (read or written): recorded in `state`.
     cursors: BTreeMap<usize, String>,
-    /// Whom `tmp-reserve` currently holds a body for.
-    tmp_owner: Option<Owner>,
+    /// An index entry holding a body that is not linked to an address yet (see `create_reservation`).
+    pending: Option<(Owner, PathBuf)>,
     report: OpenReport,
 }
 
@@ -219,19 +218,15 @@ fn create_exclusive(path: &Path, content: &[u8]) -> std::io::Result<()> {
     f.write_all(content)
 }
 
-/// Writes `content` to `path` in place (created if missing, never through a symlink). Only for
-/// files whose torn content is harmless: the cursor (as the reference writes it), and index files,
-/// which are written only while `state` is empty (a torn index is then rebuilt).
-fn write_in_place(path: &Path, content: &[u8]) -> StoreResult<()> {
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .custom_flags(O_NOFOLLOW)
-        .open(path)
-        .map_err(StoreError::io("cannot write", path))?;
-    f.write_all(content).map_err(StoreError::io("cannot write", path))
+/// Makes `to` a second name of the reservation file `from` (or, where hard links are not
+/// supported, a copy of its body).
+fn link_or_copy(from: &Path, to: &Path, owner: &Owner) -> std::io::Result<()> {
+    match fs::hard_link(from, to) {
+        Err(e) if matches!(e.raw_os_error(), Some(1 | 95 | 18)) => {
+            create_exclusive(to, owner.body().as_bytes())
+        }
+        other => other,
+    }
 }
 
 /// Writes `content` to `tmp`, then renames it over `dest`: readers see the old or the new content.
@@ -293,33 +288,22 @@ fn cursor_token(content: Option<&[u8]>) -> String {
     }
 }
 
-/// The index file name of an owner: FNV-1a (64 bit) of id, NUL, ifname (0xff for a legacy owner).
-fn bucket_name(o: &Owner) -> String {
+/// The FNV-1a (64 bit) hash of an owner: id, NUL, ifname (0xff for a legacy owner).
+fn owner_hash(o: &Owner) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     let tail: &[u8] = o.ifname.as_deref().map_or(&[0xff], str::as_bytes);
     for &b in o.id.as_bytes().iter().chain(&[0u8]).chain(tail) {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
     }
-    format!("{h:016x}")
+    h
 }
 
-fn index_line(ip: IpAddr, o: &Owner) -> String {
-    match &o.ifname {
-        Some(i) => format!("{ip} {} {i}\n", o.id),
-        None => format!("{ip} {}\n", o.id),
-    }
-}
-
-fn parse_index_line(line: &str) -> Option<(IpAddr, Owner)> {
-    let mut parts = line.split(' ');
-    let ip = parts.next()?.parse().ok()?;
-    let id = parts.next()?;
-    let owner = match parts.next() {
-        Some(i) => Owner::new(id, i),
-        None => Owner::legacy(id),
-    };
-    parts.next().is_none().then_some((ip, owner))
+/// Where an owner's index entries live (`owners/<first 2 hex digits>`) and their name prefix
+/// (`<16 hex digits>.`); an entry is `<prefix><address>`.
+fn entry_location(owners: &Path, o: &Owner) -> (PathBuf, String) {
+    let h = owner_hash(o);
+    (owners.join(format!("{:02x}", h >> 56)), format!("{h:016x}."))
 }
 
 /// A directory entry name that is a reservation: a canonical address text.
@@ -390,10 +374,9 @@ impl DiskStore {
             meta,
             _lock: lock,
             state,
-            dirty: false,
-            consistent: true,
+            changed: false,
             cursors: BTreeMap::new(),
-            tmp_owner: None,
+            pending: None,
             report: OpenReport::default(),
         };
         store.boot_check(opts)?;
@@ -425,8 +408,14 @@ impl DiskStore {
         self.dir.join(format!("{CURSOR_PREFIX}{set}"))
     }
 
-    fn bucket_path(&self, o: &Owner) -> PathBuf {
-        self.meta.join("owners").join(bucket_name(o))
+    fn owners(&self) -> PathBuf {
+        self.meta.join("owners")
+    }
+
+    /// Where the index entry of (owner, address) lives.
+    pub fn entry_path(&self, o: &Owner, ip: IpAddr) -> PathBuf {
+        let (dir, prefix) = entry_location(&self.owners(), o);
+        dir.join(format!("{prefix}{ip}"))
     }
 
     fn boot_check(&mut self, opts: &DiskOptions) -> StoreResult<()> {
@@ -502,18 +491,10 @@ impl DiskStore {
         Ok(false)
     }
 
-    /// Marks the index untrusted until this operation records it again (a crash in between makes
-    /// the next operation rebuild it).
-    fn mark_dirty(&mut self) -> StoreResult<()> {
-        if !self.dirty {
-            // Overwrite the header's first byte in place: cheaper than truncating (no blocks freed).
-            use std::os::unix::fs::FileExt;
-            self.state
-                .write_all_at(b"#", 0)
-                .map_err(StoreError::io("cannot write", self.meta_path("state")))?;
-            self.dirty = true;
-        }
-        Ok(())
+    /// Notes that `state` must be recorded again when this operation ends. (The index itself is
+    /// consistent with our own changes at every instant; `state` only guards against other writers.)
+    fn mark_changed(&mut self) {
+        self.changed = true;
     }
 
     /// Records what the index is valid for, in place; an `end` line closes it (an older, longer
@@ -536,9 +517,8 @@ impl DiskStore {
         &mut self,
         mut drop_it: impl FnMut(IpAddr, Option<&Owner>) -> bool,
     ) -> StoreResult<Vec<IpAddr>> {
-        self.mark_dirty()?;
-        self.consistent = false;
-        let owners = self.meta.join("owners");
+        self.mark_changed();
+        let owners = self.owners();
         let fresh = self.meta.join("owners.new");
         let old = self.meta.join("owners.old");
         for d in [&fresh, &old] {
@@ -570,16 +550,15 @@ impl DiskStore {
                 continue;
             }
             if let Some(o) = owner {
-                let bucket = fresh.join(bucket_name(&o));
-                let mut f = OpenOptions::new()
-                    .append(true)
-                    .create(true)
-                    .mode(0o600)
-                    .custom_flags(O_NOFOLLOW)
-                    .open(&bucket)
-                    .map_err(StoreError::io("cannot write", &bucket))?;
-                f.write_all(index_line(ip, &o).as_bytes())
-                    .map_err(StoreError::io("cannot write", &bucket))?;
+                let (sub, prefix) = entry_location(&fresh, &o);
+                let entry = sub.join(format!("{prefix}{ip}"));
+                match link_or_copy(&path, &entry, &o) {
+                    Err(e) if is_not_found(&e) => {
+                        ensure_dir(&sub)?;
+                        link_or_copy(&path, &entry, &o).map_err(StoreError::io("cannot write", &entry))?;
+                    }
+                    other => other.map_err(StoreError::io("cannot write", &entry))?,
+                }
             }
         }
         match fs::rename(&owners, &old) {
@@ -589,84 +568,65 @@ impl DiskStore {
         }
         fs::rename(&fresh, &owners).map_err(StoreError::io("cannot rename into place", &owners))?;
         let _ = fs::remove_dir_all(&old);
-        self.consistent = true;
         self.report.rebuilt = true;
         Ok(removed)
     }
 
-    fn bucket(&self, o: &Owner) -> StoreResult<Vec<(IpAddr, Owner)>> {
-        let Some(bytes) = read_small(&self.bucket_path(o))? else {
-            return Ok(Vec::new());
-        };
-        Ok(String::from_utf8_lossy(&bytes)
-            .lines()
-            .filter_map(parse_index_line)
-            .collect())
-    }
-
-    fn write_bucket(&mut self, o: &Owner, lines: &[(IpAddr, Owner)]) -> StoreResult<()> {
-        self.mark_dirty()?;
-        let path = self.bucket_path(o);
-        if lines.is_empty() {
-            return remove_if_exists(&path);
-        }
-        let text: String = lines.iter().map(|(ip, o)| index_line(*ip, o)).collect();
-        write_in_place(&path, text.as_bytes())
-    }
-
-    fn index_add(&mut self, ip: IpAddr, o: &Owner) -> StoreResult<()> {
-        let mut lines = self.bucket(o)?;
-        if !lines.iter().any(|(i, x)| *i == ip && x == o) {
-            lines.push((ip, o.clone()));
-        }
-        self.write_bucket(o, &lines)
-    }
-
-    fn index_remove(&mut self, ips: &[IpAddr], o: &Owner) -> StoreResult<()> {
-        let mut lines = self.bucket(o)?;
-        let before = lines.len();
-        lines.retain(|(i, x)| !(x == o && ips.contains(i)));
-        if lines.len() == before {
-            return Ok(());
-        }
-        self.write_bucket(o, &lines)
-    }
-
-    /// Creates the reservation file of `ip` holding `owner`'s body, atomically; false if it exists.
+    /// Creates the reservation file of `ip` with `owner`'s body, atomically; false if it exists.
+    ///
+    /// The body is written to the owner's index entry for `ip`, which is then hard-linked to the
+    /// address's name: `link` fails if the name exists (the exclusive create), a reservation file
+    /// never exists empty or half-written, and the index entry exists before the reservation does.
+    /// When the address is taken, the entry is renamed to the next candidate's name.
     fn create_reservation(&mut self, ip: IpAddr, owner: &Owner) -> StoreResult<bool> {
-        let tmp = self.meta_path("tmp-reserve");
-        if self.tmp_owner.as_ref() != Some(owner) {
-            // Never rewrite an existing tmp-reserve in place: after a crash it may still be a second
-            // name of a reservation file. Remove it and create a new one.
-            self.tmp_owner = None;
-            match create_exclusive(&tmp, owner.body().as_bytes()) {
-                Ok(()) => {}
-                Err(e) if e.kind() == ErrorKind::AlreadyExists => {
-                    remove_if_exists(&tmp)?;
-                    create_exclusive(&tmp, owner.body().as_bytes())
-                        .map_err(StoreError::io("cannot write", &tmp))?;
-                }
-                Err(e) => return Err(StoreError::io("cannot write", &tmp)(e)),
+        let entry = self.entry_path(owner, ip);
+        let body = owner.body();
+        match self.pending.take() {
+            Some((o, from)) if &o == owner => {
+                fs::rename(&from, &entry).map_err(StoreError::io("cannot rename", &from))?;
             }
-            self.tmp_owner = Some(owner.clone());
+            other => {
+                if let Some((_, stale)) = other {
+                    remove_if_exists(&stale)?;
+                }
+                if let Some(sub) = entry.parent() {
+                    ensure_dir(sub)?;
+                }
+                match create_exclusive(&entry, body.as_bytes()) {
+                    Ok(()) => {}
+                    // Left by an earlier call that was killed, or naming a freed address: never
+                    // rewritten in place (it may still be a second name of a reservation).
+                    Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+                        remove_if_exists(&entry)?;
+                        create_exclusive(&entry, body.as_bytes())
+                            .map_err(StoreError::io("cannot write", &entry))?;
+                    }
+                    Err(e) => return Err(StoreError::io("cannot write", &entry)(e)),
+                }
+            }
         }
         let dest = self.reservation_path(ip);
-        match fs::hard_link(&tmp, &dest) {
-            Ok(()) => {
-                self.tmp_owner = None;
-                remove_if_exists(&tmp)?;
-                Ok(true)
+        match fs::hard_link(&entry, &dest) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+                self.pending = Some((owner.clone(), entry));
+                Ok(false)
             }
-            Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(false),
-            // File systems without hard links: fall back to the reference's exclusive create.
+            // File systems without hard links: the reference's exclusive create; the entry stays a copy.
             Err(e) if matches!(e.raw_os_error(), Some(1 | 95 | 18)) => {
-                match create_exclusive(&dest, owner.body().as_bytes()) {
+                match create_exclusive(&dest, body.as_bytes()) {
                     Ok(()) => Ok(true),
-                    Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(false),
+                    Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+                        self.pending = Some((owner.clone(), entry));
+                        Ok(false)
+                    }
                     Err(e) => Err(StoreError::io("cannot create reservation", dest)(e)),
                 }
             }
-            Err(e) => Err(StoreError::io("cannot create reservation", dest)(e)),
+            Err(e) => {
+                let _ = fs::remove_file(&entry);
+                Err(StoreError::io("cannot create reservation", dest)(e))
+            }
         }
     }
 
@@ -718,14 +678,8 @@ impl DiskStore {
 
 impl Reservations for DiskStore {
     fn reserve(&mut self, ip: IpAddr, owner: &Owner) -> StoreResult<bool> {
-        self.mark_dirty()?;
-        self.consistent = false;
-        let created = self.create_reservation(ip, owner)?;
-        if created {
-            self.index_add(ip, owner)?;
-        }
-        self.consistent = true;
-        Ok(created)
+        self.mark_changed();
+        self.create_reservation(ip, owner)
     }
 
     fn release(&mut self, ip: IpAddr, owner: &Owner) -> StoreResult<bool> {
@@ -734,11 +688,9 @@ impl Reservations for DiskStore {
         if holder.as_ref() != Some(owner) {
             return Ok(false);
         }
-        self.mark_dirty()?;
-        self.consistent = false;
+        self.mark_changed();
         remove_if_exists(&path)?;
-        self.index_remove(&[ip], owner)?;
-        self.consistent = true;
+        remove_if_exists(&self.entry_path(owner, ip))?;
         Ok(true)
     }
 
@@ -768,7 +720,7 @@ impl Reservations for DiskStore {
     }
 
     fn set_last_reserved(&mut self, set: usize, ip: IpAddr) -> StoreResult<()> {
-        self.mark_dirty()?;
+        self.mark_changed();
         let text = ip.to_string();
         // In place, as the reference writes it, but overwritten rather than truncated first (cheaper:
         // no block is freed and allocated again). A torn cursor only moves where the round robin
@@ -792,30 +744,46 @@ impl Reservations for DiskStore {
     }
 
     fn held_by(&mut self, owner: &Owner) -> StoreResult<Vec<IpAddr>> {
-        let lines = self.bucket(owner)?;
-        let mut held = Vec::new();
-        let mut stale = Vec::new();
-        for (ip, o) in lines.iter().filter(|(_, o)| o == owner) {
-            if self.owner_of(*ip)?.as_ref() == Some(o) {
-                held.push(*ip);
-            } else {
-                stale.push(*ip);
+        let (sub, prefix) = entry_location(&self.owners(), owner);
+        let entries = match fs::read_dir(&sub) {
+            Ok(e) => e,
+            Err(e) if is_not_found(&e) => return Ok(Vec::new()),
+            Err(e) => return Err(StoreError::io("cannot list", sub)(e)),
+        };
+        let mut candidates = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(StoreError::io("cannot list", &sub))?;
+            let name = entry.file_name();
+            if let Some(ip) = name
+                .to_str()
+                .and_then(|n| n.strip_prefix(&prefix))
+                .and_then(reservation_name)
+            {
+                candidates.push((ip, entry.path()));
             }
         }
-        if !stale.is_empty() {
-            self.index_remove(&stale, owner)?;
+        let mut held = Vec::new();
+        for (ip, entry) in candidates {
+            // Only the reservation file itself counts; an entry that does not match it is stale.
+            if self.owner_of(ip)?.as_ref() == Some(owner) {
+                held.push(ip);
+            } else if self.pending.as_ref().is_none_or(|(_, p)| *p != entry) {
+                self.mark_changed();
+                remove_if_exists(&entry)?;
+            }
         }
+        held.sort();
         Ok(held)
     }
 }
 
 impl Drop for DiskStore {
     fn drop(&mut self) {
-        if self.tmp_owner.is_some() {
-            let _ = fs::remove_file(self.meta_path("tmp-reserve"));
+        if let Some((_, entry)) = self.pending.take() {
+            let _ = fs::remove_file(entry);
         }
-        if self.dirty && self.consistent {
-            // On failure `state` stays absent and the next operation rebuilds the index.
+        if self.changed {
+            // On failure `state` no longer matches and the next operation rebuilds the index.
             let _ = self.write_state();
         }
     }

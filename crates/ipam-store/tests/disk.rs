@@ -255,16 +255,31 @@ fn symlinks_and_parent_components_are_refused() {
 }
 
 #[test]
-fn a_leftover_scratch_link_never_corrupts_a_reservation() {
+fn a_leftover_index_entry_never_corrupts_a_reservation() {
     let t = tempfile::tempdir().unwrap();
     let sets = [set("10.22.0.0/24")];
     add(t.path(), &sets, "ctr-a");
-    // Simulate a writer killed between link() and unlink(): tmp-reserve is a second name of 10.22.0.2.
     let dir = t.path().join("data/net");
-    fs::hard_link(dir.join("10.22.0.2"), dir.join(".sandbox-cni/tmp-reserve")).unwrap();
-    add(t.path(), &sets, "ctr-b");
+    // The worst leftover: ctr-b's entry for the next candidate is a second name of ctr-a's file.
+    let s = open(t.path());
+    let entry = s.entry_path(&Owner::new("ctr-b", "eth0"), ip("10.22.0.3"));
+    drop(s);
+    fs::create_dir_all(entry.parent().unwrap()).unwrap();
+    fs::hard_link(dir.join("10.22.0.2"), &entry).unwrap();
+    // An entry whose reservation is gone (a call killed before linking it).
+    let s = open(t.path());
+    let gone = s.entry_path(&Owner::new("ctr-c", "eth0"), ip("10.22.0.9"));
+    drop(s);
+    fs::create_dir_all(gone.parent().unwrap()).unwrap();
+    fs::write(&gone, "ctr-c\r\neth0").unwrap();
+    assert_eq!(add(t.path(), &sets, "ctr-b"), [ip("10.22.0.3")]);
     assert_eq!(fs::read(dir.join("10.22.0.2")).unwrap(), b"ctr-a\r\neth0");
     assert_eq!(fs::read(dir.join("10.22.0.3")).unwrap(), b"ctr-b\r\neth0");
+    let mut s = open(t.path());
+    assert!(attachment_addresses(&mut s, "ctr-c", "eth0").unwrap().is_empty());
+    assert!(release_attachment(&mut s, "ctr-c", "eth0").unwrap().is_empty());
+    drop(s);
+    assert!(!gone.exists(), "stale entries are dropped");
 }
 
 #[test]
