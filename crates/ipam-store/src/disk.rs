@@ -745,6 +745,11 @@ impl Reservations for DiskStore {
 
     fn held_by(&mut self, owner: &Owner) -> StoreResult<Vec<IpAddr>> {
         let (sub, prefix) = entry_location(&self.owners(), owner);
+        // Stale entries are removed below: never through a symlinked directory.
+        match fs::symlink_metadata(&sub) {
+            Err(e) if is_not_found(&e) => return Ok(Vec::new()),
+            _ => check_real_dir(&sub)?,
+        }
         let entries = match fs::read_dir(&sub) {
             Ok(e) => e,
             Err(e) if is_not_found(&e) => return Ok(Vec::new()),

@@ -252,6 +252,22 @@ fn symlinks_and_parent_components_are_refused() {
     assert_eq!(got[0].ip, ip("10.9.0.3"));
     drop(s);
     assert_eq!(fs::read(&target).unwrap(), b"keep");
+    // A symlinked index directory is refused rather than listed or cleaned.
+    let s = DiskStore::open(&real, "net", &opts(t.path())).unwrap();
+    let entry = s.entry_path(&Owner::new("d", "eth0"), ip("10.9.0.9"));
+    drop(s);
+    let outside = t.path().join("outside");
+    fs::create_dir(&outside).unwrap();
+    let name = entry.file_name().unwrap().to_owned();
+    fs::write(outside.join(&name), b"d\r\neth0").unwrap();
+    let sub = entry.parent().unwrap();
+    let _ = fs::remove_dir_all(sub);
+    std::os::unix::fs::symlink(&outside, sub).unwrap();
+    let mut s = DiskStore::open(&real, "net", &opts(t.path())).unwrap();
+    let e = release_attachment(&mut s, "d", "eth0").unwrap_err();
+    assert!(e.to_string().contains("symbolic link"), "{e}");
+    drop(s);
+    assert!(outside.join(&name).exists(), "nothing removed through the link");
 }
 
 #[test]
