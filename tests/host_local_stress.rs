@@ -174,6 +174,26 @@ fn adds_killed_at_random_moments_leave_a_consistent_store() {
         | 1;
     let mut rng = Rng(seed);
     let stdin = c.to_string();
+    // Kill moments spread over the lifetime of 8 concurrent ADDs on this machine (each probe ADD
+    // is timed alone; 8 at once on few cores take a few times longer).
+    let mut probe: Vec<u128> = (0..3)
+        .map(|i| {
+            let start = Instant::now();
+            Cni::new("host-local", "ADD")
+                .var("CNI_CONTAINERID", &format!("probe{i}"))
+                .run(&c)
+                .assert_success();
+            start.elapsed().as_micros()
+        })
+        .collect();
+    probe.sort();
+    let window = (probe[1] * 6).max(2000) as u64;
+    for i in 0..3 {
+        Cni::new("host-local", "DEL")
+            .var("CNI_CONTAINERID", &format!("probe{i}"))
+            .run(&c)
+            .assert_empty_success();
+    }
     let mut ids = Vec::new();
     let mut killed = 0;
     for round in 0..40 {
@@ -195,10 +215,11 @@ fn adds_killed_at_random_moments_leave_a_consistent_store() {
                 .spawn()
                 .unwrap();
             child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
-            children.push((child, Duration::from_micros(rng.next() % 8000)));
+            children.push((child, Duration::from_micros(rng.next() % window)));
             ids.push(id);
         }
         let start = Instant::now();
+        children.sort_by_key(|(_, at)| *at);
         for (mut child, at) in children {
             if let Some(left) = at.checked_sub(start.elapsed()) {
                 std::thread::sleep(left);
@@ -214,7 +235,7 @@ fn adds_killed_at_random_moments_leave_a_consistent_store() {
     // No empty or torn reservation file, and every one names an attachment we started.
     let (res, _) = store(t.path());
     eprintln!(
-        "{killed} of {} ADDs killed, {} reservations left (seed {seed})",
+        "{killed} of {} ADDs killed within {window} us of their start, {} reservations left (seed {seed})",
         ids.len(),
         res.len()
     );
