@@ -526,3 +526,19 @@ fn repeated_add_after_the_reference_style_files_changed_behind_our_back() {
         ["10.22.0.3/24"]
     );
 }
+
+#[test]
+fn add_waits_for_a_lock_held_by_another_process() {
+    // The reference plugin (or a script) holding the store's flock: ADD waits for it, then succeeds.
+    let t = tempfile::tempdir().unwrap();
+    let c = conf(t.path(), "1.0.0", v4("10.22.0.0/24"));
+    hl("ADD", "a").run(&c).assert_success();
+    let lock = fs::File::open(t.path().join("testnet/lock")).unwrap();
+    lock.lock().unwrap();
+    let waiter = std::thread::spawn(move || hl("ADD", "b").run(&c));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(!waiter.is_finished(), "ADD went ahead while the lock was held");
+    lock.unlock().unwrap();
+    let r = waiter.join().unwrap().assert_success();
+    assert_eq!(addresses(&r), ["10.22.0.3/24"]);
+}

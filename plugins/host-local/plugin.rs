@@ -42,9 +42,9 @@ fn cni_error(e: StoreError) -> CniError {
     }
 }
 
-fn options(data_reclaim: bool) -> DiskOptions {
+fn options(reclaim_after_reboot: bool) -> DiskOptions {
     DiskOptions {
-        reclaim_after_reboot: data_reclaim,
+        reclaim_after_reboot,
         ..DiskOptions::default()
     }
 }
@@ -61,29 +61,22 @@ fn open_existing(data_dir: &Path, network: &str, reclaim: bool) -> CniResult<Opt
     }
 }
 
-fn result(conf: &IpamConf, assigned: &[ipam_store::Assigned], dns: cni_core::Dns) -> CniResult<NetResult> {
+fn result(conf: &IpamConf, assigned: &[ipam_store::Assigned], dns: cni_core::Dns) -> NetResult {
     let ips = assigned
         .iter()
-        .map(|a| {
-            let address = IpNetwork::new(a.ip, a.range.subnet.prefix()).map_err(|e| {
-                CniError::new(
-                    code::INTERNAL,
-                    format!("cannot form {}/{}: {e}", a.ip, a.range.subnet.prefix()),
-                )
-            })?;
-            Ok(IpConfig {
-                address,
-                gateway: Some(a.range.gateway),
-                interface: None,
-            })
+        .map(|a| IpConfig {
+            // The prefix is the subnet's, valid for the address's family: `new` cannot fail.
+            address: IpNetwork::new(a.ip, a.range.subnet.prefix()).unwrap_or_else(|_| IpNetwork::from(a.ip)),
+            gateway: Some(a.range.gateway),
+            interface: None,
         })
-        .collect::<CniResult<Vec<_>>>()?;
-    Ok(NetResult {
+        .collect();
+    NetResult {
         interfaces: Vec::new(),
         ips,
         routes: conf.routes.clone(),
         dns,
-    })
+    }
 }
 
 impl Plugin for HostLocal {
@@ -106,15 +99,7 @@ impl Plugin for HostLocal {
         let mut store = open(&conf.data_dir, &req.conf.name, conf.reclaim_after_reboot)?;
         let owner = Owner::new(&req.env.container_id, &req.env.ifname);
         let assigned = assign(&mut store, &conf.sets, &owner, &requested).map_err(cni_error)?;
-        match result(&conf, &assigned, dns) {
-            Ok(r) => Ok(r),
-            Err(e) => {
-                for a in assigned.iter().filter(|a| a.new) {
-                    let _ = ipam_store::Reservations::release(&mut store, a.ip, &owner);
-                }
-                Err(e)
-            }
-        }
+        Ok(result(&conf, &assigned, dns))
     }
 
     fn del(&self, req: &Request) -> CniResult<()> {
