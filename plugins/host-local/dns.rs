@@ -35,15 +35,33 @@ pub fn parse(text: &str) -> Dns {
     dns
 }
 
+/// O_NONBLOCK, so that a FIFO named as resolvConf cannot hang the call (its value on Linux, except
+/// on MIPS).
+#[cfg(any(target_arch = "mips", target_arch = "mips64"))]
+const O_NONBLOCK: i32 = 0o200;
+#[cfg(not(any(target_arch = "mips", target_arch = "mips64")))]
+const O_NONBLOCK: i32 = 0o4000;
+
 pub fn load(path: &Path) -> CniResult<Dns> {
     use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
     let fail = |e: std::io::Error| {
         CniError::invalid_config(format!(
             "ipam.resolvConf: cannot read {}: {e}; point it at a readable resolv.conf-style file or remove the key",
             path.display()
         ))
     };
-    let file = std::fs::File::open(path).map_err(fail)?;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(O_NONBLOCK)
+        .open(path)
+        .map_err(fail)?;
+    if !file.metadata().map_err(fail)?.is_file() {
+        return Err(CniError::invalid_config(format!(
+            "ipam.resolvConf: {} is not a regular file; point it at a resolv.conf-style file",
+            path.display()
+        )));
+    }
     let mut text = String::new();
     file.take(MAX_SIZE + 1).read_to_string(&mut text).map_err(fail)?;
     if text.len() as u64 > MAX_SIZE {

@@ -58,6 +58,15 @@ const O_NOFOLLOW: i32 = 0o100000;
 )))]
 const O_NOFOLLOW: i32 = 0o400000;
 
+/// O_NONBLOCK: opening a FIFO planted in the store must not wait for a writer (or reader).
+#[cfg(any(target_arch = "mips", target_arch = "mips64"))]
+const O_NONBLOCK: i32 = 0o200;
+#[cfg(not(any(target_arch = "mips", target_arch = "mips64")))]
+const O_NONBLOCK: i32 = 0o4000;
+
+/// Flags for opening anything in the store: never through a symlink, never waiting on a FIFO.
+const SAFE_OPEN: i32 = O_NOFOLLOW | O_NONBLOCK;
+
 /// ELOOP: what opening a symlink with O_NOFOLLOW fails with.
 const ELOOP: i32 = 40;
 
@@ -175,28 +184,52 @@ fn check_real_dir(path: &Path) -> StoreResult<()> {
     Ok(())
 }
 
-fn open_nofollow(path: &Path) -> std::io::Result<File> {
-    OpenOptions::new().read(true).custom_flags(O_NOFOLLOW).open(path)
+/// Opens `opts` at `path` with [`SAFE_OPEN`] and makes sure it is a regular file.
+fn open_regular(opts: &mut OpenOptions, path: &Path, what: &'static str) -> StoreResult<File> {
+    let file = opts.custom_flags(SAFE_OPEN).open(path).map_err(|e| {
+        if e.raw_os_error() == Some(ELOOP) {
+            StoreError::Unsafe {
+                path: path.to_owned(),
+                why: "is a symbolic link; the store never follows symlinks: remove it".into(),
+            }
+        } else {
+            StoreError::io(what, path)(e)
+        }
+    })?;
+    let md = file.metadata().map_err(StoreError::io("cannot inspect", path))?;
+    if !md.is_file() {
+        return Err(StoreError::Unsafe {
+            path: path.to_owned(),
+            why:
+                "is not a regular file (a pipe, device or directory where the store keeps a file): remove it"
+                    .into(),
+        });
+    }
+    Ok(file)
 }
 
 /// Reads a small file without following a symlink; `None` when it does not exist.
 fn read_small(path: &Path) -> StoreResult<Option<Vec<u8>>> {
-    let file = match open_nofollow(path) {
+    let file = match open_regular(OpenOptions::new().read(true), path, "cannot open") {
         Ok(f) => f,
-        Err(e) if is_not_found(&e) => return Ok(None),
-        Err(e) if e.raw_os_error() == Some(ELOOP) => {
-            return Err(StoreError::Unsafe {
-                path: path.to_owned(),
-                why: "is a symbolic link; the store never follows symlinks: remove it".into(),
-            });
-        }
-        Err(e) => return Err(StoreError::io("cannot open", path)(e)),
+        Err(StoreError::Io { source, .. }) if is_not_found(&source) => return Ok(None),
+        Err(e) => return Err(e),
     };
     let mut buf = Vec::new();
     file.take(MAX_READ)
         .read_to_end(&mut buf)
         .map_err(StoreError::io("cannot read", path))?;
     Ok(Some(buf))
+}
+
+/// The holder named by a reservation file; `None` when it is missing, unreadable, or not a regular
+/// file (a pipe, link or directory with an address's name blocks the address for nobody).
+fn read_body(path: &Path) -> StoreResult<Option<Owner>> {
+    match read_small(path) {
+        Ok(b) => Ok(b.and_then(|b| Owner::parse_body(&b))),
+        Err(StoreError::Unsafe { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 fn remove_if_exists(path: &Path) -> StoreResult<()> {
@@ -213,7 +246,7 @@ fn create_exclusive(path: &Path, content: &[u8]) -> std::io::Result<()> {
         .write(true)
         .create_new(true)
         .mode(0o600)
-        .custom_flags(O_NOFOLLOW)
+        .custom_flags(SAFE_OPEN)
         .open(path)?;
     f.write_all(content)
 }
@@ -335,24 +368,16 @@ impl DiskStore {
         }
         ensure_dir(&dir)?;
         let lock_path = dir.join(LOCK);
-        let lock = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .custom_flags(O_NOFOLLOW)
-            .open(&lock_path)
-            .map_err(|e| {
-                if e.raw_os_error() == Some(ELOOP) {
-                    StoreError::Unsafe {
-                        path: lock_path.clone(),
-                        why: "is a symbolic link; the store never follows symlinks: remove it".into(),
-                    }
-                } else {
-                    StoreError::io("cannot open the lock file", &lock_path)(e)
-                }
-            })?;
+        let lock = open_regular(
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600),
+            &lock_path,
+            "cannot open the lock file",
+        )?;
         lock_with_timeout(&lock, &lock_path, opts.lock_timeout)?;
         // Checked again now that nobody else may change the store.
         check_real_dir(&dir)?;
@@ -360,15 +385,16 @@ impl DiskStore {
         ensure_dir(&meta)?;
         ensure_dir(&meta.join("owners"))?;
         let state_path = meta.join("state");
-        let state = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .custom_flags(O_NOFOLLOW)
-            .open(&state_path)
-            .map_err(StoreError::io("cannot open", &state_path))?;
+        let state = open_regular(
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600),
+            &state_path,
+            "cannot open",
+        )?;
         let mut store = DiskStore {
             dir,
             meta,
@@ -543,7 +569,7 @@ impl DiskStore {
                 Ok(t) if t.is_file() => {}
                 _ => continue,
             }
-            let owner = read_small(&path)?.and_then(|b| Owner::parse_body(&b));
+            let owner = read_body(&path)?;
             if drop_it(ip, owner.as_ref()) {
                 remove_if_exists(&path)?;
                 removed.push(ip);
@@ -640,7 +666,7 @@ impl DiskStore {
                 continue;
             };
             let owner = match entry.file_type() {
-                Ok(t) if t.is_file() => read_small(&entry.path())?.and_then(|b| Owner::parse_body(&b)),
+                Ok(t) if t.is_file() => read_body(&entry.path())?,
                 _ => None,
             };
             out.push((ip, owner));
@@ -684,7 +710,7 @@ impl Reservations for DiskStore {
 
     fn release(&mut self, ip: IpAddr, owner: &Owner) -> StoreResult<bool> {
         let path = self.reservation_path(ip);
-        let holder = read_small(&path)?.and_then(|b| Owner::parse_body(&b));
+        let holder = read_body(&path)?;
         if holder.as_ref() != Some(owner) {
             return Ok(false);
         }
@@ -695,7 +721,7 @@ impl Reservations for DiskStore {
     }
 
     fn owner_of(&mut self, ip: IpAddr) -> StoreResult<Option<Owner>> {
-        Ok(read_small(&self.reservation_path(ip))?.and_then(|b| Owner::parse_body(&b)))
+        read_body(&self.reservation_path(ip))
     }
 
     fn is_reserved(&mut self, ip: IpAddr) -> StoreResult<bool> {
@@ -726,15 +752,17 @@ impl Reservations for DiskStore {
         // no block is freed and allocated again). A torn cursor only moves where the round robin
         // resumes.
         let path = self.cursor_path(set);
-        let overwrite = || -> std::io::Result<()> {
-            use std::os::unix::fs::FileExt;
-            let f = OpenOptions::new()
+        let f = open_regular(
+            OpenOptions::new()
                 .write(true)
                 .create(true)
                 .truncate(false)
-                .mode(0o600)
-                .custom_flags(O_NOFOLLOW)
-                .open(&path)?;
+                .mode(0o600),
+            &path,
+            "cannot open",
+        )?;
+        let overwrite = || -> std::io::Result<()> {
+            use std::os::unix::fs::FileExt;
             f.write_all_at(text.as_bytes(), 0)?;
             f.set_len(text.len() as u64)
         };
