@@ -217,6 +217,7 @@ class Bench:
         self.empty_stdin = self.runner.stdin_file(b"")
         self.ctr_netns = netns.path or "/var/run/netns/sbxbench-absent"
         self.sweep = []
+        self.fs = {}
 
     def available(self, plugin):
         """Whether our plugin is real yet (answers VERSION), not a placeholder binary."""
@@ -546,6 +547,68 @@ class Bench:
         self.record("bridge_del", "bridge DEL (runs host-local)", dels)
 
 
+# ---- file-system context ------------------------------------------------------------------------------
+
+
+def fs_costs(work, n=40):
+    """Median cost of the file operations a host-local store uses, on the file system holding the
+    data directories: what an ADD or DEL can cost at least, whoever implements it."""
+    d = os.path.join(work, "fs-costs")
+    os.makedirs(d)
+    with open(os.path.join(d, "cursor"), "w") as f:
+        f.write("10.0.0.1")
+
+    def create(i):
+        fd = os.open(os.path.join(d, f"new{i}"), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.write(fd, b"ctr\r\neth0")
+        os.close(fd)
+
+    def link(i):
+        os.link(os.path.join(d, f"new{i}"), os.path.join(d, f"link{i}"))
+
+    def unlink(i):
+        os.unlink(os.path.join(d, f"link{i}"))
+
+    def truncate_write(i):
+        fd = os.open(os.path.join(d, "cursor"), os.O_WRONLY | os.O_TRUNC)
+        os.write(fd, b"10.0.0.%d" % (i % 250))
+        os.close(fd)
+
+    def pwrite(i):
+        fd = os.open(os.path.join(d, "cursor"), os.O_WRONLY)
+        os.pwrite(fd, b"10.0.0.%03d" % (i % 250), 0)
+        os.close(fd)
+
+    def rename_over(i):
+        tmp = os.path.join(d, "tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.write(fd, b"10.0.0.%d" % (i % 250))
+        os.close(fd)
+        os.rename(tmp, os.path.join(d, "cursor2"))
+
+    def mkdir(i):
+        os.mkdir(os.path.join(d, f"dir{i}"))
+
+    out = {}
+    for name, fn in [
+        ("create a file and write it (O_EXCL)", create),
+        ("hard link", link),
+        ("unlink", unlink),
+        ("rewrite a file: O_TRUNC, write", truncate_write),
+        ("rewrite a file: temp file, rename over", rename_over),
+        ("overwrite in place (pwrite, no truncation)", pwrite),
+        ("mkdir", mkdir),
+    ]:
+        xs = []
+        for i in range(n):
+            t0 = time.perf_counter_ns()
+            fn(i)
+            xs.append(time.perf_counter_ns() - t0)
+        out[name] = statistics.median(xs) / 1e9
+    shutil.rmtree(d, ignore_errors=True)
+    return out
+
+
 # ---- report -----------------------------------------------------------------------------------------
 
 
@@ -643,6 +706,15 @@ def report(bench, info, quick):
         "|" + "---|" * len(head),
     ]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
+    if bench.fs:
+        lines += [
+            "",
+            "File-system operation costs where the data directories live (median of 40, from Python; context for the ADD/DEL figures):",
+            "",
+            "| operation | median |",
+            "|---|---|",
+        ]
+        lines += [f"| {k} | {v * 1e6:.0f} us |" for k, v in bench.fs.items()]
     if bench.notes:
         lines += [""] + [f"Note: {n}" for n in bench.notes]
     return "\n".join(lines) + "\n"
@@ -709,6 +781,7 @@ def main():
         netns.setup()
         bench = Bench(args, tools, ours, ref, work, netns)
         q = args.quick
+        bench.fs = fs_costs(work)
         have = [pl for pl in ["loopback", "host-local", "bridge"] if bench.available(pl)]
         for pl in ["host-local", "bridge"]:
             if pl not in have:
@@ -737,7 +810,11 @@ def main():
     with open(os.path.join(args.out, "report.md"), "w") as f:
         f.write(text)
     with open(os.path.join(args.out, "results.json"), "w") as f:
-        json.dump({"machine": info, "quick": args.quick, "results": bench.results, "notes": bench.notes}, f, indent=2)
+        json.dump(
+            {"machine": info, "quick": args.quick, "results": bench.results, "fs_costs_s": bench.fs, "notes": bench.notes},
+            f,
+            indent=2,
+        )
     png = os.path.join(args.out, "latency-vs-store-size.png")
     if bench.sweep and plot(bench.sweep, png):
         log(f"bench: plot written to {os.path.relpath(png, REPO)}")
