@@ -24,7 +24,6 @@ for arg in "$@"; do
 done
 
 MUSL="$(uname -m)-unknown-linux-musl"
-SIZE_BUDGET=600000   # bytes per release plugin binary
 PLUGINS="loopback host-local bridge portmap bandwidth firewall tuning"
 
 declare -a results=()
@@ -67,22 +66,15 @@ fmt() { cargo fmt --all --check; }
 clippy() { cargo clippy --workspace --all-targets --locked -- -D warnings; }
 shell_lint() {
     local files
-    mapfile -t files < <(git ls-files '*.sh' install.sh .ci/run | sort -u)
+    mapfile -t files < <(git ls-files '*.sh' install.sh .ci/run bench/size-check | sort -u)
     shellcheck "${files[@]}"
 }
 unit_and_integration() { cargo test --workspace --locked; }
 
 release_size() {
     cargo build --release --locked --target "$MUSL" || return 1
-    local dir="target/$MUSL/release" bad=0 p size
-    for p in $PLUGINS; do
-        size=$(stat -c %s "$dir/$p") || return 1
-        printf '%-12s %7d bytes (budget %d)\n' "$p" "$size" "$SIZE_BUDGET"
-        if [ "$size" -gt "$SIZE_BUDGET" ]; then
-            echo "  over budget by $((size - SIZE_BUDGET)) bytes" >&2
-            bad=1
-        fi
-    done
+    local dir="target/$MUSL/release" bad=0 p
+    bench/size-check "$dir" || bad=1
     for p in $PLUGINS; do
         if readelf -l "$dir/$p" | grep -q 'program interpreter'; then
             echo "$p is dynamically linked: plugins must be static" >&2
