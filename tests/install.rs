@@ -8,15 +8,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const PLUGINS: [&str; 7] = [
-    "loopback",
-    "host-local",
-    "bridge",
-    "portmap",
-    "bandwidth",
-    "firewall",
-    "tuning",
-];
+use common::PLUGINS;
 
 struct Setup {
     _tmp: tempfile::TempDir,

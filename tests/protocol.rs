@@ -3,19 +3,8 @@
 
 mod common;
 
-use common::{Cni, VERSIONS, plugin, run};
+use common::{Cni, PLUGINS, VERSIONS, plugin, run};
 use serde_json::json;
-
-/// Every plugin binary of the suite.
-const PLUGINS: &[&str] = &[
-    "loopback",
-    "host-local",
-    "bridge",
-    "portmap",
-    "bandwidth",
-    "firewall",
-    "tuning",
-];
 
 fn conf(version: &str, ty: &str) -> serde_json::Value {
     json!({"cniVersion": version, "name": "testnet", "type": ty,
@@ -24,7 +13,7 @@ fn conf(version: &str, ty: &str) -> serde_json::Value {
 
 #[test]
 fn run_by_hand_prints_about_text_and_exits_zero() {
-    for p in PLUGINS {
+    for p in &PLUGINS {
         let out = run(&plugin(p), &[], b"");
         assert!(out.ok() && out.stdout.is_empty(), "{p}");
         assert!(
@@ -37,7 +26,7 @@ fn run_by_hand_prints_about_text_and_exits_zero() {
 
 #[test]
 fn version_answers_with_empty_or_garbage_stdin() {
-    for p in PLUGINS {
+    for p in &PLUGINS {
         for stdin in [
             &b""[..],
             b"garbage",
@@ -71,7 +60,7 @@ fn version_answers_with_empty_or_garbage_stdin() {
 
 #[test]
 fn unknown_command_is_code_4() {
-    for p in PLUGINS {
+    for p in &PLUGINS {
         let e = Cni::new(p, "BOGUS").run(&conf("1.0.0", p)).assert_error(4);
         assert!(e["msg"].as_str().unwrap().contains("BOGUS"));
     }
@@ -79,7 +68,7 @@ fn unknown_command_is_code_4() {
 
 #[test]
 fn add_with_only_cni_command_names_every_missing_variable() {
-    for p in PLUGINS {
+    for p in &PLUGINS {
         let out = run(
             &plugin(p),
             &[("CNI_COMMAND", "ADD")],
@@ -95,7 +84,7 @@ fn add_with_only_cni_command_names_every_missing_variable() {
 
 #[test]
 fn invalid_ifnames_and_container_ids_are_code_4() {
-    for p in PLUGINS {
+    for p in &PLUGINS {
         for bad in ["0123456789abcdef", ".", "..", "a/b", "a:b", "a b"] {
             Cni::new(p, "ADD")
                 .var("CNI_IFNAME", bad)
@@ -113,7 +102,7 @@ fn invalid_ifnames_and_container_ids_are_code_4() {
 
 #[test]
 fn undecodable_stdin_is_code_6() {
-    for p in PLUGINS {
+    for p in &PLUGINS {
         for stdin in [
             &b""[..],
             b"not json",
@@ -132,7 +121,7 @@ fn oversized_stdin_is_refused_with_code_6() {
         "{{\"cniVersion\":\"1.0.0\",\"name\":\"n\",\"pad\":\"{}\"}}",
         "x".repeat(64 << 20)
     );
-    for p in PLUGINS {
+    for p in &PLUGINS {
         let e = Cni::new(p, "ADD").run_bytes(big.as_bytes()).assert_error(6);
         assert!(e["msg"].as_str().unwrap().contains("larger than"), "{e}");
     }
@@ -140,7 +129,7 @@ fn oversized_stdin_is_refused_with_code_6() {
 
 #[test]
 fn missing_or_invalid_network_name_is_code_7() {
-    for p in PLUGINS {
+    for p in &PLUGINS {
         for name in [json!(null), json!("a/b"), json!(""), json!("-a"), json!(5)] {
             let mut c = conf("1.0.0", p);
             c["name"] = name;
@@ -155,7 +144,7 @@ fn missing_or_invalid_network_name_is_code_7() {
 
 #[test]
 fn unsupported_versions_are_code_1_with_details() {
-    for p in PLUGINS {
+    for p in &PLUGINS {
         for v in ["9.9.9", "1.0", "1.0.0-dev", "0.5.0"] {
             let e = Cni::new(p, "ADD").run(&conf(v, p)).assert_error(1);
             let details = e["details"].as_str().unwrap();
@@ -166,7 +155,7 @@ fn unsupported_versions_are_code_1_with_details() {
 
 #[test]
 fn verb_version_floors_are_code_1() {
-    for p in PLUGINS {
+    for p in &PLUGINS {
         for v in ["0.1.0", "0.2.0", "0.3.0", "0.3.1"] {
             Cni::new(p, "CHECK").run(&conf(v, p)).assert_error(1);
         }
@@ -180,7 +169,7 @@ fn verb_version_floors_are_code_1() {
 #[test]
 fn invalid_utf8_in_environment_is_code_4() {
     use std::os::unix::ffi::OsStrExt;
-    for p in PLUGINS {
+    for p in &PLUGINS {
         let out = std::process::Command::new(plugin(p))
             .env_clear()
             .env("CNI_COMMAND", "ADD")

@@ -237,3 +237,14 @@ pub fn golden(rel: &str, actual: &[u8]) {
 
 /// Every supported spec version.
 pub const VERSIONS: [&str; 7] = ["0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"];
+
+/// Every plugin binary of the suite.
+pub const PLUGINS: [&str; 7] = [
+    "loopback",
+    "host-local",
+    "bridge",
+    "portmap",
+    "bandwidth",
+    "firewall",
+    "tuning",
+];
