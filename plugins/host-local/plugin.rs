@@ -8,7 +8,6 @@
 //! `reclaimAfterReboot` frees reservations of earlier boots; errors carry specific codes (100 pool
 //! exhausted, 101 requested address unavailable, 102 CHECK mismatch, 11 store locked, 7 config, 5 I/O).
 
-use std::collections::BTreeSet;
 use std::path::Path;
 
 use cni_core::error::code;
@@ -157,15 +156,19 @@ impl Plugin for HostLocal {
         let Some(mut store) = open_existing(&data_dir, &req.conf.name, reclaim)? else {
             return Ok(());
         };
-        let exact: BTreeSet<(&str, &str)> = valid
-            .iter()
-            .map(|a| (a.container_id.as_str(), a.ifname.as_str()))
-            .collect();
-        let ids: BTreeSet<&str> = valid.iter().map(|a| a.container_id.as_str()).collect();
+        // Sorted by (containerID, ifname): both lookups below are binary searches.
+        let mut live = valid;
+        ipam_store::sort_by_dyn(&mut live, &|a, b| a.cmp(b));
         store
             .retain(|o| match &o.ifname {
-                Some(i) => exact.contains(&(o.id.as_str(), i.as_str())),
-                None => ids.contains(o.id.as_str()),
+                Some(i) => live
+                    .binary_search_by(|a| {
+                        (a.container_id.as_str(), a.ifname.as_str()).cmp(&(o.id.as_str(), i.as_str()))
+                    })
+                    .is_ok(),
+                None => live
+                    .binary_search_by(|a| a.container_id.as_str().cmp(o.id.as_str()))
+                    .is_ok(),
             })
             .map_err(cni_error)?;
         Ok(())

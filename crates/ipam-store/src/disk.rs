@@ -156,7 +156,7 @@ fn ensure_dir(path: &Path) -> StoreResult<()> {
         Ok(md) if md.is_dir() => return Ok(()),
         Ok(_) => return check_real_dir(path),
         Err(e) if is_not_found(&e) => {}
-        Err(e) => return Err(StoreError::io("cannot inspect", path)(e)),
+        Err(e) => return Err(StoreError::io("cannot inspect", &path)(e)),
     }
     match DirBuilder::new().mode(0o755).create(path) {
         Ok(()) => {}
@@ -407,7 +407,7 @@ impl DiskStore {
         };
         store.boot_check(opts)?;
         if !store.report.rebuilt && !store.index_valid()? {
-            store.rebuild(|_, _| false)?;
+            store.rebuild(&mut |_, _| false)?;
         }
         Ok(store)
     }
@@ -466,7 +466,7 @@ impl DiskStore {
             return Ok(());
         }
         if opts.reclaim_after_reboot && recorded.is_some() {
-            self.report.reclaimed = self.rebuild(|_, _| true)?;
+            self.report.reclaimed = self.rebuild(&mut |_, _| true)?;
         }
         write_atomic(
             &self.meta_path("tmp-boot"),
@@ -481,7 +481,7 @@ impl DiskStore {
         (&self.state)
             .take(MAX_READ)
             .read_to_end(&mut state)
-            .map_err(StoreError::io("cannot read", self.meta_path("state")))?;
+            .map_err(StoreError::io("cannot read", &self.meta_path("state")))?;
         let Ok(state) = String::from_utf8(state) else {
             return Ok(false);
         };
@@ -534,14 +534,14 @@ impl DiskStore {
         text.push_str("end\n");
         self.state
             .write_all_at(text.as_bytes(), 0)
-            .map_err(StoreError::io("cannot write", self.meta_path("state")))
+            .map_err(StoreError::io("cannot write", &self.meta_path("state")))
     }
 
     /// Scans every reservation; those for which `drop_it(ip, owner)` is true are removed, the others
     /// make up the new index. Returns the removed addresses.
     fn rebuild(
         &mut self,
-        mut drop_it: impl FnMut(IpAddr, Option<&Owner>) -> bool,
+        drop_it: &mut dyn FnMut(IpAddr, Option<&Owner>) -> bool,
     ) -> StoreResult<Vec<IpAddr>> {
         self.mark_changed();
         let owners = self.owners();
@@ -646,12 +646,12 @@ impl DiskStore {
                         self.pending = Some((owner.clone(), entry));
                         Ok(false)
                     }
-                    Err(e) => Err(StoreError::io("cannot create reservation", dest)(e)),
+                    Err(e) => Err(StoreError::io("cannot create reservation", &dest)(e)),
                 }
             }
             Err(e) => {
                 let _ = fs::remove_file(&entry);
-                Err(StoreError::io("cannot create reservation", dest)(e))
+                Err(StoreError::io("cannot create reservation", &dest)(e))
             }
         }
     }
@@ -671,7 +671,7 @@ impl DiskStore {
             };
             out.push((ip, owner));
         }
-        out.sort();
+        crate::sort_by_dyn(&mut out, &|a, b| a.cmp(b));
         Ok(out)
     }
 
@@ -682,14 +682,14 @@ impl DiskStore {
         mut keep: impl FnMut(&Owner) -> bool,
     ) -> StoreResult<Vec<(IpAddr, Option<Owner>)>> {
         let mut gone = Vec::new();
-        self.rebuild(|ip, o| {
+        self.rebuild(&mut |ip, o| {
             let drop_it = o.is_none_or(|o| !keep(o));
             if drop_it {
                 gone.push((ip, o.cloned()));
             }
             drop_it
         })?;
-        gone.sort();
+        crate::sort_by_dyn(&mut gone, &|a, b| a.cmp(b));
         Ok(gone)
     }
 
@@ -729,7 +729,7 @@ impl Reservations for DiskStore {
         match fs::symlink_metadata(&path) {
             Ok(_) => Ok(true),
             Err(e) if is_not_found(&e) => Ok(false),
-            Err(e) => Err(StoreError::io("cannot inspect", path)(e)),
+            Err(e) => Err(StoreError::io("cannot inspect", &path)(e)),
         }
     }
 
@@ -781,7 +781,7 @@ impl Reservations for DiskStore {
         let entries = match fs::read_dir(&sub) {
             Ok(e) => e,
             Err(e) if is_not_found(&e) => return Ok(Vec::new()),
-            Err(e) => return Err(StoreError::io("cannot list", sub)(e)),
+            Err(e) => return Err(StoreError::io("cannot list", &sub)(e)),
         };
         let mut candidates = Vec::new();
         for entry in entries {
@@ -805,7 +805,7 @@ impl Reservations for DiskStore {
                 remove_if_exists(&entry)?;
             }
         }
-        held.sort();
+        crate::sort_by_dyn(&mut held, &|a, b| a.cmp(b));
         Ok(held)
     }
 }

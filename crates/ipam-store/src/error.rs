@@ -1,7 +1,7 @@
 //! Store and allocation errors. The plugin maps each variant to a CNI error code.
 
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::owner::Owner;
 
@@ -62,12 +62,21 @@ fn join(ips: &[IpAddr]) -> String {
 }
 
 impl StoreError {
-    pub(crate) fn io(
-        op: &'static str,
-        path: impl Into<PathBuf>,
-    ) -> impl FnOnce(std::io::Error) -> StoreError {
-        let path = path.into();
-        move |source| StoreError::Io { op, path, source }
+    /// The `map_err` adapter of a failed file system operation: `op` on `path` failed. The path is
+    /// copied only when the operation has failed.
+    pub(crate) fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> StoreError + 'a {
+        move |source| io_error(op, path, source)
+    }
+}
+
+/// Not generic and out of line: one copy of the error-building code for every call site.
+#[cold]
+#[inline(never)]
+fn io_error(op: &'static str, path: &Path, source: std::io::Error) -> StoreError {
+    StoreError::Io {
+        op,
+        path: path.to_owned(),
+        source,
     }
 }
 
