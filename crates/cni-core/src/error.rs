@@ -51,9 +51,16 @@ pub struct CniError {
 
 impl CniError {
     pub fn new(code: u32, msg: impl Into<String>) -> Self {
+        Self::with_msg(code, msg.into())
+    }
+
+    /// The non-generic body of [`CniError::new`]: one out-of-line copy for every call site.
+    #[cold]
+    #[inline(never)]
+    fn with_msg(code: u32, msg: String) -> Self {
         CniError {
             code,
-            msg: msg.into(),
+            msg,
             details: None,
         }
     }
