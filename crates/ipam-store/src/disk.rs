@@ -156,7 +156,7 @@ fn ensure_dir(path: &Path) -> StoreResult<()> {
         Ok(md) if md.is_dir() => return Ok(()),
         Ok(_) => return check_real_dir(path),
         Err(e) if is_not_found(&e) => {}
-        Err(e) => return Err(StoreError::io("cannot inspect", &path)(e)),
+        Err(e) => return Err(StoreError::io("cannot inspect", path)(e)),
     }
     match DirBuilder::new().mode(0o755).create(path) {
         Ok(()) => {}
