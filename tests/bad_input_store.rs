@@ -559,3 +559,48 @@ fn resolv_conf_that_is_a_pipe_or_endless_is_refused_in_bounded_time() {
         );
     }
 }
+
+#[test]
+fn a_damaged_index_never_makes_del_or_check_lie() {
+    // The index under .sandbox-cni is a cache: removing it, or one entry of it, by hand (or a cleanup
+    // script) must not make DEL report success while the reservation stays (found by fuzz target
+    // store_ops, regression input removed-index-entry-makes-del-leak).
+    for damage in ["whole owners directory", "one index entry"] {
+        let s = Scratch::new().initialised();
+        let conf = s.conf("host-local");
+        let v = Call::new("host-local", "ADD").run(&bytes(&conf)).assert_success();
+        let ip = first_address(&v);
+        let owners = s.net().join(".sandbox-cni/owners");
+        if damage == "whole owners directory" {
+            std::fs::remove_dir_all(&owners).unwrap();
+        } else {
+            let mut removed = 0;
+            for sub in std::fs::read_dir(&owners).unwrap().flatten() {
+                for e in std::fs::read_dir(sub.path()).into_iter().flatten().flatten() {
+                    if e.file_name().to_string_lossy().ends_with(&format!(".{ip}")) {
+                        std::fs::remove_file(e.path()).unwrap();
+                        removed += 1;
+                    }
+                }
+            }
+            assert_eq!(
+                removed,
+                1,
+                "expected one index entry for {ip} under {}",
+                owners.display()
+            );
+        }
+        // CHECK must still find the reservation (it exists), and DEL must free it.
+        let check = Call::new("host-local", "CHECK").run(&bytes(&conf));
+        check.assert_empty_success();
+        let del = Call::new("host-local", "DEL").run(&bytes(&conf));
+        if del.ok() {
+            assert!(
+                !s.net().join(&ip).exists(),
+                "{damage} removed: DEL reported success but {ip} is still reserved"
+            );
+        } else {
+            del.assert_error(5);
+        }
+    }
+}
