@@ -31,7 +31,9 @@ fn cni_error(e: StoreError) -> CniError {
         ),
         StoreError::Exhausted { set, ranges, size } => CniError::new(code::ADDRESS_POOL_EXHAUSTED, msg).with_details(
             format!(
-                "every address of range set {set} ({ranges}, {size} addresses before excluding network, broadcast and gateway) is reserved; leaked reservations are freed by DEL, by GC with cni.dev/valid-attachments, or with reclaimAfterReboot after a reboot; otherwise widen the range"
+                "every address of range set {set} ({ranges}, {} addresses before excluding network, broadcast and gateway) is reserved; leaked reservations are freed by DEL, by GC with cni.dev/valid-attachments, or with reclaimAfterReboot after a reboot; otherwise widen the range",
+                // A range that can be exhausted fits in 64 bits; formatting u128 would cost a kilobyte of code.
+                u64::try_from(size).map_or_else(|_| "more than 2^64".to_owned(), |n| n.to_string())
             ),
         ),
         StoreError::Taken { .. }

@@ -410,7 +410,8 @@ fn int_value(v: Option<&Value>, name: &str, min: i64, max: i64) -> CniResult<Opt
     match n {
         Some(n) if (min..=max).contains(&n) => Ok(Some(n)),
         Some(_) => Err(CniError::invalid_config(format!(
-            "{name} must be a whole number from {min} to {max}, got {v}"
+            "{name} must be a whole number from {min} to {max}, got {}",
+            describe(v)
         ))),
         None => Err(CniError::invalid_config(format!(
             "{name} must be a whole number from {min} to {max}, got {}",
@@ -422,8 +423,10 @@ fn int_value(v: Option<&Value>, name: &str, min: i64, max: i64) -> CniResult<Opt
 /// A short description of a value for messages: its type, and the value itself when short.
 pub fn describe(v: &Value) -> String {
     match v {
-        Value::Null | Value::Bool(_) | Value::Number(_) => format!("{} ({v})", kind(v)),
-        Value::String(s) if s.chars().count() <= 64 => format!("{} ({v})", kind(v)),
+        Value::Null => "null".to_owned(),
+        Value::Bool(b) => format!("a boolean ({b})"),
+        Value::Number(n) => format!("a number ({n})"),
+        Value::String(s) if s.chars().count() <= 64 => format!("a string ({s:?})"),
         _ => kind(v).to_owned(),
     }
 }

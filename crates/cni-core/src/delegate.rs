@@ -1,6 +1,6 @@
 //! Running another plugin (the IPAM) the way SPEC.md "Delegated plugins" describes: found by type on
-//! CNI_PATH, run with the same environment (only CNI_COMMAND set to the verb) and the same stdin bytes;
-//! its stderr flows to ours; its error reply is passed on unchanged.
+//! CNI_PATH, run with the same environment (the process's own, inherited, with only CNI_COMMAND set to
+//! the verb) and the same stdin bytes; its stderr flows to ours; its error reply is passed on unchanged.
 
 use std::io::{ErrorKind, Read, Write};
 use std::path::{Path, PathBuf};
@@ -49,7 +49,7 @@ pub fn delegate(
     version: Version,
 ) -> CniResult<Option<NetResult>> {
     let exe = find_plugin(name, &env.path)?;
-    let out = exec(&exe, command, env, stdin).map_err(|e| {
+    let out = exec(&exe, command, stdin).map_err(|e| {
         CniError::new(
             code::DELEGATE_FAILED,
             format!("cannot run plugin {name:?} ({}): {e}", exe.display()),
@@ -104,12 +104,11 @@ struct Output {
     stdout: Vec<u8>,
 }
 
-fn exec(exe: &Path, command: Command, env: &Env, stdin: &[u8]) -> std::io::Result<Output> {
+fn exec(exe: &Path, command: Command, stdin: &[u8]) -> std::io::Result<Output> {
     let mut attempts = 0;
     let mut child = loop {
         let spawned = Process::new(exe)
-            .env_clear()
-            .envs(&env.vars)
+            // The process environment as we received it, with only the verb changed.
             .env(CNI_COMMAND, command.as_str())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

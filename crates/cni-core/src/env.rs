@@ -71,8 +71,6 @@ pub struct Env {
     pub ifname: String,
     pub args: String,
     pub path: Vec<PathBuf>,
-    /// The whole environment, handed unchanged to delegated plugins.
-    pub vars: EnvMap,
 }
 
 /// Reads a variable as UTF-8; empty counts as absent.
@@ -167,7 +165,6 @@ impl Env {
                         .collect()
                 })
                 .unwrap_or_default(),
-            vars: vars.clone(),
         })
     }
 }
