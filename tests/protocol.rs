@@ -83,6 +83,25 @@ fn add_with_only_cni_command_names_every_missing_variable() {
 }
 
 #[test]
+fn environment_errors_carry_the_requested_version() {
+    for p in &PLUGINS {
+        for v in ["0.3.1", "1.0.0"] {
+            let e = Cni::new(p, "ADD")
+                .var("CNI_IFNAME", "a/b")
+                .run(&conf(v, p))
+                .assert_error(4);
+            assert_eq!(e["cniVersion"], v, "{p}");
+        }
+        // Unreadable or unsupported: the newest version we speak.
+        let e = Cni::new(p, "ADD")
+            .var("CNI_IFNAME", "a/b")
+            .run_bytes(b"garbage")
+            .assert_error(4);
+        assert_eq!(e["cniVersion"], "1.1.0", "{p}");
+    }
+}
+
+#[test]
 fn invalid_ifnames_and_container_ids_are_code_4() {
     for p in &PLUGINS {
         for bad in ["0123456789abcdef", ".", "..", "a/b", "a:b", "a b"] {

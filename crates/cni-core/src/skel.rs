@@ -64,6 +64,13 @@ fn read_stdin(mut stdin: impl Read) -> CniResult<Vec<u8>> {
     Ok(buf)
 }
 
+/// The supported `cniVersion` a configuration asks for, if it is readable at all.
+#[inline(never)]
+fn requested_version(stdin: &[u8]) -> Option<Version> {
+    let v: serde_json::Value = serde_json::from_slice(stdin).ok()?;
+    v.get("cniVersion")?.as_str().and_then(Version::parse)
+}
+
 /// Runs one invocation. Never panics on any input; stdout holds exactly one JSON document or nothing.
 pub fn dispatch(plugin: &dyn Plugin, vars: &EnvMap, stdin: impl Read) -> Outcome {
     let command = match env::command(vars) {
@@ -71,23 +78,18 @@ pub fn dispatch(plugin: &dyn Plugin, vars: &EnvMap, stdin: impl Read) -> Outcome
         Ok(None) => return Outcome::about(about_text(plugin)),
         Err(e) => return Outcome::error(&e, None),
     };
+    let stdin = read_stdin(stdin);
     if command == Command::Version {
         // Accept any stdin, as libcni's probe and the Go skel do; echo a supported request version.
-        let requested = read_stdin(stdin)
-            .ok()
-            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-            .and_then(|v| {
-                v.get("cniVersion")
-                    .and_then(|s| s.as_str())
-                    .and_then(Version::parse)
-            });
+        let requested = stdin.as_deref().ok().and_then(requested_version);
         return Outcome::version(requested.unwrap_or(Version::V1_1_0));
     }
     let env = match Env::from_vars(command, vars) {
         Ok(env) => env,
-        Err(e) => return Outcome::error(&e, None),
+        // Label the error with the request's version when the configuration states a supported one.
+        Err(e) => return Outcome::error(&e, stdin.as_deref().ok().and_then(requested_version)),
     };
-    let stdin = match read_stdin(stdin) {
+    let stdin = match stdin {
         Ok(b) => b,
         Err(e) => return Outcome::error(&e, None),
     };
