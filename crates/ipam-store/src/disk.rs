@@ -75,7 +75,7 @@ pub const DEFAULT_DATA_DIR: &str = "/var/lib/cni/networks";
 pub const BOOT_ID_PATH: &str = "/proc/sys/kernel/random/boot_id";
 
 const META: &str = ".sandbox-cni";
-const STATE_HEADER: &str = "sandbox-cni host-local index v1";
+const STATE_HEADER: &str = "sandbox-cni host-local index v2";
 const LOCK: &str = "lock";
 const CURSOR_PREFIX: &str = "last_reserved_ip.";
 /// Reservation bodies and index lines are small; refuse to read more than this from one file.
@@ -124,6 +124,12 @@ pub struct DiskStore {
     changed: bool,
     /// Cursor contents known in this operation (read or written): recorded in `state`.
     cursors: BTreeMap<usize, String>,
+    /// Stamps of the index buckets (`owners/<HH>`) as this store last left them: recorded in `state`.
+    /// A bucket whose stamp differs was changed by someone else (a person, a cleanup script, the
+    /// reference plugin's DEL), so its entries cannot be trusted to be complete.
+    buckets: BTreeMap<usize, String>,
+    /// Buckets this operation changed: their stamps are taken again when `state` is written.
+    touched: Vec<usize>,
     /// An index entry holding a body that is not linked to an address yet (see `create_reservation`).
     pending: Option<(Owner, PathBuf)>,
     report: OpenReport,
@@ -295,18 +301,24 @@ fn lock_with_timeout(file: &File, path: &Path, timeout: Duration) -> StoreResult
     }
 }
 
-/// The directory's identity and change times, as recorded in `state`.
-fn dir_stamp(dir: &Path) -> StoreResult<String> {
-    let md = fs::symlink_metadata(dir).map_err(StoreError::io("cannot inspect", dir))?;
-    Ok(format!(
-        "dir {} {} {}.{:09} {}.{:09}",
+/// A directory's identity and change times, as recorded in `state`: any entry added or removed by
+/// anyone changes them.
+fn stamp_of(md: &fs::Metadata) -> String {
+    format!(
+        "{} {} {}.{:09} {}.{:09}",
         md.dev(),
         md.ino(),
         md.mtime(),
         md.mtime_nsec(),
         md.ctime(),
         md.ctime_nsec()
-    ))
+    )
+}
+
+/// The network directory's stamp line.
+fn dir_stamp(dir: &Path) -> StoreResult<String> {
+    let md = fs::symlink_metadata(dir).map_err(StoreError::io("cannot inspect", dir))?;
+    Ok(format!("dir {}", stamp_of(&md)))
 }
 
 /// How a cursor file's content is recorded: the address, `-` when absent, `?` when unreadable.
@@ -336,7 +348,12 @@ fn owner_hash(o: &Owner) -> u64 {
 /// (`<16 hex digits>.`); an entry is `<prefix><address>`.
 fn entry_location(owners: &Path, o: &Owner) -> (PathBuf, String) {
     let h = owner_hash(o);
-    (owners.join(format!("{:02x}", h >> 56)), format!("{h:016x}."))
+    (owners.join(format!("{:02x}", bucket_of(o))), format!("{h:016x}."))
+}
+
+/// The index bucket (`owners/<HH>`) of an owner.
+fn bucket_of(o: &Owner) -> usize {
+    (owner_hash(o) >> 56) as usize
 }
 
 /// A directory entry name that is a reservation: a canonical address text.
@@ -402,6 +419,8 @@ impl DiskStore {
             state,
             changed: false,
             cursors: BTreeMap::new(),
+            buckets: BTreeMap::new(),
+            touched: Vec::new(),
             pending: None,
             report: OpenReport::default(),
         };
@@ -496,6 +515,16 @@ impl DiskStore {
             if line == "end" {
                 return Ok(true);
             }
+            if let Some(rest) = line.strip_prefix("bucket ") {
+                let parsed = rest
+                    .split_once(' ')
+                    .and_then(|(b, st)| Some((usize::from_str_radix(b, 16).ok()?, st)));
+                let Some((b, st)) = parsed else {
+                    return Ok(self.forget());
+                };
+                self.buckets.insert(b, st.to_owned());
+                continue;
+            }
             let mut parts = line.split(' ');
             let (Some("cursor"), Some(Ok(set)), Some(token), None) = (
                 parts.next(),
@@ -507,20 +536,34 @@ impl DiskStore {
             };
             let now = cursor_token(read_small(&self.cursor_path(set))?.as_deref());
             if now != token {
-                self.cursors.clear();
-                return Ok(false);
+                return Ok(self.forget());
             }
             self.cursors.insert(set, now);
         }
         // No `end` line: torn.
+        Ok(self.forget())
+    }
+
+    /// Drops what a `state` found invalid had recorded; returns false (not valid).
+    fn forget(&mut self) -> bool {
         self.cursors.clear();
-        Ok(false)
+        self.buckets.clear();
+        false
     }
 
     /// Notes that `state` must be recorded again when this operation ends. (The index itself is
     /// consistent with our own changes at every instant; `state` only guards against other writers.)
     fn mark_changed(&mut self) {
         self.changed = true;
+    }
+
+    /// Notes that this operation changes `owner`'s index bucket.
+    fn touch(&mut self, owner: &Owner) {
+        self.changed = true;
+        let b = bucket_of(owner);
+        if !self.touched.contains(&b) {
+            self.touched.push(b);
+        }
     }
 
     /// Records what the index is valid for, in place; an `end` line closes it (an older, longer
@@ -530,6 +573,16 @@ impl DiskStore {
         let mut text = format!("{STATE_HEADER}\n{}\n", dir_stamp(&self.dir)?);
         for (set, token) in &self.cursors {
             text.push_str(&format!("cursor {set} {token}\n"));
+        }
+        let owners = self.owners();
+        for b in std::mem::take(&mut self.touched) {
+            match fs::symlink_metadata(owners.join(format!("{b:02x}"))) {
+                Ok(md) => self.buckets.insert(b, stamp_of(&md)),
+                Err(_) => self.buckets.remove(&b),
+            };
+        }
+        for (b, st) in &self.buckets {
+            text.push_str(&format!("bucket {b:02x} {st}\n"));
         }
         text.push_str("end\n");
         self.state
@@ -594,6 +647,18 @@ impl DiskStore {
         }
         fs::rename(&fresh, &owners).map_err(StoreError::io("cannot rename into place", &owners))?;
         let _ = fs::remove_dir_all(&old);
+        self.buckets.clear();
+        self.touched.clear();
+        for entry in fs::read_dir(&owners).map_err(StoreError::io("cannot list", &owners))? {
+            let entry = entry.map_err(StoreError::io("cannot list", &owners))?;
+            let bucket = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| usize::from_str_radix(n, 16).ok());
+            if let (Some(b), Ok(md)) = (bucket, fs::symlink_metadata(entry.path())) {
+                self.buckets.insert(b, stamp_of(&md));
+            }
+        }
         self.report.rebuilt = true;
         Ok(removed)
     }
@@ -606,6 +671,7 @@ impl DiskStore {
     /// When the address is taken, the entry is renamed to the next candidate's name.
     fn create_reservation(&mut self, ip: IpAddr, owner: &Owner) -> StoreResult<bool> {
         let entry = self.entry_path(owner, ip);
+        self.touch(owner);
         let body = owner.body();
         match self.pending.take() {
             Some((o, from)) if &o == owner => {
@@ -715,6 +781,7 @@ impl Reservations for DiskStore {
             return Ok(false);
         }
         self.mark_changed();
+        self.touch(owner);
         remove_if_exists(&path)?;
         remove_if_exists(&self.entry_path(owner, ip))?;
         Ok(true)
@@ -773,10 +840,22 @@ impl Reservations for DiskStore {
 
     fn held_by(&mut self, owner: &Owner) -> StoreResult<Vec<IpAddr>> {
         let (sub, prefix) = entry_location(&self.owners(), owner);
+        let b = bucket_of(owner);
+        // The bucket must be as this store left it; otherwise someone removed (or added) entries and
+        // only a full scan can tell what this owner holds.
+        let now = match fs::symlink_metadata(&sub) {
+            Ok(md) => Some(stamp_of(&md)),
+            Err(e) if is_not_found(&e) => None,
+            Err(e) => return Err(StoreError::io("cannot inspect", &sub)(e)),
+        };
+        if !self.touched.contains(&b) && !self.report.rebuilt && now.as_ref() != self.buckets.get(&b) {
+            self.rebuild(&mut |_, _| false)?;
+            return self.held_by(owner);
+        }
         // Stale entries are removed below: never through a symlinked directory.
-        match fs::symlink_metadata(&sub) {
-            Err(e) if is_not_found(&e) => return Ok(Vec::new()),
-            _ => check_real_dir(&sub)?,
+        match now {
+            None => return Ok(Vec::new()),
+            Some(_) => check_real_dir(&sub)?,
         }
         let entries = match fs::read_dir(&sub) {
             Ok(e) => e,
@@ -802,6 +881,7 @@ impl Reservations for DiskStore {
                 held.push(ip);
             } else if self.pending.as_ref().is_none_or(|(_, p)| *p != entry) {
                 self.mark_changed();
+                self.touch(owner);
                 remove_if_exists(&entry)?;
             }
         }
