@@ -18,16 +18,7 @@ use std::time::{Duration, Instant};
 use common::{Out, assert_stdout_contract, bin_dir, plugin};
 use serde_json::{Value, json};
 
-/// Every plugin binary of the suite.
-pub const PLUGINS: [&str; 7] = [
-    "loopback",
-    "host-local",
-    "bridge",
-    "portmap",
-    "bandwidth",
-    "firewall",
-    "tuning",
-];
+pub use common::PLUGINS;
 
 /// A call is killed and the test fails after this long.
 pub const DEADLINE: Duration = Duration::from_secs(20);

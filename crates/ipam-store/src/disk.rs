@@ -227,6 +227,20 @@ fn read_small(path: &Path) -> StoreResult<Option<Vec<u8>>> {
     Ok(Some(buf))
 }
 
+/// Opens (creating, mode 0600, never truncating) one of the store's own files for reading and writing.
+fn open_store_file(path: &Path, what: &'static str) -> StoreResult<File> {
+    open_regular(
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600),
+        path,
+        what,
+    )
+}
+
 /// The holder named by a reservation file; `None` when it is missing, unreadable, or not a regular
 /// file (a pipe, link or directory with an address's name blocks the address for nobody).
 fn read_body(path: &Path) -> StoreResult<Option<Owner>> {
@@ -385,16 +399,7 @@ impl DiskStore {
         }
         ensure_dir(&dir)?;
         let lock_path = dir.join(LOCK);
-        let lock = open_regular(
-            OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .mode(0o600),
-            &lock_path,
-            "cannot open the lock file",
-        )?;
+        let lock = open_store_file(&lock_path, "cannot open the lock file")?;
         lock_with_timeout(&lock, &lock_path, opts.lock_timeout)?;
         // Checked again now that nobody else may change the store.
         check_real_dir(&dir)?;
@@ -402,16 +407,7 @@ impl DiskStore {
         ensure_dir(&meta)?;
         ensure_dir(&meta.join("owners"))?;
         let state_path = meta.join("state");
-        let state = open_regular(
-            OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .mode(0o600),
-            &state_path,
-            "cannot open",
-        )?;
+        let state = open_store_file(&state_path, "cannot open")?;
         let mut store = DiskStore {
             dir,
             meta,
@@ -819,15 +815,7 @@ impl Reservations for DiskStore {
         // no block is freed and allocated again). A torn cursor only moves where the round robin
         // resumes.
         let path = self.cursor_path(set);
-        let f = open_regular(
-            OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .mode(0o600),
-            &path,
-            "cannot open",
-        )?;
+        let f = open_store_file(&path, "cannot open")?;
         let overwrite = || -> std::io::Result<()> {
             use std::os::unix::fs::FileExt;
             f.write_all_at(text.as_bytes(), 0)?;
