@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use common::{Out, assert_stdout_contract, bin_dir, plugin};
 use serde_json::{Value, json};
 
+#[allow(unused_imports)] // not every test file that includes this module lists the plugins
 pub use common::PLUGINS;
 
 /// A call is killed and the test fails after this long.
