@@ -425,16 +425,7 @@ pub fn up(g: &GlobalArgs, a: &UpArgs) -> Result<u8> {
                     )));
                 }
             }
-            if let (Profile::Agent, Some(node)) = (profile, cmd.node_name.as_deref()) {
-                sync_pod_cidr(
-                    &k3s,
-                    &dirs,
-                    node,
-                    deadline.max(Instant::now() + Duration::from_secs(5)),
-                )?;
-            }
-            print_export(&state);
-            return Ok(0);
+            return finish_up(profile, cmd.node_name.as_deref(), &k3s, &dirs, deadline);
         }
         Liveness::Running(inst) => {
             return Err(Failure::new(format!(
@@ -591,15 +582,21 @@ pub fn up(g: &GlobalArgs, a: &UpArgs) -> Result<u8> {
             )));
         }
     }
-    if let (Profile::Agent, Some(node)) = (profile, cmd.node_name.as_deref()) {
+    finish_up(profile, cmd.node_name.as_deref(), &k3s, &dirs, deadline)
+}
+
+/// The end of a successful `up`: in the agent profile, make the conflist follow the node's podCIDR;
+/// then print the KUBECONFIG line.
+fn finish_up(profile: Profile, node: Option<&str>, k3s: &Path, dirs: &Dirs, deadline: Instant) -> Result<u8> {
+    if let (Profile::Agent, Some(node)) = (profile, node) {
         sync_pod_cidr(
-            &k3s,
-            &dirs,
+            k3s,
+            dirs,
             node,
             deadline.max(Instant::now() + Duration::from_secs(5)),
         )?;
     }
-    print_export(&state);
+    print_export(&dirs.state());
     Ok(0)
 }
 
