@@ -134,11 +134,11 @@ if [ -z "$from" ]; then
     gnu="$arch-unknown-linux-gnu"
     if command -v rustup >/dev/null 2>&1 && { rustup target list --installed 2>/dev/null | grep -qx "$musl" || rustup target add "$musl" >/dev/null 2>&1; }; then
         say "building static binaries for $musl"
-        (cd "$repo" && cargo build --release --locked --target "$musl") || die "build failed"
+        (cd "$repo" && cargo build --release --locked --workspace --target "$musl") || die "build failed"
         from="$repo/target/$musl/release"
     else
         warn "the $musl target is not available: building glibc binaries with +crt-static instead"
-        (cd "$repo" && RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static" cargo build --release --locked --target "$gnu") || die "build failed"
+        (cd "$repo" && RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static" cargo build --release --locked --workspace --target "$gnu") || die "build failed"
         from="$repo/target/$gnu/release"
     fi
 fi

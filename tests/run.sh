@@ -6,7 +6,8 @@
 #
 # Steps: dependencies, cargo fmt --check, clippy -D warnings, shellcheck, cargo test --workspace
 # (unit, golden, protocol, install.sh, host-local, bridge/chain, libcni and go-cni interop, bad inputs,
-# k3s-sandbox), static release build with the 600 KB size budget, containerd end to end, fuzz smoke.
+# k3s-sandbox), static release build with the 600 KiB size budget, ./install.sh from source into
+# temporary directories, containerd end to end, fuzz smoke.
 # Every step runs even when an earlier one failed; the summary lists each; the exit status is non-zero
 # when any step failed.
 set -uo pipefail
@@ -18,7 +19,7 @@ install_deps=1
 for arg in "$@"; do
     case $arg in
         --no-deps) install_deps=0 ;;
-        -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0 ;;
         *) echo "tests/run.sh: unknown option $arg" >&2; exit 2 ;;
     esac
 done
@@ -84,6 +85,20 @@ release_size() {
     return $bad
 }
 
+# The README's main command, from source, into temporary directories (build, install, self-test).
+install_from_source() {
+    local tmp rc
+    tmp=$(mktemp -d)
+    ./install.sh --bin-dir "$tmp/bin" --conf-dir "$tmp/net.d" --cli-dir "$tmp/cli"
+    rc=$?
+    if [ $rc = 0 ]; then
+        "$tmp/cli/k3s-sandbox" --help >/dev/null || rc=1
+        ./install.sh --bin-dir "$tmp/bin" --uninstall || rc=1
+    fi
+    rm -rf "$tmp"
+    return $rc
+}
+
 containerd_e2e() { tests/e2e/containerd-e2e --all-conflists "target/$MUSL/release"; }
 fuzz_smoke() { fuzz/smoke.sh; }
 
@@ -93,6 +108,7 @@ step "cargo clippy -D warnings" clippy
 step "shellcheck" shell_lint
 step "cargo test --workspace" unit_and_integration
 step "static release build and size budget" release_size
+step "./install.sh from source" install_from_source
 step "containerd end to end" containerd_e2e
 step "fuzz smoke" fuzz_smoke
 
