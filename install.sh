@@ -27,7 +27,7 @@ usage() {
     cat <<'EOF'
 Usage: ./install.sh [OPTIONS]
 
-Builds sandbox-cni (cargo build --release --locked, static musl binaries where the target can be
+Builds sandbox-cni (cargo build --release --locked --workspace, static musl binaries where the target can be
 added) and installs:
   - the CNI plugins (loopback host-local bridge portmap bandwidth firewall tuning) into --bin-dir,
   - the default network 10-sandbox-cni.conflist into --conf-dir,
