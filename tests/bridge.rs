@@ -67,14 +67,7 @@ fn l2(version: &str) -> Value {
 
 /// Addresses reserved in host-local's store for network `NET`.
 fn reserved(data: &Path) -> Vec<IpAddr> {
-    let mut ips: Vec<IpAddr> = std::fs::read_dir(data.join(NET))
-        .map(|d| {
-            d.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<IpAddr>().ok())
-                .collect()
-        })
-        .unwrap_or_default();
-    ips.sort();
-    ips
+    common::reserved_addresses(&data.join(NET))
 }
 
 fn tmp() -> tempfile::TempDir {

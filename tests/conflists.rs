@@ -123,14 +123,7 @@ fn del_chain(list: &Value, version: &str, at: &Attachment, result: Option<&Value
 }
 
 fn reserved(data: &Path, network: &str) -> Vec<IpAddr> {
-    let mut ips: Vec<IpAddr> = std::fs::read_dir(data.join(network))
-        .map(|d| {
-            d.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<IpAddr>().ok())
-                .collect()
-        })
-        .unwrap_or_default();
-    ips.sort();
-    ips
+    common::reserved_addresses(&data.join(network))
 }
 
 /// The addresses of a result of any version, without prefix.

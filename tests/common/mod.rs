@@ -248,3 +248,16 @@ pub const PLUGINS: [&str; 7] = [
     "firewall",
     "tuning",
 ];
+
+/// The addresses reserved in a host-local network directory (`<dataDir>/<network>`), sorted; empty
+/// when the directory does not exist.
+pub fn reserved_addresses(net_dir: &Path) -> Vec<std::net::IpAddr> {
+    let mut ips: Vec<std::net::IpAddr> = std::fs::read_dir(net_dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    ips.sort();
+    ips
+}
