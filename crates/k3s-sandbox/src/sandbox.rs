@@ -119,10 +119,9 @@ fn root_kind(root_fs: &Result<u64, String>) -> String {
 
 /// The known remedies for pods in gVisor, for the agent profile's line.
 pub const AGENT_REMEDY: &str = "use --profile control-plane here; pods need a node outside gVisor \
-(k3s agent on a VM or host joined to this server). Getting the kubelet itself up in gVisor takes \
---snapshotter=native, --kubelet-arg=local-storage-capacity-isolation=false on a 9p root and a \
-/dev/kmsg (`mount --bind /dev/null /dev/kmsg`), but no known setting gets the pods past the shim; \
-see docs/k3s.md";
+(a k3s agent on a VM or host). The agent profile's kubelet settings (--snapshotter=native, \
+local-storage-capacity-isolation=false on a 9p root, /dev/kmsg bound to /dev/null) only get the \
+kubelet started: no known setting gets pods past the shim here; see docs/k3s.md, \"Pods in gVisor\"";
 
 /// The sandbox line, and in gVisor what it means for each profile.
 pub fn checks(facts: &SandboxFacts, root_fs: &Result<u64, String>, profile: Option<Profile>) -> Vec<Check> {
