@@ -359,10 +359,11 @@ class Suite:
         for line in text.splitlines():
             if re.match(r"\S+\s+(sandbox|profile [a-z-]+):", line):
                 print(f"     | {line}", flush=True)
+        root = root_fs_type()
         self.r.check(
-            "k3s-sandbox doctor names the sandbox: gVisor (runsc), overlay root",
+            f"k3s-sandbox doctor names the sandbox: gVisor (runsc), {root} root",
             doc.returncode in (0, 1)
-            and any("gVisor (runsc)" in line and "overlay root" in line for line in sandbox),
+            and any(line.startswith(f"ok    sandbox: gVisor (runsc), {root} root") for line in sandbox),
             text + doc.stderr.decode(errors="replace")[-400:],
         )
         objs = []
@@ -509,6 +510,17 @@ class Suite:
                     if not sep or cid not in ids or ifname != "eth0":
                         problems.append(f"{rel} holds {body!r}")
         return problems
+
+
+def root_fs_type():
+    """The type of / from /proc/mounts (overlay or 9p in gVisor)."""
+    kind = "unknown"
+    with open("/proc/mounts", encoding="utf-8") as f:
+        for line in f:
+            fields = line.split()
+            if len(fields) > 2 and fields[1] == "/":
+                kind = fields[2]
+    return kind
 
 
 class NetnsHolder:
