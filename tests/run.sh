@@ -7,9 +7,11 @@
 # Steps: dependencies, cargo fmt --check, clippy -D warnings, shellcheck, cargo test --workspace
 # (unit, golden, protocol, install.sh, host-local, bridge/chain, libcni and go-cni interop, bad inputs,
 # k3s-sandbox), static release build with the 600 KiB size budget, ./install.sh from source into
-# temporary directories, containerd end to end, fuzz smoke.
+# temporary directories, containerd end to end, fuzz smoke, the suite inside gVisor (tests/gvisor/run.sh).
 # Every step runs even when an earlier one failed; the summary lists each; the exit status is non-zero
-# when any step failed.
+# when any step failed. A step that cannot run here (exit status 77) is listed as SKIP and is not
+# counted as passed; the gVisor step only skips when SANDBOX_CNI_GVISOR=optional (for machines where
+# runsc cannot start, such as containers); otherwise runsc not starting is a failure.
 set -uo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -29,13 +31,18 @@ PLUGINS="loopback host-local bridge portmap bandwidth firewall tuning"
 
 declare -a results=()
 failed=0
+skipped=0
 step() {
     local name=$1; shift
-    local start=$SECONDS
+    local start=$SECONDS rc=0
     echo
     echo "=== $name"
-    if "$@"; then
+    "$@" || rc=$?
+    if [ $rc = 0 ]; then
         results+=("ok    $name ($((SECONDS - start)) s)")
+    elif [ $rc = 77 ]; then
+        results+=("SKIP  $name ($((SECONDS - start)) s; the reason is in its output)")
+        skipped=$((skipped + 1))
     else
         results+=("FAIL  $name ($((SECONDS - start)) s)")
         failed=$((failed + 1))
@@ -101,6 +108,16 @@ install_from_source() {
 
 containerd_e2e() { tests/e2e/containerd-e2e --all-conflists "target/$MUSL/release"; }
 fuzz_smoke() { fuzz/smoke.sh; }
+# The plugins, k3s-sandbox and containerd inside gVisor (runsc). Exit 77 = runsc cannot start here.
+gvisor() {
+    local rc=0
+    tests/gvisor/run.sh || rc=$?
+    if [ $rc = 77 ] && [ "${SANDBOX_CNI_GVISOR:-}" != optional ]; then
+        echo "the gVisor stage could not run (see SKIPPED above); on machines that cannot run runsc set SANDBOX_CNI_GVISOR=optional" >&2
+        return 1
+    fi
+    return $rc
+}
 
 [ "$install_deps" = 1 ] && step "dependencies" deps
 step "cargo fmt --check" fmt
@@ -111,10 +128,11 @@ step "static release build and size budget" release_size
 step "./install.sh from source" install_from_source
 step "containerd end to end" containerd_e2e
 step "fuzz smoke" fuzz_smoke
+step "inside gVisor (runsc)" gvisor
 
 echo
 echo "=== summary"
 printf '%s\n' "${results[@]}"
-passed=$(( ${#results[@]} - failed ))
-echo "steps: $passed passed, $failed failed"
+passed=$(( ${#results[@]} - failed - skipped ))
+echo "steps: $passed passed, $failed failed$([ "$skipped" = 0 ] || echo ", $skipped skipped")"
 [ "$failed" = 0 ]

@@ -82,7 +82,10 @@ def _layer(binary, entrypoint_name):
 def build_image_tar(binary, image_name, entrypoint=None):
     """Return (tar bytes, manifest digest) of an OCI layout holding one image.
 
-    binary: contents of the static executable, stored as /pause in the layer.
+    binary: contents of the static executable, stored as /pause in the layer;
+      None gives an image with no layer at all (an empty root filesystem),
+      for runtimes that cannot unpack layers (gVisor's runsc, where the
+      snapshot mount fails).
     image_name: full reference, e.g. "sandbox-cni.local/e2e/pause:1"; stored
       in the index annotations that `ctr images import` reads.
     entrypoint: the command the image runs; defaults to ["/pause"]. A test may
@@ -93,7 +96,7 @@ def build_image_tar(binary, image_name, entrypoint=None):
     tag = image_name.rsplit(":", 1)[1]
     arch = host_architecture()
 
-    layer = _layer(binary, "pause")
+    layers = [] if binary is None else [_layer(binary, "pause")]
     config = _canonical_json(
         {
             "architecture": arch,
@@ -103,7 +106,7 @@ def build_image_tar(binary, image_name, entrypoint=None):
                 "WorkingDir": "/",
                 "Env": ["PATH=/"],
             },
-            "rootfs": {"type": "layers", "diff_ids": [_digest(layer)]},
+            "rootfs": {"type": "layers", "diff_ids": [_digest(layer) for layer in layers]},
             "history": [{"created_by": "sandbox-cni tests/e2e/oci_image.py"}],
         }
     )
@@ -112,7 +115,7 @@ def build_image_tar(binary, image_name, entrypoint=None):
             "schemaVersion": 2,
             "mediaType": MEDIA_MANIFEST,
             "config": {"mediaType": MEDIA_CONFIG, "digest": _digest(config), "size": len(config)},
-            "layers": [{"mediaType": MEDIA_LAYER, "digest": _digest(layer), "size": len(layer)}],
+            "layers": [{"mediaType": MEDIA_LAYER, "digest": _digest(layer), "size": len(layer)} for layer in layers],
         }
     )
     index = _canonical_json(
@@ -140,6 +143,6 @@ def build_image_tar(binary, image_name, entrypoint=None):
         _add_bytes(tar, "index.json", index)
         _add_dir(tar, "blobs")
         _add_dir(tar, "blobs/sha256")
-        for blob in (layer, config, manifest):
+        for blob in (*layers, config, manifest):
             _add_bytes(tar, "blobs/sha256/" + _digest(blob).split(":", 1)[1], blob)
     return out.getvalue(), _digest(manifest)

@@ -19,6 +19,7 @@ use crate::plugins::{self, WrittenFiles};
 use crate::probe::{self, HostFacts};
 use crate::process::{self, Instance, LiveProcesses, Liveness};
 use crate::ready::{self, Outcome, Probe, SystemClock};
+use crate::sandbox::{self, SandboxFacts};
 use crate::selftest;
 use crate::util::{self, shell_quote};
 use crate::{DoctorArgs, DownArgs, GlobalArgs, LogsArgs, SelftestArgs, UpArgs, hints};
@@ -55,7 +56,8 @@ pub fn doctor(g: &GlobalArgs, a: &DoctorArgs) -> Result<u8> {
     let dirs = dirs(g)?;
     let state = dirs.state();
     let facts = HostFacts::probe(&dirs.data_dir);
-    let mut checks = doctor::host_checks(&facts, a.profile);
+    let mut checks = sandbox::checks(&SandboxFacts::probe(), &facts.root_fs, a.profile);
+    checks.extend(doctor::host_checks(&facts, a.profile));
     checks.push(doctor::data_dir_check(&dirs.data_dir));
 
     let ours = match process::liveness(&state, &LiveProcesses) {
@@ -76,7 +78,11 @@ pub fn doctor(g: &GlobalArgs, a: &DoctorArgs) -> Result<u8> {
     checks.push(doctor::k3s_check(k3s));
 
     for c in &checks {
-        println!("{c}");
+        if a.json {
+            println!("{}", c.to_json());
+        } else {
+            println!("{c}");
+        }
     }
     let fails = checks.iter().filter(|c| c.level == Level::Fail).count();
     let warns = checks.iter().filter(|c| c.level == Level::Warn).count();

@@ -13,6 +13,8 @@ mod plugins;
 mod probe;
 mod process;
 mod ready;
+mod report;
+mod sandbox;
 mod selftest;
 mod util;
 
@@ -85,6 +87,10 @@ pub struct DoctorArgs {
     /// Judge the checks for this profile (agent-only requirements FAIL instead of warn)
     #[arg(long, value_enum)]
     pub profile: Option<Profile>,
+    /// Print each check as one JSON object per line: {"name", "level" (ok, warn, fail),
+    /// "detail", "remedy" (null when none)}
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]
