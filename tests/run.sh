@@ -126,11 +126,12 @@ aarch64_qemu() {
         out=$(CNI_COMMAND=VERSION qemu-aarch64-static "$dir/$p" </dev/null) || { echo "$p VERSION failed" >&2; bad=1; continue; }
         case $out in *'"supportedVersions"'*'"1.1.0"'*) echo "$p: $out" ;; *) echo "$p VERSION answered: $out" >&2; bad=1 ;; esac
     done
+    # --workspace: the same feature set as the `cargo test --workspace` step, so nothing is rebuilt.
     export SANDBOX_CNI_BIN_DIR="$dir" SANDBOX_CNI_RUNNER=qemu-aarch64-static
-    cargo test --locked --test loopback golden_results_for_every_command_and_version || bad=1
-    cargo test --locked --test bridge add_results_match_golden_files_for_every_version || bad=1
-    cargo test --locked --test host_local golden_add_results_for_every_version || bad=1
-    cargo test --locked --test host_local_stress sixteen_processes_in_parallel_get_unique_addresses || bad=1
+    cargo test --workspace --locked --test loopback golden_results_for_every_command_and_version || bad=1
+    cargo test --workspace --locked --test bridge add_results_match_golden_files_for_every_version || bad=1
+    cargo test --workspace --locked --test host_local golden_add_results_for_every_version || bad=1
+    cargo test --workspace --locked --test host_local_stress sixteen_processes_in_parallel_get_unique_addresses || bad=1
     unset SANDBOX_CNI_BIN_DIR SANDBOX_CNI_RUNNER
     return $bad
 }
