@@ -50,8 +50,9 @@ Options:
   --uninstall      remove what an earlier run installed (per the manifest in --bin-dir) and
                    restore backups; files changed since are left in place
   --from SRC       install prebuilt binaries instead of building; SRC is a release tarball
-                   (sandbox-cni-<version>-<arch>-linux-musl.tar.gz), an unpacked release, or a
-                   directory holding the plugin and k3s-sandbox binaries. A release's sums are
+                   (sandbox-cni-<version>-<arch>-linux-musl.tar.gz), an unpacked release, a
+                   directory of release tarballs (this machine's is taken), or a directory
+                   holding the plugin and k3s-sandbox binaries. A release's sums are
                    checked first and a release for another architecture is refused. The install.sh
                    inside an unpacked release installs that release (no Rust needed).
   --no-self-test   skip the self-test
@@ -401,6 +402,15 @@ fi
 conf_src="$repo/cni-conf/$CONFLIST"
 # Run from an unpacked release: install that release.
 if [ -z "$from" ] && [ -f "$repo/$RELEASE_FILE" ] && [ -f "$repo/$RELEASE_SUMS" ]; then from=$repo; fi
+# A directory of release artefacts (like dist/): take this machine's tarball from it.
+if [ -n "$from" ] && [ -d "$from" ] && [ ! -f "$from/$RELEASE_FILE" ] && [ ! -e "$from/loopback" ]; then
+    set -- "$from"/sandbox-cni-*-"$host_arch"-linux-musl.tar.gz
+    if [ $# = 1 ] && [ -f "$1" ]; then
+        from=$1
+    elif [ $# -gt 1 ]; then
+        die "$from holds several releases for $host_arch: name one with --from FILE.tar.gz"
+    fi
+fi
 if [ -n "$from" ] && [ -f "$from" ]; then from=$(unpack_release "$from") || exit 1; fi
 if [ -n "$from" ] && [ -f "$from/$RELEASE_FILE" ]; then
     verify_release "$from"

@@ -285,7 +285,7 @@ fn write_manifest(rel: &Path) {
 }
 
 fn tar_gz(rel: &Path) -> PathBuf {
-    let tarball = rel.with_extension("tar.gz");
+    let tarball = rel.with_file_name(format!("{}.tar.gz", rel.file_name().unwrap().to_string_lossy()));
     let st = Command::new("tar")
         .arg("-czf")
         .arg(&tarball)
@@ -347,6 +347,13 @@ fn release_tarball_installs_checked_and_its_own_script_needs_no_cargo() {
     let (ok, out) = run_script(&s, &script, &["--uninstall"], None);
     assert!(ok, "{out}");
     assert!(s.installed().iter().all(|f| !f.exists()));
+
+    // A directory of release artefacts: this machine's tarball is taken from it.
+    let dist = tarball.parent().unwrap().to_str().unwrap();
+    let (ok, out) = run_script(&s, &script, &["--from", dist, "--no-self-test"], None);
+    assert!(ok && out.contains("9 file(s) changed"), "{out}");
+    let (ok, out) = run_script(&s, &script, &["--uninstall"], None);
+    assert!(ok, "{out}");
 
     // The release's own install.sh, with no cargo reachable: it installs the release it sits in.
     let (ok, out) = run_script(&s, &rel.join("install.sh"), &[], Some("/usr/bin:/bin"));

@@ -181,6 +181,7 @@ release_packages() {
 # dependencies step), files where they belong, no live conflist; dpkg -r then dpkg -P leave nothing.
 deb_install_remove() {
     local deb rc=0 before after p
+    [ "$(id -u)" = 0 ] || { echo "not root: cannot test the .deb with dpkg -i" >&2; return 1; }
     deb=$(ls dist/sandbox-cni_*_amd64.deb) || return 1
     local listing
     listing=$(dpkg-deb --contents dist/sandbox-cni_*_arm64.deb) || return 1
