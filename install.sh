@@ -22,6 +22,10 @@ dry_run=0
 uninstall=0
 from=""
 self_test=1
+package=0
+package_target=""
+dist_dir=""
+build_deb=1
 
 usage() {
     cat <<'EOF'
@@ -45,9 +49,22 @@ Options:
   --dry-run        show what would change; change nothing
   --uninstall      remove what an earlier run installed (per the manifest in --bin-dir) and
                    restore backups; files changed since are left in place
-  --from DIR       install prebuilt binaries from DIR instead of building
+  --from SRC       install prebuilt binaries instead of building; SRC is a release tarball
+                   (sandbox-cni-<version>-<arch>-linux-musl.tar.gz), an unpacked release, a
+                   directory of release tarballs (this machine's is taken), or a directory
+                   holding the plugin and k3s-sandbox binaries. A release's sums are
+                   checked first and a release for another architecture is refused. The install.sh
+                   inside an unpacked release installs that release (no Rust needed).
   --no-self-test   skip the self-test
   -h, --help       this text
+
+Release artefacts (needs cargo; the aarch64 cross-build needs gcc-aarch64-linux-gnu on x86_64):
+  --package        build and write dist/sandbox-cni-<version>-<arch>-linux-musl.tar.gz, a .deb per
+                   architecture (when dpkg-deb is present) and dist/SHA256SUMS; reproducible: the
+                   same commit gives the same bytes (SOURCE_DATE_EPOCH: the commit's time)
+  --target ARCH    x86_64, aarch64 or all (default: this machine's architecture)
+  --dist-dir DIR   where the artefacts go (default dist/ next to install.sh)
+  --no-deb         do not build .deb packages
 
 Exit status: 0 on success, 1 on failure, 2 on a usage error.
 EOF
@@ -73,12 +90,20 @@ while [ $# -gt 0 ]; do
         --dry-run) dry_run=1; shift ;;
         --uninstall) uninstall=1; shift ;;
         --no-self-test) self_test=0; shift ;;
+        --package) package=1; shift ;;
+        --target) need_arg "$@"; package_target=$2; shift 2 ;;
+        --dist-dir) need_arg "$@"; dist_dir=$2; shift 2 ;;
+        --no-deb) build_deb=0; shift ;;
         -h|--help) usage; exit 0 ;;
         *) printf 'install.sh: unknown option %s (see --help)\n' "$1" >&2; exit 2 ;;
     esac
 done
 
-for d in "$bin_dir" "$conf_dir" "$cli_dir" "$from"; do
+if [ "$package" = 0 ] && [ -n "$package_target$dist_dir" ]; then
+    printf 'install.sh: --target and --dist-dir go with --package (see --help)\n' >&2; exit 2
+fi
+case $package_target in ''|x86_64|aarch64|all) ;; *) printf 'install.sh: --target must be x86_64, aarch64 or all, not %s\n' "$package_target" >&2; exit 2 ;; esac
+for d in "$bin_dir" "$conf_dir" "$cli_dir" "$from" "$dist_dir"; do
     case $d in *[[:space:]]*) printf 'install.sh: directory names with white space are not supported: %s\n' "$d" >&2; exit 2 ;; esac
 done
 repo=$(cd "$(dirname "$0")" && pwd)
@@ -91,6 +116,253 @@ sha() { sha256sum "$1" | cut -d' ' -f1; }
 # The sha256 the manifest recorded for a path, or nothing.
 recorded_sha() { [ -f "$manifest" ] && awk -v p="$1" '$1 == "file" && $3 == p { print $2 }' "$manifest" | tail -n 1; }
 recorded_backup() { [ -f "$manifest" ] && awk -v p="$1" '$1 == "backup" && $2 == p { print $3 }' "$manifest" | tail -n 1; }
+
+# ---- releases --------------------------------------------------------------------------------------
+# A release is a directory sandbox-cni-<version>-<arch>-linux-musl/ holding bin/ (plugins and CLI),
+# cni-conf/, install.sh, LICENSE, README, RELEASE (name, version, arch, commit) and MANIFEST.sha256
+# (sha256sum lines for every other file), shipped as a reproducible .tar.gz.
+RELEASE_FILE=RELEASE
+RELEASE_SUMS=MANIFEST.sha256
+
+norm_arch() { case $1 in x86_64|amd64) echo x86_64 ;; aarch64|arm64) echo aarch64 ;; *) echo "$1" ;; esac; }
+host_arch=$(norm_arch "$(uname -m)")
+# The architecture an ELF file is built for, from its e_machine field.
+elf_arch() {
+    case $(od -An -tx1 -j18 -N2 "$1" 2>/dev/null | tr -d ' \n') in
+        3e00) echo x86_64 ;; b700) echo aarch64 ;; *) echo unknown ;;
+    esac
+}
+release_value() { awk -F= -v k="$1" '$1 == k { print substr($0, length(k) + 2); exit }' "$2/$RELEASE_FILE"; }
+
+# Checks an unpacked release before anything is installed: every sum in its manifest, the files
+# install.sh needs are listed there, and it is built for this machine.
+verify_release() {
+    rel=$1
+    [ -f "$rel/$RELEASE_SUMS" ] || die "$rel has no $RELEASE_SUMS: not a sandbox-cni release"
+    bad=0; listed=0
+    while read -r want path; do
+        case $path in /*|*..*|'') die "$rel/$RELEASE_SUMS names an unsafe path: $path" ;; esac
+        listed=$((listed + 1))
+        if [ ! -f "$rel/$path" ]; then
+            warn "$path is listed in $RELEASE_SUMS but missing"; bad=1
+        elif [ "$(sha "$rel/$path")" != "$want" ]; then
+            warn "$path does not match its sha256 in $RELEASE_SUMS"; bad=1
+        fi
+    done < "$rel/$RELEASE_SUMS"
+    [ "$bad" = 0 ] || die "$rel is damaged or was changed (see warnings above): nothing was installed; download the release again"
+    for f in $PLUGINS $CLI; do
+        awk -v p="bin/$f" '$2 == p { found = 1 } END { exit !found }' "$rel/$RELEASE_SUMS" || die "$rel/$RELEASE_SUMS does not list bin/$f: not a complete release"
+    done
+    awk -v p="cni-conf/$CONFLIST" '$2 == p { found = 1 } END { exit !found }' "$rel/$RELEASE_SUMS" || die "$rel/$RELEASE_SUMS does not list cni-conf/$CONFLIST"
+    awk -v p="$RELEASE_FILE" '$2 == p { found = 1 } END { exit !found }' "$rel/$RELEASE_SUMS" || die "$rel/$RELEASE_SUMS does not list $RELEASE_FILE"
+    rel_arch=$(release_value arch "$rel")
+    bin_arch=$(elf_arch "$rel/bin/loopback")
+    if [ "$rel_arch" != "$host_arch" ] || [ "$bin_arch" != "$host_arch" ]; then
+        die "this release is for ${rel_arch:-an unknown architecture} (its binaries: $bin_arch) but this machine is $host_arch: use sandbox-cni-$(release_value version "$rel")-$host_arch-linux-musl.tar.gz instead; nothing was installed"
+    fi
+    say "verified  $listed file(s) of sandbox-cni $(release_value version "$rel") for $rel_arch (commit $(release_value commit "$rel"))"
+}
+
+# Unpacks a release tarball into $tmp after checking its member names; prints the release directory.
+unpack_release() {
+    tarball=$1
+    sums="$(dirname "$tarball")/SHA256SUMS"
+    name=$(basename "$tarball")
+    if [ -f "$sums" ] && awk -v n="$name" '$2 == n || $2 == "*" n { found = 1 } END { exit !found }' "$sums"; then
+        want=$(awk -v n="$name" '$2 == n || $2 == "*" n { print $1; exit }' "$sums")
+        [ "$(sha "$tarball")" = "$want" ] || die "$tarball does not match its sha256 in $sums: download it again"
+        say "verified  $name against $sums" >&2
+    fi
+    tar -tzf "$tarball" > "$tmp/members" 2>/dev/null || die "$tarball is not a gzip-compressed tar file"
+    top=$(awk -F/ 'NR == 1 { print $1 }' "$tmp/members")
+    case $top in ''|.|..|-*) die "$tarball is not a sandbox-cni release (unexpected layout)" ;; esac
+    if awk -F/ -v t="$top" '$1 != t || /(^|\/)\.\.(\/|$)/ { bad = 1 } END { exit !bad }' "$tmp/members"; then
+        die "$tarball is not a sandbox-cni release: its files are not all under one directory"
+    fi
+    mkdir "$tmp/unpack"
+    tar -xzf "$tarball" -C "$tmp/unpack" || die "cannot unpack $tarball"
+    printf '%s\n' "$tmp/unpack/$top"
+}
+
+# The README shipped in a release.
+release_readme() {
+    cat <<README
+sandbox-cni $1 for $2 Linux (static musl binaries)
+Built from commit $3.
+
+CNI plugins for sandboxed Kubernetes dev environments: spec-valid results without touching
+kernel networking. License: Apache-2.0 (LICENSE).
+
+Contents: bin/ (the CNI plugins and the k3s-sandbox CLI), cni-conf/ (ready network
+configurations), install.sh, RELEASE, and MANIFEST.sha256 (the sha256 of every other file).
+
+Verify and install (as root; no Rust needed):
+
+    sha256sum -c MANIFEST.sha256
+    ./install.sh            # into /opt/cni/bin, /etc/cni/net.d and /usr/local/bin, then self-test
+    ./install.sh --help     # other directories, --dry-run, --uninstall, --force
+
+install.sh checks the sums itself before installing, never overwrites a file it did not install
+unless told to (--force keeps a backup), and records what it installed so that
+./install.sh --uninstall removes exactly that.
+README
+}
+
+deb_arch() { case $1 in x86_64) echo amd64 ;; aarch64) echo arm64 ;; esac; }
+
+# Builds dist/sandbox-cni_<version>_<debarch>.deb from an unpacked release directory.
+build_deb_from() {
+    rel=$1; arch=$2; version=$3; epoch=$4
+    debarch=$(deb_arch "$arch")
+    root="$tmp/deb-$arch"
+    rm -rf "$root"
+    mkdir -p "$root/DEBIAN" "$root/opt/cni/bin" "$root/usr/bin" "$root/etc/cni/net.d" "$root/usr/share/doc/sandbox-cni/examples"
+    for p in $PLUGINS; do cp "$rel/bin/$p" "$root/opt/cni/bin/$p"; done
+    cp "$rel/bin/$CLI" "$root/usr/bin/$CLI"
+    # The network only as an example (libcni reads *.conf, *.conflist and *.json, not *.example):
+    # the node's live configuration is never written by the package.
+    cp "$rel/cni-conf/$CONFLIST" "$root/etc/cni/net.d/$CONFLIST.example"
+    cp "$rel"/cni-conf/*.conflist "$root/usr/share/doc/sandbox-cni/examples/"
+    cp "$rel/README" "$root/usr/share/doc/sandbox-cni/README"
+    cat > "$root/usr/share/doc/sandbox-cni/copyright" <<COPYRIGHT
+Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
+Upstream-Name: sandbox-cni
+
+Files: *
+Copyright: the sandbox-cni developers
+License: Apache-2.0
+ On Debian systems the full text of the Apache License 2.0 is in
+ /usr/share/common-licenses/Apache-2.0.
+COPYRIGHT
+    printf '/etc/cni/net.d/%s.example\n' "$CONFLIST" > "$root/DEBIAN/conffiles"
+    files="$(for p in $PLUGINS; do printf '/opt/cni/bin/%s ' "$p"; done)/usr/bin/$CLI"
+    sed "s|@FILES@|$files|" > "$root/DEBIAN/preinst" <<'PREINST'
+#!/bin/sh
+# Refuse to overwrite plugins or a CLI that no package owns (put there by hand or by install.sh):
+# dpkg itself would replace them silently.
+set -e
+if [ "$1" = install ]; then
+    bad=0
+    for f in @FILES@; do
+        if [ -e "$f" ] && ! dpkg-query -S "$f" >/dev/null 2>&1; then
+            echo "sandbox-cni: $f exists and belongs to no package: not overwriting it" >&2
+            bad=1
+        fi
+    done
+    if [ "$bad" = 1 ]; then
+        echo "sandbox-cni: move those files away (if install.sh put them there: install.sh --uninstall) and install again" >&2
+        exit 1
+    fi
+fi
+exit 0
+PREINST
+    (cd "$root" && find opt usr etc -type f | LC_ALL=C sort | xargs md5sum) > "$root/DEBIAN/md5sums"
+    size=$(du -sk --apparent-size "$root/opt" "$root/usr" "$root/etc" | awk '{ s += $1 } END { print s }')
+    cat > "$root/DEBIAN/control" <<CONTROL
+Package: sandbox-cni
+Version: $version
+Architecture: $debarch
+Maintainer: sandbox-cni developers <sandbox-cni@localhost>
+Installed-Size: $size
+Section: net
+Priority: optional
+Description: CNI plugins for sandboxed Kubernetes dev environments
+ Static CNI plugins (bridge, host-local, loopback, portmap, bandwidth, firewall,
+ tuning) that return spec-valid results without touching kernel networking,
+ for gVisor-style sandboxes, and the k3s-sandbox CLI.
+ .
+ The plugins go into /opt/cni/bin (Debian's containernetworking-plugins uses
+ /usr/lib/cni, so both can be installed); the default network is shipped only
+ as /etc/cni/net.d/$CONFLIST.example.
+CONTROL
+    find "$root" -type d -exec chmod 0755 {} +
+    find "$root" -type f -exec chmod 0644 {} +
+    chmod 0755 "$root/opt/cni/bin/"* "$root/usr/bin/$CLI" "$root/DEBIAN/preinst"
+    find "$root" -exec touch -h -d "@$epoch" {} +
+    out="$dist_dir/sandbox-cni_${version}_$debarch.deb"
+    SOURCE_DATE_EPOCH=$epoch dpkg-deb --root-owner-group -Zxz --build "$root" "$out.tmp" >/dev/null || die "dpkg-deb failed for $arch"
+    mv -f "$out.tmp" "$out"
+    say "wrote     $out"
+}
+
+package_release() {
+    [ -f "$repo/Cargo.toml" ] || die "--package needs the source tree (this is an unpacked release)"
+    command -v cargo >/dev/null 2>&1 || die "cargo not found: --package builds from source; install Rust (https://rustup.rs)"
+    tar --version 2>/dev/null | grep -q 'GNU tar' || die "--package needs GNU tar (for a reproducible member order)"
+    version=$(awk '/^\[/ { sec = $0 } sec == "[workspace.package]" && $1 == "version" { gsub(/"/, "", $3); print $3; exit }' "$repo/Cargo.toml")
+    [ -n "$version" ] || die "cannot read the version from $repo/Cargo.toml"
+    commit=$(git -C "$repo" rev-parse HEAD 2>/dev/null) || commit=unknown
+    if [ -n "${SOURCE_DATE_EPOCH:-}" ]; then
+        epoch=$SOURCE_DATE_EPOCH
+    else
+        epoch=$(git -C "$repo" log -1 --format=%ct 2>/dev/null) || die "not a git checkout: set SOURCE_DATE_EPOCH (seconds since 1970) to date the release"
+    fi
+    case $epoch in ''|*[!0-9]*) die "SOURCE_DATE_EPOCH must be a number of seconds, not '$epoch'" ;; esac
+    if [ "$commit" != unknown ] && [ -n "$(git -C "$repo" status --porcelain --untracked-files=no 2>/dev/null)" ]; then
+        warn "the work tree has uncommitted changes: the artefacts are not exactly commit $commit"
+    fi
+    case ${package_target:-$host_arch} in
+        all) archs="x86_64 aarch64" ;;
+        x86_64|aarch64) archs=${package_target:-$host_arch} ;;
+        *) die "no release target for this machine ($host_arch): pass --target x86_64 or aarch64" ;;
+    esac
+    rustc=$(cd "$repo" && rustc --version 2>/dev/null) || rustc=unknown
+    if [ "$build_deb" = 1 ] && ! command -v dpkg-deb >/dev/null 2>&1; then
+        warn "dpkg-deb not found: no .deb (install dpkg, or pass --no-deb)"; build_deb=0
+    fi
+    dist_dir=${dist_dir:-$repo/dist}
+    mkdir -p "$dist_dir" || die "cannot create $dist_dir"
+    for arch in $archs; do
+        triple="$arch-unknown-linux-musl"
+        if command -v rustup >/dev/null 2>&1 && ! rustup target list --installed 2>/dev/null | grep -qx "$triple"; then
+            rustup target add "$triple" || die "cannot add the Rust target $triple"
+        fi
+        if [ "$arch" = aarch64 ] && [ "$host_arch" != aarch64 ] && [ -z "${CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER:-}" ]; then
+            # rust-lld alone cannot link these (it rejects -z noseparate-code); a GNU cross linker can.
+            command -v aarch64-linux-gnu-gcc >/dev/null 2>&1 || die "cross-building for aarch64 needs a linker: install gcc-aarch64-linux-gnu (Debian) or set CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER"
+            CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER=aarch64-linux-gnu-gcc
+            export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER
+        fi
+        say "building  $triple"
+        (cd "$repo" && cargo build --release --locked --workspace --target "$triple") || die "build for $triple failed"
+        built="${CARGO_TARGET_DIR:-$repo/target}/$triple/release"
+        name="sandbox-cni-$version-$arch-linux-musl"
+        rel="$tmp/stage/$name"
+        rm -rf "$rel"
+        mkdir -p "$rel/bin" "$rel/cni-conf"
+        for f in $PLUGINS $CLI; do
+            [ -f "$built/$f" ] || die "$built/$f is missing after the build"
+            [ "$(elf_arch "$built/$f")" = "$arch" ] || die "$built/$f is not an $arch binary"
+            cp "$built/$f" "$rel/bin/$f"
+        done
+        cp "$repo"/cni-conf/*.conflist "$rel/cni-conf/"
+        cp "$repo/install.sh" "$rel/install.sh"
+        cp "$repo/LICENSE" "$rel/LICENSE"
+        release_readme "$version" "$arch" "$commit" > "$rel/README"
+        printf 'name=sandbox-cni\nversion=%s\narch=%s\ntarget=%s\ncommit=%s\nsource_date_epoch=%s\nrustc=%s\n' \
+            "$version" "$arch" "$triple" "$commit" "$epoch" "$rustc" > "$rel/$RELEASE_FILE"
+        find "$rel" -type d -exec chmod 0755 {} +
+        find "$rel" -type f -exec chmod 0644 {} +
+        chmod 0755 "$rel/bin/"* "$rel/install.sh"
+        (cd "$rel" && find . -type f ! -name "$RELEASE_SUMS" | sed 's|^\./||' | LC_ALL=C sort | xargs sha256sum) > "$rel/$RELEASE_SUMS"
+        chmod 0644 "$rel/$RELEASE_SUMS"
+        out="$dist_dir/$name.tar.gz"
+        tar --sort=name --format=gnu --owner=0 --group=0 --numeric-owner --mtime="@$epoch" \
+            -C "$tmp/stage" -cf - "$name" | gzip -9n > "$out.tmp" || die "cannot write $out"
+        mv -f "$out.tmp" "$out"
+        say "wrote     $out"
+        if [ "$build_deb" = 1 ]; then build_deb_from "$rel" "$arch" "$version" "$epoch"; fi
+    done
+    (cd "$dist_dir" && find . -maxdepth 1 -type f \( -name 'sandbox-cni-*.tar.gz' -o -name 'sandbox-cni_*.deb' \) | sed 's|^\./||' | LC_ALL=C sort | xargs sha256sum) > "$dist_dir/SHA256SUMS.tmp"
+    mv -f "$dist_dir/SHA256SUMS.tmp" "$dist_dir/SHA256SUMS"
+    say "wrote     $dist_dir/SHA256SUMS"
+    cat "$dist_dir/SHA256SUMS"
+}
+
+if [ "$package" = 1 ]; then
+    package_release
+    exit 0
+fi
 
 # ---- uninstall -------------------------------------------------------------------------------------
 if [ "$uninstall" = 1 ]; then
@@ -126,7 +398,25 @@ if [ "$uninstall" = 1 ]; then
     exit 0
 fi
 
-# ---- build -----------------------------------------------------------------------------------------
+# ---- build (or take a release) ---------------------------------------------------------------------
+conf_src="$repo/cni-conf/$CONFLIST"
+# Run from an unpacked release: install that release.
+if [ -z "$from" ] && [ -f "$repo/$RELEASE_FILE" ] && [ -f "$repo/$RELEASE_SUMS" ]; then from=$repo; fi
+# A directory of release artefacts (like dist/): take this machine's tarball from it.
+if [ -n "$from" ] && [ -d "$from" ] && [ ! -f "$from/$RELEASE_FILE" ] && [ ! -e "$from/loopback" ]; then
+    set -- "$from"/sandbox-cni-*-"$host_arch"-linux-musl.tar.gz
+    if [ $# = 1 ] && [ -f "$1" ]; then
+        from=$1
+    elif [ $# -gt 1 ]; then
+        die "$from holds several releases for $host_arch: name one with --from FILE.tar.gz"
+    fi
+fi
+if [ -n "$from" ] && [ -f "$from" ]; then from=$(unpack_release "$from") || exit 1; fi
+if [ -n "$from" ] && [ -f "$from/$RELEASE_FILE" ]; then
+    verify_release "$from"
+    conf_src="$from/cni-conf/$CONFLIST"
+    from="$from/bin"
+fi
 if [ -z "$from" ]; then
     command -v cargo >/dev/null 2>&1 || die "cargo not found: install Rust (https://rustup.rs) or pass --from DIR with prebuilt binaries"
     arch=$(uname -m)
@@ -166,7 +456,7 @@ plan() {
 }
 
 for p in $PLUGINS; do plan "$from/$p" "$bin_dir/$p"; done
-if [ "$install_conf" = 1 ]; then plan "$repo/cni-conf/$CONFLIST" "$conf_dir/$CONFLIST"; fi
+if [ "$install_conf" = 1 ]; then plan "$conf_src" "$conf_dir/$CONFLIST"; fi
 if [ "$install_cli" = 1 ]; then plan "$from/$CLI" "$cli_dir/$CLI"; fi
 
 if grep -q '^conflict ' "$tmp/plan"; then

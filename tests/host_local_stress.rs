@@ -291,3 +291,16 @@ fn adds_killed_at_random_moments_leave_a_consistent_store() {
     }
     assert_no_reservations_left(t.path());
 }
+
+/// The short form of the test above, cheap enough for slow runners (the aarch64 binaries under qemu
+/// in tests/run.sh): 16 processes at a time, 96 ADDs into a pool of 126 addresses, then the DELs.
+#[test]
+fn sixteen_processes_in_parallel_get_unique_addresses() {
+    let t = tempfile::tempdir().unwrap();
+    let c = conf(t.path(), "10.41.0.0/25");
+    let got = parallel_adds(t.path(), &c, 6, |_| false);
+    assert_eq!(got.len(), 96);
+    assert_unique_and_on_disk(t.path(), &got);
+    parallel_dels(&c, got.into_iter().map(|(id, _)| id).collect(), |_| false);
+    assert_no_reservations_left(t.path());
+}

@@ -1,5 +1,7 @@
 //! install.sh into temporary directories: fresh install with self-test, re-run is a no-op, foreign files
-//! are protected (and backed up and restored with --force / --uninstall), dry runs change nothing.
+//! are protected (and backed up and restored with --force / --uninstall), dry runs change nothing;
+//! releases (unpacked or as a tarball) are checked before anything is installed.
+#![allow(clippy::unwrap_used)] // helpers outside #[test] functions
 
 mod common;
 
@@ -232,4 +234,193 @@ fn usage_errors_exit_2() {
     let help = Command::new(&script).arg("--help").output().unwrap();
     assert!(help.status.success() && String::from_utf8_lossy(&help.stdout).contains("--uninstall"));
     drop(s);
+}
+
+/// This machine's architecture as releases name it, and another one.
+fn arches() -> (&'static str, &'static str) {
+    match std::env::consts::ARCH {
+        "aarch64" => ("aarch64", "x86_64"),
+        a => (a, "aarch64"),
+    }
+}
+
+/// An unpacked release of this build's plugins laid out as `./install.sh --package` does, claiming
+/// architecture `arch`, with its MANIFEST.sha256.
+fn release(s: &Setup, arch: &str) -> PathBuf {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let rel = s
+        .from
+        .parent()
+        .unwrap()
+        .join(format!("sandbox-cni-0.1.0-{arch}-linux-musl"));
+    fs::create_dir_all(rel.join("bin")).unwrap();
+    fs::create_dir_all(rel.join("cni-conf")).unwrap();
+    for f in PLUGINS.iter().chain(&["k3s-sandbox"]) {
+        fs::copy(s.from.join(f), rel.join("bin").join(f)).unwrap();
+    }
+    fs::copy(
+        repo.join("cni-conf/10-sandbox-cni.conflist"),
+        rel.join("cni-conf/10-sandbox-cni.conflist"),
+    )
+    .unwrap();
+    fs::copy(repo.join("install.sh"), rel.join("install.sh")).unwrap();
+    fs::copy(repo.join("LICENSE"), rel.join("LICENSE")).unwrap();
+    fs::write(
+        rel.join("RELEASE"),
+        format!("name=sandbox-cni\nversion=0.1.0\narch={arch}\ncommit=test\n"),
+    )
+    .unwrap();
+    write_manifest(&rel);
+    rel
+}
+
+fn write_manifest(rel: &Path) {
+    let st = Command::new("sh")
+        .arg("-c")
+        .arg("find . -type f ! -name MANIFEST.sha256 | sed 's|^\\./||' | LC_ALL=C sort | xargs sha256sum > MANIFEST.sha256")
+        .current_dir(rel)
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
+
+fn tar_gz(rel: &Path) -> PathBuf {
+    let tarball = rel.with_file_name(format!("{}.tar.gz", rel.file_name().unwrap().to_string_lossy()));
+    let st = Command::new("tar")
+        .arg("-czf")
+        .arg(&tarball)
+        .arg("-C")
+        .arg(rel.parent().unwrap())
+        .arg(rel.file_name().unwrap())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    tarball
+}
+
+/// Runs `script` with the target dirs of `s`, `args`, and optionally PATH replaced.
+fn run_script(s: &Setup, script: &Path, args: &[&str], path: Option<&str>) -> (bool, String) {
+    let mut cmd = Command::new(script);
+    cmd.arg("--bin-dir")
+        .arg(&s.bin)
+        .arg("--conf-dir")
+        .arg(&s.conf)
+        .arg("--cli-dir")
+        .arg(&s.cli)
+        .args(args);
+    if let Some(p) = path {
+        cmd.env("PATH", p);
+    }
+    let out = cmd.output().expect("run install.sh");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[test]
+fn release_tarball_installs_checked_and_its_own_script_needs_no_cargo() {
+    let s = setup();
+    let (arch, _) = arches();
+    let rel = release(&s, arch);
+    let tarball = tar_gz(&rel);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("install.sh");
+
+    let tarball_arg = tarball.to_str().unwrap();
+    let (ok, out) = run_script(&s, &script, &["--from", tarball_arg], None);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains(&format!("verified  12 file(s) of sandbox-cni 0.1.0 for {arch}")),
+        "{out}"
+    );
+    assert!(out.contains("bridge+host-local ADD/DEL: ok"), "{out}");
+    assert!(out.contains("9 file(s) changed"), "{out}");
+    for f in s.installed() {
+        assert!(f.is_file(), "{} missing", f.display());
+    }
+    assert_eq!(
+        fs::read(s.bin.join("host-local")).unwrap(),
+        fs::read(s.from.join("host-local")).unwrap()
+    );
+    let (ok, out) = run_script(&s, &script, &["--uninstall"], None);
+    assert!(ok, "{out}");
+    assert!(s.installed().iter().all(|f| !f.exists()));
+
+    // A directory of release artefacts: this machine's tarball is taken from it.
+    let dist = tarball.parent().unwrap().to_str().unwrap();
+    let (ok, out) = run_script(&s, &script, &["--from", dist, "--no-self-test"], None);
+    assert!(ok && out.contains("9 file(s) changed"), "{out}");
+    let (ok, out) = run_script(&s, &script, &["--uninstall"], None);
+    assert!(ok, "{out}");
+
+    // The release's own install.sh, with no cargo reachable: it installs the release it sits in.
+    let (ok, out) = run_script(&s, &rel.join("install.sh"), &[], Some("/usr/bin:/bin"));
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("verified") && out.contains("9 file(s) changed"),
+        "{out}"
+    );
+    assert!(!out.contains("building"), "{out}");
+    let (ok, out) = run_script(
+        &s,
+        &rel.join("install.sh"),
+        &["--uninstall"],
+        Some("/usr/bin:/bin"),
+    );
+    assert!(ok, "{out}");
+    assert!(s.installed().iter().all(|f| !f.exists()));
+}
+
+#[test]
+fn damaged_release_or_tarball_is_refused_before_anything_changes() {
+    let s = setup();
+    let (arch, _) = arches();
+    let rel = release(&s, arch);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("install.sh");
+
+    fs::write(rel.join("bin/bridge"), "#!/bin/sh\necho tampered\n").unwrap();
+    let (ok, out) = run_script(&s, &script, &["--from", rel.to_str().unwrap()], None);
+    assert!(!ok, "{out}");
+    assert!(out.contains("bin/bridge does not match its sha256"), "{out}");
+    assert!(!s.bin.exists() && !s.conf.exists() && !s.cli.exists(), "{out}");
+
+    // A sound release, but its tarball does not match the SHA256SUMS next to it.
+    write_manifest(&rel);
+    let tarball = tar_gz(&rel);
+    let name = tarball.file_name().unwrap().to_string_lossy().into_owned();
+    fs::write(
+        tarball.parent().unwrap().join("SHA256SUMS"),
+        format!("{}  {name}\n", "0".repeat(64)),
+    )
+    .unwrap();
+    let (ok, out) = run_script(&s, &script, &["--from", tarball.to_str().unwrap()], None);
+    assert!(!ok, "{out}");
+    assert!(out.contains("does not match its sha256 in"), "{out}");
+    assert!(!s.bin.exists(), "{out}");
+
+    // Not a tarball at all.
+    let junk = tarball.with_file_name("junk.tar.gz");
+    fs::write(&junk, "not a tarball").unwrap();
+    let (ok, out) = run_script(&s, &script, &["--from", junk.to_str().unwrap()], None);
+    assert!(!ok && out.contains("not a gzip-compressed tar file"), "{out}");
+}
+
+#[test]
+fn release_for_another_architecture_is_refused_clearly() {
+    let s = setup();
+    let (arch, other) = arches();
+    let rel = release(&s, other);
+    let tarball = tar_gz(&rel);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("install.sh");
+    let (ok, out) = run_script(&s, &script, &["--from", tarball.to_str().unwrap()], None);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains(&format!("this release is for {other}"))
+            && out.contains(&format!("this machine is {arch}"))
+            && out.contains(&format!("sandbox-cni-0.1.0-{arch}-linux-musl.tar.gz")),
+        "{out}"
+    );
+    assert!(!s.bin.exists() && !s.conf.exists() && !s.cli.exists());
 }

@@ -9,12 +9,55 @@ use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
-/// The directory holding every plugin binary of this build (used as CNI_PATH).
+/// The directory holding every plugin binary under test (used as CNI_PATH): this build's, or the
+/// one named by SANDBOX_CNI_BIN_DIR (for example cross-built release binaries). With
+/// SANDBOX_CNI_RUNNER (for example `qemu-aarch64-static`), the directory returned holds one small
+/// wrapper per plugin that execs the runner on the real binary, so plugins that call other
+/// plugins through CNI_PATH (bridge calling host-local) run under the runner too.
 pub fn bin_dir() -> PathBuf {
-    Path::new(env!("CARGO_BIN_EXE_loopback"))
-        .parent()
-        .expect("binary has a parent dir")
-        .to_path_buf()
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let real = match std::env::var_os("SANDBOX_CNI_BIN_DIR") {
+            Some(d) => std::fs::canonicalize(&d).unwrap_or_else(|e| panic!("SANDBOX_CNI_BIN_DIR {d:?}: {e}")),
+            None => Path::new(env!("CARGO_BIN_EXE_loopback"))
+                .parent()
+                .expect("binary has a parent dir")
+                .to_path_buf(),
+        };
+        match std::env::var_os("SANDBOX_CNI_RUNNER") {
+            Some(runner) => runner_wrappers(&real, Path::new(&runner)),
+            None => real,
+        }
+    })
+    .clone()
+}
+
+/// Writes `<target tmp>/runner-bin/<plugin>` scripts running `runner <real>/<plugin>`.
+fn runner_wrappers(real: &Path, runner: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let runner = if runner.components().count() > 1 {
+        runner.to_path_buf()
+    } else {
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+            .map(|d| d.join(runner))
+            .find(|p| p.is_file())
+            .unwrap_or_else(|| panic!("SANDBOX_CNI_RUNNER {} is not on PATH", runner.display()))
+    };
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("runner-bin");
+    std::fs::create_dir_all(&dir).expect("create the runner wrapper dir");
+    for p in PLUGINS {
+        let script = format!(
+            "#!/bin/sh\nexec '{}' '{}' \"$@\"\n",
+            runner.display(),
+            real.join(p).display()
+        );
+        let staged = dir.join(format!(".{p}.{}", std::process::id()));
+        std::fs::write(&staged, script).expect("write a runner wrapper");
+        std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o755))
+            .expect("chmod a runner wrapper");
+        std::fs::rename(&staged, dir.join(p)).expect("install a runner wrapper");
+    }
+    dir
 }
 
 /// The path of plugin `name` from this build.
