@@ -45,6 +45,8 @@ TARGETS = {
     "store60k_speedup": 300.0,
     "concurrency_speedup": 4.0,
     "bridge_add_vs_bare": 2.5,
+    "steady_add_vs_bare": 2.5,
+    "steady_speedup": 3.0,
 }
 
 
@@ -84,6 +86,14 @@ class Runner:
         self.exe = exe
         self.dir = workdir
         self.count = 0
+        # The child's stdout goes to tmpfs where there is one: truncating and rewriting a file on the
+        # measured disk is part of every timed window (the runner opens it), and under disk load it
+        # costs milliseconds that belong to neither implementation.
+        shm = "/dev/shm"
+        self.out_dir = tempfile.mkdtemp(prefix="sbxbench-out-", dir=shm if os.access(shm, os.W_OK) else workdir)
+
+    def cleanup(self):
+        shutil.rmtree(self.out_dir, ignore_errors=True)
 
     def stdin_file(self, data):
         self.count += 1
@@ -94,7 +104,7 @@ class Runner:
 
     def once(self, prog, env, stdin_path):
         """Runs prog once; returns (seconds, peak RSS KiB, exit status, stdout bytes)."""
-        out = os.path.join(self.dir, "stdout")
+        out = os.path.join(self.out_dir, "stdout")
         r = subprocess.run(
             [self.exe, "once", stdin_path, out, prog],
             env=env,
@@ -197,6 +207,38 @@ class Impl:
 
     def exe(self, plugin):
         return os.path.join(self.dir, plugin)
+
+
+# A disk writer for the loaded runs: rewrites one 64 MiB file in 1 MiB writes with an fsync every
+# 4 MiB, in the data directories' file system, until stopped (or until its parent is gone).
+WRITER = r"""
+import os, sys
+path, parent = sys.argv[1], os.getppid()
+block = b"\xa5" * (1 << 20)
+while os.getppid() == parent:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    for i in range(64):
+        os.write(fd, block)
+        if i % 4 == 3:
+            os.fsync(fd)
+    os.close(fd)
+"""
+
+
+class DiskWriter:
+    """Runs WRITER beside the measured calls; stop() ends it and removes its file."""
+
+    def __init__(self, work):
+        self.path = os.path.join(work, "disk-writer.bin")
+        self.proc = subprocess.Popen([sys.executable, "-c", WRITER, self.path])
+
+    def stop(self):
+        self.proc.kill()
+        self.proc.wait(timeout=60)
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
 
 
 def med(xs):
@@ -371,6 +413,58 @@ class Bench:
         # sweep's first point.
         self.record("hl_add_fresh", "host-local ADD, fresh dataDir (first ADD of a network)", adds, TARGETS["empty_speedup"])
         self.record("hl_del_fresh", "host-local DEL, fresh dataDir", dels, TARGETS["empty_speedup"])
+
+    def hl_steady(self, rounds, loaded):
+        """ADD, CHECK and DEL of a new attachment in an existing store that holds a few reservations
+        (the everyday case on a node), each paired with a bare start and with the reference. The
+        loaded run has a disk writer (DiskWriter) working beside it on the same file system."""
+        tag = "loaded" if loaded else "quiet"
+        data = {k: os.path.join(self.work, f"steady-{tag}-{k}") for k in ("ours", "ref")}
+        stdins = {
+            k: self.runner.stdin_file(json.dumps(self.hl_conf(d, "10.23.0.0/16", "sbxsteady")).encode())
+            for k, d in data.items()
+        }
+        impls = {"ours": self.ours, "ref": self.ref}
+        for k, impl in impls.items():
+            for j in range(8):
+                self.call(impl, "host-local", cni_env("ADD", f"resident{j}", self.ctr_netns, ""), stdins[k], "ips")
+        samples = {op: {"bare": [], "ours": [], "ref": []} for op in ("ADD", "CHECK", "DEL")}
+        jobs = ["bare", "ours", "ref"]
+        writer = DiskWriter(self.work) if loaded else None
+        load = os.getloadavg()[0]
+        try:
+            if writer:
+                time.sleep(1)  # let the writer reach a steady pace
+            for i in range(rounds):
+                k = i % 3
+                for name in jobs[k:] + jobs[:k]:
+                    if name == "bare":
+                        for op in samples:
+                            samples[op]["bare"].append(self.bare())
+                        continue
+                    ctr = f"st-{tag}-{i}"
+                    impl = impls[name]
+                    samples["ADD"][name].append(
+                        self.call(impl, "host-local", cni_env("ADD", ctr, self.ctr_netns, ""), stdins[name], "ips")
+                    )
+                    samples["CHECK"][name].append(
+                        self.call(impl, "host-local", cni_env("CHECK", ctr, self.ctr_netns, ""), stdins[name])
+                    )
+                    samples["DEL"][name].append(
+                        self.call(impl, "host-local", cni_env("DEL", ctr, "", ""), stdins[name])
+                    )
+        finally:
+            if writer:
+                writer.stop()
+        what = "loaded run (disk writer beside)" if loaded else "quiet run"
+        for op, s in samples.items():
+            if op == "ADD" and not loaded:
+                target, kind = TARGETS["steady_add_vs_bare"], "vs_bare"
+            else:
+                target, kind = TARGETS["steady_speedup"], "vs_ref"
+            e = self.record(f"hl_steady_{op.lower()}_{tag}", f"host-local {op}, existing store (8 reservations), {what}",
+                            s, target, kind)
+            e["load_at_start"] = load
 
     def populate(self, net_dir, have, want):
         """Adds reservation files for indexes have..want-1 (IPs from 10.200.0.2 up), as host-local
@@ -783,6 +877,33 @@ def plot(sweep, path):
 # ---- main -------------------------------------------------------------------------------------------
 
 
+def full_run(bench, q):
+    """Every measurement of the full (or --quick) run."""
+    have = [pl for pl in ["loopback", "host-local", "bridge"] if bench.available(pl)]
+    for pl in ["host-local", "bridge"]:
+        if pl not in have:
+            bench.notes.append(f"our {pl} is not built yet (no VERSION answer): its figures are skipped")
+    log("bench: VERSION")
+    bench.version(10 if q else 60, have)
+    log("bench: loopback ADD")
+    bench.loopback_add(10 if q else 60)
+    if "host-local" in have:
+        log("bench: host-local ADD/DEL on an empty store")
+        bench.hl_empty(10 if q else 40)
+        log("bench: host-local ADD/CHECK/DEL in an existing store, quiet run")
+        bench.hl_steady(10 if q else 60, loaded=False)
+        log("bench: host-local ADD/CHECK/DEL in an existing store, loaded run (disk writer beside)")
+        bench.hl_steady(10 if q else 60, loaded=True)
+        log("bench: host-local ADD/CHECK/DEL against store size")
+        sizes = [0, 2000, 10000] if q else [0, 1000, 2500, 5000, 10000, 20000, 30000, 40000, 50000, 60000]
+        bench.store_sweep(sizes, lambda s: 3 if q else (21 if s <= 10000 else 11))
+        log("bench: host-local 16-way concurrent ADD")
+        bench.concurrency(1 if q else 5, 64 if q else 200, 16)
+        if "bridge" in have:
+            log("bench: bridge ADD")
+            bench.bridge(10 if q else 40)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="few rounds, small stores (about a minute); for smoke use")
@@ -790,6 +911,8 @@ def main():
     p.add_argument("--reference", default="/usr/lib/cni", help="directory of the reference plugins")
     p.add_argument("--out", default=os.path.join(HERE, "out"), help="where results and the plot go")
     p.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
+    p.add_argument("--steady-only", action="store_true",
+                   help="only host-local ADD/CHECK/DEL into an existing store, quiet and loaded (a few minutes)")
     args = p.parse_args()
 
     os.makedirs(args.out, exist_ok=True)
@@ -811,27 +934,19 @@ def main():
         bench = Bench(args, tools, ours, ref, work, netns)
         q = args.quick
         bench.fs = fs_costs(work)
-        have = [pl for pl in ["loopback", "host-local", "bridge"] if bench.available(pl)]
-        for pl in ["host-local", "bridge"]:
-            if pl not in have:
-                bench.notes.append(f"our {pl} is not built yet (no VERSION answer): its figures are skipped")
-        log("bench: VERSION")
-        bench.version(10 if q else 60, have)
-        log("bench: loopback ADD")
-        bench.loopback_add(10 if q else 60)
-        if "host-local" in have:
-            log("bench: host-local ADD/DEL on an empty store")
-            bench.hl_empty(10 if q else 40)
-            log("bench: host-local ADD/CHECK/DEL against store size")
-            sizes = [0, 2000, 10000] if q else [0, 1000, 2500, 5000, 10000, 20000, 30000, 40000, 50000, 60000]
-            bench.store_sweep(sizes, lambda s: 3 if q else (21 if s <= 10000 else 11))
-            log("bench: host-local 16-way concurrent ADD")
-            bench.concurrency(1 if q else 5, 64 if q else 200, 16)
-            if "bridge" in have:
-                log("bench: bridge ADD")
-                bench.bridge(10 if q else 40)
+        if args.steady_only:
+            if not bench.available("host-local"):
+                raise BenchError("our host-local is not built (no VERSION answer)")
+            log("bench: host-local ADD/CHECK/DEL in an existing store, quiet run")
+            bench.hl_steady(10 if q else 60, loaded=False)
+            log("bench: host-local ADD/CHECK/DEL in an existing store, loaded run (disk writer beside)")
+            bench.hl_steady(10 if q else 60, loaded=True)
+        else:
+            full_run(bench, q)
     finally:
         netns.cleanup()
+        if bench is not None:
+            bench.runner.cleanup()
         shutil.rmtree(work, ignore_errors=True)
 
     text = report(bench, info, args.quick)

@@ -575,9 +575,13 @@ fn a_damaged_index_never_makes_del_or_check_lie() {
             std::fs::remove_dir_all(&owners).unwrap();
         } else {
             let mut removed = 0;
-            for sub in std::fs::read_dir(&owners).unwrap().flatten() {
-                for e in std::fs::read_dir(sub.path()).into_iter().flatten().flatten() {
-                    if e.file_name().to_string_lossy().ends_with(&format!(".{ip}")) {
+            // Entries sit in `owners/` (flat layout) or in its buckets `owners/HH/`.
+            let mut dirs = vec![owners.clone()];
+            while let Some(d) = dirs.pop() {
+                for e in std::fs::read_dir(&d).unwrap().flatten() {
+                    if e.file_type().unwrap().is_dir() {
+                        dirs.push(e.path());
+                    } else if e.file_name().to_string_lossy().ends_with(&format!(".{ip}")) {
                         std::fs::remove_file(e.path()).unwrap();
                         removed += 1;
                     }

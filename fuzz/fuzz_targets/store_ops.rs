@@ -191,6 +191,8 @@ impl Scratch {
             lock_timeout: std::time::Duration::from_secs(5),
             reclaim_after_reboot: false,
             boot_id_path: boot,
+            // Small, so that a run crosses from the flat index to the bucket layout.
+            flat_limit: 4,
         };
         Scratch {
             data: root.join("data"),

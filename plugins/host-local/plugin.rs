@@ -56,11 +56,7 @@ fn open(data_dir: &Path, network: &str, reclaim: bool) -> CniResult<DiskStore> {
 
 /// Opens the store only if the network's directory exists (DEL and GC create nothing).
 fn open_existing(data_dir: &Path, network: &str, reclaim: bool) -> CniResult<Option<DiskStore>> {
-    match std::fs::symlink_metadata(data_dir.join(network)) {
-        // Missing, or a path that runs through a file (ENOTDIR): there is no store, nothing to do.
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound || e.raw_os_error() == Some(20) => Ok(None),
-        _ => open(data_dir, network, reclaim).map(Some),
-    }
+    DiskStore::open_existing(data_dir, network, &options(reclaim)).map_err(cni_error)
 }
 
 fn result(conf: &IpamConf, assigned: &[ipam_store::Assigned], dns: cni_core::Dns) -> NetResult {

@@ -8,34 +8,44 @@
 //! fd00:10::2             (IPv6 in compressed text form)
 //! last_reserved_ip.N     round-robin cursor of range set N: bare address text
 //! .sandbox-cni/          ours (see below)
-//!     state              what the index was last verified against
+//!     state              `sandbox-cni host-local index v3`, the seal, the index layout, `end`
 //!     boot_id            `boot_id <id>`: the boot during which the store was last used
-//!     owners/HH/H.ADDR   the owner index: a second name (hard link) of reservation ADDR, where H
-//!                        is the 16-hex-digit FNV-1a hash of its owner and HH H's first two digits
+//!     owners/H.ADDR      the owner index, flat layout (up to `flat_limit` entries, 256 by default)
+//!     owners/HH/H.ADDR   the owner index, bucket layout (larger stores; all 256 buckets exist)
 //! ```
 //!
-//! Reservation files are the truth; `owners/` is an index so that DEL, CHECK and a repeated ADD find
-//! an attachment's addresses by listing one small directory instead of reading every reservation.
-//! Every address it yields is confirmed by reading the reservation file under the address's name.
-//! A reservation's body is written to its index entry first, which is then hard-linked to the
-//! address's name: `link` fails if the name exists, which is the exclusive create, a reservation
-//! file never exists empty or half-written, and the index never misses a reservation we made, even
-//! when a call is killed. Other writers (the reference plugin, people) can add reservations behind
-//! the index: it is trusted only while `state` matches the network directory (device, inode, mtime
-//! and ctime to the nanosecond) and the content of every cursor file it recorded (the reference
-//! changes the directory on every ADD and DEL and rewrites a cursor on every ADD); otherwise it is
-//! rebuilt by one full scan.
+//! An index entry `H.ADDR` is a second name (hard link) of reservation ADDR, where H is the
+//! 16-hex-digit FNV-1a hash of its owner and HH H's first two digits. Reservation files are the truth;
+//! the index lets DEL, CHECK and a repeated ADD find an attachment's addresses by listing one small
+//! directory instead of reading every reservation. Every address it yields is confirmed by reading the
+//! reservation file under the address's name. A reservation's body is written to its index entry
+//! first, which is then hard-linked to the address's name: `link` fails if the name exists, which is
+//! the exclusive create; a reservation file never exists empty or half-written, and the index never
+//! misses a reservation we made, even when a call is killed. An ADD thus creates one inode (entry and
+//! reservation are the same file) and rewrites one other file (the cursor); no directory is created.
+//!
+//! Other writers (the reference plugin, people) can add reservations behind the index. Instead of
+//! recording the directories' new timestamps after every change (a write to `state` on every call),
+//! the store *seals* them: every directory it changed (the network directory and the index directory
+//! of the owner) gets its modification time set back to the seal, a whole second in the past recorded
+//! in `state` when the index was last built. Anyone else's change (creating or removing a reservation,
+//! an index entry or a bucket) sets a directory's modification time to the present, which is never the
+//! seal, so the index is trusted only while the network directory (same device and inode), `owners/`
+//! and, before use, the owner's bucket still carry the seal; otherwise it is rebuilt by one full scan.
+//! A call killed between its change and the seal leaves the directory unsealed: the next call rebuilds.
+//! A store written by an older version (a `state` of another version) is rebuilt into this layout the
+//! first time it is opened, under the lock.
 //!
 //! Files are opened with O_NOFOLLOW or created with O_EXCL, symlinks in the store are never
 //! followed, and nothing is written outside the network directory.
 
 use std::collections::BTreeMap;
-use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::fs::{self, DirBuilder, File, FileTimes, OpenOptions};
 use std::io::{ErrorKind, Read, Write};
 use std::net::IpAddr;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Component, Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::alloc::Reservations;
 use crate::error::{StoreError, StoreResult};
@@ -68,14 +78,19 @@ const SAFE_OPEN: i32 = O_NOFOLLOW | O_NONBLOCK;
 
 /// ELOOP: what opening a symlink with O_NOFOLLOW fails with.
 const ELOOP: i32 = 40;
+/// ENOTDIR: a path runs through a file.
+const ENOTDIR: i32 = 20;
 
 /// The default `dataDir`, as in the reference.
 pub const DEFAULT_DATA_DIR: &str = "/var/lib/cni/networks";
 /// Where Linux publishes the current boot's random ID.
 pub const BOOT_ID_PATH: &str = "/proc/sys/kernel/random/boot_id";
+/// Up to this many index entries the index is one flat directory; beyond, 256 buckets.
+pub const DEFAULT_FLAT_LIMIT: usize = 256;
 
 const META: &str = ".sandbox-cni";
-const STATE_HEADER: &str = "sandbox-cni host-local index v2";
+const OWNERS: &str = "owners";
+const STATE_HEADER: &str = "sandbox-cni host-local index v3";
 const LOCK: &str = "lock";
 const CURSOR_PREFIX: &str = "last_reserved_ip.";
 /// Reservation bodies and index lines are small; refuse to read more than this from one file.
@@ -90,6 +105,9 @@ pub struct DiskOptions {
     pub reclaim_after_reboot: bool,
     /// The file holding the current boot ID (tests point it elsewhere).
     pub boot_id_path: PathBuf,
+    /// When the index is built, it is flat if the store holds at most this many reservations, and
+    /// split into 256 buckets otherwise; a flat index found holding more entries is rebuilt split.
+    pub flat_limit: usize,
 }
 
 impl Default for DiskOptions {
@@ -98,6 +116,7 @@ impl Default for DiskOptions {
             lock_timeout: Duration::from_secs(30),
             reclaim_after_reboot: false,
             boot_id_path: PathBuf::from(BOOT_ID_PATH),
+            flat_limit: DEFAULT_FLAT_LIMIT,
         }
     }
 }
@@ -105,31 +124,55 @@ impl Default for DiskOptions {
 /// What opening the store did besides locking it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OpenReport {
-    /// The index was rebuilt by a full scan.
+    /// The index was rebuilt by a full scan (a store of an older layout is migrated this way).
     pub rebuilt: bool,
     /// Reservations released because they were made during an earlier boot.
     pub reclaimed: Vec<IpAddr>,
 }
 
+/// How the owner index is laid out under `.sandbox-cni/owners`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Layout {
+    /// `owners/H.ADDR`.
+    Flat,
+    /// `owners/HH/H.ADDR`, all 256 buckets created with the index.
+    Buckets,
+}
+
+/// A cursor file as read in this operation, kept open to be rewritten in place.
+#[derive(Debug)]
+struct Cursor {
+    file: Option<File>,
+    /// The file's length when read.
+    len: u64,
+    ip: Option<IpAddr>,
+}
+
 /// An open, locked store of one network. The lock is released when it is dropped; before that, the
-/// index state is recorded if this operation changed anything.
+/// directories this operation changed are sealed again.
 #[derive(Debug)]
 pub struct DiskStore {
     dir: PathBuf,
     meta: PathBuf,
     _lock: File,
+    /// The network directory, open for its identity and its seal.
+    dir_fd: File,
+    /// `.sandbox-cni/owners`, open for its seal.
+    owners_fd: File,
     /// `.sandbox-cni/state`, open for the whole operation.
     state: File,
-    /// This operation changed the store: `state` is rewritten when it ends.
-    changed: bool,
-    /// Cursor contents known in this operation (read or written): recorded in `state`.
-    cursors: BTreeMap<usize, String>,
-    /// Stamps of the index buckets (`owners/<HH>`) as this store last left them: recorded in `state`.
-    /// A bucket whose stamp differs was changed by someone else (a person, a cleanup script, the
-    /// reference plugin's DEL), so its entries cannot be trusted to be complete.
-    buckets: BTreeMap<usize, String>,
-    /// Buckets this operation changed: their stamps are taken again when `state` is written.
-    touched: Vec<usize>,
+    layout: Layout,
+    /// The modification time (whole seconds since the epoch) of every directory of the store as
+    /// this plugin leaves it.
+    seal: i64,
+    flat_limit: usize,
+    /// This operation changed the network directory: it is sealed again at the end.
+    dir_changed: bool,
+    /// Index directories found sealed in this operation (no one else changed them).
+    checked: Vec<PathBuf>,
+    /// Index directories this operation changed: sealed again at the end.
+    touched: Vec<PathBuf>,
+    cursors: BTreeMap<usize, Cursor>,
     /// An index entry holding a body that is not linked to an address yet (see `create_reservation`).
     pending: Option<(Owner, PathBuf)>,
     report: OpenReport,
@@ -164,21 +207,27 @@ fn ensure_dir(path: &Path) -> StoreResult<()> {
         Err(e) if is_not_found(&e) => {}
         Err(e) => return Err(StoreError::io("cannot inspect", path)(e)),
     }
-    match DirBuilder::new().mode(0o755).create(path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
-        Err(e) => return Err(StoreError::io("cannot create directory", path)(e)),
-    }
+    make_dir(path)?;
     check_real_dir(path)
+}
+
+/// Creates a directory (mode 0755); one that exists already is fine.
+fn make_dir(path: &Path) -> StoreResult<()> {
+    match DirBuilder::new().mode(0o755).create(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(StoreError::io("cannot create directory", path)(e)),
+    }
 }
 
 fn check_real_dir(path: &Path) -> StoreResult<()> {
     let md = fs::symlink_metadata(path).map_err(StoreError::io("cannot inspect", path))?;
+    real_dir(path, &md)
+}
+
+fn real_dir(path: &Path, md: &fs::Metadata) -> StoreResult<()> {
     if md.file_type().is_symlink() {
-        return Err(StoreError::Unsafe {
-            path: path.to_owned(),
-            why: "is a symbolic link; the store never follows symlinks: replace it with a directory".into(),
-        });
+        return Err(symlink_error(path));
     }
     if !md.is_dir() {
         return Err(StoreError::Unsafe {
@@ -189,19 +238,33 @@ fn check_real_dir(path: &Path) -> StoreResult<()> {
     Ok(())
 }
 
-/// Opens `opts` at `path` with [`SAFE_OPEN`] and makes sure it is a regular file.
-fn open_regular(opts: &mut OpenOptions, path: &Path, what: &'static str) -> StoreResult<File> {
+fn symlink_error(path: &Path) -> StoreError {
+    StoreError::Unsafe {
+        path: path.to_owned(),
+        why: "is a symbolic link; the store never follows symlinks: remove it (or replace it with what belongs there)".into(),
+    }
+}
+
+/// Opens `opts` at `path` with [`SAFE_OPEN`]; a symlink is refused (never followed).
+fn open_safe(opts: &mut OpenOptions, path: &Path, what: &'static str) -> StoreResult<(File, fs::Metadata)> {
     let file = opts.custom_flags(SAFE_OPEN).open(path).map_err(|e| {
         if e.raw_os_error() == Some(ELOOP) {
-            StoreError::Unsafe {
-                path: path.to_owned(),
-                why: "is a symbolic link; the store never follows symlinks: remove it".into(),
-            }
+            symlink_error(path)
         } else {
             StoreError::io(what, path)(e)
         }
     })?;
     let md = file.metadata().map_err(StoreError::io("cannot inspect", path))?;
+    Ok((file, md))
+}
+
+/// Opens `opts` at `path` with [`SAFE_OPEN`] and makes sure it is a regular file.
+fn open_regular(
+    opts: &mut OpenOptions,
+    path: &Path,
+    what: &'static str,
+) -> StoreResult<(File, fs::Metadata)> {
+    let (file, md) = open_safe(opts, path, what)?;
     if !md.is_file() {
         return Err(StoreError::Unsafe {
             path: path.to_owned(),
@@ -210,25 +273,48 @@ fn open_regular(opts: &mut OpenOptions, path: &Path, what: &'static str) -> Stor
                     .into(),
         });
     }
-    Ok(file)
+    Ok((file, md))
+}
+
+/// Opens a directory of the store (never through a symlink at its last component).
+fn open_dir(path: &Path) -> StoreResult<(File, fs::Metadata)> {
+    let (file, md) = open_safe(OpenOptions::new().read(true), path, "cannot open")?;
+    real_dir(path, &md)?;
+    Ok((file, md))
+}
+
+/// Reads a small file whose length `len` is known, normally in one `read` (a short read of a
+/// regular file is its end); at most [`MAX_READ`] bytes.
+fn read_open(mut file: &File, len: u64, path: &Path) -> StoreResult<Vec<u8>> {
+    // One byte more than the length, to see the end in the same read; /proc files report 0.
+    let mut buf = vec![0u8; len.clamp(63, MAX_READ) as usize + 1];
+    let mut got = 0;
+    loop {
+        let n = file
+            .read(&mut buf[got..])
+            .map_err(StoreError::io("cannot read", path))?;
+        got += n;
+        if n == 0 || got < buf.len() || got as u64 >= MAX_READ {
+            break;
+        }
+        buf.resize((got * 2).min(MAX_READ as usize), 0);
+    }
+    buf.truncate(got.min(MAX_READ as usize));
+    Ok(buf)
 }
 
 /// Reads a small file without following a symlink; `None` when it does not exist.
 fn read_small(path: &Path) -> StoreResult<Option<Vec<u8>>> {
-    let file = match open_regular(OpenOptions::new().read(true), path, "cannot open") {
+    let (file, md) = match open_regular(OpenOptions::new().read(true), path, "cannot open") {
         Ok(f) => f,
         Err(StoreError::Io { source, .. }) if is_not_found(&source) => return Ok(None),
         Err(e) => return Err(e),
     };
-    let mut buf = Vec::new();
-    file.take(MAX_READ)
-        .read_to_end(&mut buf)
-        .map_err(StoreError::io("cannot read", path))?;
-    Ok(Some(buf))
+    read_open(&file, md.len(), path).map(Some)
 }
 
 /// Opens (creating, mode 0600, never truncating) one of the store's own files for reading and writing.
-fn open_store_file(path: &Path, what: &'static str) -> StoreResult<File> {
+fn open_store_file(path: &Path, what: &'static str) -> StoreResult<(File, fs::Metadata)> {
     open_regular(
         OpenOptions::new()
             .read(true)
@@ -253,6 +339,14 @@ fn read_body(path: &Path) -> StoreResult<Option<Owner>> {
 
 fn remove_if_exists(path: &Path) -> StoreResult<()> {
     match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if is_not_found(&e) => Ok(()),
+        Err(e) => Err(StoreError::io("cannot remove", path)(e)),
+    }
+}
+
+fn remove_tree_if_exists(path: &Path) -> StoreResult<()> {
+    match fs::remove_dir_all(path) {
         Ok(()) => Ok(()),
         Err(e) if is_not_found(&e) => Ok(()),
         Err(e) => Err(StoreError::io("cannot remove", path)(e)),
@@ -315,36 +409,21 @@ fn lock_with_timeout(file: &File, path: &Path, timeout: Duration) -> StoreResult
     }
 }
 
-/// A directory's identity and change times, as recorded in `state`: any entry added or removed by
-/// anyone changes them.
-fn stamp_of(md: &fs::Metadata) -> String {
-    format!(
-        "{} {} {}.{:09} {}.{:09}",
-        md.dev(),
-        md.ino(),
-        md.mtime(),
-        md.mtime_nsec(),
-        md.ctime(),
-        md.ctime_nsec()
-    )
+/// Whether a directory carries the seal: a modification time of exactly `seal` seconds.
+fn is_sealed(md: &fs::Metadata, seal: i64) -> bool {
+    md.mtime() == seal && md.mtime_nsec() == 0
 }
 
-/// The network directory's stamp line.
-fn dir_stamp(dir: &Path) -> StoreResult<String> {
-    let md = fs::symlink_metadata(dir).map_err(StoreError::io("cannot inspect", dir))?;
-    Ok(format!("dir {}", stamp_of(&md)))
+/// Sets an open directory's modification time to the seal (its access time is left alone).
+fn apply_seal(dir: &File, seal: i64) -> std::io::Result<()> {
+    let t = UNIX_EPOCH + Duration::from_secs(u64::try_from(seal).unwrap_or(0));
+    dir.set_times(FileTimes::new().set_modified(t))
 }
 
-/// How a cursor file's content is recorded: the address, `-` when absent, `?` when unreadable.
-fn cursor_token(content: Option<&[u8]>) -> String {
-    match content {
-        None => "-".into(),
-        Some(b) => std::str::from_utf8(b)
-            .ok()
-            .map(str::trim)
-            .filter(|s| s.parse::<IpAddr>().is_ok())
-            .map_or_else(|| "?".into(), str::to_owned),
-    }
+/// Seals the directory at `path` (opened without following a symlink).
+fn seal_path(path: &Path, seal: i64) -> StoreResult<()> {
+    let (f, _) = open_dir(path)?;
+    apply_seal(&f, seal).map_err(StoreError::io("cannot set the modification time of", path))
 }
 
 /// The FNV-1a (64 bit) hash of an owner: id, NUL, ifname (0xff for a legacy owner).
@@ -358,16 +437,17 @@ fn owner_hash(o: &Owner) -> u64 {
     h
 }
 
-/// Where an owner's index entries live (`owners/<first 2 hex digits>`) and their name prefix
-/// (`<16 hex digits>.`); an entry is `<prefix><address>`.
-fn entry_location(owners: &Path, o: &Owner) -> (PathBuf, String) {
-    let h = owner_hash(o);
-    (owners.join(format!("{:02x}", bucket_of(o))), format!("{h:016x}."))
+/// The name of an index entry: `<16 hex digits of the owner's hash>.<address>`.
+fn entry_name(o: &Owner, ip: IpAddr) -> String {
+    format!("{:016x}.{ip}", owner_hash(o))
 }
 
-/// The index bucket (`owners/<HH>`) of an owner.
-fn bucket_of(o: &Owner) -> usize {
-    (owner_hash(o) >> 56) as usize
+/// The index directory holding an owner's entries under `owners`.
+fn index_dir_of(owners: &Path, layout: Layout, o: &Owner) -> PathBuf {
+    match layout {
+        Layout::Flat => owners.to_owned(),
+        Layout::Buckets => owners.join(format!("{:02x}", owner_hash(o) >> 56)),
+    }
 }
 
 /// A directory entry name that is a reservation: a canonical address text.
@@ -375,13 +455,90 @@ fn reservation_name(name: &str) -> Option<IpAddr> {
     name.parse::<IpAddr>().ok().filter(|ip| ip.to_string() == name)
 }
 
+/// An index entry name `<16 hex digits>.<address>`: (hash, address).
+fn parse_entry_name(name: &str) -> Option<(u64, IpAddr)> {
+    let (h, ip) = name.split_at_checked(16)?;
+    let ip = ip.strip_prefix('.')?;
+    Some((u64::from_str_radix(h, 16).ok()?, reservation_name(ip)?))
+}
+
+/// Every owner-index entry of the store in `network_dir`: the address each names and the owner its
+/// body names, sorted. Read-only: takes no lock and writes nothing, so it may run beside a plugin
+/// call and see an index being changed. Entries are what the index says, not verified against the
+/// reservation files (the files are the truth: compare with them where it matters). Entries whose
+/// body does not name the owner their name was made for are left out. Empty when the store has no
+/// index of ours (a store only the reference plugin has used); reads both the flat and the bucket
+/// layout, so also stores written before the flat layout existed.
+pub fn read_index_entries(network_dir: &Path) -> StoreResult<Vec<(IpAddr, Owner)>> {
+    let owners = network_dir.join(META).join(OWNERS);
+    match fs::symlink_metadata(&owners) {
+        Err(e) if is_not_found(&e) || e.raw_os_error() == Some(ENOTDIR) => return Ok(Vec::new()),
+        Err(e) => return Err(StoreError::io("cannot inspect", &owners)(e)),
+        Ok(md) => real_dir(&owners, &md)?,
+    }
+    let mut out = Vec::new();
+    let mut dirs = vec![owners.clone()];
+    while let Some(d) = dirs.pop() {
+        let entries = match fs::read_dir(&d) {
+            Ok(e) => e,
+            Err(e) if is_not_found(&e) => continue,
+            Err(e) => return Err(StoreError::io("cannot list", &d)(e)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(StoreError::io("cannot list", &d))?;
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            let Ok(kind) = entry.file_type() else { continue };
+            // Buckets are two hex digits, one level deep; symlinks are never followed.
+            if kind.is_dir() && d == owners && name.len() == 2 && u8::from_str_radix(name, 16).is_ok() {
+                dirs.push(entry.path());
+                continue;
+            }
+            let Some((hash, ip)) = parse_entry_name(name).filter(|_| kind.is_file()) else {
+                continue;
+            };
+            if let Some(owner) = read_body(&entry.path())?.filter(|o| owner_hash(o) == hash) {
+                out.push((ip, owner));
+            }
+        }
+    }
+    crate::sort_by_dyn(&mut out, &|a, b| a.cmp(b));
+    Ok(out)
+}
+
 impl DiskStore {
     /// Opens (creating it if needed) and locks the store of `network` under `data_dir`.
     ///
     /// Then, with `reclaim_after_reboot`, if the store was last used during another boot, every
     /// reservation is released (all were made before this boot). A store never used by this plugin
-    /// (no recorded boot) is left alone. Finally the index is checked and rebuilt when stale.
+    /// (no recorded boot) is left alone. Finally the index is checked and rebuilt when stale (or of
+    /// an older layout).
     pub fn open(data_dir: &Path, network: &str, opts: &DiskOptions) -> StoreResult<DiskStore> {
+        match Self::open_inner(data_dir, network, opts, true)? {
+            Some(s) => Ok(s),
+            None => Err(StoreError::Unsafe {
+                path: data_dir.join(network),
+                why: "cannot be created".into(),
+            }),
+        }
+    }
+
+    /// Opens the store only if the network's directory exists (DEL and GC create nothing): `None`
+    /// when it is missing or its path runs through a file.
+    pub fn open_existing(
+        data_dir: &Path,
+        network: &str,
+        opts: &DiskOptions,
+    ) -> StoreResult<Option<DiskStore>> {
+        Self::open_inner(data_dir, network, opts, false)
+    }
+
+    fn open_inner(
+        data_dir: &Path,
+        network: &str,
+        opts: &DiskOptions,
+        create: bool,
+    ) -> StoreResult<Option<DiskStore>> {
         check_no_parent(data_dir, "dataDir")?;
         let name = Path::new(network);
         if network.is_empty()
@@ -394,37 +551,67 @@ impl DiskStore {
             });
         }
         let dir = data_dir.join(network);
-        if fs::symlink_metadata(&dir).is_err() {
-            fs::create_dir_all(data_dir).map_err(StoreError::io("cannot create dataDir", data_dir))?;
-        }
-        ensure_dir(&dir)?;
+        let (dir_fd, opened) = match open_dir(&dir) {
+            Err(StoreError::Io { source, .. })
+                if is_not_found(&source) || source.raw_os_error() == Some(ENOTDIR) =>
+            {
+                if !create {
+                    return Ok(None);
+                }
+                fs::create_dir_all(data_dir).map_err(StoreError::io("cannot create dataDir", data_dir))?;
+                make_dir(&dir)?;
+                open_dir(&dir)?
+            }
+            other => other?,
+        };
         let lock_path = dir.join(LOCK);
-        let lock = open_store_file(&lock_path, "cannot open the lock file")?;
+        let (lock, _) = open_store_file(&lock_path, "cannot open the lock file")?;
         lock_with_timeout(&lock, &lock_path, opts.lock_timeout)?;
-        // Checked again now that nobody else may change the store.
-        check_real_dir(&dir)?;
+        // Checked again now that nobody else may change the store: still the directory opened above.
+        let dir_md = fs::symlink_metadata(&dir).map_err(StoreError::io("cannot inspect", &dir))?;
+        real_dir(&dir, &dir_md)?;
+        if (dir_md.dev(), dir_md.ino()) != (opened.dev(), opened.ino()) {
+            return Err(StoreError::Unsafe {
+                path: dir,
+                why: "was replaced by another directory while the store was being opened; retry".into(),
+            });
+        }
         let meta = dir.join(META);
         ensure_dir(&meta)?;
-        ensure_dir(&meta.join("owners"))?;
+        let owners = meta.join(OWNERS);
+        let (owners_fd, owners_md) = match open_dir(&owners) {
+            Err(StoreError::Io { source, .. }) if is_not_found(&source) => {
+                make_dir(&owners)?;
+                open_dir(&owners)?
+            }
+            other => other?,
+        };
         let state_path = meta.join("state");
-        let state = open_store_file(&state_path, "cannot open")?;
+        let (state, state_md) = open_store_file(&state_path, "cannot open")?;
+        let text = read_open(&state, state_md.len(), &state_path)?;
         let mut store = DiskStore {
             dir,
             meta,
             _lock: lock,
+            dir_fd,
+            owners_fd,
             state,
-            changed: false,
-            cursors: BTreeMap::new(),
-            buckets: BTreeMap::new(),
+            layout: Layout::Flat,
+            seal: 0,
+            flat_limit: opts.flat_limit,
+            dir_changed: false,
+            checked: Vec::new(),
             touched: Vec::new(),
+            cursors: BTreeMap::new(),
             pending: None,
             report: OpenReport::default(),
         };
+        let valid = store.read_state(&text, &dir_md, &owners_md);
         store.boot_check(opts)?;
-        if !store.report.rebuilt && !store.index_valid()? {
+        if !store.report.rebuilt && !valid {
             store.rebuild(&mut |_, _| false)?;
         }
-        Ok(store)
+        Ok(Some(store))
     }
 
     /// What opening did (rebuild, reclaimed reservations).
@@ -450,13 +637,12 @@ impl DiskStore {
     }
 
     fn owners(&self) -> PathBuf {
-        self.meta.join("owners")
+        self.meta.join(OWNERS)
     }
 
     /// Where the index entry of (owner, address) lives.
     pub fn entry_path(&self, o: &Owner, ip: IpAddr) -> PathBuf {
-        let (dir, prefix) = entry_location(&self.owners(), o);
-        dir.join(format!("{prefix}{ip}"))
+        index_dir_of(&self.owners(), self.layout, o).join(entry_name(o, ip))
     }
 
     fn boot_check(&mut self, opts: &DiskOptions) -> StoreResult<()> {
@@ -490,123 +676,133 @@ impl DiskStore {
         )
     }
 
-    /// Whether `state` matches the directory and every cursor it recorded.
-    fn index_valid(&mut self) -> StoreResult<bool> {
-        let mut state = Vec::new();
-        (&self.state)
-            .take(MAX_READ)
-            .read_to_end(&mut state)
-            .map_err(StoreError::io("cannot read", &self.meta_path("state")))?;
-        let Ok(state) = String::from_utf8(state) else {
-            return Ok(false);
+    /// Takes the layout and seal from `state`; whether the index can be trusted: `state` is of this
+    /// version, names this very network directory, and the directory and `owners/` carry the seal.
+    fn read_state(&mut self, text: &[u8], dir_md: &fs::Metadata, owners_md: &fs::Metadata) -> bool {
+        let Ok(text) = std::str::from_utf8(text) else {
+            return false;
         };
-        let mut lines = state.lines();
+        let mut lines = text.lines();
         if lines.next() != Some(STATE_HEADER) {
-            return Ok(false);
+            return false;
         }
-        if lines.next() != Some(dir_stamp(&self.dir)?.as_str()) {
-            return Ok(false);
+        let Some(seal) = lines.next().and_then(|l| l.strip_prefix("seal ")) else {
+            return false;
+        };
+        let mut p = seal.split(' ');
+        let (Some(Ok(dev)), Some(Ok(ino)), Some(Ok(seal)), None) = (
+            p.next().map(str::parse::<u64>),
+            p.next().map(str::parse::<u64>),
+            p.next().map(str::parse::<i64>),
+            p.next(),
+        ) else {
+            return false;
+        };
+        let layout = match lines.next() {
+            Some("layout flat") => Layout::Flat,
+            Some("layout buckets") => Layout::Buckets,
+            _ => return false,
+        };
+        if lines.next() != Some("end") {
+            return false;
         }
-        for line in lines {
-            if line == "end" {
-                return Ok(true);
-            }
-            if let Some(rest) = line.strip_prefix("bucket ") {
-                let parsed = rest
-                    .split_once(' ')
-                    .and_then(|(b, st)| Some((usize::from_str_radix(b, 16).ok()?, st)));
-                let Some((b, st)) = parsed else {
-                    return Ok(self.forget());
-                };
-                self.buckets.insert(b, st.to_owned());
-                continue;
-            }
-            let mut parts = line.split(' ');
-            let (Some("cursor"), Some(Ok(set)), Some(token), None) = (
-                parts.next(),
-                parts.next().map(str::parse::<usize>),
-                parts.next(),
-                parts.next(),
-            ) else {
-                return Ok(false);
-            };
-            let now = cursor_token(read_small(&self.cursor_path(set))?.as_deref());
-            if now != token {
-                return Ok(self.forget());
-            }
-            self.cursors.insert(set, now);
-        }
-        // No `end` line: torn.
-        Ok(self.forget())
+        self.layout = layout;
+        self.seal = seal;
+        (dev, ino) == (dir_md.dev(), dir_md.ino()) && is_sealed(dir_md, seal) && is_sealed(owners_md, seal)
     }
 
-    /// Drops what a `state` found invalid had recorded; returns false (not valid).
-    fn forget(&mut self) -> bool {
-        self.cursors.clear();
-        self.buckets.clear();
-        false
-    }
-
-    /// Notes that `state` must be recorded again when this operation ends. (The index itself is
-    /// consistent with our own changes at every instant; `state` only guards against other writers.)
-    fn mark_changed(&mut self) {
-        self.changed = true;
-    }
-
-    /// Notes that this operation changes `owner`'s index bucket.
-    fn touch(&mut self, owner: &Owner) {
-        self.changed = true;
-        let b = bucket_of(owner);
-        if !self.touched.contains(&b) {
-            self.touched.push(b);
-        }
-    }
-
-    /// Records what the index is valid for, in place; an `end` line closes it (an older, longer
-    /// content may follow). A torn write (a kill) cannot validate content other than this one.
+    /// Records the layout and the seal (only after a rebuild).
     fn write_state(&mut self) -> StoreResult<()> {
         use std::os::unix::fs::FileExt;
-        let mut text = format!("{STATE_HEADER}\n{}\n", dir_stamp(&self.dir)?);
-        for (set, token) in &self.cursors {
-            text.push_str(&format!("cursor {set} {token}\n"));
-        }
-        let owners = self.owners();
-        for b in std::mem::take(&mut self.touched) {
-            match fs::symlink_metadata(owners.join(format!("{b:02x}"))) {
-                Ok(md) => self.buckets.insert(b, stamp_of(&md)),
-                Err(_) => self.buckets.remove(&b),
-            };
-        }
-        for (b, st) in &self.buckets {
-            text.push_str(&format!("bucket {b:02x} {st}\n"));
-        }
-        text.push_str("end\n");
+        let path = self.meta_path("state");
+        let md = self
+            .dir_fd
+            .metadata()
+            .map_err(StoreError::io("cannot inspect", &self.dir))?;
+        let layout = match self.layout {
+            Layout::Flat => "flat",
+            Layout::Buckets => "buckets",
+        };
+        let text = format!(
+            "{STATE_HEADER}\nseal {} {} {}\nlayout {layout}\nend\n",
+            md.dev(),
+            md.ino(),
+            self.seal
+        );
         self.state
             .write_all_at(text.as_bytes(), 0)
-            .map_err(StoreError::io("cannot write", &self.meta_path("state")))
+            .and_then(|()| self.state.set_len(text.len() as u64))
+            .map_err(StoreError::io("cannot write", &path))
+    }
+
+    /// The index directory of `o`, checked: found as this plugin sealed it (otherwise someone
+    /// removed or added entries, and the index is rebuilt first).
+    fn index_dir(&mut self, o: &Owner) -> StoreResult<PathBuf> {
+        let d = index_dir_of(&self.owners(), self.layout, o);
+        // The flat index is `owners/` itself, checked at open; a rebuilt index is fresh.
+        if self.layout == Layout::Flat || self.report.rebuilt || self.checked.contains(&d) {
+            return Ok(d);
+        }
+        match fs::symlink_metadata(&d) {
+            Ok(md) if md.is_dir() && is_sealed(&md, self.seal) => {
+                self.checked.push(d.clone());
+                return Ok(d);
+            }
+            // Missing (all buckets exist in this layout), replaced, or changed by someone else.
+            Ok(_) => {}
+            Err(e) if is_not_found(&e) => {}
+            Err(e) => return Err(StoreError::io("cannot inspect", &d)(e)),
+        }
+        self.rebuild(&mut |_, _| false)?;
+        Ok(index_dir_of(&self.owners(), self.layout, o))
+    }
+
+    /// Notes that this operation changed the index directory `d`: it is sealed again at the end.
+    fn touch(&mut self, d: &Path) {
+        if !self.touched.iter().any(|t| t == d) {
+            self.touched.push(d.to_owned());
+        }
     }
 
     /// Scans every reservation; those for which `drop_it(ip, owner)` is true are removed, the others
-    /// make up the new index. Returns the removed addresses.
+    /// make up the new index (flat below `flat_limit` reservations, else in 256 buckets, all created
+    /// here so that no ADD ever creates a directory). Then seals every directory and records the
+    /// seal. Returns the removed addresses.
     fn rebuild(
         &mut self,
         drop_it: &mut dyn FnMut(IpAddr, Option<&Owner>) -> bool,
     ) -> StoreResult<Vec<IpAddr>> {
-        self.mark_changed();
+        // Until the new state is written, no kill can leave a state that validates a half-built index.
+        let state_path = self.meta_path("state");
+        self.state
+            .set_len(0)
+            .map_err(StoreError::io("cannot write", &state_path))?;
         let owners = self.owners();
         let fresh = self.meta.join("owners.new");
         let old = self.meta.join("owners.old");
-        for d in [&fresh, &old] {
-            match fs::remove_dir_all(d) {
-                Ok(()) => {}
-                Err(e) if is_not_found(&e) => {}
-                Err(e) => return Err(StoreError::io("cannot remove", d.as_path())(e)),
+        remove_tree_if_exists(&fresh)?;
+        remove_tree_if_exists(&old)?;
+        let list = || fs::read_dir(&self.dir).map_err(StoreError::io("cannot list", &self.dir));
+        let mut count = 0;
+        for entry in list()? {
+            let entry = entry.map_err(StoreError::io("cannot list", &self.dir))?;
+            if entry.file_name().to_str().and_then(reservation_name).is_some() {
+                count += 1;
             }
         }
+        let layout = if count >= self.flat_limit {
+            Layout::Buckets
+        } else {
+            Layout::Flat
+        };
         ensure_dir(&fresh)?;
+        if layout == Layout::Buckets {
+            for b in 0..=255u8 {
+                make_dir(&fresh.join(format!("{b:02x}")))?;
+            }
+        }
         let mut removed = Vec::new();
-        let entries = fs::read_dir(&self.dir).map_err(StoreError::io("cannot list", &self.dir))?;
-        for entry in entries {
+        for entry in list()? {
             let entry = entry.map_err(StoreError::io("cannot list", &self.dir))?;
             let name = entry.file_name();
             let Some(ip) = name.to_str().and_then(reservation_name) else {
@@ -625,15 +821,8 @@ impl DiskStore {
                 continue;
             }
             if let Some(o) = owner {
-                let (sub, prefix) = entry_location(&fresh, &o);
-                let entry = sub.join(format!("{prefix}{ip}"));
-                match link_or_copy(&path, &entry, &o) {
-                    Err(e) if is_not_found(&e) => {
-                        ensure_dir(&sub)?;
-                        link_or_copy(&path, &entry, &o).map_err(StoreError::io("cannot write", &entry))?;
-                    }
-                    other => other.map_err(StoreError::io("cannot write", &entry))?,
-                }
+                let entry = index_dir_of(&fresh, layout, &o).join(entry_name(&o, ip));
+                link_or_copy(&path, &entry, &o).map_err(StoreError::io("cannot write", &entry))?;
             }
         }
         match fs::rename(&owners, &old) {
@@ -643,18 +832,25 @@ impl DiskStore {
         }
         fs::rename(&fresh, &owners).map_err(StoreError::io("cannot rename into place", &owners))?;
         let _ = fs::remove_dir_all(&old);
-        self.buckets.clear();
+        self.owners_fd = open_dir(&owners)?.0;
+        self.layout = layout;
+        self.checked.clear();
         self.touched.clear();
-        for entry in fs::read_dir(&owners).map_err(StoreError::io("cannot list", &owners))? {
-            let entry = entry.map_err(StoreError::io("cannot list", &owners))?;
-            let bucket = entry
-                .file_name()
-                .to_str()
-                .and_then(|n| usize::from_str_radix(n, 16).ok());
-            if let (Some(b), Ok(md)) = (bucket, fs::symlink_metadata(entry.path())) {
-                self.buckets.insert(b, stamp_of(&md));
+        self.dir_changed = false;
+        // A whole second in the past: no change made from now on can carry this time.
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        self.seal = i64::try_from(now).unwrap_or(i64::MAX) - 1;
+        // Where a seal cannot be set (a file system without settable times), the next call rebuilds.
+        if layout == Layout::Buckets {
+            for b in 0..=255u8 {
+                let _ = seal_path(&owners.join(format!("{b:02x}")), self.seal);
             }
         }
+        let _ = apply_seal(&self.owners_fd, self.seal);
+        let _ = apply_seal(&self.dir_fd, self.seal);
+        self.write_state()?;
         self.report.rebuilt = true;
         Ok(removed)
     }
@@ -666,8 +862,9 @@ impl DiskStore {
     /// never exists empty or half-written, and the index entry exists before the reservation does.
     /// When the address is taken, the entry is renamed to the next candidate's name.
     fn create_reservation(&mut self, ip: IpAddr, owner: &Owner) -> StoreResult<bool> {
-        let entry = self.entry_path(owner, ip);
-        self.touch(owner);
+        let index = self.index_dir(owner)?;
+        let entry = index.join(entry_name(owner, ip));
+        self.touch(&index);
         let body = owner.body();
         match self.pending.take() {
             Some((o, from)) if &o == owner => {
@@ -676,9 +873,6 @@ impl DiskStore {
             other => {
                 if let Some((_, stale)) = other {
                     remove_if_exists(&stale)?;
-                }
-                if let Some(sub) = entry.parent() {
-                    ensure_dir(sub)?;
                 }
                 match create_exclusive(&entry, body.as_bytes()) {
                     Ok(()) => {}
@@ -695,7 +889,10 @@ impl DiskStore {
         }
         let dest = self.reservation_path(ip);
         match fs::hard_link(&entry, &dest) {
-            Ok(()) => Ok(true),
+            Ok(()) => {
+                self.dir_changed = true;
+                Ok(true)
+            }
             Err(e) if e.kind() == ErrorKind::AlreadyExists => {
                 self.pending = Some((owner.clone(), entry));
                 Ok(false)
@@ -703,7 +900,10 @@ impl DiskStore {
             // File systems without hard links: the reference's exclusive create; the entry stays a copy.
             Err(e) if matches!(e.raw_os_error(), Some(1 | 95 | 18)) => {
                 match create_exclusive(&dest, body.as_bytes()) {
-                    Ok(()) => Ok(true),
+                    Ok(()) => {
+                        self.dir_changed = true;
+                        Ok(true)
+                    }
                     Err(e) if e.kind() == ErrorKind::AlreadyExists => {
                         self.pending = Some((owner.clone(), entry));
                         Ok(false)
@@ -764,9 +964,13 @@ impl DiskStore {
     }
 }
 
+/// The address a cursor file holds, if it holds one (surrounding white space ignored).
+fn cursor_ip(content: &[u8]) -> Option<IpAddr> {
+    std::str::from_utf8(content).ok()?.trim().parse().ok()
+}
+
 impl Reservations for DiskStore {
     fn reserve(&mut self, ip: IpAddr, owner: &Owner) -> StoreResult<bool> {
-        self.mark_changed();
         self.create_reservation(ip, owner)
     }
 
@@ -776,10 +980,11 @@ impl Reservations for DiskStore {
         if holder.as_ref() != Some(owner) {
             return Ok(false);
         }
-        self.mark_changed();
-        self.touch(owner);
+        let index = self.index_dir(owner)?;
+        self.touch(&index);
+        self.dir_changed = true;
         remove_if_exists(&path)?;
-        remove_if_exists(&self.entry_path(owner, ip))?;
+        remove_if_exists(&index.join(entry_name(owner, ip)))?;
         Ok(true)
     }
 
@@ -797,62 +1002,83 @@ impl Reservations for DiskStore {
     }
 
     fn last_reserved(&mut self, set: usize) -> StoreResult<Option<IpAddr>> {
-        if let Some(token) = self.cursors.get(&set) {
-            // Read (and verified) at open, or written by this operation.
-            return Ok(token.parse().ok());
+        if let Some(c) = self.cursors.get(&set) {
+            return Ok(c.ip);
         }
-        let content = read_small(&self.cursor_path(set))?;
-        let token = cursor_token(content.as_deref());
-        let ip = token.parse().ok();
-        self.cursors.insert(set, token);
+        // Kept open to be rewritten in place by `set_last_reserved` (read-only where it cannot be written).
+        let path = self.cursor_path(set);
+        let opened = match open_regular(OpenOptions::new().read(true).write(true), &path, "cannot open") {
+            Err(StoreError::Io { source, .. }) if matches!(source.raw_os_error(), Some(13 | 30)) => {
+                open_regular(OpenOptions::new().read(true), &path, "cannot open")
+            }
+            other => other,
+        };
+        let cursor = match opened {
+            Ok((file, md)) => {
+                let content = read_open(&file, md.len(), &path)?;
+                Cursor {
+                    file: Some(file),
+                    len: md.len(),
+                    ip: cursor_ip(&content),
+                }
+            }
+            Err(StoreError::Io { source, .. }) if is_not_found(&source) => Cursor {
+                file: None,
+                len: 0,
+                ip: None,
+            },
+            Err(e) => return Err(e),
+        };
+        let ip = cursor.ip;
+        self.cursors.insert(set, cursor);
         Ok(ip)
     }
 
     fn set_last_reserved(&mut self, set: usize, ip: IpAddr) -> StoreResult<()> {
-        self.mark_changed();
-        let text = ip.to_string();
-        // In place, as the reference writes it, but overwritten rather than truncated first (cheaper:
-        // no block is freed and allocated again). A torn cursor only moves where the round robin
-        // resumes.
+        use std::os::unix::fs::FileExt;
+        self.last_reserved(set)?;
         let path = self.cursor_path(set);
-        let f = open_store_file(&path, "cannot open")?;
-        let overwrite = || -> std::io::Result<()> {
-            use std::os::unix::fs::FileExt;
-            f.write_all_at(text.as_bytes(), 0)?;
-            f.set_len(text.len() as u64)
+        let text = ip.to_string();
+        let Some(c) = self.cursors.get_mut(&set) else {
+            return Ok(());
         };
-        overwrite().map_err(StoreError::io("cannot write", &path))?;
-        self.cursors.insert(set, text);
+        // In place, as the reference writes it, but overwritten rather than truncated first (cheaper:
+        // no block is freed and allocated again), and cut only when the new address is shorter. A
+        // torn cursor only moves where the round robin resumes.
+        let created = c.file.is_none();
+        if created {
+            c.file = Some(open_store_file(&path, "cannot open")?.0);
+        }
+        if let Some(f) = &c.file {
+            f.write_all_at(text.as_bytes(), 0)
+                .and_then(|()| {
+                    if (text.len() as u64) < c.len {
+                        f.set_len(text.len() as u64)
+                    } else {
+                        Ok(())
+                    }
+                })
+                .map_err(StoreError::io("cannot write", &path))?;
+        }
+        c.len = text.len() as u64;
+        c.ip = Some(ip);
+        self.dir_changed |= created;
         Ok(())
     }
 
     fn held_by(&mut self, owner: &Owner) -> StoreResult<Vec<IpAddr>> {
-        let (sub, prefix) = entry_location(&self.owners(), owner);
-        let b = bucket_of(owner);
-        // The bucket must be as this store left it; otherwise someone removed (or added) entries and
-        // only a full scan can tell what this owner holds.
-        let now = match fs::symlink_metadata(&sub) {
-            Ok(md) => Some(stamp_of(&md)),
-            Err(e) if is_not_found(&e) => None,
-            Err(e) => return Err(StoreError::io("cannot inspect", &sub)(e)),
-        };
-        if !self.touched.contains(&b) && !self.report.rebuilt && now.as_ref() != self.buckets.get(&b) {
-            self.rebuild(&mut |_, _| false)?;
-            return self.held_by(owner);
-        }
-        // Stale entries are removed below: never through a symlinked directory.
-        match now {
-            None => return Ok(Vec::new()),
-            Some(_) => check_real_dir(&sub)?,
-        }
-        let entries = match fs::read_dir(&sub) {
+        let index = self.index_dir(owner)?;
+        let prefix = format!("{:016x}.", owner_hash(owner));
+        let entries = match fs::read_dir(&index) {
             Ok(e) => e,
             Err(e) if is_not_found(&e) => return Ok(Vec::new()),
-            Err(e) => return Err(StoreError::io("cannot list", &sub)(e)),
+            Err(e) => return Err(StoreError::io("cannot list", &index)(e)),
         };
+        let mut count = 0;
         let mut candidates = Vec::new();
         for entry in entries {
-            let entry = entry.map_err(StoreError::io("cannot list", &sub))?;
+            let entry = entry.map_err(StoreError::io("cannot list", &index))?;
+            count += 1;
             let name = entry.file_name();
             if let Some(ip) = name
                 .to_str()
@@ -862,14 +1088,18 @@ impl Reservations for DiskStore {
                 candidates.push((ip, entry.path()));
             }
         }
+        // A flat index that has grown past its limit is split into buckets, once.
+        if self.layout == Layout::Flat && count >= self.flat_limit && !self.report.rebuilt {
+            self.rebuild(&mut |_, _| false)?;
+            return self.held_by(owner);
+        }
         let mut held = Vec::new();
         for (ip, entry) in candidates {
             // Only the reservation file itself counts; an entry that does not match it is stale.
             if self.owner_of(ip)?.as_ref() == Some(owner) {
                 held.push(ip);
             } else if self.pending.as_ref().is_none_or(|(_, p)| *p != entry) {
-                self.mark_changed();
-                self.touch(owner);
+                self.touch(&index);
                 remove_if_exists(&entry)?;
             }
         }
@@ -883,9 +1113,18 @@ impl Drop for DiskStore {
         if let Some((_, entry)) = self.pending.take() {
             let _ = fs::remove_file(entry);
         }
-        if self.changed {
-            // On failure `state` no longer matches and the next operation rebuilds the index.
-            let _ = self.write_state();
+        // Every directory this operation changed gets the seal back; one left unsealed (a failure
+        // here, a kill before) makes the next operation rebuild the index.
+        let owners = self.owners();
+        for d in std::mem::take(&mut self.touched) {
+            if d == owners {
+                let _ = apply_seal(&self.owners_fd, self.seal);
+            } else {
+                let _ = seal_path(&d, self.seal);
+            }
+        }
+        if self.dir_changed {
+            let _ = apply_seal(&self.dir_fd, self.seal);
         }
     }
 }

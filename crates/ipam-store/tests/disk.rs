@@ -31,6 +31,7 @@ fn opts(dir: &Path) -> DiskOptions {
         lock_timeout: Duration::from_secs(5),
         reclaim_after_reboot: false,
         boot_id_path: boot,
+        flat_limit: ipam_store::disk::DEFAULT_FLAT_LIMIT,
     }
 }
 
@@ -252,9 +253,15 @@ fn symlinks_and_parent_components_are_refused() {
     assert_eq!(got[0].ip, ip("10.9.0.3"));
     drop(s);
     assert_eq!(fs::read(&target).unwrap(), b"keep");
-    // A symlinked index directory is never listed or cleaned through: the bucket no longer matches
-    // what the store recorded, so the index is rebuilt by a scan and the link itself discarded.
-    let s = DiskStore::open(&real, "net", &opts(t.path())).unwrap();
+    // A symlinked index directory is never listed or cleaned through. In the bucket layout the
+    // bucket no longer carries the seal, so the index is rebuilt by a scan and the link discarded.
+    let buckets = DiskOptions {
+        flat_limit: 0,
+        ..opts(t.path())
+    };
+    let mut s = DiskStore::open(&real, "net", &buckets).unwrap();
+    // The flat index holds more entries than `flat_limit`: the first lookup splits it.
+    attachment_addresses(&mut s, "d", "eth0").unwrap();
     let entry = s.entry_path(&Owner::new("d", "eth0"), ip("10.9.0.9"));
     drop(s);
     let outside = t.path().join("outside");
@@ -262,9 +269,10 @@ fn symlinks_and_parent_components_are_refused() {
     let name = entry.file_name().unwrap().to_owned();
     fs::write(outside.join(&name), b"d\r\neth0").unwrap();
     let sub = entry.parent().unwrap();
+    assert_ne!(sub.file_name().unwrap(), "owners", "bucket layout expected");
     let _ = fs::remove_dir_all(sub);
     std::os::unix::fs::symlink(&outside, sub).unwrap();
-    let mut s = DiskStore::open(&real, "net", &opts(t.path())).unwrap();
+    let mut s = DiskStore::open(&real, "net", &buckets).unwrap();
     assert_eq!(
         release_attachment(&mut s, "d", "eth0").unwrap(),
         Vec::<IpAddr>::new()
@@ -276,6 +284,15 @@ fn symlinks_and_parent_components_are_refused() {
         !fs::symlink_metadata(sub).is_ok_and(|m| m.file_type().is_symlink()),
         "the link is gone"
     );
+    // In the flat layout the index directory is `owners` itself: a link there is refused, by name.
+    let flat = t.path().join("data3");
+    drop(DiskStore::open(&flat, "net", &opts(t.path())).unwrap());
+    let owners = flat.join("net/.sandbox-cni/owners");
+    fs::remove_dir_all(&owners).unwrap();
+    std::os::unix::fs::symlink(&outside, &owners).unwrap();
+    let e = DiskStore::open(&flat, "net", &opts(t.path())).unwrap_err();
+    assert!(e.to_string().contains("symbolic link"), "{e}");
+    assert!(outside.join(&name).exists(), "nothing removed through the link");
 }
 
 #[test]

@@ -156,7 +156,7 @@ proptest! {
         let t = tempfile::tempdir().unwrap();
         let boot = t.path().join("boot");
         std::fs::write(&boot, "b1").unwrap();
-        let opts = DiskOptions { lock_timeout: Duration::from_secs(5), reclaim_after_reboot: false, boot_id_path: boot };
+        let opts = DiskOptions { lock_timeout: Duration::from_secs(5), reclaim_after_reboot: false, boot_id_path: boot, flat_limit: 3 };
         let data = t.path().join("data");
         // A fresh open per step, as every plugin call is a new process.
         struct Reopen { data: std::path::PathBuf, opts: DiskOptions }
