@@ -159,6 +159,29 @@ impl NetworkList {
         out
     }
 
+    /// Sets `ipam.dataDir` in every plugin that has an `ipam` object (and in the cached bytes), so a
+    /// run keeps its IPAM state in a directory of its own.
+    pub fn set_ipam_data_dir(&mut self, dir: &Path) {
+        for p in &mut self.plugins {
+            if let Some(ipam) = p.get_mut("ipam").and_then(Value::as_object_mut) {
+                ipam.insert(
+                    "dataDir".into(),
+                    Value::String(dir.to_string_lossy().into_owned()),
+                );
+            }
+        }
+        if let Ok(mut v) = serde_json::from_slice::<Value>(&self.bytes) {
+            if let Some(list) = v.get_mut("plugins").and_then(Value::as_array_mut) {
+                for (p, new) in list.iter_mut().zip(&self.plugins) {
+                    *p = Value::Object(new.clone());
+                }
+            }
+            if let Ok(b) = serde_json::to_vec(&v) {
+                self.bytes = b;
+            }
+        }
+    }
+
     /// Each plugin's `type`, in chain order.
     pub fn chain(&self) -> Vec<&str> {
         self.plugins
@@ -350,5 +373,11 @@ mod tests {
         )
         .unwrap();
         assert_eq!(t.plugin_types(), ["bridge", "host-local", "portmap"]);
+        let mut t = t;
+        t.set_ipam_data_dir(Path::new("/tmp/x"));
+        assert_eq!(t.plugins[0]["ipam"]["dataDir"], "/tmp/x");
+        assert!(t.plugins[1].get("ipam").is_none());
+        let bytes: Value = serde_json::from_slice(&t.bytes).unwrap();
+        assert_eq!(bytes["plugins"][0]["ipam"]["dataDir"], "/tmp/x");
     }
 }

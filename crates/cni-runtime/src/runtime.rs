@@ -203,6 +203,16 @@ impl Runtime<'_> {
 
     /// ADD: returns the final result (in the last plugin's version), and caches it.
     pub fn add(&self, list: &NetworkList, rt: &RuntimeConf) -> Result<Option<Value>, Error> {
+        self.add_raw(list, rt).map(|(result, _)| result)
+    }
+
+    /// ADD, returning the final result and also the last plugin's reply exactly as it printed it (for
+    /// checks that must see the raw JSON, as go-cni's result rules).
+    pub fn add_raw(
+        &self,
+        list: &NetworkList,
+        rt: &RuntimeConf,
+    ) -> Result<(Option<Value>, Option<Value>), Error> {
         if !valid_identifier(&rt.container_id) {
             return Err(Error::new(format!(
                 "invalid characters in containerID {:?}: it must start with a letter or digit and contain only letters, digits, '_', '.' and '-'",
@@ -214,6 +224,7 @@ impl Runtime<'_> {
         }
         validate_ifname(&rt.ifname).map_err(Error::new)?;
         let mut prev: Option<Value> = None;
+        let mut raw: Option<Value> = None;
         for plugin in &list.plugins {
             let ptype = plugin_type(plugin);
             let conf = plugin_config(list, plugin, prev.as_ref(), rt);
@@ -225,12 +236,11 @@ impl Runtime<'_> {
                     String::from_utf8_lossy(&stdout).trim()
                 ))
             })?;
-            prev = match v {
+            prev = match &v {
                 Value::Null => None,
-                v => {
-                    Some(normalise_result(&v, &list.cni_version, "the result").map_err(|e| fail(e.message))?)
-                }
+                v => Some(normalise_result(v, &list.cni_version, "the result").map_err(|e| fail(e.message))?),
             };
+            raw = Some(v).filter(|v| !v.is_null());
         }
         if let Some(r) = &prev {
             let entry = Entry {
@@ -250,7 +260,7 @@ impl Runtime<'_> {
                 ))
             })?;
         }
-        Ok(prev)
+        Ok((prev, raw))
     }
 
     fn cached_result(&self, list: &NetworkList, rt: &RuntimeConf) -> Result<Option<Value>, String> {
