@@ -155,7 +155,7 @@ mod tests {
 
     #[derive(Default)]
     struct Fake {
-        seen: RefCell<Vec<(PathBuf, Vec<(OsString, OsString)>)>>,
+        seen: RefCell<Vec<(PathBuf, EnvList)>>,
         reply: ExecOutput,
     }
 
