@@ -18,7 +18,6 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use serde_json::{Value, json};
-use sha2::{Digest, Sha512};
 
 const DEBIAN_GOCODE: &str = "/usr/share/gocode";
 const CNI_ARGS: &str = "IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=cli";
@@ -256,14 +255,6 @@ fn conflists() -> Vec<PathBuf> {
     v
 }
 
-fn container_id(netns: &str) -> String {
-    let d = Sha512::digest(netns.as_bytes());
-    format!(
-        "cnitool-{}",
-        d[..10].iter().map(|b| format!("{b:02x}")).collect::<String>()
-    )
-}
-
 #[test]
 fn add_prints_and_caches_what_libcni_does() {
     for src in conflists() {
@@ -336,19 +327,26 @@ fn gc_frees_exactly_the_unlisted_attachments() {
         .map(|p| format!("{}-{p}", net.netns))
         .collect();
     let mut ips = Vec::new();
+    let mut ids = Vec::new();
     for p in &pods {
+        let before = net.cache_files();
         let r = parse(&net.attach("ours", "add", p));
-        ips.push(
-            r["ips"][0]["address"]
-                .as_str()
-                .unwrap()
-                .split('/')
-                .next()
-                .unwrap()
-                .to_string(),
-        );
+        let address = r["ips"][0]["address"].as_str().unwrap();
+        ips.push(address.split('/').next().unwrap().to_string());
+        // The container ID, from the cache file this ADD wrote (<network>-<id>-<ifname>).
+        let file = net
+            .cache_files()
+            .into_iter()
+            .find(|f| !before.contains(f))
+            .unwrap();
+        let id = file.strip_prefix(&format!("{}-", net.name)).unwrap();
+        ids.push(id.strip_suffix("-eth0").unwrap().to_string());
     }
-    let keep = container_id(&pods[1]);
+    assert!(
+        ids.iter().all(|id| id.starts_with("cnitool-") && id.len() == 28),
+        "{ids:?}"
+    );
+    let keep = ids[1].clone();
     let out = net.ours(&["--json", "gc", &net.name, "--valid", &format!("{keep}/eth0")]);
     assert!(out.ok, "{}\n{}", out.stdout, out.stderr);
     let report = parse(&out.stdout);

@@ -523,6 +523,22 @@ mod tests {
     }
 
     #[test]
+    fn a_list_without_cni_version_runs_as_libcni_runs_it() {
+        // Drift bug: such a list ran at 0.3.1; libcni passes "" (which plugins read as 0.1.0).
+        let tmp = tempfile::tempdir().unwrap();
+        let mut p = plan(tmp.path());
+        p.list = NetworkList::from_list_bytes(
+            br#"{"name":"n","plugins":[{"type":"bridge","ipam":{"type":"host-local"}}]}"#,
+        )
+        .unwrap();
+        let r = FakeRunner::default();
+        let _ = run(&r, &p, &mut |_| {});
+        let calls = r.calls.borrow();
+        assert_eq!(calls[1].0, "bridge");
+        assert_eq!(calls[1].3["cniVersion"], "");
+    }
+
+    #[test]
     fn a_failing_add_is_reported_with_the_plugin_error_and_torn_down() {
         let tmp = tempfile::tempdir().unwrap();
         let r = FakeRunner {
