@@ -7,7 +7,7 @@ use std::ffi::OsString;
 use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
@@ -48,69 +48,84 @@ fn reader<R: Read + Send + 'static>(pipe: Option<R>) -> Option<thread::JoinHandl
     })
 }
 
+/// What a child produced before it exited or was killed.
+#[derive(Debug)]
+pub struct Captured {
+    /// `None` when the deadline passed and the child's group was killed.
+    pub status: Option<ExitStatus>,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+/// Runs `cmd` (program, arguments and environment as the caller set them) in its own process group,
+/// feeds it `stdin` and collects its output. When `timeout` passes, the whole group is killed; after
+/// the child exits, whatever is left of its group is killed too, so no grandchild keeps the pipes open.
+/// `ETXTBSY` (a binary still being written) is retried a few times, as libcni does.
+pub fn run(cmd: &mut Command, stdin: &[u8], timeout: Duration) -> std::io::Result<Captured> {
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    let mut attempts = 0;
+    let mut child = loop {
+        match cmd.spawn() {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && attempts < 5 => {
+                attempts += 1;
+                thread::sleep(Duration::from_millis(50 * attempts));
+            }
+            other => break other?,
+        }
+    };
+    let pid = child.id();
+    // A watchdog, not polling: it kills the group when the deadline passes, and is dismissed (its
+    // channel dropped) as soon as the child exits, so a normal run pays no wake-up latency.
+    let (dismiss, dismissed) = mpsc::channel::<()>();
+    let watchdog = thread::spawn(move || {
+        let fired = matches!(
+            dismissed.recv_timeout(timeout),
+            Err(mpsc::RecvTimeoutError::Timeout)
+        );
+        if fired {
+            kill_group(pid);
+        }
+        fired
+    });
+    let out = reader(child.stdout.take());
+    let err = reader(child.stderr.take());
+    // Written here, with the readers already draining: a child that never reads its input blocks this
+    // only until the watchdog fires; one that exits without reading it is not an error here.
+    if let Some(mut p) = child.stdin.take() {
+        let _ = p.write_all(stdin);
+    }
+    let waited = child.wait();
+    drop(dismiss);
+    let timed_out = watchdog.join().unwrap_or(false);
+    let status = waited?;
+    // Stragglers in the child's group would hold the pipes open.
+    kill_group(pid);
+    Ok(Captured {
+        status: (!timed_out).then_some(status),
+        stdout: out.and_then(|h| h.join().ok()).unwrap_or_default(),
+        stderr: err.and_then(|h| h.join().ok()).unwrap_or_default(),
+    })
+}
+
 impl Exec for ProcessRunner {
     fn exec(&self, exe: &Path, env: &[(OsString, OsString)], stdin: &[u8]) -> std::io::Result<ExecOutput> {
-        let mut attempts = 0;
-        let mut child = loop {
-            let spawned = Command::new(exe)
-                .env_clear()
-                .envs(env.iter().map(|(k, v)| (k, v)))
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .process_group(0)
-                .spawn();
-            match spawned {
-                // libcni retries "text file busy" (a binary still being written) a few times.
-                Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && attempts < 5 => {
-                    attempts += 1;
-                    thread::sleep(Duration::from_millis(50 * attempts));
-                }
-                other => break other?,
-            }
-        };
-        let pid = child.id();
-        // A watchdog, not polling: it kills the group when the deadline passes, and is dismissed (its
-        // channel dropped) as soon as the plugin exits, so a normal run pays no wake-up latency.
-        let (dismiss, dismissed) = mpsc::channel::<()>();
-        let timeout = self.timeout;
-        let watchdog = thread::spawn(move || {
-            let fired = matches!(
-                dismissed.recv_timeout(timeout),
-                Err(mpsc::RecvTimeoutError::Timeout)
-            );
-            if fired {
-                kill_group(pid);
-            }
-            fired
-        });
-        let out = reader(child.stdout.take());
-        let err = reader(child.stderr.take());
-        // Written here, with the readers already draining: a plugin that never reads its input blocks
-        // this only until the watchdog fires; one that exits without reading it is not an error here.
-        if let Some(mut p) = child.stdin.take() {
-            let _ = p.write_all(stdin);
-        }
-        let waited = child.wait();
-        drop(dismiss);
-        let timed_out = watchdog.join().unwrap_or(false);
-        let status = waited?;
-        // Stragglers in the plugin's group would hold the pipes open.
-        kill_group(pid);
-        let stdout = out.and_then(|h| h.join().ok()).unwrap_or_default();
-        let stderr = err.and_then(|h| h.join().ok()).unwrap_or_default();
-        if self.pass_stderr && !stderr.is_empty() {
-            let _ = std::io::stderr().write_all(&stderr);
+        let mut cmd = Command::new(exe);
+        cmd.env_clear().envs(env.iter().map(|(k, v)| (k, v)));
+        let c = run(&mut cmd, stdin, self.timeout)?;
+        if self.pass_stderr && !c.stderr.is_empty() {
+            let _ = std::io::stderr().write_all(&c.stderr);
         }
         Ok(ExecOutput {
-            success: !timed_out && status.success(),
-            status: if timed_out {
-                format!("timed out after {} s and was killed", self.timeout.as_secs_f32())
-            } else {
-                status.to_string()
+            success: c.status.is_some_and(|s| s.success()),
+            status: match c.status {
+                None => format!("timed out after {} s and was killed", self.timeout.as_secs_f32()),
+                Some(s) => s.to_string(),
             },
-            stdout,
-            stderr,
+            stdout: c.stdout,
+            stderr: c.stderr,
         })
     }
 }
