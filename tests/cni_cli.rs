@@ -420,3 +420,48 @@ fn cnitool_link_and_exit_statuses() {
         assert_eq!(st.code(), Some(1), "{args:?}");
     }
 }
+
+#[test]
+fn version_status_and_ls_report_what_they_found() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("cni-conf/10-sandbox-cni.conflist");
+    let net = Net::new(&src, Some("1.0.0"));
+    let out = net.ours(&["--json", "version"]);
+    assert!(out.ok, "{}", out.stderr);
+    let v = parse(&out.stdout);
+    assert_eq!(v["plugins"].as_object().unwrap().len(), 7, "{v}");
+    assert!(
+        v["plugins"]["bridge"]["supportedVersions"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("1.1.0"))
+    );
+    let out = net.ours(&["version", "no-such-plugin"]);
+    assert!(
+        !out.ok && out.stderr.contains("failed to find plugin"),
+        "{}",
+        out.stderr
+    );
+    // STATUS exists from 1.1.0: at 1.0.0 nothing is asked.
+    let out = net.ours(&["--json", "status", &net.name]);
+    assert!(out.ok, "{}", out.stderr);
+    assert_eq!(parse(&out.stdout)["asked"], false);
+    let net11 = Net::new(&src, Some("1.1.0"));
+    let out = net11.ours(&["--json", "status", &net11.name]);
+    assert_eq!(parse(&out.stdout)["asked"], true, "{}", out.stderr);
+    // ls: an unreadable file sorted first is what containerd would pick, and is reported as such.
+    fs::write(net.conf_dir.join("00-broken.conflist"), "{").unwrap();
+    let out = net.ours(&["--json", "ls"]);
+    let ls = parse(&out.stdout);
+    assert_eq!(ls[0]["file"], "00-broken.conflist");
+    assert_eq!(ls[0]["containerdDefault"], true);
+    assert!(ls[0]["error"].as_str().unwrap().contains("parsing"), "{ls}");
+    assert_eq!(ls[1]["name"], net.name.as_str());
+    assert_eq!(ls[1]["plugins"], json!(["bridge", "portmap"]));
+    // ... and it stops a lookup by name, naming the file, as in libcni.
+    let out = net.ours(&["add", &net.name, &net.netns]);
+    assert!(
+        !out.ok && out.stderr.contains("00-broken.conflist"),
+        "{}",
+        out.stderr
+    );
+}
