@@ -35,7 +35,7 @@ Builds sandbox-cni (cargo build --release --locked --workspace, static musl bina
 added) and installs:
   - the CNI plugins (loopback host-local bridge portmap bandwidth firewall tuning) into --bin-dir,
   - the default network 10-sandbox-cni.conflist into --conf-dir,
-  - the k3s-sandbox CLI into --cli-dir,
+  - the k3s-sandbox CLI into --cli-dir, with a `cnitool` link to it when no cnitool is on PATH,
 then runs a self-test of what it installed.
 
 Options:
@@ -389,6 +389,13 @@ if [ "$uninstall" = 1 ]; then
             fi
         fi
     done < "$tmp/installed"
+    # The cnitool link, while it still points at the CLI.
+    awk '$1 == "link" { print $2, $3 }' "$manifest" | sort -u | while read -r path target; do
+        if [ -L "$path" ] && [ "$(readlink "$path")" = "$target" ]; then
+            [ "$dry_run" = 1 ] || rm -f "$path"
+            say "removed   $path"
+        fi
+    done
     if [ "$dry_run" = 1 ]; then
         say "dry run: $removed file(s) would be removed, $restored restored, $kept left in place; nothing was changed"
         exit 0
@@ -490,6 +497,20 @@ while read -r action src dst; do
     mv -f "$staged" "$dst" || { rm -f "$staged"; die "cannot install $dst"; }
     record "file $(sha "$dst") $dst"
 done < "$tmp/plan"
+
+# A `cnitool` link to the CLI (it then acts as `k3s-sandbox cni`), only when no cnitool is on PATH.
+cnitool_link="$cli_dir/cnitool"
+if [ "$install_cli" = 1 ]; then
+    if [ -L "$cnitool_link" ] && [ "$(readlink "$cnitool_link")" = "$CLI" ]; then
+        [ "$dry_run" = 1 ] || record "link $cnitool_link $CLI"
+    elif ! command -v cnitool >/dev/null 2>&1 && [ ! -e "$cnitool_link" ] && [ ! -L "$cnitool_link" ]; then
+        say "link      $cnitool_link -> $CLI"
+        if [ "$dry_run" = 0 ]; then
+            ln -s "$CLI" "$cnitool_link" || die "cannot create $cnitool_link"
+            record "link $cnitool_link $CLI"
+        fi
+    fi
+fi
 
 # Keep one manifest line per file: the newest.
 if [ "$dry_run" = 0 ] && [ -f "$manifest" ]; then

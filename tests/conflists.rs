@@ -1,13 +1,21 @@
-//! Every ready conflist in cni-conf/ run through its whole plugin chain the way libcni does: ADD plugin by
-//! plugin (each result becomes the next prevResult), CHECK with the final result, DEL in reverse order,
-//! at several cniVersions and with runtime capability arguments in both key styles. Each test works on
-//! a copy whose host-local dataDir points at a temporary directory.
+//! Every ready conflist in cni-conf/ run through its whole plugin chain by cni-runtime, the way libcni
+//! does: ADD plugin by plugin (each result becomes the next prevResult), CHECK with the cached result,
+//! DEL in reverse order, at several cniVersions and with runtime capability arguments in both key
+//! styles. Each test works on a copy whose host-local dataDir points at a temporary directory.
 
 mod common;
 
+use std::cell::RefCell;
+use std::ffi::OsString;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
+use cni_core::exec::{Exec, ExecOutput};
+use cni_runtime::cache::Cache;
+use cni_runtime::runner::ProcessRunner;
+use cni_runtime::runtime::plugin_config;
+use cni_runtime::{NetworkList, Runtime, RuntimeConf};
 use common::Cni;
 use serde_json::{Value, json};
 
@@ -15,28 +23,20 @@ fn conf_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("cni-conf")
 }
 
-/// The conflist `file`, with every host-local dataDir rewritten to `data`.
-fn load(file: &str, data: &Path) -> Value {
-    let path = conf_dir().join(file);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let mut list: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{file}: {e}"));
-    for p in list["plugins"].as_array_mut().expect("plugins").iter_mut() {
-        if p["ipam"].get("type").is_some() {
-            p["ipam"]["dataDir"] = json!(data);
-        }
-    }
+/// The conflist `file` as cni-runtime reads it, with every IPAM dataDir rewritten to `data`.
+fn load(file: &str, data: &Path) -> NetworkList {
+    let mut list = NetworkList::load_file(&conf_dir().join(file)).unwrap_or_else(|e| panic!("{e}"));
+    list.set_ipam_data_dir(data);
     list
 }
 
 /// Every *.conflist in cni-conf/, sorted like libcni sorts them.
 fn all_conflists() -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(conf_dir())
+    cni_runtime::conf::files_with(&conf_dir(), &["conflist"])
         .expect("cni-conf/")
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter(|n| n.ends_with(".conflist"))
-        .collect();
-    names.sort();
-    names
+        .iter()
+        .filter_map(|p| Some(p.file_name()?.to_str()?.to_owned()))
+        .collect()
 }
 
 /// One attachment: container ID, ifname, capability arguments.
@@ -46,79 +46,120 @@ struct Attachment<'a> {
     caps: Value,
 }
 
-/// The configuration libcni gives one plugin of the list: the plugin object plus the list's name and
-/// version, runtimeConfig for each capability the plugin declares and the runtime supplies, prevResult.
-fn plugin_conf(list: &Value, plugin: &Value, version: &str, at: &Attachment, prev: Option<&Value>) -> Value {
-    let mut c = plugin.clone();
-    c["name"] = list["name"].clone();
-    c["cniVersion"] = json!(version);
-    let mut rc = serde_json::Map::new();
-    if let Some(declared) = plugin["capabilities"].as_object() {
-        for (cap, on) in declared {
-            if on == &json!(true) && at.caps.get(cap).is_some() {
-                rc.insert(cap.clone(), at.caps[cap].clone());
-            }
+impl Attachment<'_> {
+    fn runtime_conf(&self) -> RuntimeConf {
+        RuntimeConf {
+            container_id: self.id.into(),
+            netns: format!("/var/run/netns/{}", self.id),
+            ifname: self.ifname.into(),
+            args: vec![
+                ("IgnoreUnknown".into(), "1".into()),
+                ("K8S_POD_NAMESPACE".into(), "default".into()),
+                ("K8S_POD_NAME".into(), self.id.into()),
+                ("K8S_POD_INFRA_CONTAINER_ID".into(), self.id.into()),
+            ],
+            capability_args: self.caps.as_object().cloned().unwrap_or_default(),
         }
     }
-    if !rc.is_empty() {
-        c["runtimeConfig"] = Value::Object(rc);
-    }
-    if let Some(p) = prev {
-        c["prevResult"] = p.clone();
-    }
-    c
 }
 
-fn cni(plugin: &Value, command: &str, at: &Attachment) -> Cni {
-    let ty = plugin["type"].as_str().expect("type");
-    Cni::new(ty, command)
-        .var("CNI_CONTAINERID", at.id)
-        .var("CNI_IFNAME", at.ifname)
-        .var("CNI_NETNS", &format!("/var/run/netns/{}", at.id))
-        .var(
-            "CNI_ARGS",
-            &format!(
-                "IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME={};K8S_POD_INFRA_CONTAINER_ID={}",
-                at.id, at.id
-            ),
-        )
+/// Runs the plugins of this build and keeps every ADD reply, so the tests see each link of a chain.
+struct Recorder {
+    inner: ProcessRunner,
+    adds: RefCell<Vec<Value>>,
 }
 
-fn plugins(list: &Value) -> &Vec<Value> {
-    list["plugins"].as_array().expect("plugins")
-}
-
-/// ADD through the chain; returns each plugin's result.
-fn add_chain(list: &Value, version: &str, at: &Attachment) -> Vec<Value> {
-    let mut results: Vec<Value> = Vec::new();
-    for p in plugins(list) {
-        let c = plugin_conf(list, p, version, at, results.last());
-        let out = cni(p, "ADD", at).run(&c);
-        assert!(
-            out.ok(),
-            "{} ADD at {version}: {} {}",
-            p["type"],
-            out.text(),
-            out.stderr
-        );
-        results.push(out.json());
-    }
-    results
-}
-
-fn check_chain(list: &Value, version: &str, at: &Attachment, result: &Value) {
-    for p in plugins(list) {
-        let c = plugin_conf(list, p, version, at, Some(result));
-        cni(p, "CHECK", at).run(&c).assert_empty_success();
+impl Exec for Recorder {
+    fn exec(&self, exe: &Path, env: &[(OsString, OsString)], stdin: &[u8]) -> std::io::Result<ExecOutput> {
+        let out = self.inner.exec(exe, env, stdin)?;
+        if env.iter().any(|(k, v)| k == "CNI_COMMAND" && v == "ADD") && out.success {
+            self.adds
+                .borrow_mut()
+                .push(serde_json::from_slice(&out.stdout).expect("ADD result"));
+        }
+        Ok(out)
     }
 }
 
-/// DEL in reverse order; libcni sends prevResult only from 0.4.0 on.
-fn del_chain(list: &Value, version: &str, at: &Attachment, result: Option<&Value>) {
-    let prev = result.filter(|_| !matches!(version, "0.1.0" | "0.2.0" | "0.3.0" | "0.3.1"));
-    for p in plugins(list).iter().rev() {
-        let c = plugin_conf(list, p, version, at, prev);
-        cni(p, "DEL", at).run(&c).assert_empty_success();
+/// A network list run by cni-runtime (libcni's rules), with its result cache in `cache`.
+struct Chain {
+    list: NetworkList,
+    exec: Recorder,
+    cache: tempfile::TempDir,
+}
+
+impl Chain {
+    fn new(mut list: NetworkList, version: &str) -> Chain {
+        list.cni_version = version.into();
+        Chain {
+            list,
+            exec: Recorder {
+                inner: ProcessRunner {
+                    timeout: Duration::from_secs(60),
+                    pass_stderr: true,
+                },
+                adds: RefCell::new(Vec::new()),
+            },
+            cache: tempfile::tempdir().expect("cache dir"),
+        }
+    }
+
+    fn runtime(&self) -> Runtime<'_> {
+        Runtime {
+            exec: &self.exec,
+            path: vec![common::bin_dir()],
+            cache: Cache::new(self.cache.path()),
+            base_env: Vec::new(),
+        }
+    }
+
+    fn what(&self) -> String {
+        format!("{} at {}", self.list.name, self.list.cni_version)
+    }
+
+    /// ADD through the chain; returns each plugin's result.
+    fn add(&self, at: &Attachment) -> Vec<Value> {
+        self.exec.adds.borrow_mut().clear();
+        let last = self
+            .runtime()
+            .add(&self.list, &at.runtime_conf())
+            .unwrap_or_else(|e| panic!("{} ADD: {e}", self.what()));
+        let results = self.exec.adds.borrow().clone();
+        assert_eq!(results.len(), self.list.plugins.len());
+        assert_eq!(last.as_ref(), results.last(), "{}", self.what());
+        results
+    }
+
+    fn check(&self, at: &Attachment) {
+        self.runtime()
+            .check(&self.list, &at.runtime_conf())
+            .unwrap_or_else(|e| panic!("{} CHECK: {e}", self.what()));
+    }
+
+    /// DEL in reverse order, with the cached result from 0.4.0 on (cni-runtime's rule).
+    fn del(&self, at: &Attachment) {
+        self.runtime()
+            .del(&self.list, &at.runtime_conf())
+            .unwrap_or_else(|e| panic!("{} DEL: {e}", self.what()));
+    }
+
+    /// One plugin's config as the runtime builds it, for a call by hand.
+    fn plugin_conf(&self, index: usize, at: &Attachment, prev: Option<&Value>) -> Value {
+        Value::Object(plugin_config(
+            &self.list,
+            &self.list.plugins[index],
+            prev,
+            &at.runtime_conf(),
+        ))
+    }
+
+    fn call(&self, index: usize, command: &str, at: &Attachment, prev: Option<&Value>) -> common::Out {
+        let ty = self.list.plugins[index]["type"].as_str().expect("type");
+        Cni::new(ty, command)
+            .var("CNI_CONTAINERID", at.id)
+            .var("CNI_IFNAME", at.ifname)
+            .var("CNI_NETNS", &format!("/var/run/netns/{}", at.id))
+            .run(&self.plugin_conf(index, at, prev))
     }
 }
 
@@ -154,8 +195,8 @@ fn port_mappings(capitalised: bool) -> Value {
 /// The whole lifecycle of two attachments through `file` at `version`.
 fn lifecycle(file: &str, version: &str, capitalised: bool) {
     let data = tempfile::tempdir().expect("temp dir");
-    let list = load(file, data.path());
-    let network = list["name"].as_str().expect("name").to_owned();
+    let chain = Chain::new(load(file, data.path()), version);
+    let network = chain.list.name.clone();
     let caps = json!({
         "portMappings": port_mappings(capitalised),
         "bandwidth": if capitalised {
@@ -176,7 +217,7 @@ fn lifecycle(file: &str, version: &str, capitalised: bool) {
     };
     let what = format!("{file} at {version}");
 
-    let ra = add_chain(&list, version, &a);
+    let ra = chain.add(&a);
     let final_a = ra.last().expect("a result").clone();
     for r in &ra {
         assert_eq!(
@@ -204,7 +245,7 @@ fn lifecycle(file: &str, version: &str, capitalised: bool) {
         }
     }
 
-    let rb = add_chain(&list, version, &b);
+    let rb = chain.add(&b);
     let final_b = rb.last().expect("b result").clone();
     let ips_b = addresses(&final_b);
     assert!(
@@ -213,37 +254,37 @@ fn lifecycle(file: &str, version: &str, capitalised: bool) {
     );
     assert_eq!(reserved(data.path(), &network).len(), ips_a.len() + ips_b.len());
 
-    let has_check = !matches!(version, "0.1.0" | "0.2.0" | "0.3.0" | "0.3.1");
+    let has_check = cni_runtime::version::at_least(version, "0.4.0").expect("version");
     if has_check {
-        check_chain(&list, version, &a, &final_a);
-        check_chain(&list, version, &b, &final_b);
+        chain.check(&a);
+        chain.check(&b);
         // A prevResult for the wrong attachment is caught by the bridge.
-        let bridge = &plugins(&list)[0];
-        let c = plugin_conf(&list, bridge, version, &a, Some(&final_b));
-        cni(bridge, "CHECK", &a).run(&c).assert_error(102);
+        chain.call(0, "CHECK", &a, Some(&final_b)).assert_error(102);
     }
 
-    del_chain(&list, version, &a, Some(&final_a));
+    chain.del(&a);
     assert_eq!(
         reserved(data.path(), &network),
         ips_b,
         "{what}: a's addresses released, b's kept"
     );
-    del_chain(&list, version, &a, Some(&final_a));
-    del_chain(&list, version, &b, Some(&final_b));
+    chain.del(&a);
+    chain.del(&b);
     assert!(
         reserved(data.path(), &network).is_empty(),
         "{what}: everything released"
     );
     if has_check {
         // CHECK after DEL fails: the IPAM no longer holds the address.
-        let bridge = &plugins(&list)[0];
-        let c = plugin_conf(&list, bridge, version, &a, Some(&final_a));
         assert!(
-            !cni(bridge, "CHECK", &a).run(&c).ok(),
+            !chain.call(0, "CHECK", &a, Some(&final_a)).ok(),
             "{what}: CHECK after DEL must fail"
         );
     }
+}
+
+fn plugins(list: &Value) -> &Vec<Value> {
+    list["plugins"].as_array().expect("plugins")
 }
 
 #[test]
@@ -301,18 +342,18 @@ fn the_planned_conflists_exist_with_their_fixed_shape() {
     }
     // The default network install.sh writes.
     let default = load("10-sandbox-cni.conflist", Path::new("/unused"));
-    let bridge = &plugins(&default)[0];
+    let bridge = &default.plugins[0];
     assert_eq!(bridge["bridge"], "cni0");
     assert_eq!(bridge["isGateway"], true);
     assert_eq!(bridge["ipam"]["ranges"], json!([[{"subnet": "10.42.0.0/24"}]]));
     assert_eq!(bridge["ipam"]["routes"], json!([{"dst": "0.0.0.0/0"}]));
     let containerd = load("containerd-default.conflist", Path::new("/unused"));
     assert_eq!(
-        plugins(&containerd)[0]["ipam"]["ranges"],
+        containerd.plugins[0]["ipam"]["ranges"],
         json!([[{"subnet": "10.88.0.0/16"}]])
     );
     let dual = load("dual-stack.conflist", Path::new("/unused"));
-    let sets = plugins(&dual)[0]["ipam"]["ranges"]
+    let sets = dual.plugins[0]["ipam"]["ranges"]
         .as_array()
         .expect("ranges")
         .clone();
@@ -346,13 +387,13 @@ fn containerd_capitalised_capability_args_work_through_every_chain() {
 #[test]
 fn dual_stack_gets_one_address_and_default_route_per_family() {
     let data = tempfile::tempdir().expect("temp dir");
-    let list = load("dual-stack.conflist", data.path());
+    let chain = Chain::new(load("dual-stack.conflist", data.path()), "1.0.0");
     let at = Attachment {
         id: "pod-a",
         ifname: "eth0",
         caps: json!({}),
     };
-    let r = add_chain(&list, "1.0.0", &at).pop().expect("result");
+    let r = chain.add(&at).pop().expect("result");
     let ips = addresses(&r);
     assert_eq!(ips.len(), 2);
     assert!(ips[0].is_ipv4() && ips[1].is_ipv6(), "{r}");
@@ -364,7 +405,7 @@ fn dual_stack_gets_one_address_and_default_route_per_family() {
         .filter(|d| *d == "0.0.0.0/0" || *d == "::/0")
         .collect();
     assert_eq!(defaults, vec!["0.0.0.0/0", "::/0"]);
-    del_chain(&list, "1.0.0", &at, Some(&r));
+    chain.del(&at);
     assert!(reserved(data.path(), "sandbox-cni-dual").is_empty());
 }
 
@@ -373,10 +414,9 @@ fn a_k3s_shaped_chain_with_bandwidth_after_portmap_works() {
     // k3s chains portmap then bandwidth after the bridge: extend the default network the same way.
     let data = tempfile::tempdir().expect("temp dir");
     let mut list = load("10-sandbox-cni.conflist", data.path());
-    list["plugins"]
-        .as_array_mut()
-        .expect("plugins")
-        .push(json!({"type": "bandwidth", "capabilities": {"bandwidth": true}}));
+    let bandwidth = json!({"type": "bandwidth", "capabilities": {"bandwidth": true}});
+    list.plugins.push(bandwidth.as_object().expect("object").clone());
+    let chain = Chain::new(list, "1.0.0");
     let caps = json!({"portMappings": port_mappings(true),
                       "bandwidth": {"IngressRate": 1000, "IngressBurst": 1000}});
     let at = Attachment {
@@ -384,17 +424,16 @@ fn a_k3s_shaped_chain_with_bandwidth_after_portmap_works() {
         ifname: "eth0",
         caps,
     };
-    let r = add_chain(&list, "1.0.0", &at).pop().expect("result");
-    check_chain(&list, "1.0.0", &at, &r);
+    let r = chain.add(&at).pop().expect("result");
+    chain.check(&at);
     // An unpaired limit is refused by bandwidth, as the reference documents.
     let bad = Attachment {
         id: "pod-x",
         ifname: "eth0",
         caps: json!({"bandwidth": {"IngressRate": 1000}}),
     };
-    let bw = plugins(&list).last().expect("bandwidth").clone();
-    let c = plugin_conf(&list, &bw, "1.0.0", &bad, Some(&r));
-    cni(&bw, "ADD", &bad).run(&c).assert_error(7);
-    del_chain(&list, "1.0.0", &at, Some(&r));
+    let last = chain.list.plugins.len() - 1;
+    chain.call(last, "ADD", &bad, Some(&r)).assert_error(7);
+    chain.del(&at);
     assert!(reserved(data.path(), "sandbox-cni").is_empty());
 }

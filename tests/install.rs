@@ -423,4 +423,60 @@ fn release_for_another_architecture_is_refused_clearly() {
         "{out}"
     );
     assert!(!s.bin.exists() && !s.conf.exists() && !s.cli.exists());
+
+#[test]
+fn a_cnitool_link_is_made_only_when_no_cnitool_is_on_path() {
+    // PATH without any directory holding a cnitool, so the "none on PATH" half always runs.
+    let path = std::env::var("PATH")
+        .unwrap_or_default()
+        .split(':')
+        .filter(|d| !Path::new(d).join("cnitool").exists())
+        .collect::<Vec<_>>()
+        .join(":");
+    let run = |s: &Setup, args: &[&str], extra_path: Option<&Path>| {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("install.sh");
+        let path = match extra_path {
+            Some(d) => format!("{}:{path}", d.display()),
+            None => path.clone(),
+        };
+        let out = Command::new(script)
+            .args(["--from"])
+            .arg(&s.from)
+            .arg("--bin-dir")
+            .arg(&s.bin)
+            .arg("--conf-dir")
+            .arg(&s.conf)
+            .arg("--cli-dir")
+            .arg(&s.cli)
+            .args(args)
+            .env("PATH", path)
+            .output()
+            .expect("run install.sh");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // Another cnitool on PATH: no link.
+    let s = setup();
+    let other = s.from.parent().unwrap().join("other");
+    fs::create_dir(&other).unwrap();
+    fs::write(other.join("cnitool"), "#!/bin/sh\n").unwrap();
+    fs::set_permissions(other.join("cnitool"), fs::Permissions::from_mode(0o755)).unwrap();
+    run(&s, &[], Some(&other));
+    assert!(fs::symlink_metadata(s.cli.join("cnitool")).is_err());
+
+    // None on PATH: the link is made, recorded, kept on a re-run and removed by --uninstall.
+    let s = setup();
+    let out = run(&s, &[], None);
+    assert!(out.contains("cnitool -> k3s-sandbox"), "{out}");
+    let link = s.cli.join("cnitool");
+    assert_eq!(fs::read_link(&link).unwrap(), Path::new("k3s-sandbox"));
+    let manifest = fs::read_to_string(s.bin.join(".sandbox-cni.manifest")).unwrap();
+    assert!(
+        manifest.contains(&format!("link {} k3s-sandbox", link.display())),
+        "{manifest}"
+    );
+    run(&s, &[], None);
+    assert!(fs::read_link(&link).is_ok());
+    run(&s, &["--uninstall"], None);
+    assert!(fs::symlink_metadata(&link).is_err());
 }

@@ -30,15 +30,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha512};
 
 /// Every plugin binary of the root package.
-const PLUGINS: [&str; 7] = [
-    "loopback",
-    "host-local",
-    "bridge",
-    "portmap",
-    "bandwidth",
-    "firewall",
-    "tuning",
-];
+const PLUGINS: [&str; 7] = cni_runtime::plugins::ALL;
 /// Spec versions libcni 1.1.2 can parse results of (besides the legacy 0.1.0/0.2.0 and 0.3.0).
 const LIBCNI_VERSIONS: [&str; 3] = ["0.3.1", "0.4.0", "1.0.0"];
 /// Versions every plugin must list in VERSION so that libcni 1.1.2 can use it at any version it knows.
@@ -549,13 +541,9 @@ fn ensure(cond: bool, msg: impl FnOnce() -> String) -> Result<(), String> {
     if cond { Ok(()) } else { Err(msg()) }
 }
 
+/// `v >= min` in cni-runtime's version order ("1.0" equals "1.0.0").
 fn version_at_least(v: &str, min: &str) -> bool {
-    let parts = |s: &str| {
-        s.split('.')
-            .map(|p| p.parse::<u32>().unwrap_or(0))
-            .collect::<Vec<_>>()
-    };
-    parts(v) >= parts(min)
+    cni_runtime::version::at_least(v, min).unwrap_or(false)
 }
 
 /// Index of the range set (and the subnet in it) that contains `ip`.

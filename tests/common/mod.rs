@@ -278,19 +278,11 @@ pub fn golden(rel: &str, actual: &[u8]) {
     );
 }
 
-/// Every supported spec version.
-pub const VERSIONS: [&str; 7] = ["0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"];
+/// Every supported spec version (cni-core's list).
+pub const VERSIONS: [&str; 7] = cni_core::version::SUPPORTED;
 
-/// Every plugin binary of the suite.
-pub const PLUGINS: [&str; 7] = [
-    "loopback",
-    "host-local",
-    "bridge",
-    "portmap",
-    "bandwidth",
-    "firewall",
-    "tuning",
-];
+/// Every plugin binary of the suite (cni-runtime's list).
+pub const PLUGINS: [&str; 7] = cni_runtime::plugins::ALL;
 
 /// The addresses reserved in a host-local network directory (`<dataDir>/<network>`), sorted; empty
 /// when the directory does not exist.

@@ -1,41 +1,16 @@
 //! Running another plugin (the IPAM) the way SPEC.md "Delegated plugins" describes: found by type on
-//! CNI_PATH, run with the same environment (the process's own, inherited, with only CNI_COMMAND set to
-//! the verb) and the same stdin bytes; its stderr flows to ours; its error reply is passed on unchanged.
+//! CNI_PATH, run through the [`crate::exec`] seam with the request's environment (its six CNI_* values,
+//! CNI_COMMAND set to the verb) and the same stdin bytes; its stderr flows to ours; its error reply is
+//! passed on unchanged.
 
-use std::io::{ErrorKind, Read, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Command as Process, Stdio};
+use std::ffi::OsString;
 
-use crate::env::{CNI_COMMAND, Command, Env};
+use crate::env::{CNI_ARGS, CNI_COMMAND, CNI_CONTAINERID, CNI_IFNAME, CNI_NETNS, CNI_PATH, Command, Env};
 use crate::error::{CniError, CniResult, code};
+pub use crate::exec::find_plugin;
+use crate::exec::{Exec, ProcessExec, decode_error};
 use crate::result::NetResult;
 use crate::version::Version;
-
-/// Finds plugin `name` in the CNI_PATH directories: the first regular file (links followed).
-pub fn find_plugin(name: &str, path: &[PathBuf]) -> CniResult<PathBuf> {
-    if name.is_empty() || name.contains('/') || name.contains('\\') || name == "." || name == ".." {
-        return Err(CniError::invalid_config(format!(
-            "invalid plugin type {name:?}: it must be a bare file name"
-        )));
-    }
-    if path.is_empty() {
-        return Err(CniError::invalid_env(format!(
-            "CNI_PATH is empty, so plugin {name:?} cannot be found: set CNI_PATH to the plugin directories"
-        )));
-    }
-    path.iter()
-        .map(|dir| dir.join(name))
-        .find(|p| p.metadata().map(|m| m.is_file()).unwrap_or(false))
-        .ok_or_else(|| {
-            CniError::invalid_config(format!(
-                "failed to find plugin {name:?} in path [{}]",
-                path.iter()
-                    .map(|p| p.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            ))
-        })
-}
 
 /// Runs `name` for `command` and, for ADD, returns its result read into the model.
 ///
@@ -48,15 +23,27 @@ pub fn delegate(
     stdin: &[u8],
     version: Version,
 ) -> CniResult<Option<NetResult>> {
-    let exe = find_plugin(name, &env.path)?;
-    let out = exec(&exe, command, stdin).map_err(|e| {
+    delegate_with(&ProcessExec, name, command, env, stdin, version)
+}
+
+/// [`delegate`] through any [`Exec`].
+pub fn delegate_with(
+    exec: &dyn Exec,
+    name: &str,
+    command: Command,
+    env: &Env,
+    stdin: &[u8],
+    version: Version,
+) -> CniResult<Option<NetResult>> {
+    let exe = exec.find(name, &env.path)?;
+    let out = exec.exec(&exe, &request_env(command, env), stdin).map_err(|e| {
         CniError::new(
             code::DELEGATE_FAILED,
             format!("cannot run plugin {name:?} ({}): {e}", exe.display()),
         )
     })?;
     if !out.success {
-        return Err(error_reply(name, command, &out));
+        return Err(decode_error(name, command.as_str(), &out));
     }
     if command != Command::Add {
         return Ok(None);
@@ -70,77 +57,35 @@ pub fn delegate(
     NetResult::from_json(&value, version, &format!("the {name} result")).map(Some)
 }
 
-fn error_reply(name: &str, command: Command, out: &Output) -> CniError {
-    #[derive(serde::Deserialize)]
-    struct Reply {
-        code: u32,
-        msg: String,
-        details: Option<String>,
+/// The delegate's environment, built explicitly: the non-CNI variables of this process, then the six
+/// CNI_* variables from the request (the verb replaced by `command`).
+fn request_env(command: Command, env: &Env) -> Vec<(OsString, OsString)> {
+    let six = [
+        CNI_COMMAND,
+        CNI_CONTAINERID,
+        CNI_NETNS,
+        CNI_IFNAME,
+        CNI_ARGS,
+        CNI_PATH,
+    ];
+    let mut out: Vec<(OsString, OsString)> = std::env::vars_os()
+        .filter(|(k, _)| !six.iter().any(|s| k == s))
+        .collect();
+    let path = env
+        .path
+        .iter()
+        .map(|p| p.as_os_str().to_owned())
+        .collect::<Vec<_>>()
+        .join(std::ffi::OsStr::new(":"));
+    for (k, v) in [
+        (CNI_COMMAND, OsString::from(command.as_str())),
+        (CNI_CONTAINERID, env.container_id.clone().into()),
+        (CNI_NETNS, env.netns.clone().into()),
+        (CNI_IFNAME, env.ifname.clone().into()),
+        (CNI_ARGS, env.args.clone().into()),
+        (CNI_PATH, path),
+    ] {
+        out.push((k.into(), v));
     }
-    match serde_json::from_slice::<Reply>(&out.stdout) {
-        Ok(r) => CniError {
-            code: r.code,
-            msg: r.msg,
-            details: r.details.filter(|d| !d.is_empty()),
-        },
-        Err(_) => CniError::new(
-            code::DELEGATE_FAILED,
-            format!(
-                "plugin {name:?} failed {} ({}) without a CNI error reply",
-                command.as_str(),
-                out.status
-            ),
-        )
-        .with_details(format!(
-            "its stdout was: {}",
-            String::from_utf8_lossy(&out.stdout[..out.stdout.len().min(512)])
-        )),
-    }
-}
-
-struct Output {
-    success: bool,
-    status: String,
-    stdout: Vec<u8>,
-}
-
-fn exec(exe: &Path, command: Command, stdin: &[u8]) -> std::io::Result<Output> {
-    let mut attempts = 0;
-    let mut child = loop {
-        let spawned = Process::new(exe)
-            // The process environment as we received it, with only the verb changed.
-            .env(CNI_COMMAND, command.as_str())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn();
-        match spawned {
-            // Another process may still be writing the binary (install in progress): retry briefly.
-            Err(e) if e.kind() == ErrorKind::ExecutableFileBusy && attempts < 5 => {
-                attempts += 1;
-                std::thread::sleep(std::time::Duration::from_millis(50 * attempts));
-            }
-            other => break other?,
-        }
-    };
-    // Write the whole configuration, then read the reply. CNI plugins read all of stdin before they
-    // answer (libcni's skel does, and so does ours), so this cannot deadlock on a conforming plugin,
-    // and it needs no second thread. A plugin that exits without reading is not an error here: its
-    // exit status and reply say what happened.
-    if let Some(mut w) = child.stdin.take() {
-        match w.write_all(stdin) {
-            Err(e) if e.kind() != ErrorKind::BrokenPipe => return Err(e),
-            _ => {}
-        }
-    }
-    let mut stdout = Vec::new();
-    if let Some(mut r) = child.stdout.take() {
-        r.read_to_end(&mut stdout)?;
-    }
-    let status = child.wait()?;
-    Ok(Output {
-        success: status.success(),
-        status: status.to_string(),
-        stdout,
-    })
+    out
 }

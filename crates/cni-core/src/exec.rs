@@ -1,3 +1,149 @@
+//! The exec seam (the role of libcni's pkg/invoke): find a plugin on CNI_PATH, run it with an explicit
+//! environment and stdin, and decode its error reply.
+//!
+//! Delegation ([`crate::delegate`]) and the runtime crate both go through [`Exec`], so tests can put a
+//! fake in its place and no caller depends on the process environment by accident.
+
+use std::ffi::OsString;
+use std::io::{ErrorKind, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command as Process, Stdio};
+
+use crate::error::{CniError, CniResult, code};
+
+/// One environment, complete: the child gets exactly these variables.
+pub type EnvList = Vec<(OsString, OsString)>;
+
+/// What a plugin process produced.
+#[derive(Debug, Clone, Default)]
+pub struct ExecOutput {
+    pub success: bool,
+    /// How it ended, for messages ("exit status: 1", "timed out and was killed").
+    pub status: String,
+    pub stdout: Vec<u8>,
+    /// Empty when the implementation passes stderr through.
+    pub stderr: Vec<u8>,
+}
+
+/// Runs plugin executables.
+pub trait Exec {
+    /// Runs `exe` with exactly `env` (nothing inherited) and `stdin`.
+    fn exec(&self, exe: &Path, env: &[(OsString, OsString)], stdin: &[u8]) -> std::io::Result<ExecOutput>;
+
+    /// Finds plugin `name` on `path` (CNI_PATH); fakes may map names however they like.
+    fn find(&self, name: &str, path: &[PathBuf]) -> CniResult<PathBuf> {
+        find_plugin(name, path)
+    }
+}
+
+/// Finds plugin `name` in the CNI_PATH directories: the first regular file (links followed), as libcni.
+pub fn find_plugin(name: &str, path: &[PathBuf]) -> CniResult<PathBuf> {
+    if name.is_empty() || name.contains('/') || name.contains('\\') || name == "." || name == ".." {
+        return Err(CniError::invalid_config(format!(
+            "invalid plugin type {name:?}: it must be a bare file name"
+        )));
+    }
+    if path.is_empty() {
+        return Err(CniError::invalid_env(format!(
+            "CNI_PATH is empty, so plugin {name:?} cannot be found: set CNI_PATH to the plugin directories"
+        )));
+    }
+    path.iter()
+        .map(|dir| dir.join(name))
+        .find(|p| p.metadata().map(|m| m.is_file()).unwrap_or(false))
+        .ok_or_else(|| {
+            CniError::invalid_config(format!(
+                "failed to find plugin {name:?} in path [{}]",
+                path.iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ))
+        })
+}
+
+/// The error a failed plugin reported: its own error object from stdout when it printed one, else a
+/// code-103 error quoting what it printed (stdout, then stderr).
+pub fn decode_error(name: &str, verb: &str, out: &ExecOutput) -> CniError {
+    #[derive(serde::Deserialize)]
+    struct Reply {
+        code: u32,
+        msg: String,
+        details: Option<String>,
+    }
+    match serde_json::from_slice::<Reply>(&out.stdout) {
+        Ok(r) => CniError {
+            code: r.code,
+            msg: r.msg,
+            details: r.details.filter(|d| !d.is_empty()),
+        },
+        Err(_) => {
+            let text = if out.stdout.iter().all(u8::is_ascii_whitespace) {
+                &out.stderr
+            } else {
+                &out.stdout
+            };
+            CniError::new(
+                code::DELEGATE_FAILED,
+                format!(
+                    "plugin {name:?} failed {verb} ({}) without a CNI error reply",
+                    out.status
+                ),
+            )
+            .with_details(format!(
+                "it printed: {}",
+                String::from_utf8_lossy(&text[..text.len().min(512)]).trim()
+            ))
+        }
+    }
+}
+
+/// The real thing: a child process, stderr passed through, retried briefly on "text file busy".
+pub struct ProcessExec;
+
+impl Exec for ProcessExec {
+    fn exec(&self, exe: &Path, env: &[(OsString, OsString)], stdin: &[u8]) -> std::io::Result<ExecOutput> {
+        let mut attempts = 0;
+        let mut child = loop {
+            let spawned = Process::new(exe)
+                .env_clear()
+                .envs(env.iter().map(|(k, v)| (k, v)))
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit())
+                .spawn();
+            match spawned {
+                // Another process may still be writing the binary (install in progress): retry briefly.
+                Err(e) if e.kind() == ErrorKind::ExecutableFileBusy && attempts < 5 => {
+                    attempts += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(50 * attempts));
+                }
+                other => break other?,
+            }
+        };
+        // Write the whole configuration, then read the reply. CNI plugins read all of stdin before they
+        // answer (libcni's skel does, and so does ours), so this cannot deadlock on a conforming plugin,
+        // and it needs no second thread. A plugin that exits without reading is not an error here: its
+        // exit status and reply say what happened.
+        if let Some(mut w) = child.stdin.take() {
+            match w.write_all(stdin) {
+                Err(e) if e.kind() != ErrorKind::BrokenPipe => return Err(e),
+                _ => {}
+            }
+        }
+        let mut stdout = Vec::new();
+        if let Some(mut r) = child.stdout.take() {
+            r.read_to_end(&mut stdout)?;
+        }
+        let status = child.wait()?;
+        Ok(ExecOutput {
+            success: status.success(),
+            status: status.to_string(),
+            stdout,
+            stderr: Vec::new(),
+        })
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -9,7 +155,7 @@ mod tests {
 
     #[derive(Default)]
     struct Fake {
-        seen: RefCell<Vec<(PathBuf, Vec<(OsString, OsString)>)>>,
+        seen: RefCell<Vec<(PathBuf, EnvList)>>,
         reply: ExecOutput,
     }
 
@@ -49,12 +195,19 @@ mod tests {
         let seen = fake.seen.borrow();
         let (exe, vars) = &seen[0];
         assert_eq!(exe, Path::new("/fake/host-local"));
-        let get = |k: &str| vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.to_str().unwrap().to_string());
+        let get = |k: &str| {
+            vars.iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.to_str().unwrap().to_string())
+        };
         assert_eq!(get("CNI_COMMAND").as_deref(), Some("DEL"));
         assert_eq!(get("CNI_CONTAINERID").as_deref(), Some("c1"));
         assert_eq!(get("CNI_ARGS").as_deref(), Some("A=1"));
         assert_eq!(get("CNI_PATH").as_deref(), Some("/a:/b"));
         assert_eq!(vars.iter().filter(|(n, _)| n == "CNI_COMMAND").count(), 1);
+        drop(seen);
+        let r = delegate_with(&fake, "host-local", Command::Add, &env(), b"{}", Version::V1_0_0).unwrap();
+        assert_eq!(r.unwrap().ips.len(), 1);
     }
 
     #[test]
@@ -66,7 +219,10 @@ mod tests {
             stderr: vec![],
         };
         let e = decode_error("x", "ADD", &out);
-        assert_eq!((e.code, e.msg.as_str(), e.details.as_deref()), (11, "busy", Some("try later")));
+        assert_eq!(
+            (e.code, e.msg.as_str(), e.details.as_deref()),
+            (11, "busy", Some("try later"))
+        );
         let out = ExecOutput {
             stdout: b"  ".to_vec(),
             stderr: b"panic: boom".to_vec(),

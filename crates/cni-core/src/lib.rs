@@ -4,6 +4,7 @@
 //! - [`result`]: the one result model and its conversion to and from every spec version;
 //! - [`skel`]: the dispatcher ([`skel::dispatch`] for tests, [`skel::run`] for `main`);
 //! - [`env`], [`args`]: the CNI_* environment and CNI_ARGS;
+//! - [`exec`]: the exec seam (find on CNI_PATH, explicit environment, error replies);
 //! - [`delegate`]: running the IPAM plugin;
 //! - [`output`]: the only writer of stdout; [`error`]: coded errors; [`ident`]: deterministic names.
 
@@ -12,6 +13,7 @@ pub mod config;
 pub mod delegate;
 pub mod env;
 pub mod error;
+pub mod exec;
 pub mod ident;
 pub mod output;
 pub mod result;

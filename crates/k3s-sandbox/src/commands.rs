@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use cni_runtime::NetworkList;
+use cni_runtime::runner::ProcessRunner;
 
 use crate::conflist::{self, WriteOutcome};
 use crate::doctor::{self, Level};
@@ -105,29 +106,26 @@ fn k3s_found() -> std::result::Result<(PathBuf, String, Option<flags::K3sVersion
 
 /// The network containerd would use: the first config of the conf dir, or
 /// the built-in default when the conf dir has none.
-fn network_to_test(dirs: &Dirs, explicit: Option<&Path>) -> Result<(Value, String)> {
+fn network_to_test(dirs: &Dirs, explicit: Option<&Path>) -> Result<(NetworkList, String)> {
     if let Some(f) = explicit {
-        return Ok((conflist::load_as_list(f)?, f.display().to_string()));
+        return Ok((NetworkList::load_file(f)?, f.display().to_string()));
     }
-    let files = match conflist::config_files(&dirs.cni_conf_dir) {
+    let first = match cni_runtime::conf::default_network(&dirs.cni_conf_dir) {
         Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(Failure::io("list", &dirs.cni_conf_dir, &e)),
     };
-    match files.first() {
-        Some(f) => Ok((conflist::load_as_list(f)?, f.display().to_string())),
-        None => {
-            let v: Value = serde_json::from_str(conflist::TEMPLATE)
-                .map_err(|e| Failure::new(format!("built-in conflist: {e}")))?;
-            Ok((
-                v,
-                format!(
-                    "built-in {} (no config in {})",
-                    conflist::FILE_NAME,
-                    dirs.cni_conf_dir.display()
-                ),
-            ))
-        }
+    match first {
+        Some((f, list)) => Ok((list?, f.display().to_string())),
+        None => Ok((
+            NetworkList::from_list_bytes(conflist::TEMPLATE.as_bytes())
+                .map_err(|e| Failure::new(format!("built-in conflist: {e}")))?,
+            format!(
+                "built-in {} (no config in {})",
+                conflist::FILE_NAME,
+                dirs.cni_conf_dir.display()
+            ),
+        )),
     }
 }
 
@@ -138,11 +136,11 @@ fn run_selftest(dirs: &Dirs, explicit: Option<&Path>) -> Result<selftest::Report
         dirs.cni_bin_dir.display()
     ));
     let (plan, work) = selftest::plan_in(&std::env::temp_dir(), list, &dirs.cni_bin_dir)?;
-    let mut runner = selftest::ExecRunner {
-        bin_dir: dirs.cni_bin_dir.clone(),
+    let runner = ProcessRunner {
         timeout: Duration::from_secs(30),
+        pass_stderr: false,
     };
-    let result = selftest::run(&mut runner, &plan, &mut |line| say(&format!("  {line}")));
+    let result = selftest::run(&runner, &plan, &mut |line| say(&format!("  {line}")));
     let _ = fs::remove_dir_all(&work);
     result.map_err(|e| Failure::new(format!("CNI self-test failed: {}", e.message)))
 }
@@ -184,7 +182,7 @@ fn print_export(state: &StateFiles) {
 /// the default of the repository conflist.
 fn current_subnet(state: &StateFiles) -> Result<String> {
     match fs::read_to_string(&state.pod_cidr) {
-        Ok(t) if conflist::parse_cidr(t.trim()).is_ok() => Ok(t.trim().to_string()),
+        Ok(t) if cni_runtime::parse_cidr(t.trim()).is_ok() => Ok(t.trim().to_string()),
         _ => conflist::default_subnet(),
     }
 }
@@ -316,7 +314,7 @@ fn sync_pod_cidr(k3s: &Path, dirs: &Dirs, node: &str, deadline: Instant) -> Resu
         ));
         return Ok(());
     };
-    if let Err(e) = conflist::parse_cidr(&cidr) {
+    if let Err(e) = cni_runtime::parse_cidr(&cidr) {
         say(&format!(
             "warning: node {node} has an unusable podCIDR: {e}; the conflist keeps {current}"
         ));
@@ -500,7 +498,7 @@ pub fn up(g: &GlobalArgs, a: &UpArgs) -> Result<u8> {
     }
     written.save(&state.written)?;
     if profile == Profile::Agent {
-        if let Ok(files) = conflist::config_files(&dirs.cni_conf_dir)
+        if let Ok(files) = cni_runtime::conf::config_files(&dirs.cni_conf_dir)
             && let Some(first) = files
                 .first()
                 .filter(|f| f.file_name().is_some_and(|n| n != conflist::FILE_NAME))

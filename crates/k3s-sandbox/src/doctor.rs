@@ -169,7 +169,10 @@ fn chain_level(profile: Option<Profile>) -> Level {
 /// One line per plugin: the required ones plus every type the picked
 /// conflist uses.
 pub fn plugin_checks(bin_dir: &Path, extra_types: &[String], profile: Option<Profile>) -> Vec<Check> {
-    let mut names: Vec<String> = plugins::REQUIRED.iter().map(|s| s.to_string()).collect();
+    let mut names: Vec<String> = cni_runtime::plugins::DEFAULT_NETWORK
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     for t in extra_types {
         if !names.contains(t) {
             names.push(t.clone());
@@ -200,7 +203,7 @@ pub fn plugin_checks(bin_dir: &Path, extra_types: &[String], profile: Option<Pro
 /// would pick.
 pub fn conflist_checks(conf_dir: &Path, profile: Option<Profile>) -> (Vec<Check>, Vec<String>) {
     let al = agent_level(profile);
-    let files = match conflist::config_files(conf_dir) {
+    let files = match cni_runtime::conf::config_files(conf_dir) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return (
@@ -243,9 +246,9 @@ pub fn conflist_checks(conf_dir: &Path, profile: Option<Profile>) -> (Vec<Check>
     let first_name = names.first().cloned().unwrap_or_default();
     let mut out = Vec::new();
     let mut types = Vec::new();
-    match conflist::load_as_list(first) {
+    match cni_runtime::NetworkList::load_file(first) {
         Ok(list) => {
-            types = conflist::plugin_types(&list);
+            types = list.plugin_types();
             let listing = format!("files: {}", names.join(", "));
             if first_name == conflist::FILE_NAME {
                 out.push(Check::ok(
@@ -261,10 +264,7 @@ pub fn conflist_checks(conf_dir: &Path, profile: Option<Profile>) -> (Vec<Check>
         Err(e) => out.push(Check::bad(
             chain_level(profile),
             "CNI config",
-            format!(
-                "containerd would pick {first_name}, which is unusable: {}",
-                e.message
-            ),
+            format!("containerd would pick {first_name}, which is unusable: {e}"),
             "fix or remove that file; containerd fails to load a broken first config",
         )),
     }

@@ -1,6 +1,7 @@
 //! `k3s-sandbox`: check a sandbox, wire the sandbox-cni plugins and run k3s.
 //! See docs/k3s.md.
 
+mod cni_cmd;
 mod commands;
 mod conflist;
 mod doctor;
@@ -80,6 +81,8 @@ enum Command {
     Env,
     /// Print the end of the k3s log
     Logs(LogsArgs),
+    /// Run a CNI network by hand like cnitool: add, check, del, gc, status, version, ls
+    Cni(cni_cmd::CniArgs),
 }
 
 #[derive(Args, Debug)]
@@ -149,6 +152,9 @@ pub struct LogsArgs {
 const USAGE_ERROR: u8 = 64;
 
 fn main() -> ExitCode {
+    if let Some(code) = cni_cmd::run_as_cnitool() {
+        return code;
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -168,6 +174,7 @@ fn main() -> ExitCode {
         Command::Status => commands::status(&cli.global),
         Command::Env => commands::env(&cli.global),
         Command::Logs(a) => commands::logs(&cli.global, &a),
+        Command::Cni(a) => cni_cmd::run(&a),
     };
     match result {
         Ok(code) => ExitCode::from(code),

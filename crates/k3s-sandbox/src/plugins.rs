@@ -8,12 +8,15 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use cni_runtime::cache::Cache;
+use cni_runtime::runner::ProcessRunner;
+use cni_runtime::runtime::{Runtime, supported_versions};
+
 use crate::error::{Failure, Result};
 use crate::util;
 
-/// Plugins containerd needs for the default network: loopback for `lo`,
-/// and the three types of cni-conf/10-sandbox-cni.conflist.
-pub const REQUIRED: [&str; 4] = ["loopback", "bridge", "host-local", "portmap"];
+/// Plugins containerd needs for the default network (cni-runtime's list).
+pub const REQUIRED: [&str; 4] = cni_runtime::plugins::DEFAULT_NETWORK;
 /// Versions every plugin must support: 0.3.1 for containerd's loopback
 /// network, 1.0.0 for the default conflist.
 pub const NEEDED_VERSIONS: [&str; 2] = ["0.3.1", "1.0.0"];
@@ -37,19 +40,6 @@ impl PluginState {
     }
 }
 
-/// The environment libcni gives a plugin for VERSION: all six CNI_* vars,
-/// most of them empty.
-fn version_env(bin_dir: &Path) -> Vec<(String, String)> {
-    vec![
-        ("CNI_COMMAND".into(), "VERSION".into()),
-        ("CNI_CONTAINERID".into(), String::new()),
-        ("CNI_NETNS".into(), String::new()),
-        ("CNI_IFNAME".into(), String::new()),
-        ("CNI_ARGS".into(), String::new()),
-        ("CNI_PATH".into(), bin_dir.to_string_lossy().into_owned()),
-    ]
-}
-
 /// Check one plugin file: a regular executable file that answers
 /// `CNI_COMMAND=VERSION` with JSON listing 0.3.1 and 1.0.0.
 pub fn check_plugin(path: &Path) -> PluginState {
@@ -70,62 +60,39 @@ pub fn check_plugin(path: &Path) -> PluginState {
     if meta.permissions().mode() & 0o111 == 0 {
         return PluginState::Broken("not executable (chmod 0755 it)".into());
     }
-    let dir = path.parent().unwrap_or(Path::new("/"));
-    let out = match util::run_with_timeout(
-        path,
-        &[] as &[&str],
-        &version_env(dir),
-        br#"{"cniVersion":"1.0.0"}"#,
-        VERSION_TIMEOUT,
-    ) {
-        Ok(o) => o,
-        Err(e) => return PluginState::Broken(format!("cannot run it: {e}")),
+    // VERSION the way libcni asks it: the plugin found by name in its directory, an explicit
+    // environment, a deadline.
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else {
+        return PluginState::Broken("not a plugin file name".into());
     };
-    if !out.success() {
-        return PluginState::Broken(format!(
-            "CNI_COMMAND=VERSION {}: {}",
-            out.describe_end(),
-            first_line(&out.stdout_text(), &out.stderr_text())
-        ));
-    }
-    match parse_versions(&out.stdout) {
-        Ok(versions) => {
-            let missing: Vec<&str> = NEEDED_VERSIONS
-                .iter()
-                .copied()
-                .filter(|v| !versions.iter().any(|x| x == v))
-                .collect();
-            if missing.is_empty() {
-                PluginState::Ok { versions }
-            } else {
-                PluginState::Broken(format!(
-                    "VERSION lists {} but not {}",
-                    versions.join(", "),
-                    missing.join(", ")
-                ))
-            }
-        }
-        Err(e) => PluginState::Broken(format!("VERSION answer unusable: {e}")),
-    }
-}
-
-fn first_line(a: &str, b: &str) -> String {
-    let text = if a.trim().is_empty() { b } else { a };
-    text.lines().next().unwrap_or("(no output)").trim().to_string()
-}
-
-/// `supportedVersions` from a VERSION answer.
-pub fn parse_versions(stdout: &[u8]) -> std::result::Result<Vec<String>, String> {
-    let v: Value = serde_json::from_slice(stdout).map_err(|e| format!("not JSON ({e})"))?;
-    let list = v
-        .get("supportedVersions")
-        .and_then(Value::as_array)
-        .ok_or("no supportedVersions list")?;
-    Ok(list
+    let runner = ProcessRunner {
+        timeout: VERSION_TIMEOUT,
+        pass_stderr: false,
+    };
+    let runtime = Runtime {
+        exec: &runner,
+        path: vec![dir.to_path_buf()],
+        cache: Cache::new(dir),
+        base_env: Vec::new(),
+    };
+    let versions = match runtime.version(name) {
+        Ok(answer) => supported_versions(&answer),
+        Err(e) => return PluginState::Broken(format!("CNI_COMMAND=VERSION: {}", e.message)),
+    };
+    let missing: Vec<&str> = NEEDED_VERSIONS
         .iter()
-        .filter_map(Value::as_str)
-        .map(str::to_string)
-        .collect())
+        .copied()
+        .filter(|v| !versions.iter().any(|x| x == v))
+        .collect();
+    if missing.is_empty() {
+        PluginState::Ok { versions }
+    } else {
+        PluginState::Broken(format!(
+            "VERSION lists {} but not {}",
+            versions.join(", "),
+            missing.join(", ")
+        ))
+    }
 }
 
 /// Files k3s-sandbox wrote outside the data dir, with the hash of what it
@@ -337,7 +304,7 @@ mod tests {
         fs::write(&p, "#!/bin/sh\necho '{\"code\":4,\"msg\":\"nope\"}'; exit 1\n").unwrap();
         fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
         assert!(
-            matches!(check_plugin(&p), PluginState::Broken(w) if w.contains("status 1") && w.contains("nope"))
+            matches!(check_plugin(&p), PluginState::Broken(w) if w.contains("VERSION") && w.contains("nope"))
         );
         let d = dir.path().join("dir");
         fs::create_dir(&d).unwrap();

@@ -1,81 +1,31 @@
-//! A small CNI runtime that drives the installed plugins the way containerd
-//! does through go-cni and libcni: the loopback network (cniVersion 0.3.1,
-//! `lo`), then the default conflist on `eth0` with prevResult chaining; CHECK
-//! in list order with the final result; DEL in reverse order. No kernel
-//! networking is involved, so it runs anywhere, without privileges.
+//! A small CNI runtime run the way containerd does through go-cni and libcni (the rules themselves are
+//! cni-runtime's): the loopback network (cniVersion 0.3.1, `lo`), then the network under test on `eth0`;
+//! CHECK with the cached result; DEL in reverse order, twice; then DEL of the loopback network. On top,
+//! go-cni's result rules on the raw JSON the last plugin printed. No kernel networking is involved, so
+//! it runs anywhere, without privileges.
 
+use std::cell::RefCell;
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
+use cni_core::exec::{Exec, ExecOutput};
+use cni_runtime::cache::Cache;
+use cni_runtime::{NetworkList, Runtime, RuntimeConf};
 use serde_json::{Map, Value, json};
 
 use crate::error::{Failure, Result};
 use crate::util;
 
-/// What running a plugin produced.
-#[derive(Debug, Clone)]
-pub struct RunOutput {
-    pub success: bool,
-    pub stdout: Vec<u8>,
-    pub stderr: Vec<u8>,
-    /// "exited with status 1" and the like.
-    pub end: String,
-}
-
-/// Executes a plugin by type. The real implementation runs
-/// `<bin-dir>/<type>`; tests use an in-memory fake.
-pub trait PluginRunner {
-    fn run(
-        &mut self,
-        plugin_type: &str,
-        env: &[(String, String)],
-        stdin: &[u8],
-    ) -> std::result::Result<RunOutput, String>;
-}
-
-/// Runs plugin executables from one directory, like libcni with CNI_PATH.
-pub struct ExecRunner {
-    pub bin_dir: PathBuf,
-    pub timeout: Duration,
-}
-
-impl PluginRunner for ExecRunner {
-    fn run(
-        &mut self,
-        plugin_type: &str,
-        env: &[(String, String)],
-        stdin: &[u8],
-    ) -> std::result::Result<RunOutput, String> {
-        if plugin_type.contains('/') || plugin_type.is_empty() {
-            return Err(format!("invalid plugin type {plugin_type:?}"));
-        }
-        let path = self.bin_dir.join(plugin_type);
-        if !std::fs::metadata(&path).is_ok_and(|m| m.is_file()) {
-            return Err(format!(
-                "failed to find plugin {plugin_type:?} in path [{}]; run ./install.sh or \
-                 `k3s-sandbox up --plugins-from DIR`",
-                self.bin_dir.display()
-            ));
-        }
-        let out = util::run_with_timeout(&path, &[] as &[&str], env, stdin, self.timeout)
-            .map_err(|e| format!("cannot run {}: {e}", path.display()))?;
-        Ok(RunOutput {
-            success: out.success(),
-            end: out.describe_end(),
-            stdout: out.stdout,
-            stderr: out.stderr,
-        })
-    }
-}
-
 /// Inputs of one self-test run.
 #[derive(Debug, Clone)]
 pub struct Plan {
-    /// The network list to test (already normalised to a conflist).
-    pub list: Value,
+    /// The network list to test.
+    pub list: NetworkList,
     pub bin_dir: PathBuf,
     /// Throwaway host-local data dir; written into every `ipam.dataDir`.
     pub ipam_dir: PathBuf,
+    /// Throwaway libcni result cache.
+    pub cache_dir: PathBuf,
     pub container_id: String,
     pub netns: PathBuf,
 }
@@ -94,216 +44,40 @@ impl Report {
     }
 }
 
-/// containerd's built-in loopback network.
-pub fn loopback_list() -> Value {
-    json!({
-        "cniVersion": "0.3.1",
-        "name": "cni-loopback",
-        "plugins": [{ "type": "loopback" }]
-    })
+/// An [`Exec`] that reports every plugin run that succeeded, one line each.
+struct Logged<'a> {
+    inner: &'a dyn Exec,
+    log: RefCell<&'a mut dyn FnMut(&str)>,
 }
 
-/// `a >= b` for dotted versions (missing parts count as 0).
-pub fn version_at_least(a: &str, b: &str) -> bool {
-    let parse = |s: &str| -> Vec<u32> { s.split('.').map(|p| p.parse().unwrap_or(0)).collect() };
-    let (mut x, mut y) = (parse(a), parse(b));
-    let n = x.len().max(y.len()).max(3);
-    x.resize(n, 0);
-    y.resize(n, 0);
-    x >= y
-}
-
-struct Driver<'a> {
-    runner: &'a mut dyn PluginRunner,
-    plan: &'a Plan,
-    log: &'a mut dyn FnMut(&str),
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Verb {
-    Add,
-    Check,
-    Del,
-}
-
-impl Verb {
-    fn env(self) -> &'static str {
-        match self {
-            Verb::Add => "ADD",
-            Verb::Check => "CHECK",
-            Verb::Del => "DEL",
-        }
-    }
-}
-
-fn list_version(list: &Value) -> String {
-    list.get("cniVersion")
-        .and_then(Value::as_str)
-        .unwrap_or("0.3.1")
-        .to_string()
-}
-
-fn list_name(list: &Value) -> String {
-    list.get("name").and_then(Value::as_str).unwrap_or("").to_string()
-}
-
-fn plugins(list: &Value) -> Vec<Value> {
-    list.get("plugins")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default()
-}
-
-impl Driver<'_> {
-    fn env(&self, verb: Verb, ifname: &str) -> Vec<(String, String)> {
-        let id = &self.plan.container_id;
-        vec![
-            ("CNI_COMMAND".into(), verb.env().into()),
-            ("CNI_CONTAINERID".into(), id.clone()),
-            ("CNI_NETNS".into(), self.plan.netns.to_string_lossy().into_owned()),
-            ("CNI_IFNAME".into(), ifname.into()),
-            (
-                "CNI_ARGS".into(),
-                format!(
-                    "IgnoreUnknown=1;K8S_POD_NAMESPACE=k3s-sandbox;K8S_POD_NAME=selftest;\
-                     K8S_POD_INFRA_CONTAINER_ID={id};K8S_POD_UID=00000000-0000-4000-8000-{}",
-                    &id[id.len().saturating_sub(12)..]
-                ),
-            ),
-            (
-                "CNI_PATH".into(),
-                self.plan.bin_dir.to_string_lossy().into_owned(),
-            ),
-        ]
-    }
-
-    /// The config one plugin receives: its object plus list name and
-    /// version, runtimeConfig for the capabilities it declares, prevResult.
-    fn plugin_config(&self, list: &Value, plugin: &Value, prev: Option<&Value>) -> Value {
-        let mut conf = plugin.clone();
-        let Some(obj) = conf.as_object_mut() else {
-            return conf;
-        };
-        obj.insert("name".into(), Value::String(list_name(list)));
-        obj.insert("cniVersion".into(), Value::String(list_version(list)));
-        // libcni adds runtimeConfig for ADD, CHECK and DEL alike.
-        {
-            let runtime = runtime_capability_args();
-            let declared: Vec<String> = plugin
-                .get("capabilities")
-                .and_then(Value::as_object)
-                .map(|caps| {
-                    caps.iter()
-                        .filter(|(_, v)| v.as_bool() == Some(true))
-                        .map(|(k, _)| k.clone())
-                        .collect()
-                })
+impl Exec for Logged<'_> {
+    fn exec(&self, exe: &Path, env: &[(OsString, OsString)], stdin: &[u8]) -> std::io::Result<ExecOutput> {
+        let out = self.inner.exec(exe, env, stdin)?;
+        if out.success {
+            let var = |k: &str| {
+                env.iter()
+                    .find(|(n, _)| n == k)
+                    .map(|(_, v)| v.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            };
+            let conf: Value = serde_json::from_slice(stdin).unwrap_or_default();
+            let name = exe
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            let mut rc = Map::new();
-            for cap in declared {
-                if let Some(v) = runtime.get(&cap) {
-                    rc.insert(cap, v.clone());
-                }
-            }
-            if !rc.is_empty() {
-                obj.insert("runtimeConfig".into(), Value::Object(rc));
-            }
+            (self.log.borrow_mut())(&format!(
+                "ok   {} {name} (network {}, {}, cniVersion {})",
+                var("CNI_COMMAND"),
+                conf["name"].as_str().unwrap_or_default(),
+                var("CNI_IFNAME"),
+                conf["cniVersion"].as_str().unwrap_or_default()
+            ));
         }
-        if let Some(p) = prev {
-            obj.insert("prevResult".into(), p.clone());
-        }
-        conf
+        Ok(out)
     }
 
-    fn exec(
-        &mut self,
-        list: &Value,
-        plugin: &Value,
-        verb: Verb,
-        ifname: &str,
-        prev: Option<&Value>,
-    ) -> Result<Option<Value>> {
-        let ptype = plugin
-            .get("type")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
-        let conf = self.plugin_config(list, plugin, prev);
-        let stdin = serde_json::to_vec(&conf)
-            .map_err(|e| Failure::new(format!("cannot encode the {ptype} config: {e}")))?;
-        let env = self.env(verb, ifname);
-        let what = format!(
-            "{} {ptype} (network {}, {ifname}, cniVersion {})",
-            verb.env(),
-            list_name(list),
-            list_version(list)
-        );
-        let out = self
-            .runner
-            .run(&ptype, &env, &stdin)
-            .map_err(|e| Failure::new(format!("{what}: {e}")))?;
-        if !out.success {
-            return Err(Failure::new(format!("{what} failed: {}", plugin_error(&out))));
-        }
-        let result = if verb == Verb::Add {
-            let v: Value = serde_json::from_slice(&out.stdout).map_err(|e| {
-                Failure::new(format!(
-                    "{what}: the plugin exited 0 but its stdout is not one JSON result ({e}): {}",
-                    String::from_utf8_lossy(&out.stdout).trim()
-                ))
-            })?;
-            if !v.is_object() {
-                return Err(Failure::new(format!(
-                    "{what}: the result is not a JSON object: {v}"
-                )));
-            }
-            let want = list_version(list);
-            let got = v
-                .get("cniVersion")
-                .and_then(Value::as_str)
-                .unwrap_or(&want)
-                .to_string();
-            if got != want {
-                return Err(Failure::new(format!(
-                    "{what}: the result says cniVersion {got}, but the request was {want}; \
-                     libcni (containerd) rejects results in another version"
-                )));
-            }
-            Some(v)
-        } else {
-            None
-        };
-        (self.log)(&format!("ok   {what}"));
-        Ok(result)
-    }
-
-    /// ADD every plugin of the list in order, chaining results.
-    fn add_list(&mut self, list: &Value, ifname: &str) -> Result<Value> {
-        let mut prev: Option<Value> = None;
-        for plugin in plugins(list) {
-            let r = self.exec(list, &plugin, Verb::Add, ifname, prev.as_ref())?;
-            prev = r;
-        }
-        prev.ok_or_else(|| Failure::new(format!("network {} has no plugins", list_name(list))))
-    }
-
-    fn check_list(&mut self, list: &Value, ifname: &str, result: &Value) -> Result<bool> {
-        if !version_at_least(&list_version(list), "0.4.0") {
-            return Ok(false);
-        }
-        for plugin in plugins(list) {
-            self.exec(list, &plugin, Verb::Check, ifname, Some(result))?;
-        }
-        Ok(true)
-    }
-
-    /// DEL in reverse order; prevResult only for 0.4.0 and later (libcni).
-    fn del_list(&mut self, list: &Value, ifname: &str, result: Option<&Value>) -> Result<()> {
-        let prev = result.filter(|_| version_at_least(&list_version(list), "0.4.0"));
-        for plugin in plugins(list).iter().rev() {
-            self.exec(list, plugin, Verb::Del, ifname, prev)?;
-        }
-        Ok(())
+    fn find(&self, name: &str, path: &[PathBuf]) -> cni_core::CniResult<PathBuf> {
+        self.inner.find(name, path)
     }
 }
 
@@ -319,32 +93,49 @@ fn runtime_capability_args() -> Map<String, Value> {
     m
 }
 
-/// An error object from stdout, else stderr, else how the plugin ended.
-fn plugin_error(out: &RunOutput) -> String {
-    if let Ok(v) = serde_json::from_slice::<Value>(&out.stdout)
-        && let Some(msg) = v.get("msg").and_then(Value::as_str)
-    {
-        let code = v.get("code").map(|c| c.to_string()).unwrap_or_else(|| "?".into());
-        let details = v
-            .get("details")
-            .and_then(Value::as_str)
-            .filter(|d| !d.is_empty())
-            .map(|d| format!("; {d}"))
-            .unwrap_or_default();
-        return format!("code {code}: {msg}{details} ({})", out.end);
+/// The attachment as containerd describes a pod to the plugins.
+fn attachment(plan: &Plan, ifname: &str) -> RuntimeConf {
+    let id = &plan.container_id;
+    let tail = &id[id.len().saturating_sub(12)..];
+    let args = [
+        ("IgnoreUnknown", "1".to_string()),
+        ("K8S_POD_NAMESPACE", "k3s-sandbox".to_string()),
+        ("K8S_POD_NAME", "selftest".to_string()),
+        ("K8S_POD_INFRA_CONTAINER_ID", id.clone()),
+        ("K8S_POD_UID", format!("00000000-0000-4000-8000-{tail}")),
+    ];
+    RuntimeConf {
+        container_id: id.clone(),
+        netns: plan.netns.to_string_lossy().into_owned(),
+        ifname: ifname.to_string(),
+        args: args.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+        capability_args: runtime_capability_args(),
     }
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let text = if stdout.trim().is_empty() {
-        stderr.trim()
-    } else {
-        stdout.trim()
-    };
-    if text.is_empty() {
-        out.end.clone()
-    } else {
-        format!("{} ({})", text, out.end)
+}
+
+fn failed(e: cni_runtime::Error, list: &NetworkList) -> Failure {
+    Failure::new(format!(
+        "network {} (cniVersion {}): {}",
+        list.name, list.cni_version, e.message
+    ))
+}
+
+/// ADD, with the result checked to be in the requested version (containerd reads it at that version).
+fn add(r: &Runtime, list: &NetworkList, rt: &RuntimeConf) -> Result<Value> {
+    let (_, raw) = r.add_raw(list, rt).map_err(|e| failed(e, list))?;
+    let raw = raw.ok_or_else(|| Failure::new(format!("network {} gave no result", list.name)))?;
+    let got = raw
+        .get("cniVersion")
+        .and_then(Value::as_str)
+        .unwrap_or(&list.cni_version);
+    if got != list.cni_version {
+        return Err(Failure::new(format!(
+            "network {}: the result says cniVersion {got}, but the request was {}; libcni (containerd) \
+             rejects results in another version",
+            list.name, list.cni_version
+        )));
     }
+    Ok(raw)
 }
 
 /// Indexes of interfaces named `name`.
@@ -411,7 +202,7 @@ pub fn pod_addresses(result: &Value, ifname: &str) -> Result<Vec<String>> {
             .get("address")
             .and_then(Value::as_str)
             .ok_or_else(|| Failure::new(format!("an ips[] entry has no address: {ip}")))?;
-        crate::conflist::parse_cidr(addr).map_err(|e| Failure::new(format!("ips[] address: {e}")))?;
+        cni_runtime::parse_cidr(addr).map_err(|e| Failure::new(format!("ips[] address: {e}")))?;
         let on_pod_iface = match ip.get("interface") {
             None | Some(Value::Null) => true, // go-cni attributes it to eth0
             Some(i) => {
@@ -446,38 +237,45 @@ pub fn pod_addresses(result: &Value, ifname: &str) -> Result<Vec<String>> {
 }
 
 /// host-local allocation files (`<dataDir>/<network>/<ip>`) for `addrs`.
-fn allocation_files(plan: &Plan, list: &Value, addrs: &[String]) -> Vec<PathBuf> {
-    let uses_host_local = plugins(list)
-        .iter()
-        .any(|p| p.get("ipam").and_then(|i| i.get("type")).and_then(Value::as_str) == Some("host-local"));
-    if !uses_host_local {
+fn allocation_files(plan: &Plan, list: &NetworkList, addrs: &[String]) -> Vec<PathBuf> {
+    if !list.plugin_types().iter().any(|t| t == "host-local") {
         return Vec::new();
     }
-    let net_dir = plan.ipam_dir.join(list_name(list));
+    let net_dir = plan.ipam_dir.join(&list.name);
     addrs
         .iter()
         .map(|a| net_dir.join(a.split('/').next().unwrap_or(a)))
         .collect()
 }
 
-/// Run the whole sequence. `log` receives one line per completed step.
-pub fn run(runner: &mut dyn PluginRunner, plan: &Plan, log: &mut dyn FnMut(&str)) -> Result<Report> {
+/// Run the whole sequence. `log` receives one line per completed plugin run.
+pub fn run(exec: &dyn Exec, plan: &Plan, log: &mut dyn FnMut(&str)) -> Result<Report> {
     let mut list = plan.list.clone();
-    crate::conflist::set_ipam_data_dir(&mut list, &plan.ipam_dir);
-    let lo = loopback_list();
-    let mut d = Driver { runner, plan, log };
+    list.set_ipam_data_dir(&plan.ipam_dir);
+    let lo = NetworkList::loopback();
+    let logged = Logged {
+        inner: exec,
+        log: RefCell::new(log),
+    };
+    let r = Runtime {
+        exec: &logged,
+        path: vec![plan.bin_dir.clone()],
+        cache: Cache::new(&plan.cache_dir),
+        base_env: Vec::new(),
+    };
+    let (lo_rt, eth0) = (attachment(plan, "lo"), attachment(plan, "eth0"));
 
-    let lo_result = d.add_list(&lo, "lo")?;
+    let lo_result = add(&r, &lo, &lo_rt)?;
     if let Err(e) = validate_loopback(&lo_result) {
-        let _ = d.del_list(&lo, "lo", None);
+        let _ = r.del(&lo, &lo_rt);
         return Err(e);
     }
-    let result = match d.add_list(&list, "eth0") {
-        Ok(r) => r,
+    let result = match add(&r, &list, &eth0) {
+        Ok(v) => v,
         Err(e) => {
             // containerd tears a failed setup down again.
-            let _ = d.del_list(&list, "eth0", None);
-            let _ = d.del_list(&lo, "lo", None);
+            let _ = r.del(&list, &eth0);
+            let _ = r.del(&lo, &lo_rt);
             return Err(e);
         }
     };
@@ -492,21 +290,21 @@ pub fn run(runner: &mut dyn PluginRunner, plan: &Plan, log: &mut dyn FnMut(&str)
                 )));
             }
         }
-        // CHECK of the loopback network is skipped: libcni refuses CHECK
-        // for configs older than 0.4.0 (and so would skip a 0.3.1 list).
-        d.check_list(&list, "eth0", &result)?;
+        // CHECK of the loopback network is skipped: libcni refuses CHECK before 0.4.0.
+        if cni_runtime::version::at_least(&list.cni_version, "0.4.0").unwrap_or(false) {
+            r.check(&list, &eth0).map_err(|e| failed(e, &list))?;
+        }
         Ok(addrs)
     })();
-    let del = d.del_list(&list, "eth0", Some(&result));
-    let del_again = del
-        .as_ref()
-        .ok()
-        .map(|_| d.del_list(&list, "eth0", Some(&result)));
-    let del_lo = d.del_list(&lo, "lo", None);
+    let del = r.del(&list, &eth0).map_err(|e| failed(e, &list));
+    // The cache entry is gone after the first DEL; the repeat runs without prevResult, as containerd's
+    // retried teardown does.
+    let del_again = del.as_ref().ok().map(|_| r.del(&list, &eth0));
+    let del_lo = r.del(&lo, &lo_rt).map_err(|e| failed(e, &lo));
     let addrs = checked?;
     del?;
-    if let Some(r) = del_again {
-        r.map_err(|e| Failure::new(format!("a repeated DEL must succeed: {e}")))?;
+    if let Some(again) = del_again {
+        again.map_err(|e| Failure::new(format!("a repeated DEL must succeed: {}", e.message)))?;
     }
     del_lo?;
     for f in allocation_files(plan, &list, &addrs) {
@@ -530,7 +328,7 @@ pub fn throwaway_container_id() -> String {
 }
 
 /// Set up a throwaway plan in a fresh temp dir under `tmp_parent`.
-pub fn plan_in(tmp_parent: &Path, list: Value, bin_dir: &Path) -> Result<(Plan, PathBuf)> {
+pub fn plan_in(tmp_parent: &Path, list: NetworkList, bin_dir: &Path) -> Result<(Plan, PathBuf)> {
     let work = util::create_unique_dir(tmp_parent, "k3s-sandbox-selftest-")
         .map_err(|e| Failure::io("create a temporary directory in", tmp_parent, &e))?;
     let netns = work.join("netns");
@@ -540,6 +338,7 @@ pub fn plan_in(tmp_parent: &Path, list: Value, bin_dir: &Path) -> Result<(Plan, 
             list,
             bin_dir: bin_dir.to_path_buf(),
             ipam_dir: work.join("ipam"),
+            cache_dir: work.join("cache"),
             container_id: throwaway_container_id(),
             netns,
         },
@@ -559,24 +358,32 @@ mod tests {
 
     #[derive(Default)]
     struct FakeRunner {
-        calls: Vec<Call>,
+        calls: RefCell<Vec<Call>>,
         fail: Option<(String, String)>,
         loopback_without_index: bool,
         wrong_version: bool,
         forget_release: bool,
     }
 
-    impl PluginRunner for FakeRunner {
-        fn run(
-            &mut self,
-            t: &str,
-            env: &[(String, String)],
+    impl Exec for FakeRunner {
+        fn find(&self, name: &str, _: &[PathBuf]) -> cni_core::CniResult<PathBuf> {
+            Ok(PathBuf::from(name))
+        }
+
+        fn exec(
+            &self,
+            exe: &Path,
+            env: &[(OsString, OsString)],
             stdin: &[u8],
-        ) -> std::result::Result<RunOutput, String> {
-            let env: HashMap<String, String> = env.iter().cloned().collect();
+        ) -> std::io::Result<ExecOutput> {
+            let t = exe.to_str().unwrap();
+            let env: HashMap<String, String> = env
+                .iter()
+                .map(|(k, v)| (k.to_string_lossy().into_owned(), v.to_string_lossy().into_owned()))
+                .collect();
             let conf: Value = serde_json::from_slice(stdin).unwrap();
             let cmd = env["CNI_COMMAND"].clone();
-            self.calls.push((
+            self.calls.borrow_mut().push((
                 t.to_string(),
                 cmd.clone(),
                 env["CNI_IFNAME"].clone(),
@@ -584,20 +391,20 @@ mod tests {
                 env.clone(),
             ));
             let ok = |stdout: Vec<u8>| {
-                Ok(RunOutput {
+                Ok(ExecOutput {
                     success: true,
                     stdout,
                     stderr: vec![],
-                    end: "exited with status 0".into(),
+                    status: "exit status: 0".into(),
                 })
             };
             if self.fail.as_ref().is_some_and(|(ft, fc)| ft == t && *fc == cmd) {
-                return Ok(RunOutput {
+                return Ok(ExecOutput {
                     success: false,
                     stdout: br#"{"cniVersion":"1.0.0","code":11,"msg":"no luck","details":"really"}"#
                         .to_vec(),
                     stderr: vec![],
-                    end: "exited with status 1".into(),
+                    status: "exit status: 1".into(),
                 });
             }
             let version = conf["cniVersion"].as_str().unwrap().to_string();
@@ -620,7 +427,7 @@ mod tests {
                     std::fs::create_dir_all(&dir).unwrap();
                     std::fs::write(&file, &env["CNI_CONTAINERID"]).unwrap();
                     let v = if self.wrong_version {
-                        "1.1.0".to_string()
+                        "0.4.0".to_string()
                     } else {
                         version
                     };
@@ -644,9 +451,10 @@ mod tests {
 
     fn plan(dir: &Path) -> Plan {
         Plan {
-            list: serde_json::from_str(crate::conflist::TEMPLATE).unwrap(),
+            list: NetworkList::from_list_bytes(crate::conflist::TEMPLATE.as_bytes()).unwrap(),
             bin_dir: dir.join("bin"),
             ipam_dir: dir.join("ipam"),
+            cache_dir: dir.join("cache"),
             container_id: throwaway_container_id(),
             netns: dir.join("netns"),
         }
@@ -654,6 +462,7 @@ mod tests {
 
     fn summary(r: &FakeRunner) -> Vec<String> {
         r.calls
+            .borrow()
             .iter()
             .map(|(t, c, i, _, _)| format!("{c} {t} {i}"))
             .collect()
@@ -663,9 +472,9 @@ mod tests {
     fn drives_the_chain_like_containerd() {
         let tmp = tempfile::tempdir().unwrap();
         let p = plan(tmp.path());
-        let mut r = FakeRunner::default();
+        let r = FakeRunner::default();
         let mut lines = Vec::new();
-        let report = run(&mut r, &p, &mut |l| lines.push(l.to_string())).unwrap();
+        let report = run(&r, &p, &mut |l| lines.push(l.to_string())).unwrap();
         assert_eq!(report.pod_ip(), Some("10.42.0.2"));
         assert_eq!(
             summary(&r),
@@ -682,40 +491,64 @@ mod tests {
                 "DEL loopback lo",
             ]
         );
-        assert_eq!(lines.len(), r.calls.len());
-        let lo = &r.calls[0].3;
+        let calls = r.calls.borrow();
+        assert_eq!(lines.len(), calls.len());
+        assert!(
+            lines[1].starts_with("ok   ADD bridge (network sandbox-cni, eth0, cniVersion 1.1.0)"),
+            "{}",
+            lines[1]
+        );
+        let lo = &calls[0].3;
         assert_eq!(lo["cniVersion"], "0.3.1");
         assert_eq!(lo["name"], "cni-loopback");
-        let bridge_add = &r.calls[1].3;
+        let bridge_add = &calls[1].3;
         assert!(bridge_add.get("prevResult").is_none());
         assert_eq!(bridge_add["name"], "sandbox-cni");
         assert_eq!(bridge_add["ipam"]["dataDir"], p.ipam_dir.to_str().unwrap());
-        let portmap_add = &r.calls[2].3;
+        let portmap_add = &calls[2].3;
         assert_eq!(portmap_add["prevResult"]["ips"][0]["address"], "10.42.0.2/24");
         assert_eq!(portmap_add["runtimeConfig"]["portMappings"][0]["HostPort"], 18080);
         assert!(bridge_add.get("runtimeConfig").is_none());
-        for (_, cmd, _, conf, _) in &r.calls[3..9] {
+        // CHECK and the first DEL get the cached result; the repeated DEL finds no cache entry.
+        for (_, cmd, _, conf, _) in &calls[3..7] {
             assert_eq!(conf["prevResult"]["ips"][0]["address"], "10.42.0.2/24", "{cmd}");
         }
-        // Loopback DEL gets no prevResult (0.3.1).
-        assert!(r.calls[9].3.get("prevResult").is_none());
-        let env = &r.calls[1].4;
+        for (_, _, _, conf, _) in &calls[7..] {
+            assert!(conf.get("prevResult").is_none());
+        }
+        let env = &calls[1].4;
         assert_eq!(env["CNI_CONTAINERID"], p.container_id);
         assert!(env["CNI_ARGS"].starts_with("IgnoreUnknown=1;K8S_POD_NAMESPACE="));
         assert_eq!(env["CNI_PATH"], p.bin_dir.to_str().unwrap());
     }
 
     #[test]
+    fn a_list_without_cni_version_runs_as_libcni_runs_it() {
+        // Drift bug: such a list ran at 0.3.1; libcni passes "" (which plugins read as 0.1.0).
+        let tmp = tempfile::tempdir().unwrap();
+        let mut p = plan(tmp.path());
+        p.list = NetworkList::from_list_bytes(
+            br#"{"name":"n","plugins":[{"type":"bridge","ipam":{"type":"host-local"}}]}"#,
+        )
+        .unwrap();
+        let r = FakeRunner::default();
+        let _ = run(&r, &p, &mut |_| {});
+        let calls = r.calls.borrow();
+        assert_eq!(calls[1].0, "bridge");
+        assert_eq!(calls[1].3["cniVersion"], "");
+    }
+
+    #[test]
     fn a_failing_add_is_reported_with_the_plugin_error_and_torn_down() {
         let tmp = tempfile::tempdir().unwrap();
-        let mut r = FakeRunner {
+        let r = FakeRunner {
             fail: Some(("portmap".into(), "ADD".into())),
             ..Default::default()
         };
-        let err = run(&mut r, &plan(tmp.path()), &mut |_| {}).unwrap_err();
-        assert!(err.message.contains("ADD portmap"), "{}", err.message);
+        let err = run(&r, &plan(tmp.path()), &mut |_| {}).unwrap_err();
         assert!(
-            err.message.contains("code 11: no luck; really"),
+            err.message
+                .contains("plugin type=\"portmap\" failed (add): no luck; really"),
             "{}",
             err.message
         );
@@ -729,45 +562,49 @@ mod tests {
     #[test]
     fn loopback_address_without_index_is_rejected() {
         let tmp = tempfile::tempdir().unwrap();
-        let mut r = FakeRunner {
+        let r = FakeRunner {
             loopback_without_index: true,
             ..Default::default()
         };
-        let err = run(&mut r, &plan(tmp.path()), &mut |_| {}).unwrap_err();
+        let err = run(&r, &plan(tmp.path()), &mut |_| {}).unwrap_err();
         assert!(err.message.contains("pod IP"), "{}", err.message);
     }
 
     #[test]
     fn result_version_must_match_the_request() {
         let tmp = tempfile::tempdir().unwrap();
-        let mut r = FakeRunner {
+        let r = FakeRunner {
             wrong_version: true,
             ..Default::default()
         };
-        let err = run(&mut r, &plan(tmp.path()), &mut |_| {}).unwrap_err();
-        assert!(err.message.contains("cniVersion 1.1.0"), "{}", err.message);
+        let err = run(&r, &plan(tmp.path()), &mut |_| {}).unwrap_err();
+        assert!(err.message.contains("cniVersion 0.4.0"), "{}", err.message);
     }
 
     #[test]
     fn unreleased_allocation_is_detected() {
         let tmp = tempfile::tempdir().unwrap();
-        let mut r = FakeRunner {
+        let r = FakeRunner {
             forget_release: true,
             ..Default::default()
         };
-        let err = run(&mut r, &plan(tmp.path()), &mut |_| {}).unwrap_err();
+        let err = run(&r, &plan(tmp.path()), &mut |_| {}).unwrap_err();
         assert!(err.message.contains("did not release"), "{}", err.message);
     }
 
     #[test]
     fn a_failing_del_is_an_error() {
         let tmp = tempfile::tempdir().unwrap();
-        let mut r = FakeRunner {
+        let r = FakeRunner {
             fail: Some(("bridge".into(), "DEL".into())),
             ..Default::default()
         };
-        let err = run(&mut r, &plan(tmp.path()), &mut |_| {}).unwrap_err();
-        assert!(err.message.contains("DEL bridge"), "{}", err.message);
+        let err = run(&r, &plan(tmp.path()), &mut |_| {}).unwrap_err();
+        assert!(
+            err.message.contains("plugin type=\"bridge\" failed (del)"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]
@@ -802,13 +639,5 @@ mod tests {
                 .message
                 .contains("sandbox")
         );
-    }
-
-    #[test]
-    fn versions_compare_numerically() {
-        assert!(version_at_least("1.0.0", "0.4.0"));
-        assert!(version_at_least("0.4.0", "0.4.0"));
-        assert!(!version_at_least("0.3.1", "0.4.0"));
-        assert!(version_at_least("0.10.0", "0.4.0"));
     }
 }

@@ -5,11 +5,9 @@ use std::ffi::OsStr;
 use std::fs;
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::process::{Command, ExitStatus};
+use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
@@ -50,7 +48,7 @@ impl Captured {
 /// Run `program args...` with `env` added to the inherited environment, feed
 /// `stdin`, and collect its output. The child runs in its own process group;
 /// when `timeout` passes, the whole group is killed so that no grandchild can
-/// keep the pipes open.
+/// keep the pipes open (cni-runtime's process runner).
 pub fn run_with_timeout<S: AsRef<OsStr>>(
     program: &Path,
     args: &[S],
@@ -59,65 +57,15 @@ pub fn run_with_timeout<S: AsRef<OsStr>>(
     timeout: Duration,
 ) -> std::io::Result<Captured> {
     let mut cmd = Command::new(program);
-    cmd.args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
+    cmd.args(args);
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let mut child = cmd.spawn()?;
-    let pid = child.id();
-
-    let input = stdin.to_vec();
-    let mut child_stdin = child.stdin.take();
-    let writer = thread::spawn(move || {
-        if let Some(pipe) = child_stdin.as_mut() {
-            // A child that exits without reading its input is not an error here.
-            let _ = pipe.write_all(&input);
-        }
-        drop(child_stdin);
-    });
-    let out_reader = child.stdout.take().map(|mut pipe| {
-        thread::spawn(move || {
-            let mut buf = Vec::new();
-            let _ = pipe.read_to_end(&mut buf);
-            buf
-        })
-    });
-    let err_reader = child.stderr.take().map(|mut pipe| {
-        thread::spawn(move || {
-            let mut buf = Vec::new();
-            let _ = pipe.read_to_end(&mut buf);
-            buf
-        })
-    });
-
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        if let Some(status) = child.try_wait()? {
-            break Some(status);
-        }
-        if Instant::now() >= deadline {
-            kill_group(pid, rustix::process::Signal::KILL);
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        thread::sleep(Duration::from_millis(10));
-    };
-    // Stragglers in the child's group would hold the pipes open.
-    if status.is_some() {
-        kill_group(pid, rustix::process::Signal::KILL);
-    }
-    let _ = writer.join();
-    let stdout = out_reader.and_then(|h| h.join().ok()).unwrap_or_default();
-    let stderr = err_reader.and_then(|h| h.join().ok()).unwrap_or_default();
+    let c = cni_runtime::runner::run(&mut cmd, stdin, timeout)?;
     Ok(Captured {
-        status,
-        stdout,
-        stderr,
+        status: c.status,
+        stdout: c.stdout,
+        stderr: c.stderr,
     })
 }
 

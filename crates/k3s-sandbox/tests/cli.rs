@@ -575,7 +575,7 @@ fn selftest_reports_a_plugin_that_cannot_do_add() {
             .unwrap(),
     );
     out.expect_code(1)
-        .stderr_has("ADD loopback")
+        .stderr_has("type=\"loopback\" failed (add)")
         .stderr_has("only answers VERSION");
     assert_eq!(out.stdout, "");
     let out = sb.run(&["selftest"]);

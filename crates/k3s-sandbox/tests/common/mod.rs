@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-pub const PLUGINS: [&str; 4] = ["loopback", "bridge", "host-local", "portmap"];
+pub const PLUGINS: [&str; 4] = cni_runtime::plugins::DEFAULT_NETWORK;
 
 pub fn exe() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_k3s-sandbox"))

@@ -1,0 +1,22 @@
+//! The runtime half of CNI: what libcni (and so cnitool, containerd and CRI-O) does when it *runs*
+//! plugins. Never linked into the plugin binaries; the plugins depend on cni-core only.
+//!
+//! - [`conf`]: finding a network in a conf dir and reading conflists (`cniVersions` included);
+//! - [`runtime`]: per-plugin configs, ADD/CHECK/DEL/GC/STATUS/VERSION in libcni's order;
+//! - [`cache`]: libcni's result cache (`<cacheDir>/results/<net>-<id>-<ifname>`);
+//! - [`runner`]: the process runner (timeout, process-group kill), an [`cni_core::exec::Exec`];
+//! - [`version`]: the one version ordering; [`plugins`]: the one plugin list;
+//! - [`parse_cidr`]: the one strict CIDR parser (cni-core's, which host-local uses).
+
+mod base64;
+pub mod cache;
+pub mod conf;
+pub mod json;
+pub mod plugins;
+pub mod runner;
+pub mod runtime;
+pub mod version;
+
+pub use cni_core::result::parse_cidr;
+pub use conf::NetworkList;
+pub use runtime::{Error, Runtime, RuntimeConf};
