@@ -423,6 +423,7 @@ fn release_for_another_architecture_is_refused_clearly() {
         "{out}"
     );
     assert!(!s.bin.exists() && !s.conf.exists() && !s.cli.exists());
+}
 
 #[test]
 fn a_cnitool_link_is_made_only_when_no_cnitool_is_on_path() {
