@@ -5,7 +5,8 @@
 //! - [`skel`]: the dispatcher ([`skel::dispatch`] for tests, [`skel::run`] for `main`);
 //! - [`env`], [`args`]: the CNI_* environment and CNI_ARGS;
 //! - [`delegate`]: running the IPAM plugin;
-//! - [`output`]: the only writer of stdout; [`error`]: coded errors; [`ident`]: deterministic names.
+//! - [`output`]: the only writer of stdout; [`error`]: coded errors; [`ident`]: deterministic names;
+//! - [`trace`]: the opt-in invocation trace.
 
 pub mod args;
 pub mod config;
@@ -16,6 +17,7 @@ pub mod ident;
 pub mod output;
 pub mod result;
 pub mod skel;
+pub mod trace;
 pub mod version;
 
 pub use config::{Attachment, Fields, NetConf};

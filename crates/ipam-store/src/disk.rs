@@ -375,6 +375,43 @@ fn reservation_name(name: &str) -> Option<IpAddr> {
     name.parse::<IpAddr>().ok().filter(|ip| ip.to_string() == name)
 }
 
+/// Every entry of a network directory's owner index: its address and the owner its body names,
+/// sorted. Empty when the store has no index (a store only the reference plugin has used). Entries
+/// whose body cannot be read are left out. Reads without taking the lock; for inspection only.
+pub fn read_index_entries(network_dir: &Path) -> StoreResult<Vec<(IpAddr, Owner)>> {
+    let owners = network_dir.join(META).join("owners");
+    let buckets = match fs::read_dir(&owners) {
+        Ok(b) => b,
+        Err(e) if is_not_found(&e) => return Ok(Vec::new()),
+        Err(e) => return Err(StoreError::io("cannot list", &owners)(e)),
+    };
+    let mut out = Vec::new();
+    for bucket in buckets {
+        let bucket = bucket.map_err(StoreError::io("cannot list", &owners))?;
+        // Never through a symlink, and only the index's own bucket names.
+        if !bucket.file_type().is_ok_and(|t| t.is_dir()) || bucket.file_name().len() != 2 {
+            continue;
+        }
+        let sub = bucket.path();
+        for entry in fs::read_dir(&sub).map_err(StoreError::io("cannot list", &sub))? {
+            let entry = entry.map_err(StoreError::io("cannot list", &sub))?;
+            let name = entry.file_name();
+            let Some(ip) = name
+                .to_str()
+                .and_then(|n| n.split_once('.'))
+                .and_then(|(_, addr)| reservation_name(addr))
+            else {
+                continue;
+            };
+            if let Some(owner) = read_body(&entry.path())? {
+                out.push((ip, owner));
+            }
+        }
+    }
+    crate::sort_by_dyn(&mut out, &|a, b| a.cmp(b));
+    Ok(out)
+}
+
 impl DiskStore {
     /// Opens (creating it if needed) and locks the store of `network` under `data_dir`.
     ///
@@ -753,6 +790,27 @@ impl DiskStore {
         })?;
         crate::sort_by_dyn(&mut gone, &|a, b| a.cmp(b));
         Ok(gone)
+    }
+
+    /// Releases `ip` whoever holds it (an operator's repair): the reservation file and, when its
+    /// holder can be read, that holder's index entry. `None` when nothing reserves `ip`, else the holder
+    /// the file named (`None` inside for an empty or unreadable file).
+    pub fn release_address(&mut self, ip: IpAddr) -> StoreResult<Option<Option<Owner>>> {
+        let path = self.reservation_path(ip);
+        match fs::symlink_metadata(&path) {
+            Ok(_) => {}
+            Err(e) if is_not_found(&e) => return Ok(None),
+            Err(e) => return Err(StoreError::io("cannot inspect", &path)(e)),
+        }
+        let holder = read_body(&path)?;
+        if let Some(o) = &holder
+            && self.release(ip, o)?
+        {
+            return Ok(Some(holder));
+        }
+        self.mark_changed();
+        remove_if_exists(&path)?;
+        Ok(Some(holder))
     }
 
     /// Whether the network directory accepts new files (used by STATUS).

@@ -3,10 +3,12 @@
 
 mod commands;
 mod conflist;
+mod cri;
 mod doctor;
 mod error;
 mod flags;
 mod hints;
+mod ipam_cmd;
 mod k3s;
 mod paths;
 mod plugins;
@@ -14,6 +16,7 @@ mod probe;
 mod process;
 mod ready;
 mod selftest;
+mod trace_cmd;
 mod util;
 
 use std::path::PathBuf;
@@ -78,6 +81,10 @@ enum Command {
     Env,
     /// Print the end of the k3s log
     Logs(LogsArgs),
+    /// Switch the plugins' invocation trace on or off, or print the recorded calls
+    Trace(trace_cmd::TraceArgs),
+    /// Inspect and repair host-local address stores: ls, release, gc
+    Ipam(ipam_cmd::IpamArgs),
 }
 
 #[derive(Args, Debug)]
@@ -162,6 +169,8 @@ fn main() -> ExitCode {
         Command::Status => commands::status(&cli.global),
         Command::Env => commands::env(&cli.global),
         Command::Logs(a) => commands::logs(&cli.global, &a),
+        Command::Trace(a) => trace_cmd::trace(&a),
+        Command::Ipam(a) => commands::dirs(&cli.global).and_then(|d| ipam_cmd::ipam(&d, &a)),
     };
     match result {
         Ok(code) => ExitCode::from(code),
