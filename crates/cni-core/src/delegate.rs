@@ -110,8 +110,6 @@ fn exec(exe: &Path, command: Command, stdin: &[u8]) -> std::io::Result<Output> {
         let spawned = Process::new(exe)
             // The process environment as we received it, with only the verb changed.
             .env(CNI_COMMAND, command.as_str())
-            // Who delegated, for the delegated plugin's trace line.
-            .env(crate::trace::PARENT_VAR, crate::trace::self_name())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -103,7 +103,7 @@ pub fn dispatch_noting(plugin: &dyn Plugin, vars: &EnvMap, stdin: impl Read, not
         Err(e) => return Outcome::error(&e, None),
     };
     let version = conf.version;
-    note.network.clone_from(&conf.name);
+    note.network = conf.name.clone();
     note.version = version.as_str();
     let floor = match command {
         Command::Check if !version.has_check() => Some("CHECK needs cniVersion 0.4.0 or later"),
@@ -144,15 +144,17 @@ pub fn run(plugin: &dyn Plugin) -> ExitCode {
     for (k, v) in std::env::vars_os() {
         vars.insert(k, v);
     }
-    let trace = trace::start(plugin.name(), &vars);
+    let trace = trace::start(&vars);
     let mut note = Note::default();
     let stdin = std::io::stdin();
     // VERSION ignores its input: do not wait for end-of-file from someone's terminal.
     let asks_version = vars
         .get(std::ffi::OsStr::new(env::CNI_COMMAND))
         .is_some_and(|c| c == "VERSION");
+    // A VERSION with nothing to read is answered as the dispatcher answers an empty stdin. (Not by
+    // calling it with another reader: a second copy of the dispatcher would cost kilobytes.)
     let outcome = if asks_version && stdin.is_terminal() {
-        dispatch_noting(plugin, &vars, std::io::empty(), &mut note)
+        Outcome::version(Version::V1_1_0)
     } else {
         dispatch_noting(plugin, &vars, stdin.lock(), &mut note)
     };

@@ -1,23 +1,32 @@
 //! The invocation trace: while it is on, every call appends one JSON line to `trace.jsonl` in the
-//! trace directory (see docs/operations.md).
+//! trace directory (see docs/operations.md):
+//!
+//! ```text
+//! {"time":1764630000.123456,"plugin":"host-local","verb":"ADD","network":"sandbox-cni",
+//!  "cniVersion":"1.0.0","containerID":"…","ifname":"eth0","netns":"/var/run/netns/…",
+//!  "reply":{…the reply as sent: the result with its addresses, or the error…}|null,
+//!  "durationUs":412,"pid":4242,"ppid":4241}
+//! ```
+//!
+//! `time` is seconds since the epoch (UTC) with microseconds; a delegated call's `ppid` is the pid
+//! of the plugin that delegated it, whose own line follows.
 //!
 //! The switch is the directory itself: [`DEFAULT_DIR`] (or `$SANDBOX_CNI_TRACE_DIR`). A call opens
 //! `<dir>/trace.jsonl` with `O_APPEND|O_CREAT`; when the directory does not exist (tracing off), that
 //! one failed open is the whole cost. Nothing about the trace can fail or hold up a call: every error
 //! is ignored, the open never follows a symlink or waits on a FIFO, and the line is written with one
 //! `write` after the reply. One `write` with `O_APPEND` is atomic on a local file system, so lines of
-//! concurrent calls never interleave or tear. When the file grows past its limit (4 MiB, or
-//! `$SANDBOX_CNI_TRACE_MAX_BYTES`) the call that noticed renames it to `trace.jsonl.1` (replacing the
-//! previous one), holding `flock` on it so that two calls never rotate twice; the next call creates a
-//! new file.
+//! concurrent calls never interleave or tear. When the file has grown past [`MAX_SIZE`], the call
+//! that notices renames it to `trace.jsonl.1` (replacing the previous one); the next call creates a
+//! new file. Everything here is written out by hand: the plugins' size budget leaves no room for
+//! the formatting machinery.
 
 use std::ffi::OsStr;
 use std::fs::{File, OpenOptions};
 use std::io::Write as _;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
-use std::sync::OnceLock;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::env::{CNI_COMMAND, CNI_CONTAINERID, CNI_IFNAME, CNI_NETNS, EnvMap};
 use crate::output::Outcome;
@@ -26,15 +35,11 @@ use crate::output::Outcome;
 pub const DEFAULT_DIR: &str = "/run/sandbox-cni/trace";
 /// Environment override of the trace directory (tests, unprivileged use).
 pub const DIR_VAR: &str = "SANDBOX_CNI_TRACE_DIR";
-/// Environment override of the size at which the file is rotated, in bytes.
-pub const MAX_VAR: &str = "SANDBOX_CNI_TRACE_MAX_BYTES";
-/// Set by a plugin on the plugin it delegates to: the delegating plugin's name.
-pub const PARENT_VAR: &str = "SANDBOX_CNI_PARENT";
 /// The current trace file, and the one before it.
 pub const FILE: &str = "trace.jsonl";
 pub const ROTATED: &str = "trace.jsonl.1";
-/// Default rotation size.
-pub const DEFAULT_MAX: u64 = 4 << 20;
+/// The size at which the file is rotated.
+pub const MAX_SIZE: u64 = 4 << 20;
 
 /// O_NOFOLLOW | O_NONBLOCK (their values differ between architectures).
 #[cfg(any(
@@ -56,13 +61,6 @@ const FLAGS: i32 = 0o400000 | 0o200;
 )))]
 const FLAGS: i32 = 0o400000 | 0o4000;
 
-static SELF: OnceLock<&'static str> = OnceLock::new();
-
-/// The running plugin's name, passed to delegated plugins in [`PARENT_VAR`].
-pub fn self_name() -> &'static str {
-    SELF.get().copied().unwrap_or_default()
-}
-
 /// What a call was about, noted by the dispatcher for the trace (how it ended is read from the
 /// reply itself).
 #[derive(Debug, Default)]
@@ -75,7 +73,7 @@ pub struct Note {
 pub struct Trace {
     file: File,
     dir: PathBuf,
-    start: Instant,
+    start: SystemTime,
 }
 
 fn var<'a>(vars: &'a EnvMap, name: &str) -> Option<&'a std::ffi::OsString> {
@@ -84,27 +82,31 @@ fn var<'a>(vars: &'a EnvMap, name: &str) -> Option<&'a std::ffi::OsString> {
 
 /// Opens the trace for a CNI call, if tracing is on. `None` when it is off, when it cannot be
 /// opened, or when the binary was run by hand (no CNI_COMMAND).
-pub fn start(plugin: &'static str, vars: &EnvMap) -> Option<Trace> {
-    let _ = SELF.set(plugin);
+pub fn start(vars: &EnvMap) -> Option<Trace> {
     var(vars, CNI_COMMAND)?;
     let dir = PathBuf::from(var(vars, DIR_VAR).map_or(OsStr::new(DEFAULT_DIR), |d| d.as_os_str()));
     let file = OpenOptions::new()
         .append(true)
         .create(true)
-        .mode(0o600)
         .custom_flags(FLAGS)
         .open(dir.join(FILE))
         .ok()?;
     Some(Trace {
         file,
         dir,
-        start: Instant::now(),
+        start: SystemTime::now(),
     })
 }
 
-/// Appends `n` in decimal, zero-padded to `width` digits. (Written out by hand: the formatting
-/// machinery would cost the plugins kilobytes.)
-fn push_num(s: &mut Vec<u8>, mut n: u64, width: usize) {
+/// Appends bytes. Out of line: inlined at every use, growing a vector costs kilobytes of code.
+#[inline(never)]
+fn put(s: &mut Vec<u8>, b: &[u8]) {
+    s.extend_from_slice(b);
+}
+
+/// Appends `n` in decimal. (Written out by hand: the formatting machinery would cost the plugins
+/// kilobytes.)
+fn push_num(s: &mut Vec<u8>, mut n: u64) {
     let mut digits = [b'0'; 20];
     let mut i = digits.len();
     while n > 0 || i == digits.len() {
@@ -112,86 +114,51 @@ fn push_num(s: &mut Vec<u8>, mut n: u64, width: usize) {
         digits[i] = b'0' + (n % 10) as u8;
         n /= 10;
     }
-    let len = (digits.len() - i).max(width).min(digits.len());
-    s.extend_from_slice(&digits[digits.len() - len..]);
+    put(s, &digits[i..]);
 }
 
-/// Appends `v` as a JSON string.
+/// Appends `v` as a JSON string; a quote, backslash or control character (none of which a
+/// valid CNI value holds) becomes `?`, which keeps the line valid JSON without escape sequences.
 fn push_json(s: &mut Vec<u8>, v: &str) {
-    s.push(b'"');
+    put(s, b"\"");
     for &b in v.as_bytes() {
-        match b {
-            b'"' | b'\\' => s.extend_from_slice(&[b'\\', b]),
-            0..0x20 => {
-                s.extend_from_slice(b"\\u00");
-                s.push(b"0123456789abcdef"[usize::from(b >> 4)]);
-                s.push(b"0123456789abcdef"[usize::from(b & 15)]);
-            }
-            _ => s.push(b),
-        }
+        s.push(if b == b'"' || b == b'\\' || b < 0x20 {
+            b'?'
+        } else {
+            b
+        });
     }
-    s.push(b'"');
-}
-
-/// The raw bytes after the next `key` in `json`, up to `end` (skipping backslash escapes); `json`
-/// moves past them.
-fn next_value<'a>(json: &mut &'a [u8], key: &[u8], end: u8) -> Option<&'a [u8]> {
-    let at = json.windows(key.len()).position(|w| w == key)? + key.len();
-    let mut i = at;
-    while i < json.len() && json[i] != end {
-        i += if json[i] == b'\\' { 2 } else { 1 };
-    }
-    let i = i.min(json.len());
-    let v = &json[at..i];
-    *json = &json[i..];
-    Some(v)
+    put(s, b"\"");
 }
 
 /// Appends `,"key":"value"`.
 fn field(s: &mut Vec<u8>, key: &str, v: &str) {
-    s.extend_from_slice(b",\"");
-    s.extend_from_slice(key.as_bytes());
-    s.extend_from_slice(b"\":");
+    put(s, b",\"");
+    put(s, key.as_bytes());
+    put(s, b"\":");
     push_json(s, v);
 }
 
-/// Appends the UTC time as `YYYY-MM-DDTHH:MM:SS.uuuuuuZ` (days to a civil date: the proleptic
-/// Gregorian calendar in 400-year eras of 146,097 days, each year starting on 1 March).
+/// Appends the time as seconds since the epoch with microseconds, e.g. `1764630000.123456`: a
+/// number, because formatting a calendar date would cost the plugins code (readers convert it).
 fn push_time(s: &mut Vec<u8>, t: SystemTime) {
     let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = d.as_secs();
-    let z = secs / 86_400 + 719_468;
-    let doe = z % 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = z / 146_097 * 400 + yoe + u64::from(month <= 2);
-    let sod = secs % 86_400;
-    for (n, width, sep) in [
-        (year, 4, b'-'),
-        (month, 2, b'-'),
-        (day, 2, b'T'),
-        (sod / 3600, 2, b':'),
-        (sod / 60 % 60, 2, b':'),
-        (sod % 60, 2, b'.'),
-        (u64::from(d.subsec_micros()), 6, b'Z'),
-    ] {
-        push_num(s, n, width);
-        s.push(sep);
-    }
+    push_num(s, d.as_secs());
+    // 1_000_000 + micros gives the six digits with their leading zeros; its `1` becomes the point.
+    push_num(s, 1_000_000 + u64::from(d.subsec_micros()));
+    let at = s.len() - 7;
+    s[at] = b'.';
 }
 
 impl Trace {
     /// Appends the call's line and rotates the file when it is too large. Ignores every error.
     pub fn finish(self, plugin: &str, vars: &EnvMap, note: &Note, outcome: &Outcome) {
-        let took = self.start.elapsed();
+        let now = SystemTime::now();
+        let took = now.duration_since(self.start).unwrap_or_default();
         let get = |name| var(vars, name).and_then(|v| v.to_str()).unwrap_or_default();
         let mut s = Vec::new();
-        s.extend_from_slice(b"{\"time\":\"");
-        push_time(&mut s, SystemTime::now());
-        s.push(b'"');
+        put(&mut s, b"{\"time\":");
+        push_time(&mut s, now);
         field(&mut s, "plugin", plugin);
         field(&mut s, "verb", get(CNI_COMMAND));
         field(&mut s, "network", &note.network);
@@ -199,52 +166,37 @@ impl Trace {
         field(&mut s, "containerID", get(CNI_CONTAINERID));
         field(&mut s, "ifname", get(CNI_IFNAME));
         field(&mut s, "netns", get(CNI_NETNS));
-        // The reply is compact JSON written by us: its values are copied as they are (escaped).
-        let reply = outcome.stdout.as_slice();
-        if outcome.exit == 0 {
-            s.extend_from_slice(b",\"ips\":[");
-            // `address` in 0.3.0 and later results, `ip` in ip4/ip6 of 0.1.0 and 0.2.0.
-            let mut first = true;
-            for key in [&b"\"address\":\""[..], b"\"ip\":\""] {
-                let mut rest = reply;
-                while let Some(v) = next_value(&mut rest, key, b'"') {
-                    if !first {
-                        s.push(b',');
-                    }
-                    first = false;
-                    s.push(b'"');
-                    s.extend_from_slice(v);
-                    s.push(b'"');
-                }
-            }
-            s.push(b']');
-        } else {
-            s.extend_from_slice(b",\"code\":");
-            s.extend_from_slice(next_value(&mut { reply }, b"\"code\":", b',').unwrap_or(b"0"));
-            s.extend_from_slice(b",\"msg\":\"");
-            s.extend_from_slice(next_value(&mut { reply }, b"\"msg\":\"", b'"').unwrap_or_default());
-            s.push(b'"');
-        }
-        s.extend_from_slice(b",\"durationUs\":");
-        push_num(&mut s, took.as_secs() * 1_000_000 + u64::from(took.subsec_micros()), 1);
-        s.extend_from_slice(b",\"pid\":");
-        push_num(&mut s, u64::from(std::process::id()), 1);
-        field(&mut s, "parent", get(PARENT_VAR));
-        s.extend_from_slice(b"}\n");
+        // The reply itself (a result with its addresses, or an error with its code and message):
+        // compact JSON written by the output module, one line; `null` when there was none.
+        put(&mut s, b",\"reply\":");
+        put(
+            &mut s,
+            if outcome.stdout.is_empty() {
+                b"null"
+            } else {
+                &outcome.stdout
+            },
+        );
+        put(&mut s, b",\"durationUs\":");
+        push_num(
+            &mut s,
+            took.as_secs() * 1_000_000 + u64::from(took.subsec_micros()),
+        );
+        put(&mut s, b",\"pid\":");
+        push_num(&mut s, u64::from(std::process::id()));
+        // The calling process: for a delegated call, the plugin that delegated it (whose own line
+        // follows, with this pid).
+        put(&mut s, b",\"ppid\":");
+        push_num(&mut s, u64::from(std::os::unix::process::parent_id()));
+        put(&mut s, b"}\n");
         // One write: appended whole, never interleaved with another call's line.
         let _ = (&self.file).write(&s);
-        let max = var(vars, MAX_VAR)
-            .and_then(|v| v.to_str()?.parse().ok())
-            .unwrap_or(DEFAULT_MAX);
-        if let Ok(md) = self.file.metadata()
-            && md.len() > max
-            && self.file.try_lock().is_ok()
-        {
-            // Only the file this call wrote to is rotated: another call may have done it already.
-            let path = self.dir.join(FILE);
-            if std::fs::symlink_metadata(&path).is_ok_and(|m| m.ino() == md.ino() && m.dev() == md.dev()) {
-                let _ = std::fs::rename(&path, self.dir.join(ROTATED));
-            }
+        if self.file.metadata().is_ok_and(|md| md.len() > MAX_SIZE) {
+            // Two calls that both see the file too large may both rename: the second then moves
+            // a fresh file over the first's rotated one, and one generation of records is lost.
+            // (By reference: the same instance of `rename` as the store's.)
+            let (from, to) = (self.dir.join(FILE), self.dir.join(ROTATED));
+            let _ = std::fs::rename(&from, &to);
         }
     }
 }
@@ -261,44 +213,33 @@ mod tests {
     }
 
     #[test]
-    fn values_are_found_in_replies() {
-        let reply = br#"{"cniVersion":"1.0.0","code":100,"msg":"a \"quoted\" word","details":"x"}"#;
-        assert_eq!(next_value(&mut &reply[..], b"\"code\":", b','), Some(&b"100"[..]));
-        assert_eq!(
-            next_value(&mut &reply[..], b"\"msg\":\"", b'"'),
-            Some(&br#"a \"quoted\" word"#[..])
-        );
-        let mut rest = &br#"{"ips":[{"address":"10.0.0.2/24"},{"address":"fd00::2/64"}]}"#[..];
-        assert_eq!(next_value(&mut rest, b"\"address\":\"", b'"'), Some(&b"10.0.0.2/24"[..]));
-        assert_eq!(next_value(&mut rest, b"\"address\":\"", b'"'), Some(&b"fd00::2/64"[..]));
-        assert_eq!(next_value(&mut rest, b"\"address\":\"", b'"'), None);
+    fn times_are_epoch_seconds_with_microseconds() {
+        assert_eq!(time(0, 0), "0.000000");
+        assert_eq!(time(1_764_630_000, 7), "1764630000.000007");
+        assert_eq!(time(1_764_630_000, 999_999), "1764630000.999999");
     }
 
     #[test]
-    fn numbers_are_padded() {
-        for (n, w, want) in [(0, 1, "0"), (7, 2, "07"), (123, 2, "123"), (u64::MAX, 1, "18446744073709551615")] {
+    fn numbers_are_decimal() {
+        for (n, want) in [
+            (0, "0"),
+            (7, "7"),
+            (1230, "1230"),
+            (u64::MAX, "18446744073709551615"),
+        ] {
             let mut s = Vec::new();
-            push_num(&mut s, n, w);
+            push_num(&mut s, n);
             assert_eq!(String::from_utf8(s).unwrap(), want);
         }
     }
 
     #[test]
-    fn times_are_utc_civil_dates() {
-        assert_eq!(time(0, 0), "1970-01-01T00:00:00.000000Z");
-        assert_eq!(time(951_782_400, 7), "2000-02-29T00:00:00.000007Z");
-        assert_eq!(time(951_868_799, 999_999), "2000-02-29T23:59:59.999999Z");
-        assert_eq!(time(1_798_761_599, 0), "2026-12-31T23:59:59.000000Z");
-        assert_eq!(time(4_107_542_400, 0), "2100-03-01T00:00:00.000000Z");
-    }
-
-    #[test]
-    fn strings_are_json_escaped() {
+    fn strings_stay_valid_json() {
         let mut s = Vec::new();
-        push_json(&mut s, "a\"b\\c\nd\u{1}é");
+        push_json(&mut s, "a\"b\\c\nd\u{1}é/x");
         let s = String::from_utf8(s).unwrap();
-        assert_eq!(s, r#""a\"b\\c\u000ad\u0001é""#);
+        assert_eq!(s, "\"a?b?c?d?é/x\"");
         let v: serde_json::Value = serde_json::from_str(&s).unwrap();
-        assert_eq!(v, "a\"b\\c\nd\u{1}é");
+        assert_eq!(v, "a?b?c?d?é/x");
     }
 }

@@ -85,34 +85,30 @@ pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
     Ok(Duration::from_secs(total))
 }
 
-/// Microseconds since the epoch of a trace time (`YYYY-MM-DDTHH:MM:SS.uuuuuuZ`).
-pub fn parse_time(t: &str) -> Option<u64> {
-    let b = t.as_bytes();
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || !t.ends_with('Z') {
-        return None;
+/// A trace time (seconds since the epoch) as `YYYY-MM-DD HH:MM:SS.mmm` UTC.
+pub fn fmt_time(t: f64) -> String {
+    if !t.is_finite() || t < 0.0 {
+        return "?".to_string();
     }
-    let num = |r: std::ops::Range<usize>| t.get(r)?.parse::<u64>().ok();
-    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (hh, mm, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    let frac = t.get(20..t.len() - 1).unwrap_or("");
-    let micros = if frac.is_empty() {
-        0
-    } else {
-        let digits: String = frac.chars().chain(std::iter::repeat('0')).take(6).collect();
-        digits.parse::<u64>().ok()?
-    };
-    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || y < 1970 {
-        return None;
-    }
-    // Days from the civil date (years starting on 1 March, 400-year eras).
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y / 400;
-    let yoe = y - era * 400;
-    let mp = if m > 2 { m - 3 } else { m + 9 };
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = (era * 146_097 + doe).checked_sub(719_468)?;
-    Some(((days * 86_400 + hh * 3600 + mm * 60 + ss) * 1_000_000) + micros)
+    let ms = (t * 1000.0).round() as u64;
+    let secs = ms / 1000;
+    // Days to a civil date: 400-year eras of 146,097 days, years starting on 1 March.
+    let z = secs / 86_400 + 719_468;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = z / 146_097 * 400 + yoe + u64::from(month <= 2);
+    let sod = secs % 86_400;
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}.{:03}",
+        sod / 3600,
+        sod / 60 % 60,
+        sod % 60,
+        ms % 1000
+    )
 }
 
 /// The trace directory: --dir, else $SANDBOX_CNI_TRACE_DIR, else the default.
@@ -257,28 +253,46 @@ fn text(v: &Value, key: &str) -> String {
     }
 }
 
-fn row(v: &Value) -> Row {
-    let parent = text(v, "parent");
+/// The addresses of a result in any version's layout.
+fn addresses(reply: &Value) -> Vec<String> {
+    let mut out: Vec<String> = reply
+        .get("ips")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|i| i.get("address").and_then(Value::as_str).map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    for fam in ["ip4", "ip6"] {
+        if let Some(ip) = reply.get(fam).and_then(|f| f.get("ip")).and_then(Value::as_str) {
+            out.push(ip.to_string());
+        }
+    }
+    out
+}
+
+fn row(v: &Value, parent: &str) -> Row {
     let plugin = text(v, "plugin");
-    let error = v.get("code").is_some();
+    let reply = v.get("reply").unwrap_or(&Value::Null);
+    let error = reply.get("code").is_some();
     let result = if error {
-        format!("ERROR {}: {}", text(v, "code"), text(v, "msg"))
+        format!("ERROR {}: {}", text(reply, "code"), text(reply, "msg"))
+    } else if reply.get("supportedVersions").is_some() {
+        "versions".to_string()
     } else {
-        let ips: Vec<String> = v
-            .get("ips")
-            .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(|i| i.as_str().map(str::to_string)).collect())
-            .unwrap_or_default();
+        let ips = addresses(reply);
         if ips.is_empty() {
             "ok".to_string()
         } else {
             ips.join(",")
         }
     };
-    let time = text(v, "time");
     Row {
-        // 2026-12-01T23:10:00.123456Z -> 2026-12-01 23:10:00.123
-        time: time.get(..23).map_or(time.clone(), |t| t.replace('T', " ")),
+        time: v
+            .get("time")
+            .and_then(Value::as_f64)
+            .map_or_else(|| "?".into(), fmt_time),
         plugin: if parent.is_empty() {
             plugin
         } else {
@@ -296,6 +310,32 @@ fn row(v: &Value) -> Row {
             .map_or(String::new(), |us| format!("{:.1}", us as f64 / 1000.0)),
         pid: text(v, "pid"),
     }
+}
+
+/// The delegating plugin of each record: the first later record (within a minute) whose pid is
+/// this record's ppid. Records are in file order.
+fn parents(recs: &[Value]) -> Vec<String> {
+    recs.iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let (Some(ppid), Some(t)) = (
+                r.get("ppid").and_then(Value::as_u64),
+                r.get("time").and_then(Value::as_f64),
+            ) else {
+                return String::new();
+            };
+            recs[i + 1..]
+                .iter()
+                .take_while(|o| {
+                    o.get("time")
+                        .and_then(Value::as_f64)
+                        .is_none_or(|ot| ot - t < 60.0)
+                })
+                .find(|o| o.get("pid").and_then(Value::as_u64) == Some(ppid))
+                .map(|o| text(o, "plugin"))
+                .unwrap_or_default()
+        })
+        .collect()
 }
 
 const HEADER: [&str; 9] = [
@@ -320,49 +360,56 @@ fn format_row(cols: [&str; 9]) -> String {
 struct Printer {
     json: bool,
     color: bool,
-    since_us: Option<u64>,
+    since: Option<f64>,
     header_done: bool,
     bad_lines: usize,
 }
 
 impl Printer {
-    fn line(&mut self, line: &str) {
-        if line.trim().is_empty() {
-            return;
+    /// Prints a batch of lines (in file order; a delegated call's parent is found within it).
+    fn lines(&mut self, lines: &[String]) {
+        let mut recs = Vec::new();
+        for line in lines.iter().filter(|l| !l.trim().is_empty()) {
+            match serde_json::from_str::<Value>(line) {
+                Ok(v) => recs.push(v),
+                Err(_) => self.bad_lines += 1,
+            }
         }
-        let Ok(v) = serde_json::from_str::<Value>(line) else {
-            self.bad_lines += 1;
-            return;
-        };
-        if let Some(since) = self.since_us
-            && parse_time(&text(&v, "time")).is_none_or(|t| t < since)
-        {
-            return;
-        }
-        if self.json {
-            println!("{}", line.trim_end());
-            return;
-        }
-        if !self.header_done {
-            println!("{}", format_row(HEADER));
-            self.header_done = true;
-        }
-        let r = row(&v);
-        let s = format_row([
-            &r.time,
-            &r.plugin,
-            &r.verb,
-            &r.network,
-            &r.container,
-            &r.ifname,
-            &r.duration,
-            &r.pid,
-            &r.result,
-        ]);
-        if r.error && self.color {
-            println!("\x1b[1;31m{s}\x1b[0m");
-        } else {
-            println!("{s}");
+        let parents = parents(&recs);
+        for (mut v, parent) in recs.into_iter().zip(parents) {
+            if let Some(since) = self.since
+                && v.get("time").and_then(Value::as_f64).is_none_or(|t| t < since)
+            {
+                continue;
+            }
+            if self.json {
+                if let Some(o) = v.as_object_mut() {
+                    o.insert("parent".to_string(), Value::String(parent));
+                }
+                println!("{v}");
+                continue;
+            }
+            if !self.header_done {
+                println!("{}", format_row(HEADER));
+                self.header_done = true;
+            }
+            let r = row(&v, &parent);
+            let s = format_row([
+                &r.time,
+                &r.plugin,
+                &r.verb,
+                &r.network,
+                &r.container,
+                &r.ifname,
+                &r.duration,
+                &r.pid,
+                &r.result,
+            ]);
+            if r.error && self.color {
+                println!("\x1b[1;31m{s}\x1b[0m");
+            } else {
+                println!("{s}");
+            }
         }
     }
 }
@@ -383,14 +430,14 @@ fn read_from(file: &mut File, offset: u64) -> (Vec<String>, u64) {
 }
 
 fn show(dir: &Path, a: &TraceArgs) -> Result<u8> {
-    let since_us = a.since.map(|d| {
+    let since = a.since.map(|d| {
         let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-        u64::try_from(now.saturating_sub(d).as_micros()).unwrap_or(0)
+        now.saturating_sub(d).as_secs_f64()
     });
     let mut p = Printer {
         json: a.json,
         color: std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
-        since_us,
+        since,
         header_done: false,
         bad_lines: 0,
     };
@@ -412,17 +459,17 @@ fn show(dir: &Path, a: &TraceArgs) -> Result<u8> {
     }
     // Older records first.
     let mut current = None;
+    let mut all = Vec::new();
     for name in [ROTATED, FILE] {
         let path = rdir.join(name);
         let Ok(mut f) = File::open(&path) else { continue };
         let (lines, end) = read_from(&mut f, 0);
-        for l in &lines {
-            p.line(l);
-        }
+        all.extend(lines);
         if name == FILE {
             current = Some((f, end));
         }
     }
+    p.lines(&all);
     if a.follow {
         return follow(dir, &mut p, current);
     }
@@ -441,9 +488,7 @@ fn follow(dir: &Path, p: &mut Printer, mut current: Option<(File, u64)>) -> Resu
         if let Some((f, off)) = &mut current {
             let (lines, end) = read_from(f, *off);
             *off = end;
-            for l in &lines {
-                p.line(l);
-            }
+            p.lines(&lines);
         }
         // A rotation (or `off` then `on`) replaced the file: continue with the new one.
         let path = dir.join(FILE);
@@ -489,29 +534,32 @@ mod tests {
     }
 
     #[test]
-    fn trace_times_parse_back() {
-        assert_eq!(parse_time("1970-01-01T00:00:00.000000Z"), Some(0));
-        assert_eq!(
-            parse_time("2000-02-29T23:59:59.999999Z"),
-            Some(951_868_799_999_999)
-        );
-        assert_eq!(parse_time("2100-03-01T00:00:00.5Z"), Some(4_107_542_400_500_000));
-        assert_eq!(parse_time("2026-13-01T00:00:00.000000Z"), None);
-        assert_eq!(parse_time("yesterday"), None);
+    fn trace_times_are_shown_in_utc() {
+        assert_eq!(fmt_time(0.0), "1970-01-01 00:00:00.000");
+        assert_eq!(fmt_time(951_868_799.9994), "2000-02-29 23:59:59.999");
+        assert_eq!(fmt_time(4_107_542_400.5), "2100-03-01 00:00:00.500");
+        assert_eq!(fmt_time(-1.0), "?");
     }
 
     #[test]
     fn rows_name_the_parent_and_show_errors() {
-        let v: Value = serde_json::from_str(
-            r#"{"time":"2026-12-01T23:10:00.123456Z","plugin":"host-local","verb":"ADD","network":"n","cniVersion":"1.0.0","containerID":"0123456789abcdef","ifname":"eth0","netns":"/x","code":100,"msg":"no IP addresses available","durationUs":1530,"pid":7,"parent":"bridge"}"#,
-        )
-        .unwrap();
-        let r = row(&v);
-        assert_eq!(r.time, "2026-12-01 23:10:00.123");
+        let recs: Vec<Value> = [
+            r#"{"time":1764630000.123456,"plugin":"host-local","verb":"ADD","network":"n","cniVersion":"1.0.0","containerID":"0123456789abcdef","ifname":"eth0","netns":"/x","reply":{"cniVersion":"1.0.0","code":100,"msg":"no IP addresses available"},"durationUs":1530,"pid":7,"ppid":6}"#,
+            r#"{"time":1764630000.2,"plugin":"bridge","verb":"ADD","network":"n","cniVersion":"1.0.0","containerID":"0123456789abcdef","ifname":"eth0","netns":"/x","reply":{"cniVersion":"1.0.0","code":100,"msg":"no IP addresses available"},"durationUs":2600,"pid":6,"ppid":1}"#,
+            r#"{"time":1764630001,"plugin":"host-local","verb":"ADD","reply":{"cniVersion":"0.2.0","ip4":{"ip":"10.0.0.2/24"}},"pid":9,"ppid":1}"#,
+        ]
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+        let parents = parents(&recs);
+        assert_eq!(parents, vec!["bridge", "", ""]);
+        let r = row(&recs[0], &parents[0]);
+        assert_eq!(r.time, "2025-12-01 23:00:00.123");
         assert_eq!(r.plugin, "bridge>host-local");
         assert_eq!(r.container, "0123456789ab");
         assert!(r.error);
         assert_eq!(r.result, "ERROR 100: no IP addresses available");
         assert_eq!(r.duration, "1.5");
+        assert_eq!(row(&recs[2], "").result, "10.0.0.2/24");
     }
 }

@@ -51,7 +51,13 @@ impl Net {
         conf["cniVersion"] = v["cniVersion"].clone();
         let out = run_plugin("host-local", "ADD", id, &conf.to_string(), &[]);
         let r: Value = serde_json::from_str(&out).unwrap_or_else(|_| panic!("ADD {id}: {out}"));
-        r["ips"][0]["address"].as_str().unwrap().split('/').next().unwrap().to_string()
+        r["ips"][0]["address"]
+            .as_str()
+            .unwrap()
+            .split('/')
+            .next()
+            .unwrap()
+            .to_string()
     }
 
     fn reserved(&self) -> Vec<String> {
@@ -136,7 +142,11 @@ fn ls_shows_ranges_reservations_and_damage_of_our_store() {
         .stdout_has("10.9.9.9 lies outside every configured range")
         // Written behind the index's back: the index is out of step until the next plugin call.
         .stdout_has("reservation 10.9.9.9 of container ctr-old (interface eth0) is missing from the index");
-    assert!(!out.stdout.contains(&format!("index entry {b}")), "{}", out.stdout);
+    assert!(
+        !out.stdout.contains(&format!("index entry {b}")),
+        "{}",
+        out.stdout
+    );
 
     let out = n.run(&["ipam", "ls", "sandbox-cni", "--json"]);
     out.ok();
@@ -159,7 +169,12 @@ fn ls_shows_ranges_reservations_and_damage_of_our_store() {
         .iter()
         .map(|d| d["kind"].as_str().unwrap())
         .collect();
-    for k in ["no-holder", "foreign-file", "missing-index-entry", "outside-ranges"] {
+    for k in [
+        "no-holder",
+        "foreign-file",
+        "missing-index-entry",
+        "outside-ranges",
+    ] {
         assert!(kinds.contains(&k), "{kinds:?}");
     }
 
@@ -205,9 +220,17 @@ fn release_frees_one_address_or_one_container() {
     n.run(&["ipam", "release", "sandbox-cni", "--ip", &a])
         .expect_code(1)
         .stderr_has("is not reserved");
-    n.run(&["ipam", "release", "sandbox-cni", "--container", "ctr-b", "--ifname", "net1"])
-        .expect_code(1)
-        .stderr_has("holds no address");
+    n.run(&[
+        "ipam",
+        "release",
+        "sandbox-cni",
+        "--container",
+        "ctr-b",
+        "--ifname",
+        "net1",
+    ])
+    .expect_code(1)
+    .stderr_has("holds no address");
     n.run(&["ipam", "release", "sandbox-cni", "--container", "ctr-b"])
         .ok()
         .stdout_has(&format!("released {b}"));
@@ -226,7 +249,16 @@ fn gc_with_valid_is_a_dry_run_until_apply() {
     let _b = n.add("ctr-b");
     let c = n.add("ctr-c");
     let before = n.reserved();
-    let out = n.run(&["ipam", "gc", "sandbox-cni", "--valid", "ctr-a", "ctr-c/eth0", "--min-age", "0"]);
+    let out = n.run(&[
+        "ipam",
+        "gc",
+        "sandbox-cni",
+        "--valid",
+        "ctr-a",
+        "ctr-c/eth0",
+        "--min-age",
+        "0",
+    ]);
     out.ok()
         .stdout_has("3 reservation(s): 2 held by live attachments (--valid), 0 younger than --min-age 0s (kept), 1 to free")
         .stdout_has("container ctr-b (interface eth0)")
@@ -238,15 +270,35 @@ fn gc_with_valid_is_a_dry_run_until_apply() {
         .ok()
         .stdout_has("2 younger than --min-age 300s (kept), 0 to free");
     assert_eq!(n.reserved(), before);
-    n.run(&["ipam", "gc", "sandbox-cni", "--valid", "ctr-a", "ctr-c/eth0", "--min-age", "0", "--apply"])
-        .ok()
-        .stderr_has("freed 1 reservation(s)");
+    n.run(&[
+        "ipam",
+        "gc",
+        "sandbox-cni",
+        "--valid",
+        "ctr-a",
+        "ctr-c/eth0",
+        "--min-age",
+        "0",
+        "--apply",
+    ])
+    .ok()
+    .stderr_has("freed 1 reservation(s)");
     let mut want = vec![a, c];
     want.sort();
     assert_eq!(n.reserved(), want);
     // A --valid naming another interface does not keep the eth0 reservation.
-    n.run(&["ipam", "gc", "sandbox-cni", "--valid", "ctr-a", "ctr-c/net1", "--min-age", "0", "--apply"])
-        .ok();
+    n.run(&[
+        "ipam",
+        "gc",
+        "sandbox-cni",
+        "--valid",
+        "ctr-a",
+        "ctr-c/net1",
+        "--min-age",
+        "0",
+        "--apply",
+    ])
+    .ok();
     assert_eq!(n.reserved().len(), 1);
 }
 
@@ -258,7 +310,15 @@ fn gc_from_cri_refuses_when_the_runtime_cannot_be_asked() {
     let before = n.reserved();
     for mode in ["down", "garbage", "silent", "starting"] {
         let out = n.run_cri(
-            &["ipam", "gc", "sandbox-cni", "--from-cri", "--apply", "--min-age", "0"],
+            &[
+                "ipam",
+                "gc",
+                "sandbox-cni",
+                "--from-cri",
+                "--apply",
+                "--min-age",
+                "0",
+            ],
             mode,
             Some("pods-none.json"),
         );
@@ -268,13 +328,29 @@ fn gc_from_cri_refuses_when_the_runtime_cannot_be_asked() {
         assert_eq!(n.reserved(), before, "mode {mode}");
     }
     let out = n.run_cri(
-        &["ipam", "gc", "sandbox-cni", "--from-cri", "--apply", "--min-age", "0"],
+        &[
+            "ipam",
+            "gc",
+            "sandbox-cni",
+            "--from-cri",
+            "--apply",
+            "--min-age",
+            "0",
+        ],
         "down",
         None,
     );
     out.stderr_has("connection refused");
     // Neither crictl nor k3s: refused as well.
-    let mut c = n.cmd(&["ipam", "gc", "sandbox-cni", "--from-cri", "--apply", "--min-age", "0"]);
+    let mut c = n.cmd(&[
+        "ipam",
+        "gc",
+        "sandbox-cni",
+        "--from-cri",
+        "--apply",
+        "--min-age",
+        "0",
+    ]);
     c.env_remove("K3S_BIN").env("PATH", "/nonexistent");
     Out::from(c.output().unwrap())
         .expect_code(1)
@@ -362,7 +438,10 @@ fn gc_from_cri_prefers_k3s_crictl_with_the_instance_endpoint() {
         .stderr_has("fake-k3s.sh crictl (runtime endpoint unix:///tmp/other.sock)")
         .stderr_has("freed 1 reservation(s)");
     let text = fs::read_to_string(&log).unwrap();
-    assert!(text.contains("--runtime-endpoint unix:///tmp/other.sock version"), "{text}");
+    assert!(
+        text.contains("--runtime-endpoint unix:///tmp/other.sock version"),
+        "{text}"
+    );
     assert_eq!(n.reserved().len(), 1);
 }
 
@@ -394,7 +473,9 @@ fn doctor_warns_about_a_nearly_full_range_with_the_gc_command() {
     n.add("ctr-0");
     let out = n.run(&["doctor"]);
     assert!(
-        out.stdout.lines().any(|l| l.starts_with("ok") && l.contains("IPAM sandbox-cni: 1 of 253 addresses used")),
+        out.stdout
+            .lines()
+            .any(|l| l.starts_with("ok") && l.contains("IPAM sandbox-cni: 1 of 253 addresses used")),
         "{}",
         out.stdout
     );
@@ -403,7 +484,10 @@ fn doctor_warns_about_a_nearly_full_range_with_the_gc_command() {
 /// Runs `k3s-sandbox trace ...` with the trace directory `dir`.
 fn trace(dir: &Path, args: &[&str]) -> Out {
     let mut c = Command::new(exe());
-    c.arg("trace").args(args).env("SANDBOX_CNI_TRACE_DIR", dir).env_remove("NO_COLOR");
+    c.arg("trace")
+        .args(args)
+        .env("SANDBOX_CNI_TRACE_DIR", dir)
+        .env_remove("NO_COLOR");
     Out::from(c.output().unwrap())
 }
 
@@ -445,11 +529,23 @@ fn trace_switches_and_prints_the_calls_of_the_real_plugins() {
     let lines: Vec<&str> = out.stdout.lines().collect();
     // Header, then ADD (host-local, bridge) x 4, failed ADD x 2, DEL x 2.
     assert_eq!(lines.len(), 1 + 8 + 2 + 2, "{}", out.stdout);
-    assert!(lines[1].contains("bridge>host-local") && lines[1].contains(" ADD "), "{}", lines[1]);
-    assert!(lines[2].contains("bridge ") && lines[2].contains("10.87.0."), "{}", lines[2]);
+    assert!(
+        lines[1].contains("bridge>host-local") && lines[1].contains(" ADD "),
+        "{}",
+        lines[1]
+    );
+    assert!(
+        lines[2].contains("bridge ") && lines[2].contains("10.87.0."),
+        "{}",
+        lines[2]
+    );
 
     let out = trace(&dir, &["--json"]);
-    let recs: Vec<Value> = out.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let recs: Vec<Value> = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(recs.len(), 12);
     let hl = &recs[0];
     assert_eq!(hl["plugin"], "host-local");
@@ -460,22 +556,42 @@ fn trace_switches_and_prints_the_calls_of_the_real_plugins() {
     assert_eq!(hl["containerID"], "ctr-on");
     assert_eq!(hl["ifname"], "eth0");
     assert_eq!(hl["netns"], "/var/run/netns/ctr-on");
-    assert!(hl["ips"][0].as_str().unwrap().starts_with("10.87.0."));
-    assert!(hl["pid"].as_u64().unwrap() > 0);
+    assert!(
+        hl["reply"]["ips"][0]["address"]
+            .as_str()
+            .unwrap()
+            .starts_with("10.87.0.")
+    );
+    assert!(hl["time"].as_f64().unwrap() > 1.7e9);
     assert!(hl["durationUs"].as_u64().is_some());
     let br = &recs[1];
     assert_eq!(br["plugin"], "bridge");
     assert_eq!(br["parent"], "");
-    assert_ne!(br["pid"], hl["pid"]);
-    let failed = recs.iter().find(|r| r["code"] == 100 && r["plugin"] == "bridge").unwrap();
-    assert!(failed["msg"].as_str().unwrap().contains("no IP addresses available"));
-    assert!(failed.get("ips").is_none());
+    // The delegated call names its caller's pid.
+    assert_eq!(hl["ppid"], br["pid"]);
+    let failed = recs
+        .iter()
+        .find(|r| r["reply"]["code"] == 100 && r["plugin"] == "bridge")
+        .unwrap();
+    assert!(
+        failed["reply"]["msg"]
+            .as_str()
+            .unwrap()
+            .contains("no IP addresses available")
+    );
+    // DEL answers nothing.
+    assert_eq!(recs[11]["verb"], "DEL");
+    assert_eq!(recs[11]["reply"], Value::Null);
 
-    // --since: everything is recent; nothing is older than now minus zero... and a future-only
-    // window of 0s prints nothing.
-    trace(&dir, &["--since", "1h", "--json"]).ok();
-    assert_eq!(trace(&dir, &["--since", "1h", "--json"]).stdout.lines().count(), 12);
-    assert_eq!(trace(&dir, &["--since", "0s", "--json"]).stdout.lines().count(), 0);
+    // --since: everything is from the last hour; nothing from the last 0 seconds.
+    assert_eq!(
+        trace(&dir, &["--since", "1h", "--json"]).stdout.lines().count(),
+        12
+    );
+    assert_eq!(
+        trace(&dir, &["--since", "0s", "--json"]).stdout.lines().count(),
+        0
+    );
 
     // Off keeps the records readable; calls are no longer recorded.
     trace(&dir, &["off"]).ok();
