@@ -536,7 +536,7 @@ mod tests {
     #[test]
     fn trace_times_are_shown_in_utc() {
         assert_eq!(fmt_time(0.0), "1970-01-01 00:00:00.000");
-        assert_eq!(fmt_time(951_868_799.9994), "2000-02-29 23:59:59.999");
+        assert_eq!(fmt_time(951_868_799.999_4), "2000-02-29 23:59:59.999");
         assert_eq!(fmt_time(4_107_542_400.5), "2100-03-01 00:00:00.500");
         assert_eq!(fmt_time(-1.0), "?");
     }

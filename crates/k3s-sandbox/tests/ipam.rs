@@ -1,5 +1,6 @@
 //! `k3s-sandbox ipam ls|release|gc`, the leak detection of `doctor`, and `trace`, against stores
 //! filled by the workspace's real host-local plugin and a fake crictl / k3s crictl.
+#![allow(clippy::unwrap_used)] // helpers outside #[test] functions
 
 mod common;
 
