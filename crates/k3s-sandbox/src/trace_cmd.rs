@@ -357,6 +357,15 @@ fn format_row(cols: [&str; 9]) -> String {
     )
 }
 
+/// Prints one line; when stdout is gone (`trace | head`), stops quietly, as `cat` does.
+fn emit(line: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
+        std::process::exit(0);
+    }
+}
+
 struct Printer {
     json: bool,
     color: bool,
@@ -386,11 +395,11 @@ impl Printer {
                 if let Some(o) = v.as_object_mut() {
                     o.insert("parent".to_string(), Value::String(parent));
                 }
-                println!("{v}");
+                emit(&v.to_string());
                 continue;
             }
             if !self.header_done {
-                println!("{}", format_row(HEADER));
+                emit(&format_row(HEADER));
                 self.header_done = true;
             }
             let r = row(&v, &parent);
@@ -406,9 +415,9 @@ impl Printer {
                 &r.result,
             ]);
             if r.error && self.color {
-                println!("\x1b[1;31m{s}\x1b[0m");
+                emit(&format!("\x1b[1;31m{s}\x1b[0m"));
             } else {
-                println!("{s}");
+                emit(&s);
             }
         }
     }
