@@ -1030,6 +1030,54 @@ mod tests {
     }
 
     #[test]
+    fn detection_counts_holders_that_are_not_live_sandboxes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let conf = tmp.path().join("net.d");
+        let store = tmp.path().join("networks");
+        fs::create_dir_all(&conf).unwrap();
+        fs::create_dir_all(store.join("n")).unwrap();
+        let list = json!({"cniVersion": "1.0.0", "name": "n", "plugins": [{"type": "bridge",
+            "ipam": {"type": "host-local", "dataDir": store, "ranges": [[{"subnet": "10.5.0.0/24"}]]}}]});
+        fs::write(conf.join("10-n.conflist"), list.to_string()).unwrap();
+        let old = std::time::SystemTime::now() - Duration::from_secs(3600);
+        for (ip, id) in [
+            ("10.5.0.2", "live"),
+            ("10.5.0.3", "gone-1"),
+            ("10.5.0.4", "gone-2"),
+        ] {
+            let f = store.join("n").join(ip);
+            fs::write(&f, format!("{id}\r\neth0")).unwrap();
+            fs::File::options()
+                .write(true)
+                .open(&f)
+                .unwrap()
+                .set_modified(old)
+                .unwrap();
+        }
+        // A fresh reservation of a pod the runtime does not list yet is not a leak.
+        fs::write(store.join("n").join("10.5.0.5"), "starting\r\neth0").unwrap();
+        let dirs = Dirs {
+            data_dir: tmp.path().join("data"),
+            cni_bin_dir: tmp.path().join("bin"),
+            cni_conf_dir: conf.clone(),
+        };
+        let live: BTreeSet<String> = ["live".to_string()].into();
+        let f = detect(&dirs, Some(&live));
+        assert_eq!(f.len(), 1);
+        let (what, cmd) = f[0].problem.clone().unwrap();
+        assert!(what.contains("4 reservation(s) held by 4 container(s), but only 1 live pod sandbox(es): 2 holder(s) are gone"), "{what}");
+        assert!(cmd.ends_with("ipam gc n --from-cri --apply"), "{cmd}");
+        assert!(cmd.contains("--cni-conf-dir"), "{cmd}");
+        // No live sandbox at all: the command needs --allow-empty.
+        let (_, cmd) = detect(&dirs, Some(&BTreeSet::new()))[0].problem.clone().unwrap();
+        assert!(cmd.ends_with("--apply --allow-empty"), "{cmd}");
+        // Without the runtime's answer, and with room in the range: no problem.
+        let f = detect(&dirs, None);
+        assert!(f[0].problem.is_none());
+        assert_eq!(f[0].summary.split(" (").next(), Some("4 of 253 addresses used"));
+    }
+
+    #[test]
     fn ranges_are_read_like_host_local() {
         let ipam = json!({"type": "host-local", "subnet": "10.1.0.0/24",
             "ranges": [[{"Subnet": "10.2.0.0/24", "rangeStart": "10.2.0.10", "rangeEnd": "10.2.0.19"}], [{"subnet": "fd00::/120"}]]});
