@@ -47,6 +47,8 @@ TARGETS = {
     "bridge_add_vs_bare": 2.5,
     "steady_add_vs_bare": 2.5,
     "steady_speedup": 3.0,
+    # The invocation trace, on, costs at most 10% of a host-local ADD: off/on >= 1/1.1.
+    "trace_on_vs_off": 1 / 1.1,
 }
 
 
@@ -465,6 +467,33 @@ class Bench:
             e = self.record(f"hl_steady_{op.lower()}_{tag}", f"host-local {op}, existing store (8 reservations), {what}",
                             s, target, kind)
             e["load_at_start"] = load
+
+    def trace_cost(self, rounds):
+        """host-local ADD with the invocation trace on against the same plugin with it off. Recorded
+        with the trace-off calls in the reference column, so "faster" reads off/on."""
+        data = os.path.join(self.work, "trace-data")
+        on = os.path.join(self.work, "trace-on")
+        os.makedirs(on, exist_ok=True)
+        off = os.path.join(self.work, "trace-absent")
+        stdin = self.runner.stdin_file(json.dumps(self.hl_conf(data, "10.23.0.0/16")).encode())
+
+        def add(trace_dir, tag):
+            def fn(i):
+                env = dict(cni_env("ADD", f"{tag}{i}", self.ctr_netns, ""), SANDBOX_CNI_TRACE_DIR=trace_dir)
+                return self.call(self.ours, "host-local", env, stdin, "ips")
+            return fn
+
+        samples = self.interleaved(rounds, add(on, "on"), add(off, "off"))
+        with open(os.path.join(on, "trace.jsonl")) as f:
+            lines = sum(1 for _ in f)
+        if lines != rounds:
+            raise BenchError(f"the trace holds {lines} lines after {rounds} traced ADDs")
+        self.record(
+            "hl_add_trace",
+            "host-local ADD with the trace on (reference column: ours, trace off)",
+            samples,
+            TARGETS["trace_on_vs_off"],
+        )
 
     def populate(self, net_dir, have, want):
         """Adds reservation files for indexes have..want-1 (IPs from 10.200.0.2 up), as host-local
@@ -894,6 +923,8 @@ def full_run(bench, q):
         bench.hl_steady(10 if q else 60, loaded=False)
         log("bench: host-local ADD/CHECK/DEL in an existing store, loaded run (disk writer beside)")
         bench.hl_steady(10 if q else 60, loaded=True)
+        log("bench: host-local ADD with the invocation trace on and off")
+        bench.trace_cost(10 if q else 60)
         log("bench: host-local ADD/CHECK/DEL against store size")
         sizes = [0, 2000, 10000] if q else [0, 1000, 2500, 5000, 10000, 20000, 30000, 40000, 50000, 60000]
         bench.store_sweep(sizes, lambda s: 3 if q else (21 if s <= 10000 else 11))

@@ -6,7 +6,8 @@
 //! - [`env`], [`args`]: the CNI_* environment and CNI_ARGS;
 //! - [`exec`]: the exec seam (find on CNI_PATH, explicit environment, error replies);
 //! - [`delegate`]: running the IPAM plugin;
-//! - [`output`]: the only writer of stdout; [`error`]: coded errors; [`ident`]: deterministic names.
+//! - [`output`]: the only writer of stdout; [`error`]: coded errors; [`ident`]: deterministic names;
+//! - [`trace`]: the opt-in invocation trace.
 
 pub mod args;
 pub mod config;
@@ -18,6 +19,7 @@ pub mod ident;
 pub mod output;
 pub mod result;
 pub mod skel;
+pub mod trace;
 pub mod version;
 
 pub use config::{Attachment, Fields, NetConf};

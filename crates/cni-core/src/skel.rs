@@ -11,6 +11,7 @@ use crate::env::{self, Command, Env, EnvMap};
 use crate::error::{CniError, CniResult};
 use crate::output::{self, Outcome};
 use crate::result::NetResult;
+use crate::trace::{self, Note};
 use crate::version::{SUPPORTED, Version};
 
 /// Stdin larger than this is refused (code 6): real configurations are kilobytes.
@@ -72,6 +73,11 @@ fn requested_version(stdin: &[u8]) -> Option<Version> {
 
 /// Runs one invocation. Never panics on any input; stdout holds exactly one JSON document or nothing.
 pub fn dispatch(plugin: &dyn Plugin, vars: &EnvMap, stdin: impl Read) -> Outcome {
+    dispatch_noting(plugin, vars, stdin, &mut Note::default())
+}
+
+/// [`dispatch`], also noting what the call was about and how it ended (for the trace).
+pub fn dispatch_noting(plugin: &dyn Plugin, vars: &EnvMap, stdin: impl Read, note: &mut Note) -> Outcome {
     let command = match env::command(vars) {
         Ok(Some(c)) => c,
         Ok(None) => return Outcome::about(about_text(plugin)),
@@ -97,6 +103,8 @@ pub fn dispatch(plugin: &dyn Plugin, vars: &EnvMap, stdin: impl Read) -> Outcome
         Err(e) => return Outcome::error(&e, None),
     };
     let version = conf.version;
+    note.network = conf.name.clone();
+    note.version = version.as_str();
     let floor = match command {
         Command::Check if !version.has_check() => Some("CHECK needs cniVersion 0.4.0 or later"),
         Command::Gc if !version.has_gc_status() => Some("GC needs cniVersion 1.1.0 or later"),
@@ -136,15 +144,24 @@ pub fn run(plugin: &dyn Plugin) -> ExitCode {
     for (k, v) in std::env::vars_os() {
         vars.insert(k, v);
     }
+    let trace = trace::start(&vars);
+    let mut note = Note::default();
     let stdin = std::io::stdin();
     // VERSION ignores its input: do not wait for end-of-file from someone's terminal.
     let asks_version = vars
         .get(std::ffi::OsStr::new(env::CNI_COMMAND))
         .is_some_and(|c| c == "VERSION");
+    // A VERSION with nothing to read is answered as the dispatcher answers an empty stdin. (Not by
+    // calling it with another reader: a second copy of the dispatcher would cost kilobytes.)
     let outcome = if asks_version && stdin.is_terminal() {
-        dispatch(plugin, &vars, std::io::empty())
+        Outcome::version(Version::V1_1_0)
     } else {
-        dispatch(plugin, &vars, stdin.lock())
+        dispatch_noting(plugin, &vars, stdin.lock(), &mut note)
     };
-    output::emit(&outcome)
+    let exit = output::emit(&outcome);
+    // After the reply: the trace never holds it up.
+    if let Some(t) = trace {
+        t.finish(plugin.name(), &vars, &note, &outcome);
+    }
+    exit
 }

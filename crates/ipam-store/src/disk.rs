@@ -955,6 +955,27 @@ impl DiskStore {
         Ok(gone)
     }
 
+    /// Releases `ip` whoever holds it (an operator's repair): the reservation file and, when its
+    /// holder can be read, that holder's index entry. `None` when nothing reserves `ip`, else the holder
+    /// the file named (`None` inside for an empty or unreadable file).
+    pub fn release_address(&mut self, ip: IpAddr) -> StoreResult<Option<Option<Owner>>> {
+        let path = self.reservation_path(ip);
+        match fs::symlink_metadata(&path) {
+            Ok(_) => {}
+            Err(e) if is_not_found(&e) => return Ok(None),
+            Err(e) => return Err(StoreError::io("cannot inspect", &path)(e)),
+        }
+        let holder = read_body(&path)?;
+        if let Some(o) = &holder
+            && self.release(ip, o)?
+        {
+            return Ok(Some(holder));
+        }
+        self.dir_changed = true;
+        remove_if_exists(&path)?;
+        Ok(Some(holder))
+    }
+
     /// Whether the network directory accepts new files (used by STATUS).
     pub fn check_writable(&mut self) -> StoreResult<()> {
         let probe = self.meta_path("tmp-probe");

@@ -4,11 +4,13 @@
 //! - [`range`]: ranges and range sets (defaults, validation, candidate order);
 //! - [`alloc`]: the allocator over any [`alloc::Reservations`] backend, and [`alloc::MemStore`];
 //! - [`disk`]: [`disk::DiskStore`], the reference-compatible store;
-//! - [`owner`]: reservation bodies; [`error`]: what can go wrong.
+//! - [`owner`]: reservation bodies; [`error`]: what can go wrong;
+//! - [`inspect`]: read-only inspection of a store (`k3s-sandbox ipam ls`).
 
 pub mod alloc;
 pub mod disk;
 pub mod error;
+pub mod inspect;
 pub mod owner;
 pub mod range;
 

@@ -39,7 +39,7 @@ fn env_dir(name: &str) -> Option<PathBuf> {
         .map(PathBuf::from)
 }
 
-fn dirs(g: &GlobalArgs) -> Result<Dirs> {
+pub(crate) fn dirs(g: &GlobalArgs) -> Result<Dirs> {
     Dirs::resolve(
         g.data_dir.clone().or_else(|| env_dir("K3S_SANDBOX_DATA_DIR")),
         g.cni_bin_dir.clone().or_else(|| env_dir("CNI_BIN_DIR")),
@@ -61,9 +61,9 @@ pub fn doctor(g: &GlobalArgs, a: &DoctorArgs) -> Result<u8> {
     checks.extend(doctor::host_checks(&facts, a.profile));
     checks.push(doctor::data_dir_check(&dirs.data_dir));
 
-    let ours = match process::liveness(&state, &LiveProcesses) {
-        Liveness::Running(inst) => Some(inst.pid),
-        _ => None,
+    let (ours, agent_running) = match process::liveness(&state, &LiveProcesses) {
+        Liveness::Running(inst) => (Some(inst.pid), inst.profile.as_deref() == Some("agent")),
+        _ => (None, false),
     };
     let ports: Vec<(u16, std::result::Result<(), String>)> = [6443, 6444, 10250]
         .into_iter()
@@ -74,6 +74,12 @@ pub fn doctor(g: &GlobalArgs, a: &DoctorArgs) -> Result<u8> {
     let (conf_checks, types) = doctor::conflist_checks(&dirs.cni_conf_dir, a.profile);
     checks.extend(doctor::plugin_checks(&dirs.cni_bin_dir, &types, a.profile));
     checks.extend(conf_checks);
+    // Leaked reservations: compared with the live pods when this data dir's agent runs.
+    let live = agent_running.then(|| crate::ipam_cmd::live_ids(&dirs)).flatten();
+    checks.extend(doctor::ipam_checks(&crate::ipam_cmd::detect(
+        &dirs,
+        live.as_ref(),
+    )));
 
     let k3s = k3s_found();
     checks.push(doctor::k3s_check(k3s));
@@ -822,6 +828,9 @@ pub fn status(g: &GlobalArgs) -> Result<u8> {
             }
             println!("kubeconfig: {}", state.kubeconfig.display());
             println!("log: {}", state.log.display());
+            if inst.profile.as_deref() == Some("agent") {
+                crate::ipam_cmd::print_status(&dirs);
+            }
             match ready {
                 Ok(()) => {
                     println!("readyz: ok");

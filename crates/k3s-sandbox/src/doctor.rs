@@ -279,6 +279,21 @@ pub fn conflist_checks(conf_dir: &Path, profile: Option<Profile>) -> (Vec<Check>
     (out, types)
 }
 
+/// One line per host-local store: a warning with the exact `ipam gc` command when a range set is
+/// nearly full or reservations are held by containers that are not live pod sandboxes.
+pub fn ipam_checks(findings: &[crate::ipam_cmd::Finding]) -> Vec<Check> {
+    findings
+        .iter()
+        .map(|f| {
+            let name = format!("IPAM {}", f.network);
+            match &f.problem {
+                Some((what, cmd)) => Check::bad(Level::Warn, &name, what.clone(), format!("run `{cmd}`")),
+                None => Check::ok(&name, f.summary.clone()),
+            }
+        })
+        .collect()
+}
+
 /// The k3s binary check.
 pub fn k3s_check(found: Result<(std::path::PathBuf, String, Option<K3sVersion>), String>) -> Check {
     match found {

@@ -4,10 +4,12 @@
 mod cni_cmd;
 mod commands;
 mod conflist;
+mod cri;
 mod doctor;
 mod error;
 mod flags;
 mod hints;
+mod ipam_cmd;
 mod k3s;
 mod paths;
 mod plugins;
@@ -17,6 +19,7 @@ mod ready;
 mod report;
 mod sandbox;
 mod selftest;
+mod trace_cmd;
 mod util;
 
 use std::path::PathBuf;
@@ -83,6 +86,10 @@ enum Command {
     Logs(LogsArgs),
     /// Run a CNI network by hand like cnitool: add, check, del, gc, status, version, ls
     Cni(cni_cmd::CniArgs),
+    /// Switch the plugins' invocation trace on or off, or print the recorded calls
+    Trace(trace_cmd::TraceArgs),
+    /// Inspect and repair host-local address stores: ls, release, gc
+    Ipam(ipam_cmd::IpamArgs),
 }
 
 #[derive(Args, Debug)]
@@ -175,6 +182,8 @@ fn main() -> ExitCode {
         Command::Env => commands::env(&cli.global),
         Command::Logs(a) => commands::logs(&cli.global, &a),
         Command::Cni(a) => cni_cmd::run(&a),
+        Command::Trace(a) => trace_cmd::trace(&a),
+        Command::Ipam(a) => commands::dirs(&cli.global).and_then(|d| ipam_cmd::ipam(&d, &a)),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -1,0 +1,245 @@
+//! The invocation trace: while it is on, every call appends one JSON line to `trace.jsonl` in the
+//! trace directory (see docs/operations.md):
+//!
+//! ```text
+//! {"time":1764630000.123456,"plugin":"host-local","verb":"ADD","network":"sandbox-cni",
+//!  "cniVersion":"1.0.0","containerID":"…","ifname":"eth0","netns":"/var/run/netns/…",
+//!  "reply":{…the reply as sent: the result with its addresses, or the error…}|null,
+//!  "durationUs":412,"pid":4242,"ppid":4241}
+//! ```
+//!
+//! `time` is seconds since the epoch (UTC) with microseconds; a delegated call's `ppid` is the pid
+//! of the plugin that delegated it, whose own line follows.
+//!
+//! The switch is the directory itself: [`DEFAULT_DIR`] (or `$SANDBOX_CNI_TRACE_DIR`). A call opens
+//! `<dir>/trace.jsonl` with `O_APPEND|O_CREAT`; when the directory does not exist (tracing off), that
+//! one failed open is the whole cost. Nothing about the trace can fail or hold up a call: every error
+//! is ignored, the open never follows a symlink or waits on a FIFO, and the line is written with one
+//! `write` after the reply. One `write` with `O_APPEND` is atomic on a local file system, so lines of
+//! concurrent calls never interleave or tear. When the file has grown past [`MAX_SIZE`], the call
+//! that notices renames it to `trace.jsonl.1` (replacing the previous one); the next call creates a
+//! new file. Everything here is written out by hand: the plugins' size budget leaves no room for
+//! the formatting machinery.
+
+use std::ffi::OsStr;
+use std::fs::{File, OpenOptions};
+use std::io::Write as _;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::PathBuf;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::env::{CNI_COMMAND, CNI_CONTAINERID, CNI_IFNAME, CNI_NETNS, EnvMap};
+use crate::output::Outcome;
+
+/// Where the trace lives unless `SANDBOX_CNI_TRACE_DIR` says otherwise: on a tmpfs, root's.
+pub const DEFAULT_DIR: &str = "/run/sandbox-cni/trace";
+/// Environment override of the trace directory (tests, unprivileged use).
+pub const DIR_VAR: &str = "SANDBOX_CNI_TRACE_DIR";
+/// The current trace file, and the one before it.
+pub const FILE: &str = "trace.jsonl";
+pub const ROTATED: &str = "trace.jsonl.1";
+/// The size at which the file is rotated.
+pub const MAX_SIZE: u64 = 4 << 20;
+
+/// O_NOFOLLOW | O_NONBLOCK (their values differ between architectures).
+#[cfg(any(
+    target_arch = "aarch64",
+    target_arch = "arm",
+    target_arch = "powerpc",
+    target_arch = "powerpc64"
+))]
+const FLAGS: i32 = 0o100000 | 0o4000;
+#[cfg(any(target_arch = "mips", target_arch = "mips64"))]
+const FLAGS: i32 = 0o400000 | 0o200;
+#[cfg(not(any(
+    target_arch = "aarch64",
+    target_arch = "arm",
+    target_arch = "powerpc",
+    target_arch = "powerpc64",
+    target_arch = "mips",
+    target_arch = "mips64"
+)))]
+const FLAGS: i32 = 0o400000 | 0o4000;
+
+/// What a call was about, noted by the dispatcher for the trace (how it ended is read from the
+/// reply itself).
+#[derive(Debug, Default)]
+pub struct Note {
+    pub network: String,
+    pub version: &'static str,
+}
+
+/// An open trace file, for one call.
+pub struct Trace {
+    file: File,
+    dir: PathBuf,
+    start: SystemTime,
+}
+
+fn var<'a>(vars: &'a EnvMap, name: &str) -> Option<&'a std::ffi::OsString> {
+    vars.get(OsStr::new(name)).filter(|v| !v.is_empty())
+}
+
+/// Opens the trace for a CNI call, if tracing is on. `None` when it is off, when it cannot be
+/// opened, or when the binary was run by hand (no CNI_COMMAND).
+pub fn start(vars: &EnvMap) -> Option<Trace> {
+    var(vars, CNI_COMMAND)?;
+    let dir = PathBuf::from(var(vars, DIR_VAR).map_or(OsStr::new(DEFAULT_DIR), |d| d.as_os_str()));
+    let file = OpenOptions::new()
+        .append(true)
+        .create(true)
+        .custom_flags(FLAGS)
+        .open(dir.join(FILE))
+        .ok()?;
+    Some(Trace {
+        file,
+        dir,
+        start: SystemTime::now(),
+    })
+}
+
+/// Appends bytes. Out of line: inlined at every use, growing a vector costs kilobytes of code.
+#[inline(never)]
+fn put(s: &mut Vec<u8>, b: &[u8]) {
+    s.extend_from_slice(b);
+}
+
+/// Appends `n` in decimal. (Written out by hand: the formatting machinery would cost the plugins
+/// kilobytes.)
+fn push_num(s: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [b'0'; 20];
+    let mut i = digits.len();
+    while n > 0 || i == digits.len() {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+    put(s, &digits[i..]);
+}
+
+/// Appends `v` as a JSON string; a quote, backslash or control character (none of which a
+/// valid CNI value holds) becomes `?`, which keeps the line valid JSON without escape sequences.
+fn push_json(s: &mut Vec<u8>, v: &str) {
+    put(s, b"\"");
+    for &b in v.as_bytes() {
+        s.push(if b == b'"' || b == b'\\' || b < 0x20 {
+            b'?'
+        } else {
+            b
+        });
+    }
+    put(s, b"\"");
+}
+
+/// Appends `,"key":"value"`.
+fn field(s: &mut Vec<u8>, key: &str, v: &str) {
+    put(s, b",\"");
+    put(s, key.as_bytes());
+    put(s, b"\":");
+    push_json(s, v);
+}
+
+/// Appends the time as seconds since the epoch with microseconds, e.g. `1764630000.123456`: a
+/// number, because formatting a calendar date would cost the plugins code (readers convert it).
+fn push_time(s: &mut Vec<u8>, t: SystemTime) {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    push_num(s, d.as_secs());
+    // 1_000_000 + micros gives the six digits with their leading zeros; its `1` becomes the point.
+    push_num(s, 1_000_000 + u64::from(d.subsec_micros()));
+    let at = s.len() - 7;
+    s[at] = b'.';
+}
+
+impl Trace {
+    /// Appends the call's line and rotates the file when it is too large. Ignores every error.
+    pub fn finish(self, plugin: &str, vars: &EnvMap, note: &Note, outcome: &Outcome) {
+        let now = SystemTime::now();
+        let took = now.duration_since(self.start).unwrap_or_default();
+        let get = |name| var(vars, name).and_then(|v| v.to_str()).unwrap_or_default();
+        let mut s = Vec::new();
+        put(&mut s, b"{\"time\":");
+        push_time(&mut s, now);
+        field(&mut s, "plugin", plugin);
+        field(&mut s, "verb", get(CNI_COMMAND));
+        field(&mut s, "network", &note.network);
+        field(&mut s, "cniVersion", note.version);
+        field(&mut s, "containerID", get(CNI_CONTAINERID));
+        field(&mut s, "ifname", get(CNI_IFNAME));
+        field(&mut s, "netns", get(CNI_NETNS));
+        // The reply itself (a result with its addresses, or an error with its code and message):
+        // compact JSON written by the output module, one line; `null` when there was none.
+        put(&mut s, b",\"reply\":");
+        put(
+            &mut s,
+            if outcome.stdout.is_empty() {
+                b"null"
+            } else {
+                &outcome.stdout
+            },
+        );
+        put(&mut s, b",\"durationUs\":");
+        push_num(
+            &mut s,
+            took.as_secs() * 1_000_000 + u64::from(took.subsec_micros()),
+        );
+        put(&mut s, b",\"pid\":");
+        push_num(&mut s, u64::from(std::process::id()));
+        // The calling process: for a delegated call, the plugin that delegated it (whose own line
+        // follows, with this pid).
+        put(&mut s, b",\"ppid\":");
+        push_num(&mut s, u64::from(std::os::unix::process::parent_id()));
+        put(&mut s, b"}\n");
+        // One write: appended whole, never interleaved with another call's line.
+        let _ = (&self.file).write(&s);
+        if self.file.metadata().is_ok_and(|md| md.len() > MAX_SIZE) {
+            // Two calls that both see the file too large may both rename: the second then moves
+            // a fresh file over the first's rotated one, and one generation of records is lost.
+            // (By reference: the same instance of `rename` as the store's.)
+            let (from, to) = (self.dir.join(FILE), self.dir.join(ROTATED));
+            let _ = std::fs::rename(&from, &to);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn time(secs: u64, micros: u32) -> String {
+        let mut s = Vec::new();
+        push_time(&mut s, UNIX_EPOCH + Duration::new(secs, micros * 1000));
+        String::from_utf8(s).unwrap()
+    }
+
+    #[test]
+    fn times_are_epoch_seconds_with_microseconds() {
+        assert_eq!(time(0, 0), "0.000000");
+        assert_eq!(time(1_764_630_000, 7), "1764630000.000007");
+        assert_eq!(time(1_764_630_000, 999_999), "1764630000.999999");
+    }
+
+    #[test]
+    fn numbers_are_decimal() {
+        for (n, want) in [
+            (0, "0"),
+            (7, "7"),
+            (1230, "1230"),
+            (u64::MAX, "18446744073709551615"),
+        ] {
+            let mut s = Vec::new();
+            push_num(&mut s, n);
+            assert_eq!(String::from_utf8(s).unwrap(), want);
+        }
+    }
+
+    #[test]
+    fn strings_stay_valid_json() {
+        let mut s = Vec::new();
+        push_json(&mut s, "a\"b\\c\nd\u{1}é/x");
+        let s = String::from_utf8(s).unwrap();
+        assert_eq!(s, "\"a?b?c?d?é/x\"");
+        let v: serde_json::Value = serde_json::from_str(&s).unwrap();
+        assert_eq!(v, "a?b?c?d?é/x");
+    }
+}

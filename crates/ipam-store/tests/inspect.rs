@@ -1,0 +1,148 @@
+//! Read-only inspection of a store, the owner-index reader and the operator's `release_address`.
+#![allow(clippy::unwrap_used)]
+
+use std::fs;
+use std::net::IpAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use ipam_store::disk::read_index_entries;
+use ipam_store::inspect::{Damage, inspect};
+use ipam_store::{DiskOptions, DiskStore, Owner, Range, RangeSet, assign};
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+fn opts(dir: &Path) -> DiskOptions {
+    let boot = dir.join("boot_id");
+    fs::write(&boot, "boot-1\n").unwrap();
+    DiskOptions {
+        lock_timeout: Duration::from_secs(5),
+        reclaim_after_reboot: false,
+        boot_id_path: boot,
+        flat_limit: ipam_store::disk::DEFAULT_FLAT_LIMIT,
+    }
+}
+
+fn filled(t: &Path) -> DiskStore {
+    let sets = vec![
+        RangeSet::new(vec![
+            Range::new("10.7.0.0/24".parse().unwrap(), None, None, None).unwrap(),
+        ])
+        .unwrap(),
+    ];
+    let mut s = DiskStore::open(&t.join("data"), "net", &opts(t)).unwrap();
+    for id in ["a", "b"] {
+        assign(&mut s, &sets, &Owner::new(id, "eth0"), &[]).unwrap();
+    }
+    s
+}
+
+#[test]
+fn the_index_reader_names_every_entry() {
+    let t = tempfile::tempdir().unwrap();
+    drop(filled(t.path()));
+    let dir = t.path().join("data/net");
+    assert_eq!(
+        read_index_entries(&dir).unwrap(),
+        vec![
+            (ip("10.7.0.2"), Owner::new("a", "eth0")),
+            (ip("10.7.0.3"), Owner::new("b", "eth0"))
+        ]
+    );
+    // A store without our index (the reference plugin's) has no entries.
+    fs::remove_dir_all(dir.join(".sandbox-cni")).unwrap();
+    assert!(read_index_entries(&dir).unwrap().is_empty());
+    let found = inspect(&dir, Duration::from_secs(1)).unwrap();
+    assert!(!found.has_index);
+    assert!(found.damage.is_empty(), "{:?}", found.damage);
+    assert_eq!(found.reservations.len(), 2);
+}
+
+#[test]
+fn inspection_finds_damage_and_never_writes() {
+    let t = tempfile::tempdir().unwrap();
+    drop(filled(t.path()));
+    let dir = t.path().join("data/net");
+    fs::write(dir.join("10.7.0.9"), b"").unwrap();
+    fs::create_dir(dir.join("10.7.0.10")).unwrap();
+    fs::write(dir.join("stray"), b"x").unwrap();
+    fs::write(dir.join("last_reserved_ip.1"), b"garbage").unwrap();
+    // An index entry whose reservation was removed behind the index's back.
+    fs::remove_file(dir.join("10.7.0.3")).unwrap();
+    let before: Vec<_> = walk(&dir);
+    let found = inspect(&dir, Duration::from_secs(1)).unwrap();
+    assert!(found.locked);
+    assert_eq!(walk(&dir), before, "inspection changed the store");
+    for d in [
+        Damage::NoHolder { ip: ip("10.7.0.9") },
+        Damage::NotAFile {
+            ip: ip("10.7.0.10"),
+            what: "directory",
+        },
+        Damage::Foreign { name: "stray".into() },
+        Damage::BadCursor {
+            name: "last_reserved_ip.1".into(),
+        },
+        Damage::StaleIndexEntry {
+            ip: ip("10.7.0.3"),
+            owner: Owner::new("b", "eth0"),
+        },
+    ] {
+        assert!(found.damage.contains(&d), "{d:?} not in {:?}", found.damage);
+    }
+    assert_eq!(found.cursors, vec![(0, ip("10.7.0.3"))]);
+    let owners: Vec<_> = found
+        .reservations
+        .iter()
+        .map(|r| (r.ip, r.owner.clone()))
+        .collect();
+    assert_eq!(
+        owners,
+        vec![
+            (ip("10.7.0.2"), Some(Owner::new("a", "eth0"))),
+            (ip("10.7.0.9"), None),
+            (ip("10.7.0.10"), None)
+        ]
+    );
+    assert!(found.reservations[0].age.unwrap() < Duration::from_secs(600));
+}
+
+#[test]
+fn release_address_frees_whoever_holds_it() {
+    let t = tempfile::tempdir().unwrap();
+    let mut s = filled(t.path());
+    let dir = t.path().join("data/net");
+    fs::write(dir.join("10.7.0.9"), b"").unwrap();
+    assert_eq!(
+        s.release_address(ip("10.7.0.2")).unwrap(),
+        Some(Some(Owner::new("a", "eth0")))
+    );
+    assert_eq!(s.release_address(ip("10.7.0.9")).unwrap(), Some(None));
+    assert_eq!(s.release_address(ip("10.7.0.50")).unwrap(), None);
+    drop(s);
+    assert!(!dir.join("10.7.0.2").exists() && !dir.join("10.7.0.9").exists());
+    // The index follows: only b's entry is left, and a consistent store has no damage.
+    assert_eq!(
+        read_index_entries(&dir).unwrap(),
+        vec![(ip("10.7.0.3"), Owner::new("b", "eth0"))]
+    );
+    assert!(inspect(&dir, Duration::from_secs(1)).unwrap().damage.is_empty());
+}
+
+fn walk(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    for e in fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        let p = e.path();
+        if e.file_type().unwrap().is_dir() {
+            out.push((p.display().to_string(), Vec::new()));
+            out.extend(walk(&p));
+        } else {
+            out.push((p.display().to_string(), fs::read(&p).unwrap()));
+        }
+    }
+    out.sort();
+    out
+}
