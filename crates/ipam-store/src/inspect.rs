@@ -267,6 +267,7 @@ mod tests {
             capacity(&range("10.0.0.0/24", Some("10.0.0.100"), Some("10.0.0.109"))),
             10
         );
-        assert_eq!(capacity(&range("fd00::/120", None, None)), 255);
+        // IPv6 has no broadcast: fd00::1 (the gateway) to fd00::ff, less the gateway.
+        assert_eq!(capacity(&range("fd00::/120", None, None)), 254);
     }
 }
