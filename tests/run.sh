@@ -80,7 +80,7 @@ shell_lint() {
     mapfile -t files < <(git ls-files '*.sh' install.sh .ci/run bench/size-check | sort -u)
     shellcheck "${files[@]}"
 }
-unit_and_integration() { cargo test --workspace --locked; }
+unit_and_integration() { cargo test --workspace --locked --no-fail-fast; }
 
 release_size() {
     cargo build --release --locked --target "$MUSL" || return 1
