@@ -215,14 +215,15 @@ fn run_with(
         if err_ready {
             err.pull();
         }
-        if status.is_none() && (exited || pidfd.is_none()) {
-            if let Some(s) = child.try_wait()? {
-                status = Some(s);
-                input = None;
-                // Stragglers in the child's group would hold the pipes open.
-                kill_group(pid);
-                drain_until = Some(Instant::now() + DRAIN_GRACE);
-            }
+        if status.is_none()
+            && (exited || pidfd.is_none())
+            && let Some(s) = child.try_wait()?
+        {
+            status = Some(s);
+            input = None;
+            // Stragglers in the child's group would hold the pipes open.
+            kill_group(pid);
+            drain_until = Some(Instant::now() + DRAIN_GRACE);
         }
     }
     Ok(Captured {
