@@ -55,6 +55,10 @@ pub struct Captured {
 /// children behind that hold its output.
 const NO_PIDFD_SLICE: Duration = Duration::from_millis(10);
 
+/// Without a pidfd, once the pipes are closed: the first wait for the exit that closed them to be
+/// reapable (it nearly always is at once); each further wait doubles, up to [`NO_PIDFD_SLICE`].
+const NO_PIDFD_FIRST_WAIT: Duration = Duration::from_micros(50);
+
 /// After the group is killed, how long its pipes are still drained (a process that left the group
 /// could hold them open for ever).
 const DRAIN_GRACE: Duration = Duration::from_secs(1);
@@ -145,6 +149,7 @@ fn run_with(
     let mut timed_out = false;
     // Until the child is reaped, then until its pipes are drained (after its group is killed).
     let mut drain_until = None;
+    let mut backoff = NO_PIDFD_FIRST_WAIT;
     loop {
         if status.is_some() && out.pipe.is_none() && err.pipe.is_none() {
             break;
@@ -163,7 +168,12 @@ fn run_with(
         }
         let mut wait = limit - now;
         if status.is_none() && pidfd.is_none() {
-            wait = wait.min(NO_PIDFD_SLICE);
+            if out.pipe.is_none() && err.pipe.is_none() {
+                wait = wait.min(backoff);
+                backoff = (backoff * 2).min(NO_PIDFD_SLICE);
+            } else {
+                wait = wait.min(NO_PIDFD_SLICE);
+            }
         }
         let ts = Timespec {
             tv_sec: i64::try_from(wait.as_secs()).unwrap_or(i64::MAX),
