@@ -6,6 +6,11 @@ Each round runs, in rotating order: our ADD then DEL, the libcni driver's ADD th
 process start (bench/nothing.c). Every call is timed by bench/runner.c (fork, exec, wait4), so Python
 never enters a figure. Ratios are taken round by round (paired), so machine drift hits both sides.
 
+The runtime's own share (the target: at most one bare process start on top of what the plugins take)
+is measured in the same rounds on the two calls where the plugin's own run can be repeated alone
+exactly: `cni version bridge` against bridge answering VERSION, and `cni add` of a one-plugin
+loopback network against loopback's ADD run directly with the config the runtime hands it.
+
 Usage: bench/cni_cli.py [--ours DIR] [--libcni PATH] [--rounds N]
   --ours    directory with the release plugins and k3s-sandbox
             (default target/x86_64-unknown-linux-musl/release)
@@ -82,6 +87,39 @@ def main():
                 sys.exit(f"cni_cli bench: {' '.join(argv)} failed (status {status}): {r.stderr.strip()}")
             return ns / 1e9
 
+        # The runtime's share: one plugin run through `k3s-sandbox cni`, and the same run alone.
+        lo_conf = os.path.join(conf_dir, "20-lo.conflist")
+        with open(lo_conf, "w") as f:
+            json.dump({"cniVersion": "1.0.0", "name": "lo", "plugins": [{"type": "loopback"}]}, f)
+        netns = "/run/netns/bench-lo"
+        stdins = {}
+        for name, conf in [("version", {"cniVersion": "1.1.0"}),
+                           ("add", {"cniVersion": "1.0.0", "name": "lo", "type": "loopback"})]:
+            stdins[name] = os.path.join(work, name + ".json")
+            with open(stdins[name], "w") as f:
+                json.dump(conf, f)
+        plugin_env = {
+            "version": dict(env, CNI_COMMAND="VERSION"),
+            "add": dict(env, CNI_COMMAND="ADD", CNI_CONTAINERID="bench", CNI_NETNS=netns, CNI_IFNAME="eth0",
+                        CNI_PATH=a.ours),
+        }
+
+        def alone(kind, plugin):
+            r = subprocess.run([tools["runner"], "once", stdins[kind], out, os.path.join(a.ours, plugin)],
+                               env=plugin_env[kind], capture_output=True, text=True, timeout=120)
+            ns, _rss, status = (int(x) for x in r.stdout.split())
+            if r.returncode != 0 or status != 0:
+                sys.exit(f"cni_cli bench: {plugin} {kind} alone failed (status {status}): {r.stderr.strip()}")
+            return ns / 1e9
+
+        def lo_add():
+            t = once(cli, "cni", "add", "lo", netns)
+            # Each ADD writes a new cache entry, as for a new container: replacing one costs more on ext4.
+            for f in os.listdir(os.path.join(work, "cache", "results")):
+                if f.startswith("lo-"):
+                    os.unlink(os.path.join(work, "cache", "results", f))
+            return t
+
         def cycle(prog, pre):
             netns = "/run/netns/bench"
             return once(prog, *pre, "add", NETWORK, netns) + once(prog, *pre, "del", NETWORK, netns)
@@ -90,11 +128,16 @@ def main():
             "ours": lambda: cycle(cli, ["cni"]),
             "libcni": lambda: cycle(tools["libcni"], []),
             "bare": lambda: once(tools["nothing"]),
+            "version_ours": lambda: once(cli, "cni", "version", "bridge"),
+            "version_alone": lambda: alone("version", "bridge"),
+            "lo_ours": lambda: lo_add(),
+            "lo_alone": lambda: alone("add", "loopback"),
         }
         names = list(steps)
         times = {n: [] for n in names}
         for i in range(a.rounds + 2):
-            for n in names[i % 3:] + names[: i % 3]:
+            k = i % len(names)
+            for n in names[k:] + names[:k]:
                 t = steps[n]()
                 if i >= 2:  # two warm-up rounds
                     times[n].append(t)
@@ -106,6 +149,12 @@ def main():
               f"libcni driver {med['libcni'] * 1e3:.2f} ms, bare start {med['bare'] * 1e3:.2f} ms")
         print(f"paired ratio k3s-sandbox cni / libcni driver: {ratio:.2f}")
         print(f"paired difference per call, in bare process starts: {extra:+.2f}")
+        for kind, what in [("version", "`cni version bridge` against bridge's VERSION alone"),
+                           ("lo", "`cni add` of a loopback network against loopback's ADD alone")]:
+            o, p, b = times[kind + "_ours"], times[kind + "_alone"], times["bare"]
+            share = statistics.median((x - y) / z for x, y, z in zip(o, p, b))
+            print(f"runtime's share, {what}: median {statistics.median(o) * 1e3:.2f} ms against "
+                  f"{statistics.median(p) * 1e3:.2f} ms; paired difference {share:+.2f} bare process starts")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -132,7 +132,11 @@ impl Cache {
             .join(format!("{network}-{container_id}-{ifname}"))
     }
 
-    /// Writes an entry (atomically: a temporary file renamed over the target).
+    /// Writes an entry (atomically: a temporary file renamed over the target, so a reader never sees
+    /// half a file). Not fsynced, as libcni does not sync its cache either: the entry only matters while
+    /// the attachment lives, and after a power loss, when it may be missing or empty, DEL goes on without
+    /// it (an unreadable entry is dropped) and GC frees by the valid list. A sync cost a whole process
+    /// start on every ADD.
     pub fn write(&self, e: &Entry) -> std::io::Result<PathBuf> {
         let dir = self.results_dir();
         fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir)?;
@@ -145,7 +149,6 @@ impl Cache {
             .mode(0o600)
             .open(&tmp)?;
         f.write_all(e.to_json().as_bytes())?;
-        f.sync_all()?;
         drop(f);
         fs::rename(&tmp, &path)?;
         Ok(path)

@@ -1,16 +1,19 @@
 //! The process runner: an [`Exec`] that runs each plugin in its own process group with a deadline. When
 //! the deadline passes (or the plugin exits leaving children behind that hold its pipes), the whole group
-//! is killed, so a hung plugin cannot hang the runtime. The deadline is kept by a watchdog thread that
-//! the plugin's exit dismisses at once: no polling, so a normal run costs no extra latency.
+//! is killed, so a hung plugin cannot hang the runtime. The deadline is the timeout of one `poll` over
+//! the plugin's pipes and its pidfd, on the calling thread: no helper threads, no polling, so a normal
+//! run costs no extra latency.
 
 use std::ffi::OsString;
-use std::io::{Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
-use std::sync::mpsc;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use rustix::event::{PollFd, PollFlags, Timespec, poll};
+use rustix::process::{Pid, PidfdFlags, pidfd_open};
 
 use cni_core::exec::{Exec, ExecOutput};
 
@@ -38,16 +41,6 @@ pub fn kill_group(pgid: u32) {
     }
 }
 
-fn reader<R: Read + Send + 'static>(pipe: Option<R>) -> Option<thread::JoinHandle<Vec<u8>>> {
-    pipe.map(|mut p| {
-        thread::spawn(move || {
-            let mut buf = Vec::new();
-            let _ = p.read_to_end(&mut buf);
-            buf
-        })
-    })
-}
-
 /// What a child produced before it exited or was killed.
 #[derive(Debug)]
 pub struct Captured {
@@ -57,11 +50,63 @@ pub struct Captured {
     pub stderr: Vec<u8>,
 }
 
+/// How long the runner waits between looks at the child when the kernel has no pidfd (before Linux
+/// 5.3, some sandboxes) and the child's pipes stay open: it only matters when the plugin exits leaving
+/// children behind that hold its output.
+const NO_PIDFD_SLICE: Duration = Duration::from_millis(10);
+
+/// Without a pidfd, once the pipes are closed: the first wait for the exit that closed them to be
+/// reapable (it nearly always is at once); each further wait doubles, up to [`NO_PIDFD_SLICE`].
+const NO_PIDFD_FIRST_WAIT: Duration = Duration::from_micros(50);
+
+/// After the group is killed, how long its pipes are still drained (a process that left the group
+/// could hold them open for ever).
+const DRAIN_GRACE: Duration = Duration::from_secs(1);
+
+/// One pipe end being read to its end.
+struct Sink<R> {
+    pipe: Option<R>,
+    buf: Vec<u8>,
+}
+
+impl<R: Read> Sink<R> {
+    /// Reads what is there (the poll said so); end of file or an error closes the pipe.
+    fn pull(&mut self) {
+        if let Some(p) = self.pipe.as_mut() {
+            let mut chunk = [0u8; 16384];
+            match p.read(&mut chunk) {
+                Ok(0) => self.pipe = None,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => self.pipe = None,
+            }
+        }
+    }
+}
+
+fn ready(fd: &PollFd<'_>) -> bool {
+    !fd.revents().is_empty()
+}
+
 /// Runs `cmd` (program, arguments and environment as the caller set them) in its own process group,
 /// feeds it `stdin` and collects its output. When `timeout` passes, the whole group is killed; after
 /// the child exits, whatever is left of its group is killed too, so no grandchild keeps the pipes open.
 /// `ETXTBSY` (a binary still being written) is retried a few times, as libcni does.
+///
+/// Everything happens on the calling thread: one `poll` over the child's three pipes and its pidfd
+/// (so its exit is seen at once even while a grandchild holds the pipes), with the deadline as the
+/// poll's timeout. No helper threads and no polling: a normal run costs no extra latency.
 pub fn run(cmd: &mut Command, stdin: &[u8], timeout: Duration) -> std::io::Result<Captured> {
+    run_with(cmd, stdin, timeout, true)
+}
+
+/// [`run`], with the pidfd left unused when `use_pidfd` is false (the path of kernels without one).
+fn run_with(
+    cmd: &mut Command,
+    stdin: &[u8],
+    timeout: Duration,
+    use_pidfd: bool,
+) -> std::io::Result<Captured> {
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -77,36 +122,124 @@ pub fn run(cmd: &mut Command, stdin: &[u8], timeout: Duration) -> std::io::Resul
         }
     };
     let pid = child.id();
-    // A watchdog, not polling: it kills the group when the deadline passes, and is dismissed (its
-    // channel dropped) as soon as the child exits, so a normal run pays no wake-up latency.
-    let (dismiss, dismissed) = mpsc::channel::<()>();
-    let watchdog = thread::spawn(move || {
-        let fired = matches!(
-            dismissed.recv_timeout(timeout),
-            Err(mpsc::RecvTimeoutError::Timeout)
-        );
-        if fired {
-            kill_group(pid);
-        }
-        fired
-    });
-    let out = reader(child.stdout.take());
-    let err = reader(child.stderr.take());
-    // Written here, with the readers already draining: a child that never reads its input blocks this
-    // only until the watchdog fires; one that exits without reading it is not an error here.
-    if let Some(mut p) = child.stdin.take() {
-        let _ = p.write_all(stdin);
+    let deadline = Instant::now() + timeout;
+    let pidfd = i32::try_from(pid)
+        .ok()
+        .filter(|_| use_pidfd)
+        .and_then(Pid::from_raw)
+        .and_then(|p| pidfd_open(p, PidfdFlags::empty()).ok());
+    // The input is written as the child reads it, never blocking: a child that does not read it and
+    // fills its output pipe cannot dead-lock us; one that exits without reading it is not an error.
+    let mut input = child.stdin.take().filter(|_| !stdin.is_empty());
+    if let Some(Err(e)) = input.as_ref().map(|p| rustix::io::ioctl_fionbio(p, true)) {
+        kill_group(pid);
+        let _ = child.wait();
+        return Err(e.into());
     }
-    let waited = child.wait();
-    drop(dismiss);
-    let timed_out = watchdog.join().unwrap_or(false);
-    let status = waited?;
-    // Stragglers in the child's group would hold the pipes open.
-    kill_group(pid);
+    let mut written = 0;
+    let mut out = Sink {
+        pipe: child.stdout.take(),
+        buf: Vec::new(),
+    };
+    let mut err = Sink {
+        pipe: child.stderr.take(),
+        buf: Vec::new(),
+    };
+    let mut status: Option<ExitStatus> = None;
+    let mut timed_out = false;
+    // Until the child is reaped, then until its pipes are drained (after its group is killed).
+    let mut drain_until = None;
+    let mut backoff = NO_PIDFD_FIRST_WAIT;
+    loop {
+        if status.is_some() && out.pipe.is_none() && err.pipe.is_none() {
+            break;
+        }
+        let now = Instant::now();
+        let limit = drain_until.unwrap_or(deadline);
+        if now >= limit {
+            if status.is_some() {
+                break; // something outside the group holds the pipes: keep what was read
+            }
+            kill_group(pid);
+            timed_out = true;
+            status = Some(child.wait()?);
+            drain_until = Some(Instant::now() + DRAIN_GRACE);
+            continue;
+        }
+        let mut wait = limit - now;
+        if status.is_none() && pidfd.is_none() {
+            if out.pipe.is_none() && err.pipe.is_none() {
+                wait = wait.min(backoff);
+                backoff = (backoff * 2).min(NO_PIDFD_SLICE);
+            } else {
+                wait = wait.min(NO_PIDFD_SLICE);
+            }
+        }
+        let ts = Timespec {
+            tv_sec: i64::try_from(wait.as_secs()).unwrap_or(i64::MAX),
+            tv_nsec: i64::from(wait.subsec_nanos()),
+        };
+        let (in_ready, out_ready, err_ready, exited) = {
+            let mut fds = Vec::with_capacity(4);
+            let mut slots = [None; 4];
+            if let Some(p) = input.as_ref() {
+                slots[0] = Some(fds.len());
+                fds.push(PollFd::new(p, PollFlags::OUT));
+            }
+            if let Some(p) = out.pipe.as_ref() {
+                slots[1] = Some(fds.len());
+                fds.push(PollFd::new(p, PollFlags::IN));
+            }
+            if let Some(p) = err.pipe.as_ref() {
+                slots[2] = Some(fds.len());
+                fds.push(PollFd::new(p, PollFlags::IN));
+            }
+            if let (None, Some(p)) = (status, pidfd.as_ref()) {
+                slots[3] = Some(fds.len());
+                fds.push(PollFd::new(p, PollFlags::IN));
+            }
+            match poll(&mut fds, Some(&ts)) {
+                Ok(_) | Err(rustix::io::Errno::INTR) => {}
+                Err(e) => {
+                    kill_group(pid);
+                    let _ = child.wait();
+                    return Err(e.into());
+                }
+            }
+            let hit = |i: usize| slots[i].is_some_and(|s| ready(&fds[s]));
+            (hit(0), hit(1), hit(2), hit(3))
+        };
+        if in_ready && let Some(p) = input.as_mut() {
+            match p.write(&stdin[written..]) {
+                Ok(n) => written += n,
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {}
+                Err(_) => written = stdin.len(), // the child closed its input
+            }
+            if written >= stdin.len() {
+                input = None; // closing it tells the child the input is complete
+            }
+        }
+        if out_ready {
+            out.pull();
+        }
+        if err_ready {
+            err.pull();
+        }
+        if status.is_none()
+            && (exited || pidfd.is_none())
+            && let Some(s) = child.try_wait()?
+        {
+            status = Some(s);
+            input = None;
+            // Stragglers in the child's group would hold the pipes open.
+            kill_group(pid);
+            drain_until = Some(Instant::now() + DRAIN_GRACE);
+        }
+    }
     Ok(Captured {
-        status: (!timed_out).then_some(status),
-        stdout: out.and_then(|h| h.join().ok()).unwrap_or_default(),
-        stderr: err.and_then(|h| h.join().ok()).unwrap_or_default(),
+        status: status.filter(|_| !timed_out),
+        stdout: out.buf,
+        stderr: err.buf,
     })
 }
 
@@ -174,5 +307,48 @@ mod tests {
         let out = r.exec(&p, &[], b"").unwrap();
         assert!(!out.success);
         assert!(out.status.contains("timed out"), "{}", out.status);
+    }
+
+    #[test]
+    fn big_input_and_output_cannot_dead_lock() {
+        let tmp = tempfile::tempdir().unwrap();
+        // Writes 1 MB before reading its 1 MB of input: both pipes fill up unless the runner serves both.
+        let p = script(
+            tmp.path(),
+            "echo",
+            "head -c 1048576 /dev/zero; wc -c; echo done >&2",
+        );
+        let input = vec![b'x'; 1 << 20];
+        for use_pidfd in [true, false] {
+            let mut cmd = Command::new(&p);
+            let c = run_with(&mut cmd, &input, Duration::from_secs(20), use_pidfd).unwrap();
+            assert!(c.status.unwrap().success());
+            assert_eq!(c.stdout.len(), (1 << 20) + "1048576\n".len(), "pidfd {use_pidfd}");
+            assert!(c.stdout.ends_with(b"1048576\n"));
+            assert_eq!(c.stderr, b"done\n");
+        }
+    }
+
+    #[test]
+    fn an_exit_is_seen_while_a_child_left_behind_holds_the_pipes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = script(tmp.path(), "daemon", "cat >/dev/null; sleep 30 & echo ok; exit 4");
+        for use_pidfd in [true, false] {
+            let mut cmd = Command::new(&p);
+            let c = run_with(&mut cmd, b"{}", Duration::from_secs(20), use_pidfd).unwrap();
+            // Reaped with its own status, not killed at the deadline; the sleep was killed with the group.
+            assert_eq!(c.status.and_then(|s| s.code()), Some(4), "pidfd {use_pidfd}");
+            assert_eq!(c.stdout, b"ok\n");
+        }
+    }
+
+    #[test]
+    fn a_child_that_ignores_its_input_is_not_an_error() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = script(tmp.path(), "deaf", "exec 0<&-; echo hi");
+        let mut cmd = Command::new(&p);
+        let c = run(&mut cmd, &vec![b'x'; 1 << 20], Duration::from_secs(20)).unwrap();
+        assert!(c.status.unwrap().success());
+        assert_eq!(c.stdout, b"hi\n");
     }
 }
