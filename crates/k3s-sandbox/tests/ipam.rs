@@ -1,4 +1,4 @@
-//! `k3s-sandbox ipam ls|release|gc`, the leak detection of `doctor`, and `trace`, against stores
+//! `k3s-sandbox ipam ls|release|gc`, the leak detection of `doctor` and `status`, and `trace`, against stores
 //! filled by the workspace's real host-local plugin and a fake crictl / k3s crictl.
 #![allow(clippy::unwrap_used)] // helpers outside #[test] functions
 
@@ -25,10 +25,15 @@ struct Net {
 
 impl Net {
     fn new(subnet: &str) -> Net {
+        Net::with_range(serde_json::json!({ "subnet": subnet }))
+    }
+
+    /// A network whose single range is `range` (subnet, optional rangeStart/rangeEnd).
+    fn with_range(range: Value) -> Net {
         let sb = Sandbox::new();
         let ipam_dir = sb.tmp.path().join("networks");
         let mut v: Value = serde_json::from_str(&repo_conflist()).unwrap();
-        v["plugins"][0]["ipam"]["ranges"][0][0]["subnet"] = Value::from(subnet);
+        v["plugins"][0]["ipam"]["ranges"][0][0] = range;
         v["plugins"][0]["ipam"]["dataDir"] = Value::from(ipam_dir.to_str().unwrap());
         let conflist = serde_json::to_string_pretty(&v).unwrap();
         fs::create_dir_all(&sb.conf).unwrap();
@@ -606,4 +611,303 @@ fn trace_switches_and_prints_the_calls_of_the_real_plugins() {
     assert_eq!(trace(&dir, &["--json"]).stdout.lines().count(), 14);
     trace(&dir, &["clear"]).ok();
     assert_eq!(trace(&dir, &["--json"]).stdout.lines().count(), 0);
+}
+
+// ------------------------------------------- `status` of a running agent: the ipam lines
+
+impl Net {
+    /// Starts the fake k3s as an agent on this sandbox's data dir. `up` writes the default
+    /// conflist; the test's own (with the store in the temp dir) is put back afterwards.
+    fn up_agent(&self) {
+        let src = self.sb.plugin_src.to_string_lossy().into_owned();
+        self.run(&[
+            "up",
+            "--profile",
+            "agent",
+            "--timeout",
+            "10",
+            "--plugins-from",
+            &src,
+            "--skip-selftest",
+        ])
+        .ok();
+        fs::write(self.sb.conf.join("10-sandbox-cni.conflist"), &self.conflist).unwrap();
+    }
+
+    /// Backdates every reservation by an hour, past the grace period that protects the
+    /// reservations of pods still starting.
+    fn age_reservations(&self) {
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        for ip in self.reserved() {
+            fs::File::options()
+                .write(true)
+                .open(self.store().join(ip))
+                .unwrap()
+                .set_modified(old)
+                .unwrap();
+        }
+    }
+
+    /// Every file of the store with its content, to show that nothing was freed or claimed.
+    fn snapshot(&self) -> Vec<(String, Vec<u8>)> {
+        let mut v: Vec<(String, Vec<u8>)> = fs::read_dir(self.store())
+            .unwrap()
+            .map(|e| e.unwrap())
+            .filter(|e| e.file_type().unwrap().is_file())
+            .map(|e| (e.file_name().into_string().unwrap(), fs::read(e.path()).unwrap()))
+            .collect();
+        v.sort();
+        v
+    }
+
+    fn crictl_log(&self) -> PathBuf {
+        self.sb.tmp.path().join("crictl.log")
+    }
+
+    /// Sets up the fake crictl that the instance's (fake) k3s forwards `k3s crictl` to.
+    fn with_cri(&self, mut c: Command, mode: &str, pods: Option<&str>) -> Out {
+        c.env("FAKE_CRICTL_MODE", mode)
+            .env("FAKE_CRICTL_LOG", self.crictl_log());
+        match pods {
+            Some(p) => c.env("FAKE_CRICTL_PODS", fixture(&format!("crictl/{p}"))),
+            None => c.env_remove("FAKE_CRICTL_PODS"),
+        };
+        Out::from(c.output().unwrap())
+    }
+
+    /// `k3s-sandbox status`, the runtime answering as `mode` with the pods of `pods`.
+    fn status(&self, mode: &str, pods: Option<&str>) -> Out {
+        self.with_cri(self.cmd(&["status"]), mode, pods)
+    }
+
+    /// The exact command `fix: ...` that a warning printed, run as printed.
+    fn run_printed(&self, line: &str, mode: &str, pods: Option<&str>) -> Out {
+        let cmd = line.split("; fix: ").nth(1).unwrap();
+        let words: Vec<&str> = cmd.split(' ').collect();
+        assert_eq!(words[0], "k3s-sandbox", "{line}");
+        let mut c = Command::new(exe());
+        c.args(&words[1..])
+            .env_remove("K3S_SANDBOX_DATA_DIR")
+            .env_remove("CNI_CONF_DIR")
+            .env_remove("CNI_BIN_DIR")
+            .env_remove("CONTAINER_RUNTIME_ENDPOINT")
+            .env_remove("SANDBOX_CNI_TRACE_DIR");
+        self.with_cri(c, mode, pods)
+    }
+
+    /// `--cni-conf-dir C --data-dir D`: the global flags the printed commands need here.
+    fn global_flags(&self) -> String {
+        format!(
+            "--cni-conf-dir {} --data-dir {}",
+            self.sb.conf.display(),
+            self.sb.data.display()
+        )
+    }
+}
+
+/// The `ipam <network>: ...` line of `status`, and the one warning about that network.
+fn status_lines(out: &Out) -> (String, Option<String>) {
+    let ipam: Vec<&str> = out.stdout.lines().filter(|l| l.starts_with("ipam ")).collect();
+    assert_eq!(ipam.len(), 1, "one ipam line:\n{}", out.stdout);
+    let warnings: Vec<&str> = out.stderr.lines().filter(|l| l.contains("warning")).collect();
+    assert!(warnings.len() <= 1, "{}", out.stderr);
+    (ipam[0].to_string(), warnings.first().map(|w| w.to_string()))
+}
+
+#[test]
+fn status_of_an_agent_shows_leaked_reservations_and_the_gc_command_that_frees_them() {
+    let n = Net::new("10.87.0.0/24");
+    n.up_agent();
+    let a = n.add(POD_A);
+    let b = n.add(POD_B);
+    n.add("leaked-1");
+    n.add("leaked-2");
+    n.age_reservations();
+
+    let out = n.status("up", Some("pods-two.json"));
+    out.ok().stdout_has("profile: agent").stdout_has("readyz: ok");
+    let (ipam, warning) = status_lines(&out);
+    assert_eq!(
+        ipam,
+        format!(
+            "ipam sandbox-cni: 4 of 253 addresses used ({})",
+            n.store().display()
+        )
+    );
+    let warning = warning.unwrap_or_else(|| panic!("no warning:\n{}", out.stderr));
+    assert_eq!(
+        warning,
+        format!(
+            "k3s-sandbox: warning: network sandbox-cni: 4 reservation(s) held by 4 container(s), \
+             but only 2 live pod sandbox(es): 2 holder(s) are gone; \
+             fix: k3s-sandbox {} ipam gc sandbox-cni --from-cri --apply",
+            n.global_flags()
+        )
+    );
+    // The runtime was asked through the instance's k3s, at k3s's containerd socket.
+    let log = fs::read_to_string(n.crictl_log()).unwrap();
+    assert!(
+        log.contains("--runtime-endpoint unix:///run/k3s/containerd/containerd.sock pods -o json"),
+        "{log}"
+    );
+    // Detection only: status freed nothing.
+    assert_eq!(n.reserved().len(), 4);
+
+    // The printed command, run as printed, frees exactly the leaked reservations...
+    n.run_printed(&warning, "up", Some("pods-two.json"))
+        .ok()
+        .stderr_has("freed 2 reservation(s)");
+    let mut want = vec![a, b];
+    want.sort();
+    assert_eq!(n.reserved(), want);
+    // ...and status is quiet afterwards.
+    let out = n.status("up", Some("pods-two.json"));
+    out.ok();
+    let (ipam, warning) = status_lines(&out);
+    assert!(
+        ipam.starts_with("ipam sandbox-cni: 2 of 253 addresses used ("),
+        "{ipam}"
+    );
+    assert_eq!(warning, None);
+
+    // With no pod sandbox left at all, freeing everything needs --allow-empty, and the printed
+    // command says so.
+    let out = n.status("up", Some("pods-none.json"));
+    let (_, warning) = status_lines(&out);
+    let warning = warning.unwrap_or_else(|| panic!("no warning:\n{}", out.stderr));
+    assert!(
+        warning.contains("2 reservation(s) held by 2 container(s), but only 0 live pod sandbox(es)"),
+        "{warning}"
+    );
+    assert!(
+        warning.ends_with("ipam gc sandbox-cni --from-cri --apply --allow-empty"),
+        "{warning}"
+    );
+    n.run(&["down"]).ok();
+}
+
+#[test]
+fn status_of_an_agent_warns_when_a_range_is_nearly_full() {
+    // Ten addresses; 90% of them is the threshold.
+    let n = Net::with_range(serde_json::json!({
+        "subnet": "10.88.0.0/24", "rangeStart": "10.88.0.10", "rangeEnd": "10.88.0.19"
+    }));
+    n.up_agent();
+    n.add(POD_A);
+    n.add(POD_B);
+    n.age_reservations();
+    // Seven pods that are starting: fresh reservations the runtime does not list yet are not
+    // leaks, but they do use the range.
+    for i in 0..7 {
+        n.add(&format!("starting-{i}"));
+    }
+    let out = n.status("up", Some("pods-two.json"));
+    out.ok();
+    let (ipam, warning) = status_lines(&out);
+    assert!(
+        ipam.starts_with("ipam sandbox-cni: 9 of 10 addresses used ("),
+        "{ipam}"
+    );
+    let warning = warning.unwrap_or_else(|| panic!("no warning:\n{}", out.stderr));
+    assert_eq!(
+        warning,
+        format!(
+            "k3s-sandbox: warning: network sandbox-cni: range 10.88.0.10-10.88.0.19 (10.88.0.0/24) is nearly full: \
+             9 of 10 addresses used; fix: k3s-sandbox {} ipam gc sandbox-cni --from-cri --apply",
+            n.global_flags()
+        )
+    );
+    assert!(!warning.contains("holder(s) are gone"), "{warning}");
+
+    // Below 90%: no warning.
+    n.run(&["ipam", "release", "sandbox-cni", "--container", "starting-0"])
+        .ok();
+    let out = n.status("up", Some("pods-two.json"));
+    out.ok();
+    let (ipam, warning) = status_lines(&out);
+    assert!(
+        ipam.starts_with("ipam sandbox-cni: 8 of 10 addresses used ("),
+        "{ipam}"
+    );
+    assert_eq!(warning, None, "{}", out.stderr);
+    n.run(&["down"]).ok();
+}
+
+#[test]
+fn status_of_a_healthy_agent_store_prints_no_warning() {
+    let n = Net::new("10.89.0.0/24");
+    n.up_agent();
+    n.add(POD_A);
+    n.add(POD_B);
+    n.age_reservations();
+    let out = n.status("up", Some("pods-two.json"));
+    out.ok().stdout_has("readyz: ok");
+    let (ipam, warning) = status_lines(&out);
+    assert_eq!(
+        ipam,
+        format!(
+            "ipam sandbox-cni: 2 of 253 addresses used ({})",
+            n.store().display()
+        )
+    );
+    assert_eq!(warning, None);
+    assert!(!out.stderr.contains("ipam gc"), "{}", out.stderr);
+    assert!(!out.stderr.contains("cannot be counted"), "{}", out.stderr);
+    // The runtime was really asked (a healthy verdict is not the runtime being skipped).
+    let log = fs::read_to_string(n.crictl_log()).unwrap();
+    assert!(log.contains(" pods -o json"), "{log}");
+    n.run(&["down"]).ok();
+}
+
+#[test]
+fn status_cannot_count_leaks_when_the_runtime_does_not_answer_and_touches_nothing() {
+    // Two addresses: full, so the nearly-full warning stays, but only as a dry run.
+    let n = Net::with_range(serde_json::json!({
+        "subnet": "10.90.0.0/24", "rangeStart": "10.90.0.10", "rangeEnd": "10.90.0.11"
+    }));
+    n.up_agent();
+    n.add(POD_A);
+    n.add("leaked-1");
+    n.age_reservations();
+    let before = n.snapshot();
+    for mode in ["down", "starting", "garbage", "silent"] {
+        let out = n.status(mode, Some("pods-two.json"));
+        out.ok();
+        out.stderr_has(
+            "k3s-sandbox: the container runtime did not answer `crictl pods`: \
+             leaked reservations cannot be counted",
+        );
+        let (ipam, warning) = status_lines(&out);
+        assert!(
+            ipam.starts_with("ipam sandbox-cni: 2 of 2 addresses used ("),
+            "{mode}: {ipam}"
+        );
+        let warning = warning.unwrap_or_else(|| panic!("{mode}: no warning:\n{}", out.stderr));
+        assert!(!warning.contains("holder(s) are gone"), "{mode}: {warning}");
+        assert!(
+            warning.contains("is nearly full: 2 of 2 addresses used"),
+            "{mode}: {warning}"
+        );
+        // Without the runtime's answer the command is the dry run, never --apply.
+        assert!(
+            warning.ends_with(&format!(
+                "fix: k3s-sandbox {} ipam gc sandbox-cni --from-cri",
+                n.global_flags()
+            )),
+            "{mode}: {warning}"
+        );
+        assert_eq!(n.snapshot(), before, "{mode}");
+    }
+    // The runtime down and no reservation to speak of: only the note, no warning.
+    n.run(&["ipam", "release", "sandbox-cni", "--container", "leaked-1"])
+        .ok();
+    let out = n.status("down", None);
+    out.ok().stderr_has("leaked reservations cannot be counted");
+    let (ipam, warning) = status_lines(&out);
+    assert!(
+        ipam.starts_with("ipam sandbox-cni: 1 of 2 addresses used ("),
+        "{ipam}"
+    );
+    assert_eq!(warning, None);
+    n.run(&["down"]).ok();
 }
