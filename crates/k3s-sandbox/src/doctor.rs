@@ -287,7 +287,7 @@ pub fn ipam_checks(findings: &[crate::ipam_cmd::Finding]) -> Vec<Check> {
         .map(|f| {
             let name = format!("IPAM {}", f.network);
             match &f.problem {
-                Some((what, cmd)) => Check::bad(Level::Warn, &name, what.clone(), format!("run `{cmd}`")),
+                Some((what, fix)) => Check::bad(Level::Warn, &name, what.clone(), fix.remedy()),
                 None => Check::ok(&name, f.summary.clone()),
             }
         })

@@ -868,9 +868,37 @@ fn gc_args_text(dirs: &Dirs, net: &Network, a: &GcArgs) -> String {
 #[derive(Debug, Clone)]
 pub struct Finding {
     pub network: String,
-    pub problem: Option<(String, String)>,
+    /// What is wrong, and what fixes it.
+    pub problem: Option<(String, Fix)>,
     /// One line on the store when there is no problem.
     pub summary: String,
+}
+
+/// What fixes a finding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fix {
+    /// This `ipam gc` command line.
+    Run(String),
+    /// Nothing to free (every holder is a live pod sandbox): the range itself is too small.
+    Widen(String),
+}
+
+impl Fix {
+    /// The remedy as doctor words it.
+    pub fn remedy(&self) -> String {
+        match self {
+            Fix::Run(cmd) => format!("run `{cmd}`"),
+            Fix::Widen(advice) => advice.clone(),
+        }
+    }
+}
+
+impl std::fmt::Display for Fix {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Fix::Run(cmd) | Fix::Widen(cmd) => f.write_str(cmd),
+        }
+    }
 }
 
 /// Checks every host-local store of the conf dir: a range set nearly full, or reservations held by
@@ -892,6 +920,13 @@ pub fn detect(dirs: &Dirs, live: Option<&BTreeSet<String>>) -> Vec<Finding> {
         let cap: u128 = uses.iter().map(|u| u.capacity).sum();
         let mut problems = Vec::new();
         let mut allow_empty = false;
+        // Every holder is a live pod sandbox: gc would free nothing.
+        let all_live = live.is_some_and(|live| {
+            found
+                .reservations
+                .iter()
+                .all(|r| r.owner.as_ref().is_some_and(|o| live.contains(&o.id)))
+        });
         if let Some(live) = live {
             let stale: BTreeSet<&str> = found
                 .reservations
@@ -933,13 +968,22 @@ pub fn detect(dirs: &Dirs, live: Option<&BTreeSet<String>>) -> Vec<Finding> {
             format!("{} reservation(s) ({})", found.reservations.len(), dir.display())
         };
         let problem = (!problems.is_empty()).then(|| {
-            let cmd = if live.is_some() {
-                gc_command(dirs, &net, true, allow_empty)
+            let fix = if all_live {
+                Fix::Widen(format!(
+                    "every address is held by a live pod sandbox, so gc would free none: give network {} a larger range{}",
+                    net.name,
+                    net.config
+                        .as_ref()
+                        .map(|c| format!(" (ipam ranges in {})", c.display()))
+                        .unwrap_or_default()
+                ))
+            } else if live.is_some() {
+                Fix::Run(gc_command(dirs, &net, true, allow_empty))
             } else {
                 // Without the runtime's answer, show what would go first.
-                gc_command(dirs, &net, false, false)
+                Fix::Run(gc_command(dirs, &net, false, false))
             };
-            (problems.join("; "), cmd)
+            (problems.join("; "), fix)
         });
         out.push(Finding {
             network: net.name.clone(),
@@ -1060,11 +1104,13 @@ mod tests {
         let f = detect(&dirs, Some(&live));
         assert_eq!(f.len(), 1);
         let (what, cmd) = f[0].problem.clone().unwrap();
+        let cmd = cmd.to_string();
         assert!(what.contains("4 reservation(s) held by 4 container(s), but only 1 live pod sandbox(es): 2 holder(s) are gone"), "{what}");
         assert!(cmd.ends_with("ipam gc n --from-cri --apply"), "{cmd}");
         assert!(cmd.contains("--cni-conf-dir"), "{cmd}");
         // No live sandbox at all: the command needs --allow-empty.
         let (_, cmd) = detect(&dirs, Some(&BTreeSet::new()))[0].problem.clone().unwrap();
+        let cmd = cmd.to_string();
         assert!(cmd.ends_with("--apply --allow-empty"), "{cmd}");
         // Without the runtime's answer, and with room in the range: no problem.
         let f = detect(&dirs, None);

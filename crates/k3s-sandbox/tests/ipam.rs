@@ -834,6 +834,36 @@ fn status_of_an_agent_warns_when_a_range_is_nearly_full() {
 }
 
 #[test]
+fn a_full_range_of_live_pods_asks_for_a_larger_range_not_for_gc() {
+    // Two addresses, both held by the two pods the runtime lists: gc would free nothing.
+    let n = Net::with_range(serde_json::json!({
+        "subnet": "10.90.0.0/24", "rangeStart": "10.90.0.10", "rangeEnd": "10.90.0.11"
+    }));
+    n.up_agent();
+    n.add(POD_A);
+    n.add(POD_B);
+    n.age_reservations();
+    let out = n.status("up", Some("pods-two.json"));
+    out.ok();
+    let (ipam, warning) = status_lines(&out);
+    assert!(
+        ipam.starts_with("ipam sandbox-cni: 2 of 2 addresses used ("),
+        "{ipam}"
+    );
+    let warning = warning.unwrap_or_else(|| panic!("no warning:\n{}", out.stderr));
+    assert!(
+        warning.contains("is nearly full: 2 of 2 addresses used"),
+        "{warning}"
+    );
+    assert!(
+        warning.contains("every address is held by a live pod sandbox, so gc would free none: give network sandbox-cni a larger range (ipam ranges in "),
+        "{warning}"
+    );
+    assert!(!warning.contains("ipam gc"), "{warning}");
+    n.run(&["down"]).ok();
+}
+
+#[test]
 fn status_of_a_healthy_agent_store_prints_no_warning() {
     let n = Net::new("10.89.0.0/24");
     n.up_agent();
