@@ -3,12 +3,10 @@
 //! CNI_COMMAND set to the verb) and the same stdin bytes; its stderr flows to ours; its error reply is
 //! passed on unchanged.
 
-use std::ffi::OsString;
-
-use crate::env::{CNI_ARGS, CNI_COMMAND, CNI_CONTAINERID, CNI_IFNAME, CNI_NETNS, CNI_PATH, Command, Env};
+use crate::env::{Command, Env};
 use crate::error::{CniError, CniResult, code};
 pub use crate::exec::find_plugin;
-use crate::exec::{Exec, ProcessExec, decode_error};
+use crate::exec::{EnvList, Exec, ProcessExec, decode_error, plugin_env};
 use crate::result::NetResult;
 use crate::version::Version;
 
@@ -59,33 +57,14 @@ pub fn delegate_with(
 
 /// The delegate's environment, built explicitly: the non-CNI variables of this process, then the six
 /// CNI_* variables from the request (the verb replaced by `command`).
-fn request_env(command: Command, env: &Env) -> Vec<(OsString, OsString)> {
-    let six = [
-        CNI_COMMAND,
-        CNI_CONTAINERID,
-        CNI_NETNS,
-        CNI_IFNAME,
-        CNI_ARGS,
-        CNI_PATH,
-    ];
-    let mut out: Vec<(OsString, OsString)> = std::env::vars_os()
-        .filter(|(k, _)| !six.iter().any(|s| k == s))
-        .collect();
-    let path = env
-        .path
-        .iter()
-        .map(|p| p.as_os_str().to_owned())
-        .collect::<Vec<_>>()
-        .join(std::ffi::OsStr::new(":"));
-    for (k, v) in [
-        (CNI_COMMAND, OsString::from(command.as_str())),
-        (CNI_CONTAINERID, env.container_id.clone().into()),
-        (CNI_NETNS, env.netns.clone().into()),
-        (CNI_IFNAME, env.ifname.clone().into()),
-        (CNI_ARGS, env.args.clone().into()),
-        (CNI_PATH, path),
-    ] {
-        out.push((k.into(), v));
-    }
-    out
+fn request_env(command: Command, env: &Env) -> EnvList {
+    plugin_env(
+        std::env::vars_os().collect(),
+        command.as_str(),
+        &env.container_id,
+        &env.netns,
+        &env.ifname,
+        &env.args,
+        &env.path,
+    )
 }

@@ -9,6 +9,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command as Process, Stdio};
 
+use crate::env::{CNI_ARGS, CNI_COMMAND, CNI_CONTAINERID, CNI_IFNAME, CNI_NETNS, CNI_PATH};
 use crate::error::{CniError, CniResult, code};
 
 /// One environment, complete: the child gets exactly these variables.
@@ -34,6 +35,48 @@ pub trait Exec {
     fn find(&self, name: &str, path: &[PathBuf]) -> CniResult<PathBuf> {
         find_plugin(name, path)
     }
+}
+
+/// The six variables a plugin is run with, in the order libcni sets them.
+const CNI_VARS: [&str; 6] = [
+    CNI_COMMAND,
+    CNI_CONTAINERID,
+    CNI_NETNS,
+    CNI_IFNAME,
+    CNI_ARGS,
+    CNI_PATH,
+];
+
+/// A plugin's whole environment: `base` without any of the six CNI_* variables, then the six with
+/// these values (`path` joined with `:`). Delegation and the runtime both build theirs here.
+pub fn plugin_env(
+    base: EnvList,
+    command: &str,
+    container_id: &str,
+    netns: &str,
+    ifname: &str,
+    args: &str,
+    path: &[PathBuf],
+) -> EnvList {
+    let mut out: EnvList = base
+        .into_iter()
+        .filter(|(k, _)| !CNI_VARS.iter().any(|s| k == s))
+        .collect();
+    let path = path
+        .iter()
+        .map(|p| p.as_os_str().to_owned())
+        .collect::<Vec<_>>()
+        .join(std::ffi::OsStr::new(":"));
+    let values = [
+        OsString::from(command),
+        container_id.into(),
+        netns.into(),
+        ifname.into(),
+        args.into(),
+        path,
+    ];
+    out.extend(CNI_VARS.iter().map(OsString::from).zip(values));
+    out
 }
 
 /// Finds plugin `name` in the CNI_PATH directories: the first regular file (links followed), as libcni.

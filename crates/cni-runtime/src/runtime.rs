@@ -133,43 +133,21 @@ pub fn convert_result(v: &Value, version: &str) -> Result<Value, String> {
 
 impl Runtime<'_> {
     fn env(&self, command: &str, rt: &RuntimeConf) -> Vec<(OsString, OsString)> {
-        let six = [
-            "CNI_COMMAND",
-            "CNI_CONTAINERID",
-            "CNI_NETNS",
-            "CNI_IFNAME",
-            "CNI_ARGS",
-            "CNI_PATH",
-        ];
-        let mut env: Vec<(OsString, OsString)> = self
-            .base_env
-            .iter()
-            .filter(|(k, _)| !six.iter().any(|s| k == s))
-            .cloned()
-            .collect();
         let args = rt
             .args
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
             .collect::<Vec<_>>()
             .join(";");
-        let path = self
-            .path
-            .iter()
-            .map(|p| p.as_os_str().to_owned())
-            .collect::<Vec<_>>()
-            .join(std::ffi::OsStr::new(":"));
-        for (k, v) in [
-            ("CNI_COMMAND", OsString::from(command)),
-            ("CNI_CONTAINERID", rt.container_id.clone().into()),
-            ("CNI_NETNS", rt.netns.clone().into()),
-            ("CNI_IFNAME", rt.ifname.clone().into()),
-            ("CNI_ARGS", args.into()),
-            ("CNI_PATH", path),
-        ] {
-            env.push((k.into(), v));
-        }
-        env
+        cni_core::exec::plugin_env(
+            self.base_env.clone(),
+            command,
+            &rt.container_id,
+            &rt.netns,
+            &rt.ifname,
+            &args,
+            &self.path,
+        )
     }
 
     /// Runs one plugin; returns its stdout on success.
