@@ -416,6 +416,26 @@ class Bench:
         self.record("hl_add_fresh", "host-local ADD, fresh dataDir (first ADD of a network)", adds, TARGETS["empty_speedup"])
         self.record("hl_del_fresh", "host-local DEL, fresh dataDir", dels, TARGETS["empty_speedup"])
 
+    def add_check_del_rounds(self, rounds, prefix, impls, stdins, samples):
+        """`rounds` rounds of a bare start and, for ours and the reference, ADD, CHECK and DEL of a
+        new attachment `<prefix><round>`; the order of the three rotates from round to round.
+        Appends to samples[op][name]."""
+        jobs = ["bare", "ours", "ref"]
+        for i in range(rounds):
+            k = i % 3
+            for name in jobs[k:] + jobs[:k]:
+                if name == "bare":
+                    for op in samples:
+                        samples[op]["bare"].append(self.bare())
+                    continue
+                ctr = f"{prefix}{i}"
+                impl, stdin = impls[name], stdins[name]
+                samples["ADD"][name].append(
+                    self.call(impl, "host-local", cni_env("ADD", ctr, self.ctr_netns, ""), stdin, "ips")
+                )
+                samples["CHECK"][name].append(self.call(impl, "host-local", cni_env("CHECK", ctr, self.ctr_netns, ""), stdin))
+                samples["DEL"][name].append(self.call(impl, "host-local", cni_env("DEL", ctr, "", ""), stdin))
+
     def hl_steady(self, rounds, loaded):
         """ADD, CHECK and DEL of a new attachment in an existing store that holds a few reservations
         (the everyday case on a node), each paired with a bare start and with the reference. The
@@ -431,30 +451,12 @@ class Bench:
             for j in range(8):
                 self.call(impl, "host-local", cni_env("ADD", f"resident{j}", self.ctr_netns, ""), stdins[k], "ips")
         samples = {op: {"bare": [], "ours": [], "ref": []} for op in ("ADD", "CHECK", "DEL")}
-        jobs = ["bare", "ours", "ref"]
         writer = DiskWriter(self.work) if loaded else None
         load = os.getloadavg()[0]
         try:
             if writer:
                 time.sleep(1)  # let the writer reach a steady pace
-            for i in range(rounds):
-                k = i % 3
-                for name in jobs[k:] + jobs[:k]:
-                    if name == "bare":
-                        for op in samples:
-                            samples[op]["bare"].append(self.bare())
-                        continue
-                    ctr = f"st-{tag}-{i}"
-                    impl = impls[name]
-                    samples["ADD"][name].append(
-                        self.call(impl, "host-local", cni_env("ADD", ctr, self.ctr_netns, ""), stdins[name], "ips")
-                    )
-                    samples["CHECK"][name].append(
-                        self.call(impl, "host-local", cni_env("CHECK", ctr, self.ctr_netns, ""), stdins[name])
-                    )
-                    samples["DEL"][name].append(
-                        self.call(impl, "host-local", cni_env("DEL", ctr, "", ""), stdins[name])
-                    )
+            self.add_check_del_rounds(rounds, f"st-{tag}-", impls, stdins, samples)
         finally:
             if writer:
                 writer.stop()
@@ -529,25 +531,7 @@ class Bench:
             have = size
             rounds = rounds_for(size)
             samples = {op: {"bare": [], "ours": [], "ref": []} for op in ("ADD", "CHECK", "DEL")}
-            jobs = ["bare", "ours", "ref"]
-            for i in range(rounds):
-                k = i % 3
-                for name in jobs[k:] + jobs[:k]:
-                    if name == "bare":
-                        for op in samples:
-                            samples[op]["bare"].append(self.bare())
-                        continue
-                    ctr = f"s{size}-{i}"
-                    impl = impls[name]
-                    samples["ADD"][name].append(
-                        self.call(impl, "host-local", cni_env("ADD", ctr, self.ctr_netns, ""), stdins[name], "ips")
-                    )
-                    samples["CHECK"][name].append(
-                        self.call(impl, "host-local", cni_env("CHECK", ctr, self.ctr_netns, ""), stdins[name])
-                    )
-                    samples["DEL"][name].append(
-                        self.call(impl, "host-local", cni_env("DEL", ctr, "", ""), stdins[name])
-                    )
+            self.add_check_del_rounds(rounds, f"s{size}-", impls, stdins, samples)
             point = {"size": size, "rounds": rounds}
             for op, s in samples.items():
                 e = self.record(f"hl_{op.lower()}_{size}", f"host-local {op}, {size:,} reservations", s)
