@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
-use crate::base64;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
 
 /// libcni's default cache directory.
 pub const DEFAULT_DIR: &str = "/var/lib/cni";
@@ -51,7 +52,7 @@ impl Entry {
             "{{\"kind\":{},\"containerId\":{},\"config\":{},\"ifName\":{},\"networkName\":{}",
             js(&KIND),
             js(&self.container_id),
-            js(&base64::encode(&self.config)),
+            js(&STANDARD.encode(&self.config)),
             js(&self.ifname),
             js(&self.network)
         );
@@ -87,7 +88,9 @@ impl Entry {
         if s("kind") != KIND {
             return Err(format!("kind is {:?}, not {KIND:?}", s("kind")));
         }
-        let config = base64::decode(&s("config")).ok_or("config is not base64")?;
+        let config = STANDARD
+            .decode(s("config"))
+            .map_err(|e| format!("config is not base64: {e}"))?;
         let cni_args = o
             .get("cniArgs")
             .and_then(Value::as_array)

@@ -8,7 +8,6 @@
 //! - [`version`]: the one version ordering; [`plugins`]: the one plugin list;
 //! - [`parse_cidr`]: the one strict CIDR parser (cni-core's, which host-local uses).
 
-mod base64;
 pub mod cache;
 pub mod conf;
 pub mod json;
