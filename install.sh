@@ -6,7 +6,6 @@
 # exactly what was installed and put the backups back.
 set -eu
 
-PLUGINS="loopback host-local bridge portmap bandwidth firewall tuning"
 CLI="k3s-sandbox"
 CONFLIST="10-sandbox-cni.conflist"
 MANIFEST_NAME=".sandbox-cni.manifest"
@@ -33,7 +32,7 @@ Usage: ./install.sh [OPTIONS]
 
 Builds sandbox-cni (cargo build --release --locked --workspace, static musl binaries where the target can be
 added) and installs:
-  - the CNI plugins (loopback host-local bridge portmap bandwidth firewall tuning) into --bin-dir,
+  - the CNI plugins named in plugins/list.txt (loopback, host-local, bridge, portmap, ...) into --bin-dir,
   - the default network 10-sandbox-cni.conflist into --conf-dir,
   - the k3s-sandbox CLI into --cli-dir, with a `cnitool` link to it when no cnitool is on PATH,
 then runs a self-test of what it installed.
@@ -107,6 +106,16 @@ for d in "$bin_dir" "$conf_dir" "$cli_dir" "$from" "$dist_dir"; do
     case $d in *[[:space:]]*) printf 'install.sh: directory names with white space are not supported: %s\n' "$d" >&2; exit 2 ;; esac
 done
 repo=$(cd "$(dirname "$0")" && pwd)
+# The plugin binaries: plugins/list.txt in a source tree (the project's one list), the `plugins=` line
+# of RELEASE in an unpacked release (written from that list when the release was made).
+if [ -f "$repo/plugins/list.txt" ]; then
+    PLUGINS=$(awk '!/^[[:space:]]*(#|$)/ { printf "%s%s", sep, $1; sep = " " }' "$repo/plugins/list.txt")
+elif [ -f "$repo/RELEASE" ]; then
+    PLUGINS=$(awk -F= '$1 == "plugins" { print substr($0, 9); exit }' "$repo/RELEASE")
+else
+    PLUGINS=""
+fi
+[ -n "$PLUGINS" ] || { printf 'install.sh: cannot find the plugin list: %s has neither plugins/list.txt (a source tree) nor a RELEASE file with a plugins= line (a release)\n' "$repo" >&2; exit 2; }
 manifest="$bin_dir/$MANIFEST_NAME"
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/sandbox-cni-install.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT INT TERM
@@ -339,8 +348,8 @@ package_release() {
         cp "$repo/install.sh" "$rel/install.sh"
         cp "$repo/LICENSE" "$rel/LICENSE"
         release_readme "$version" "$arch" "$commit" > "$rel/README"
-        printf 'name=sandbox-cni\nversion=%s\narch=%s\ntarget=%s\ncommit=%s\nsource_date_epoch=%s\nrustc=%s\n' \
-            "$version" "$arch" "$triple" "$commit" "$epoch" "$rustc" > "$rel/$RELEASE_FILE"
+        printf 'name=sandbox-cni\nversion=%s\narch=%s\ntarget=%s\ncommit=%s\nsource_date_epoch=%s\nrustc=%s\nplugins=%s\n' \
+            "$version" "$arch" "$triple" "$commit" "$epoch" "$rustc" "$PLUGINS" > "$rel/$RELEASE_FILE"
         find "$rel" -type d -exec chmod 0755 {} +
         find "$rel" -type f -exec chmod 0644 {} +
         chmod 0755 "$rel/bin/"* "$rel/install.sh"

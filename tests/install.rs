@@ -267,7 +267,10 @@ fn release(s: &Setup, arch: &str) -> PathBuf {
     fs::copy(repo.join("LICENSE"), rel.join("LICENSE")).unwrap();
     fs::write(
         rel.join("RELEASE"),
-        format!("name=sandbox-cni\nversion=0.1.0\narch={arch}\ncommit=test\n"),
+        format!(
+            "name=sandbox-cni\nversion=0.1.0\narch={arch}\ncommit=test\nplugins={}\n",
+            PLUGINS.join(" ")
+        ),
     )
     .unwrap();
     write_manifest(&rel);

@@ -30,7 +30,8 @@ for arg in "$@"; do
 done
 
 MUSL="$(uname -m)-unknown-linux-musl"
-PLUGINS="loopback host-local bridge portmap bandwidth firewall tuning"
+# The project's one plugin list (comments and blank lines skipped).
+PLUGINS=$(awk '!/^[[:space:]]*(#|$)/ { printf "%s%s", sep, $1; sep = " " }' plugins/list.txt)
 
 declare -a results=()
 failed=0

@@ -3,11 +3,18 @@
 
 mod common;
 
+use std::sync::Mutex;
+
 use common::*;
 use serde_json::Value;
 
+/// doctor checks that k3s's ports are free by binding them for a moment, so two doctors running at
+/// once see each other's probe as "in use": the tests of this file run doctor one at a time.
+static ONE_DOCTOR: Mutex<()> = Mutex::new(());
+
 #[test]
 fn doctor_json_has_one_object_per_human_line() {
+    let _one = ONE_DOCTOR.lock().unwrap_or_else(|p| p.into_inner());
     let sb = Sandbox::new();
     let human = sb.run(&["doctor"]);
     let js = sb.run(&["doctor", "--json"]);
@@ -47,6 +54,7 @@ fn doctor_names_no_sandbox_on_a_normal_kernel() {
     if version.starts_with("Linux version 4.4.0 #1 SMP Sun Jan 10 15:06:54 PST 2016") {
         return; // this test itself runs in gVisor; tests/gvisor/run covers that case
     }
+    let _one = ONE_DOCTOR.lock().unwrap_or_else(|p| p.into_inner());
     let d = Sandbox::new().run(&["doctor"]);
     d.stdout_has("ok    sandbox: none detected (Linux ");
     assert!(!d.stdout.contains("gVisor (runsc)"), "{}", d.stdout);
