@@ -158,7 +158,7 @@ pub struct Source {
 pub fn find_source(explicit: Option<&Path>, exe_dir: Option<&Path>) -> Result<Option<Source>> {
     if let Some(d) = explicit {
         if !d.is_dir() {
-            return Err(Failure::new(format!(
+            return Err(Failure::Usage(format!(
                 "--plugins-from {}: not a directory",
                 d.display()
             )));
@@ -231,7 +231,7 @@ pub fn ensure_plugins(
     if problems.is_empty() {
         Ok(report)
     } else {
-        Err(Failure::new(format!(
+        Err(Failure::Plugin(format!(
             "the CNI plugins are not ready:\n  {}\nRun ./install.sh from the sandbox-cni checkout \
              (it installs the plugins into /opt/cni/bin, or --bin-dir DIR), or pass \
              --plugins-from DIR pointing at built plugins (e.g. target/release).",
@@ -361,9 +361,9 @@ mod tests {
         let mut written = WrittenFiles::default();
         let err = ensure_plugins(&bin, Some(&source), &mut written, false).unwrap_err();
         assert!(
-            err.message.contains("portmap") && err.message.contains("--force"),
+            err.message().contains("portmap") && err.message().contains("--force"),
             "{}",
-            err.message
+            err.message()
         );
         assert_eq!(fs::read(bin.join("portmap")).unwrap(), b"not a plugin");
         // Working foreign plugins are kept, the broken one is replaced with --force.
@@ -385,8 +385,8 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let mut written = WrittenFiles::default();
         let err = ensure_plugins(&tmp.path().join("bin"), None, &mut written, false).unwrap_err();
-        assert!(err.message.contains("./install.sh"), "{}", err.message);
-        assert!(err.message.contains("loopback: missing"), "{}", err.message);
+        assert!(err.message().contains("./install.sh"), "{}", err.message());
+        assert!(err.message().contains("loopback: missing"), "{}", err.message());
     }
 
     #[test]

@@ -88,7 +88,7 @@ pub fn group_members(pgid: u32) -> Vec<u32> {
 fn read_u32(path: &Path) -> Result<Option<u32>> {
     match fs::read_to_string(path) {
         Ok(t) => t.trim().parse::<u32>().map(Some).map_err(|_| {
-            Failure::new(format!(
+            Failure::Instance(format!(
                 "{} does not hold a process id ({:?}); remove it or run `k3s-sandbox down`",
                 path.display(),
                 t.trim()
@@ -180,7 +180,7 @@ pub fn liveness(state: &StateFiles, table: &dyn ProcessTable) -> Liveness {
         Ok(None) => Liveness::Stopped,
         Ok(Some(inst)) if is_alive(table, inst.pid, inst.start_time) => Liveness::Running(inst),
         Ok(Some(inst)) => Liveness::Stale(inst),
-        Err(e) => Liveness::Corrupt(e.message),
+        Err(e) => Liveness::Corrupt(e.to_string()),
     }
 }
 
@@ -220,7 +220,7 @@ pub fn lock(path: &Path, timeout: Duration) -> Result<DirLock> {
                 thread::sleep(Duration::from_millis(100))
             }
             Err(fs::TryLockError::WouldBlock) => {
-                return Err(Failure::new(format!(
+                return Err(Failure::Busy(format!(
                     "another k3s-sandbox command holds {} (an `up` still waiting for k3s?); wait \
                      for it to finish or stop it, then retry",
                     path.display()
@@ -255,7 +255,7 @@ pub fn stop(inst: &Instance, timeout: Duration) -> Result<StopOutcome> {
         kill_stragglers(inst.pgid);
         return Ok(StopOutcome::Killed);
     }
-    Err(Failure::new(format!(
+    Err(Failure::Instance(format!(
         "k3s (pid {}) is still running after SIGKILL; it may be stuck in the kernel (check `ps -o \
          pid,stat,wchan -p {}`)",
         inst.pid, inst.pid
@@ -356,7 +356,7 @@ mod tests {
         assert!(
             read_instance(&state)
                 .unwrap_err()
-                .message
+                .message()
                 .contains("does not hold a process id")
         );
         assert!(matches!(liveness(&state, &t), Liveness::Corrupt(m) if m.contains("does not hold")));
@@ -369,9 +369,9 @@ mod tests {
         let held = lock(&p, Duration::from_secs(1)).unwrap();
         let err = lock(&p, Duration::from_millis(200)).err().unwrap();
         assert!(
-            err.message.contains("another k3s-sandbox command"),
+            err.message().contains("another k3s-sandbox command"),
             "{}",
-            err.message
+            err.message()
         );
         drop(held);
         assert!(lock(&p, Duration::from_millis(200)).is_ok());

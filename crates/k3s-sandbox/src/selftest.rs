@@ -547,10 +547,10 @@ mod tests {
         };
         let err = run(&r, &plan(tmp.path()), &mut |_| {}).unwrap_err();
         assert!(
-            err.message
+            err.message()
                 .contains("plugin type=\"portmap\" failed (add): no luck; really"),
             "{}",
-            err.message
+            err.message()
         );
         let s = summary(&r);
         assert_eq!(
@@ -567,7 +567,7 @@ mod tests {
             ..Default::default()
         };
         let err = run(&r, &plan(tmp.path()), &mut |_| {}).unwrap_err();
-        assert!(err.message.contains("pod IP"), "{}", err.message);
+        assert!(err.message().contains("pod IP"), "{}", err.message());
     }
 
     #[test]
@@ -578,7 +578,7 @@ mod tests {
             ..Default::default()
         };
         let err = run(&r, &plan(tmp.path()), &mut |_| {}).unwrap_err();
-        assert!(err.message.contains("cniVersion 0.4.0"), "{}", err.message);
+        assert!(err.message().contains("cniVersion 0.4.0"), "{}", err.message());
     }
 
     #[test]
@@ -589,7 +589,7 @@ mod tests {
             ..Default::default()
         };
         let err = run(&r, &plan(tmp.path()), &mut |_| {}).unwrap_err();
-        assert!(err.message.contains("did not release"), "{}", err.message);
+        assert!(err.message().contains("did not release"), "{}", err.message());
     }
 
     #[test]
@@ -601,9 +601,9 @@ mod tests {
         };
         let err = run(&r, &plan(tmp.path()), &mut |_| {}).unwrap_err();
         assert!(
-            err.message.contains("plugin type=\"bridge\" failed (del)"),
+            err.message().contains("plugin type=\"bridge\" failed (del)"),
             "{}",
-            err.message
+            err.message()
         );
     }
 
@@ -621,14 +621,14 @@ mod tests {
         assert!(
             pod_addresses(&out_of_range, "eth0")
                 .unwrap_err()
-                .message
+                .message()
                 .contains("crash")
         );
         let elsewhere = json!({"interfaces":[{"name":"cni0"},{"name":"eth0","sandbox":"/n"}], "ips":[{"address":"10.0.0.1/24","interface":0}]});
         assert!(
             pod_addresses(&elsewhere, "eth0")
                 .unwrap_err()
-                .message
+                .message()
                 .contains("failed to find network info")
         );
         let no_sandbox =
@@ -636,7 +636,7 @@ mod tests {
         assert!(
             pod_addresses(&no_sandbox, "eth0")
                 .unwrap_err()
-                .message
+                .message()
                 .contains("sandbox")
         );
     }
