@@ -274,24 +274,9 @@ fn k3s_is_found_on_path() {
     fs::create_dir_all(&bindir).unwrap();
     std::os::unix::fs::symlink(fixture("fake-k3s.sh"), bindir.join("k3s")).unwrap();
     let path = format!("{}:/usr/bin:/bin", bindir.display());
-    let src = sb.plugin_src.to_string_lossy().into_owned();
-    let up = Out::from(
-        sb.cmd(&[
-            "up",
-            "--profile",
-            "control-plane",
-            "--timeout",
-            "10",
-            "--plugins-from",
-            &src,
-        ])
-        .env("PATH", &path)
-        .output()
-        .unwrap(),
-    );
+    let up = Out::from(sb.up_cp_cmd(&[]).env("PATH", &path).output().unwrap());
     up.ok();
-    let argv: Vec<String> =
-        serde_json::from_str(&fs::read_to_string(sb.data.join("k3s.argv")).unwrap()).unwrap();
+    let argv = sb.instance().unwrap().argv;
     assert_eq!(argv[0], bindir.join("k3s").to_string_lossy());
     Out::from(sb.cmd(&["status"]).env("PATH", &path).output().unwrap()).expect_code(0);
     sb.run(&["down"]).ok();
