@@ -416,15 +416,7 @@ fn control_plane_starts_even_without_plugins() {
     let sb = Sandbox::new();
     let empty = sb.tmp.path().join("no-plugins");
     fs::create_dir_all(&empty).unwrap();
-    let up = sb.run(&[
-        "up",
-        "--profile",
-        "control-plane",
-        "--timeout",
-        "10",
-        "--plugins-from",
-        &empty.to_string_lossy(),
-    ]);
+    let up = Out::from(sb.up_cp_from(&empty, &[]).output().unwrap());
     up.ok()
         .stderr_has("warning (the control-plane profile does not need this)")
         .stderr_has("./install.sh");

@@ -91,16 +91,20 @@ fn lock_is_exclusive_with_a_bounded_wait() {
     assert!(lock(&p, Duration::from_millis(200)).is_ok());
 }
 
-#[test]
-fn stop_terminates_a_process_group() {
+/// `sh -c script` as the leader of a new process group, once the group has `members` processes,
+/// and the instance record `up` would have written for it.
+fn group_of(script: &str, members: usize) -> (std::process::Child, Instance) {
     use std::os::unix::process::CommandExt;
-    let mut child = std::process::Command::new("/bin/sh")
-        .args(["-c", "sleep 60 & sleep 60; wait"])
+    let child = std::process::Command::new("/bin/sh")
+        .args(["-c", script])
         .process_group(0)
         .spawn()
         .unwrap();
     let pid = child.id();
-    assert!(wait_for(|| group_members(pid).len() >= 2, Duration::from_secs(5)));
+    assert!(wait_for(
+        || group_members(pid).len() >= members,
+        Duration::from_secs(5)
+    ));
     let inst = Instance {
         pid,
         pgid: pid,
@@ -110,6 +114,13 @@ fn stop_terminates_a_process_group() {
         version: None,
         node_name: None,
     };
+    (child, inst)
+}
+
+#[test]
+fn stop_terminates_a_process_group() {
+    let (mut child, inst) = group_of("sleep 60 & sleep 60; wait", 2);
+    let pid = inst.pid;
     // Reap in the background so the child does not stay a zombie.
     let reaper = thread::spawn(move || child.wait());
     assert_eq!(
@@ -122,23 +133,8 @@ fn stop_terminates_a_process_group() {
 
 #[test]
 fn stop_escalates_to_sigkill() {
-    use std::os::unix::process::CommandExt;
-    let mut child = std::process::Command::new("/bin/sh")
-        .args(["-c", "trap '' TERM; while :; do sleep 1; done"])
-        .process_group(0)
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    assert!(wait_for(|| group_members(pid).len() >= 2, Duration::from_secs(5)));
-    let inst = Instance {
-        pid,
-        pgid: pid,
-        argv: vec![],
-        start_time: proc_stat(pid).map(|s| s.start_time),
-        profile: None,
-        version: None,
-        node_name: None,
-    };
+    let (mut child, inst) = group_of("trap '' TERM; while :; do sleep 1; done", 2);
+    let pid = inst.pid;
     let reaper = thread::spawn(move || child.wait());
     assert_eq!(
         stop(&inst, Duration::from_millis(300)).unwrap(),
@@ -149,23 +145,8 @@ fn stop_escalates_to_sigkill() {
 
 #[test]
 fn leftovers_of_a_dead_leader_are_stopped() {
-    use std::os::unix::process::CommandExt;
-    let mut child = std::process::Command::new("/bin/sh")
-        .args(["-c", "sleep 60 & sleep 60"])
-        .process_group(0)
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    assert!(wait_for(|| group_members(pid).len() >= 3, Duration::from_secs(5)));
-    let inst = Instance {
-        pid,
-        pgid: pid,
-        argv: vec![],
-        start_time: proc_stat(pid).map(|s| s.start_time),
-        profile: None,
-        version: None,
-        node_name: None,
-    };
+    let (mut child, inst) = group_of("sleep 60 & sleep 60", 3);
+    let pid = inst.pid;
     // Only the leader dies; its two sleeps stay in the group.
     child.kill().unwrap();
     child.wait().unwrap();

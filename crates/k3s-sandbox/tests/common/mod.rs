@@ -116,7 +116,12 @@ impl Sandbox {
 
     /// `up --profile control-plane` with fake plugins and a short timeout, not run yet.
     pub fn up_cp_cmd(&self, extra: &[&str]) -> Command {
-        let src = self.plugin_src.to_string_lossy().into_owned();
+        self.up_cp_from(&self.plugin_src, extra)
+    }
+
+    /// `up --profile control-plane --plugins-from DIR` with a short timeout, not run yet.
+    pub fn up_cp_from(&self, plugins_from: &Path, extra: &[&str]) -> Command {
+        let src = plugins_from.to_string_lossy().into_owned();
         let mut args = vec![
             "up",
             "--profile",
