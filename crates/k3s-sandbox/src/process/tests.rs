@@ -134,7 +134,6 @@ fn stop_terminates_a_process_group() {
 #[test]
 fn stop_escalates_to_sigkill() {
     let (mut child, inst) = group_of("trap '' TERM; while :; do sleep 1; done", 2);
-    let pid = inst.pid;
     let reaper = thread::spawn(move || child.wait());
     assert_eq!(
         stop(&inst, Duration::from_millis(300)).unwrap(),
