@@ -412,6 +412,33 @@ fn agent_profile_flags_and_pod_cidr_follow_the_node() {
 }
 
 #[test]
+fn an_ipv6_pod_cidr_of_the_node_is_a_warning_and_the_conflist_keeps_its_range() {
+    let mut sb = Sandbox::new();
+    sb.set_env("FAKE_K3S_POD_CIDR", "fd00:42::/64");
+    let src = sb.plugin_src.to_string_lossy().into_owned();
+    sb.run(&[
+        "up",
+        "--profile",
+        "agent",
+        "--timeout",
+        "10",
+        "--plugins-from",
+        &src,
+        "--skip-selftest",
+    ])
+    .ok()
+    .stderr_has(
+        "warning: pod range fd00:42::/64 is IPv6; the default sandbox-cni network is IPv4-only \
+         (see cni-conf/dual-stack.conflist for a dual-stack example); the conflist keeps 10.42.0.0/24",
+    )
+    .stdout_has("export KUBECONFIG=");
+    let conf = sb.conf.join("10-sandbox-cni.conflist");
+    assert_eq!(fs::read_to_string(conf).unwrap(), repo_conflist());
+    assert!(!sb.data.join("pod-cidr").exists());
+    sb.run(&["down"]).ok();
+}
+
+#[test]
 fn control_plane_starts_even_without_plugins() {
     let sb = Sandbox::new();
     let empty = sb.tmp.path().join("no-plugins");
