@@ -340,19 +340,7 @@ fn purge_removes_only_what_k3s_sandbox_wrote() {
 fn agent_profile_flags_and_pod_cidr_follow_the_node() {
     let mut sb = Sandbox::new();
     sb.set_env("FAKE_K3S_POD_CIDR", "10.42.7.0/24");
-    let src = sb.plugin_src.to_string_lossy().into_owned();
-    let up = sb.run(&[
-        "up",
-        "--profile",
-        "agent",
-        "--timeout",
-        "10",
-        "--plugins-from",
-        &src,
-        "--skip-selftest",
-        "--",
-        "--node-name=worker-7",
-    ]);
+    let up = sb.up_agent("10", &["--", "--node-name=worker-7"]);
     up.ok().stderr_has("podCIDR 10.42.7.0/24");
     let args = &sb.servers()[0];
     assert!(!args.contains(&"--disable-agent".to_string()));
@@ -393,21 +381,10 @@ fn agent_profile_flags_and_pod_cidr_follow_the_node() {
     sb.run(&["down"]).ok();
     // The next start writes the node's range right away.
     sb.set_env("FAKE_K3S_POD_CIDR", "");
-    sb.run(&[
-        "up",
-        "--profile",
-        "agent",
-        "--timeout",
-        "5",
-        "--plugins-from",
-        &src,
-        "--skip-selftest",
-        "--",
-        "--node-name=worker-7",
-    ])
-    .ok()
-    .stderr_has("pod range 10.42.7.0/24")
-    .stderr_has("no podCIDR yet");
+    sb.up_agent("5", &["--", "--node-name=worker-7"])
+        .ok()
+        .stderr_has("pod range 10.42.7.0/24")
+        .stderr_has("no podCIDR yet");
     sb.run(&["down"]).ok();
 }
 
@@ -415,23 +392,13 @@ fn agent_profile_flags_and_pod_cidr_follow_the_node() {
 fn an_ipv6_pod_cidr_of_the_node_is_a_warning_and_the_conflist_keeps_its_range() {
     let mut sb = Sandbox::new();
     sb.set_env("FAKE_K3S_POD_CIDR", "fd00:42::/64");
-    let src = sb.plugin_src.to_string_lossy().into_owned();
-    sb.run(&[
-        "up",
-        "--profile",
-        "agent",
-        "--timeout",
-        "10",
-        "--plugins-from",
-        &src,
-        "--skip-selftest",
-    ])
-    .ok()
-    .stderr_has(
-        "warning: pod range fd00:42::/64 is IPv6; the default sandbox-cni network is IPv4-only \
+    sb.up_agent("10", &[])
+        .ok()
+        .stderr_has(
+            "warning: pod range fd00:42::/64 is IPv6; the default sandbox-cni network is IPv4-only \
          (see cni-conf/dual-stack.conflist for a dual-stack example); the conflist keeps 10.42.0.0/24",
-    )
-    .stdout_has("export KUBECONFIG=");
+        )
+        .stdout_has("export KUBECONFIG=");
     let conf = sb.conf.join("10-sandbox-cni.conflist");
     assert_eq!(fs::read_to_string(conf).unwrap(), repo_conflist());
     assert!(!sb.data.join("pod-cidr").exists());

@@ -140,6 +140,24 @@ impl Sandbox {
         Out::from(self.up_cp_cmd(extra).output().unwrap())
     }
 
+    /// `up --profile agent --timeout SECS` with the fake plugins, without the self-test, then
+    /// `extra`.
+    pub fn up_agent(&self, secs: &str, extra: &[&str]) -> Out {
+        let src = self.plugin_src.to_string_lossy().into_owned();
+        let mut args = vec![
+            "up",
+            "--profile",
+            "agent",
+            "--timeout",
+            secs,
+            "--plugins-from",
+            &src,
+            "--skip-selftest",
+        ];
+        args.extend_from_slice(extra);
+        self.run(&args)
+    }
+
     /// Every recorded k3s invocation, as argument lists.
     pub fn invocations(&self) -> Vec<Vec<String>> {
         let text = fs::read_to_string(&self.argv_log).unwrap_or_default();
