@@ -43,10 +43,9 @@ pub fn render(template: &str, subnet: &str) -> Result<String> {
     let net = cni_runtime::parse_cidr(subnet)
         .map_err(|e| Failure::new(format!("{e} (expected ADDRESS/PREFIX, e.g. 10.42.0.0/24)")))?;
     if !net.is_ipv4() {
-        return Err(Failure::new(format!(
-            "pod range {subnet} is IPv6; the default sandbox-cni network is IPv4-only \
-             (see cni-conf/dual-stack.conflist for a dual-stack example)"
-        )));
+        return Err(Failure::Ipv6Range {
+            subnet: subnet.to_string(),
+        });
     }
     let conf: Value = serde_json::from_str(template)
         .map_err(|e| Failure::new(format!("the conflist template is not valid JSON: {e}")))?;
@@ -130,20 +129,24 @@ mod tests {
             "10.42.0.0/+24",
             "10.42.0.0/ 24",
         ] {
-            let e = render(TEMPLATE, bad).unwrap_err().message;
+            let e = render(TEMPLATE, bad).unwrap_err().message();
             assert!(e.contains("ADDRESS/PREFIX"), "{bad}: {e}");
         }
+        let v6 = render(TEMPLATE, "fd00::/64").unwrap_err();
         assert!(
-            render(TEMPLATE, "fd00::/64")
-                .unwrap_err()
-                .message
-                .contains("IPv6")
+            matches!(&v6, Failure::Ipv6Range { subnet } if subnet == "fd00::/64"),
+            "{v6}"
+        );
+        assert_eq!(
+            v6.to_string(),
+            "pod range fd00::/64 is IPv6; the default sandbox-cni network is IPv4-only \
+             (see cni-conf/dual-stack.conflist for a dual-stack example)"
         );
         let two = r#"{"name":"n","cniVersion":"1.0.0","note":"10.0.0.0/24","plugins":[{"type":"bridge","ipam":{"type":"host-local","ranges":[[{"subnet":"10.0.0.0/24"}]]}}]}"#;
         assert!(
             render(two, "10.1.0.0/24")
                 .unwrap_err()
-                .message
+                .message()
                 .contains("2 times")
         );
         assert!(render("{}", "10.1.0.0/24").is_err());

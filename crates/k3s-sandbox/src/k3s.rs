@@ -20,13 +20,13 @@ pub fn locate(k3s_bin: Option<OsString>, path: Option<OsString>) -> Result<PathB
         if util::is_executable_file(&p) {
             return Ok(std::path::absolute(&p).unwrap_or(p));
         }
-        return Err(Failure::new(format!(
+        return Err(Failure::NotFound(format!(
             "K3S_BIN={} is not an executable file. Fix K3S_BIN or unset it to search PATH. {HOW_TO_GET_K3S}",
             p.display()
         )));
     }
     util::find_in_path("k3s", path.as_deref()).ok_or_else(|| {
-        Failure::new(format!(
+        Failure::NotFound(format!(
             "k3s was not found (K3S_BIN is not set and there is no k3s on PATH). {HOW_TO_GET_K3S}"
         ))
     })
@@ -123,12 +123,12 @@ mod tests {
             a.join("k3s")
         );
         let err = locate(Some(a.join("nope").into()), Some(path)).unwrap_err();
-        assert!(err.message.contains("K3S_BIN="), "{}", err.message);
+        assert!(err.message().contains("K3S_BIN="), "{}", err.message());
         let err = locate(None, Some(tmp.path().join("empty").into())).unwrap_err();
         assert!(
-            err.message.contains("github.com/k3s-io/k3s/releases"),
+            err.message().contains("github.com/k3s-io/k3s/releases"),
             "{}",
-            err.message
+            err.message()
         );
     }
 }

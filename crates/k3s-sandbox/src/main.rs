@@ -1,33 +1,20 @@
-//! `k3s-sandbox`: check a sandbox, wire the sandbox-cni plugins and run k3s.
-//! See docs/k3s.md.
+//! `k3s-sandbox`: check a sandbox, wire the sandbox-cni plugins and run k3s. See docs/k3s.md.
+//! This file is only the entry point: the command line, the dispatch to the subcommands of the
+//! library, and the exit status.
 
-mod cni_cmd;
-mod commands;
-mod conflist;
-mod cri;
-mod doctor;
-mod error;
-mod flags;
-mod hints;
-mod ipam_cmd;
-mod k3s;
-mod paths;
-mod plugins;
-mod probe;
-mod process;
-mod ready;
-mod report;
-mod sandbox;
-mod selftest;
-mod trace_cmd;
-mod util;
-
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
-
-use crate::flags::Profile;
+use clap::{Parser, Subcommand};
+use k3s_sandbox::commands::doctor::DoctorArgs;
+use k3s_sandbox::commands::down::DownArgs;
+use k3s_sandbox::commands::env::EnvArgs;
+use k3s_sandbox::commands::logs::LogsArgs;
+use k3s_sandbox::commands::selftest::SelftestArgs;
+use k3s_sandbox::commands::status::StatusArgs;
+use k3s_sandbox::commands::up::UpArgs;
+use k3s_sandbox::commands::{self, GlobalArgs};
+use k3s_sandbox::error::USAGE_EXIT;
+use k3s_sandbox::{cni_cmd, ipam_cmd, trace_cmd};
 
 /// musl's allocator returns freed small blocks to the kernel at once, so a start of k3s-sandbox made
 /// about 60 mmap/munmap calls (a third of the CPU time of a `cni` call outside its plugins).
@@ -56,20 +43,6 @@ struct Cli {
     command: Command,
 }
 
-#[derive(Args, Debug, Clone)]
-pub struct GlobalArgs {
-    /// Instance directory: state files, log, kubeconfig and the k3s data dir
-    /// [env: K3S_SANDBOX_DATA_DIR]
-    #[arg(long, global = true, value_name = "DIR")]
-    pub data_dir: Option<PathBuf>,
-    /// Directory with the CNI plugin executables [env: CNI_BIN_DIR] [default: /opt/cni/bin]
-    #[arg(long, global = true, value_name = "DIR")]
-    pub cni_bin_dir: Option<PathBuf>,
-    /// Directory with the CNI network configs [env: CNI_CONF_DIR] [default: /etc/cni/net.d]
-    #[arg(long, global = true, value_name = "DIR")]
-    pub cni_conf_dir: Option<PathBuf>,
-}
-
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Probe the environment: one ok/warn/FAIL line per check, exit 1 on any FAIL
@@ -81,9 +54,9 @@ enum Command {
     /// Stop k3s (SIGTERM to its process group, SIGKILL after the timeout)
     Down(DownArgs),
     /// Report the instance: exit 0 running and ready, 2 running not ready, 3 stale pid file, 1 stopped
-    Status,
+    Status(StatusArgs),
     /// Print `export KUBECONFIG=...` for the instance
-    Env,
+    Env(EnvArgs),
     /// Print the end of the k3s log
     Logs(LogsArgs),
     /// Run a CNI network by hand like cnitool: add, check, del, gc, status, version, ls
@@ -126,72 +99,6 @@ fn parse() -> Result<Cli, clap::Error> {
     Cli::try_parse()
 }
 
-#[derive(Args, Debug)]
-pub struct DoctorArgs {
-    /// Judge the checks for this profile (agent-only requirements FAIL instead of warn)
-    #[arg(long, value_enum)]
-    pub profile: Option<Profile>,
-    /// Print each check as one JSON object per line: {"name", "level" (ok, warn, fail),
-    /// "detail", "remedy" (null when none)}
-    #[arg(long)]
-    pub json: bool,
-}
-
-#[derive(Args, Debug)]
-pub struct SelftestArgs {
-    /// Network config to test [default: the file containerd would pick from the conf dir,
-    /// else the built-in sandbox-cni conflist]
-    #[arg(long, value_name = "FILE")]
-    pub conflist: Option<PathBuf>,
-}
-
-#[derive(Args, Debug)]
-pub struct UpArgs {
-    /// control-plane: API server only, no root needed; agent: also kubelet and containerd
-    /// [default: agent when running as root, / is not 9p, and /dev/kmsg, network namespaces and
-    /// cgroups are usable; else control-plane]
-    #[arg(long, value_enum)]
-    pub profile: Option<Profile>,
-    /// Seconds to wait for the API server to answer /readyz
-    #[arg(long, default_value_t = 180, value_name = "SECS")]
-    pub timeout: u64,
-    /// Install missing plugins from DIR [default: the directory of this executable, if it
-    /// holds the plugins]
-    #[arg(long, value_name = "DIR")]
-    pub plugins_from: Option<PathBuf>,
-    /// Replace plugin files k3s-sandbox did not install, and allow extra arguments that
-    /// replace guarded k3s flags
-    #[arg(long)]
-    pub force: bool,
-    /// Do not run the CNI self-test before starting the agent profile
-    #[arg(long)]
-    pub skip_selftest: bool,
-    /// Extra k3s server arguments, after `--`
-    #[arg(last = true, value_name = "K3S_ARGS")]
-    pub extra: Vec<String>,
-}
-
-#[derive(Args, Debug)]
-pub struct DownArgs {
-    /// Seconds to wait after SIGTERM before sending SIGKILL
-    #[arg(long, default_value_t = 30, value_name = "SECS")]
-    pub timeout: u64,
-    /// Also delete the data dir and the conflist, but only files k3s-sandbox wrote
-    #[arg(long)]
-    pub purge: bool,
-}
-
-#[derive(Args, Debug)]
-pub struct LogsArgs {
-    /// Number of lines to print
-    #[arg(short = 'n', long, default_value_t = 100)]
-    pub lines: usize,
-}
-
-/// Exit status for command-line usage errors (EX_USAGE), kept apart from
-/// the status codes of `status`.
-const USAGE_ERROR: u8 = 64;
-
 fn main() -> ExitCode {
     if let Some(code) = cni_cmd::run_as_cnitool() {
         return code;
@@ -201,20 +108,20 @@ fn main() -> ExitCode {
         Err(e) => {
             let _ = e.print();
             return if e.use_stderr() {
-                ExitCode::from(USAGE_ERROR)
+                ExitCode::from(USAGE_EXIT)
             } else {
                 ExitCode::SUCCESS
             };
         }
     };
     let result = match cli.command {
-        Command::Doctor(a) => commands::doctor(&cli.global, &a),
-        Command::Selftest(a) => commands::selftest(&cli.global, &a),
-        Command::Up(a) => commands::up(&cli.global, &a),
-        Command::Down(a) => commands::down(&cli.global, &a),
-        Command::Status => commands::status(&cli.global),
-        Command::Env => commands::env(&cli.global),
-        Command::Logs(a) => commands::logs(&cli.global, &a),
+        Command::Doctor(a) => commands::doctor::run(&cli.global, &a),
+        Command::Selftest(a) => commands::selftest::run(&cli.global, &a),
+        Command::Up(a) => commands::up::run(&cli.global, &a),
+        Command::Down(a) => commands::down::run(&cli.global, &a),
+        Command::Status(a) => commands::status::run(&cli.global, &a),
+        Command::Env(a) => commands::env::run(&cli.global, &a),
+        Command::Logs(a) => commands::logs::run(&cli.global, &a),
         Command::Cni(a) => cni_cmd::run(&a),
         Command::Trace(a) => trace_cmd::trace(&a),
         Command::Ipam(a) => commands::dirs(&cli.global).and_then(|d| ipam_cmd::ipam(&d, &a)),
@@ -222,8 +129,8 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(f) => {
-            eprintln!("k3s-sandbox: error: {}", f.message);
-            ExitCode::from(f.exit_code)
+            eprintln!("k3s-sandbox: error: {f}");
+            ExitCode::from(f.exit_code())
         }
     }
 }

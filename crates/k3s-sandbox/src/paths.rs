@@ -69,15 +69,18 @@ pub fn default_data_dir(
     }
     match home.filter(|p| p.is_absolute()) {
         Some(h) => Ok(h.join(".local/share/k3s-sandbox")),
-        None => Err(Failure::new(
-            "cannot pick a default data dir: HOME is not set; pass --data-dir DIR or set K3S_SANDBOX_DATA_DIR",
+        None => Err(Failure::Usage(
+            "cannot pick a default data dir: HOME is not set; pass --data-dir DIR or set K3S_SANDBOX_DATA_DIR"
+                .into(),
         )),
     }
 }
 
 fn absolute(p: &Path) -> Result<PathBuf> {
     if p.as_os_str().is_empty() {
-        return Err(Failure::new("an empty path was given for a directory option"));
+        return Err(Failure::Usage(
+            "an empty path was given for a directory option".into(),
+        ));
     }
     std::path::absolute(p).map_err(|e| Failure::io("resolve the path", p, &e))
 }
@@ -159,6 +162,6 @@ mod tests {
             PathBuf::from("/home/u/.local/share/k3s-sandbox")
         );
         let err = default_data_dir(false, None, None).unwrap_err();
-        assert!(err.message.contains("--data-dir"), "{}", err.message);
+        assert!(err.message().contains("--data-dir"), "{}", err.message());
     }
 }

@@ -6,7 +6,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde_json::Value;
+use serde::{Deserialize, Serialize};
 
 use cni_runtime::cache::Cache;
 use cni_runtime::runner::ProcessRunner;
@@ -97,34 +97,25 @@ pub fn check_plugin(path: &Path) -> PluginState {
 
 /// Files k3s-sandbox wrote outside the data dir, with the hash of what it
 /// wrote, kept in `<data-dir>/written-files.json`. A file is "ours" only
-/// while its content still has that hash.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+/// while its content still has that hash. On disk: one JSON object, path to hex SHA-256.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
 pub struct WrittenFiles {
     pub files: BTreeMap<String, String>,
 }
 
 impl WrittenFiles {
+    /// The ledger at `path`; empty when there is none or it cannot be read, so that nothing
+    /// counts as ours.
     pub fn load(path: &Path) -> WrittenFiles {
-        let files = fs::read(path)
+        fs::read(path)
             .ok()
-            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
-            .and_then(|v| v.as_object().cloned())
-            .map(|m| {
-                m.into_iter()
-                    .filter_map(|(k, v)| v.as_str().map(|s| (k, s.to_string())))
-                    .collect()
-            })
-            .unwrap_or_default();
-        WrittenFiles { files }
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
     }
 
     pub fn save(&self, path: &Path) -> Result<()> {
-        let map: serde_json::Map<String, Value> = self
-            .files
-            .iter()
-            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-            .collect();
-        let text = serde_json::to_string_pretty(&Value::Object(map))
+        let text = serde_json::to_string_pretty(self)
             .map_err(|e| Failure::new(format!("cannot encode the written-files record: {e}")))?;
         util::atomic_write(path, text.as_bytes(), 0o600).map_err(|e| Failure::io("write", path, &e))
     }
@@ -158,7 +149,7 @@ pub struct Source {
 pub fn find_source(explicit: Option<&Path>, exe_dir: Option<&Path>) -> Result<Option<Source>> {
     if let Some(d) = explicit {
         if !d.is_dir() {
-            return Err(Failure::new(format!(
+            return Err(Failure::Usage(format!(
                 "--plugins-from {}: not a directory",
                 d.display()
             )));
@@ -231,7 +222,7 @@ pub fn ensure_plugins(
     if problems.is_empty() {
         Ok(report)
     } else {
-        Err(Failure::new(format!(
+        Err(Failure::Plugin(format!(
             "the CNI plugins are not ready:\n  {}\nRun ./install.sh from the sandbox-cni checkout \
              (it installs the plugins into /opt/cni/bin, or --bin-dir DIR), or pass \
              --plugins-from DIR pointing at built plugins (e.g. target/release).",
@@ -266,152 +257,4 @@ fn install_one(src: &Path, target: &Path, written: &mut WrittenFiles) -> Result<
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A shell-script "plugin" that answers VERSION with `versions`.
-    fn fake_plugin(path: &Path, versions: &str) {
-        fs::write(
-            path,
-            format!(
-                "#!/bin/sh\n[ \"$CNI_COMMAND\" = VERSION ] || exit 1\nprintf '{{\"cniVersion\":\"1.0.0\",\"supportedVersions\":[{versions}]}}'\n"
-            ),
-        )
-        .unwrap();
-        fs::set_permissions(path, fs::Permissions::from_mode(0o755)).unwrap();
-    }
-
-    fn all_fake(dir: &Path, versions: &str) {
-        fs::create_dir_all(dir).unwrap();
-        for p in REQUIRED {
-            fake_plugin(&dir.join(p), versions);
-        }
-    }
-
-    const GOOD: &str = r#""0.3.1","0.4.0","1.0.0""#;
-
-    #[test]
-    fn check_plugin_reports_each_failure() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("bridge");
-        assert_eq!(check_plugin(&p), PluginState::Missing);
-        fake_plugin(&p, GOOD);
-        assert!(check_plugin(&p).is_ok());
-        fake_plugin(&p, r#""0.3.1""#);
-        assert!(matches!(check_plugin(&p), PluginState::Broken(w) if w.contains("not 1.0.0")));
-        fs::set_permissions(&p, fs::Permissions::from_mode(0o644)).unwrap();
-        assert!(matches!(check_plugin(&p), PluginState::Broken(w) if w.contains("not executable")));
-        fs::write(&p, "#!/bin/sh\necho '{\"code\":4,\"msg\":\"nope\"}'; exit 1\n").unwrap();
-        fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
-        assert!(
-            matches!(check_plugin(&p), PluginState::Broken(w) if w.contains("VERSION") && w.contains("nope"))
-        );
-        let d = dir.path().join("dir");
-        fs::create_dir(&d).unwrap();
-        assert!(matches!(check_plugin(&d), PluginState::Broken(w) if w.contains("regular")));
-        std::os::unix::fs::symlink(dir.path().join("nowhere"), dir.path().join("dangling")).unwrap();
-        assert!(
-            matches!(check_plugin(&dir.path().join("dangling")), PluginState::Broken(w) if w.contains("dangling"))
-        );
-    }
-
-    #[test]
-    fn installs_missing_plugins_and_records_them() {
-        let tmp = tempfile::tempdir().unwrap();
-        let src = tmp.path().join("src");
-        let bin = tmp.path().join("bin");
-        all_fake(&src, GOOD);
-        let source = Source { dir: src.clone() };
-        let mut written = WrittenFiles::default();
-        let report = ensure_plugins(&bin, Some(&source), &mut written, false).unwrap();
-        assert_eq!(report.len(), 4);
-        assert!(report.iter().all(|l| l.starts_with("installed")), "{report:?}");
-        for p in REQUIRED {
-            let t = bin.join(p);
-            assert_eq!(fs::metadata(&t).unwrap().permissions().mode() & 0o777, 0o755);
-            assert!(written.is_ours(&t));
-        }
-        // Second run: nothing to do.
-        let report = ensure_plugins(&bin, Some(&source), &mut written, false).unwrap();
-        assert!(report.iter().all(|l| l.starts_with("ok")), "{report:?}");
-        // A rebuilt source replaces our own copies.
-        fake_plugin(&src.join("bridge"), r#""0.3.1","1.0.0","1.1.0""#);
-        let report = ensure_plugins(&bin, Some(&source), &mut written, false).unwrap();
-        assert!(
-            report
-                .iter()
-                .any(|l| l.starts_with("updated") && l.contains("bridge")),
-            "{report:?}"
-        );
-        assert_eq!(
-            fs::read(bin.join("bridge")).unwrap(),
-            fs::read(src.join("bridge")).unwrap()
-        );
-    }
-
-    #[test]
-    fn never_overwrites_foreign_files_without_force() {
-        let tmp = tempfile::tempdir().unwrap();
-        let src = tmp.path().join("src");
-        let bin = tmp.path().join("bin");
-        all_fake(&src, GOOD);
-        all_fake(&bin, r#""0.3.1","1.0.0","0.4.0""#);
-        fs::write(bin.join("portmap"), "not a plugin").unwrap();
-        let source = Source { dir: src.clone() };
-        let mut written = WrittenFiles::default();
-        let err = ensure_plugins(&bin, Some(&source), &mut written, false).unwrap_err();
-        assert!(
-            err.message.contains("portmap") && err.message.contains("--force"),
-            "{}",
-            err.message
-        );
-        assert_eq!(fs::read(bin.join("portmap")).unwrap(), b"not a plugin");
-        // Working foreign plugins are kept, the broken one is replaced with --force.
-        let report = ensure_plugins(&bin, Some(&source), &mut written, true).unwrap();
-        assert!(
-            report
-                .iter()
-                .any(|l| l.contains("portmap") && l.starts_with("installed")),
-            "{report:?}"
-        );
-        assert_eq!(
-            fs::read(bin.join("portmap")).unwrap(),
-            fs::read(src.join("portmap")).unwrap()
-        );
-    }
-
-    #[test]
-    fn missing_plugins_without_a_source_point_to_install_sh() {
-        let tmp = tempfile::tempdir().unwrap();
-        let mut written = WrittenFiles::default();
-        let err = ensure_plugins(&tmp.path().join("bin"), None, &mut written, false).unwrap_err();
-        assert!(err.message.contains("./install.sh"), "{}", err.message);
-        assert!(err.message.contains("loopback: missing"), "{}", err.message);
-    }
-
-    #[test]
-    fn source_defaults_to_the_executable_dir_only_when_it_has_plugins() {
-        let tmp = tempfile::tempdir().unwrap();
-        assert!(find_source(None, Some(tmp.path())).unwrap().is_none());
-        fake_plugin(&tmp.path().join("bridge"), GOOD);
-        let s = find_source(None, Some(tmp.path())).unwrap().unwrap();
-        assert_eq!(s.dir, tmp.path());
-        assert!(find_source(Some(&tmp.path().join("nope")), None).is_err());
-    }
-
-    #[test]
-    fn written_files_round_trip() {
-        let tmp = tempfile::tempdir().unwrap();
-        let f = tmp.path().join("a");
-        fs::write(&f, "x").unwrap();
-        let mut w = WrittenFiles::default();
-        w.note(&f, util::sha256_hex(b"x"));
-        let rec = tmp.path().join("rec.json");
-        w.save(&rec).unwrap();
-        let back = WrittenFiles::load(&rec);
-        assert_eq!(back, w);
-        assert!(back.is_ours(&f));
-        fs::write(&f, "changed").unwrap();
-        assert!(!back.is_ours(&f));
-    }
-}
+mod tests;

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Failure, Result};
 use crate::paths::StateFiles;
@@ -26,6 +26,22 @@ pub struct Instance {
     pub profile: Option<String>,
     pub version: Option<String>,
     pub node_name: Option<String>,
+}
+
+/// `<data-dir>/k3s.meta.json`: what `up` knew about the k3s it started, besides the pid, pgid and
+/// argv files. Every field may be missing or null when read (an older or hand-edited record); the
+/// fields are in name order, the order the file has always had.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct InstanceRecord {
+    /// Written for people and scripts that read the record; k3s-sandbox itself uses the paths of
+    /// the data dir.
+    pub kubeconfig: Option<PathBuf>,
+    pub log: Option<PathBuf>,
+    pub node_name: Option<String>,
+    pub profile: Option<String>,
+    pub start_time: Option<u64>,
+    pub version: Option<String>,
 }
 
 /// Fields of /proc/PID/stat that matter here.
@@ -88,7 +104,7 @@ pub fn group_members(pgid: u32) -> Vec<u32> {
 fn read_u32(path: &Path) -> Result<Option<u32>> {
     match fs::read_to_string(path) {
         Ok(t) => t.trim().parse::<u32>().map(Some).map_err(|_| {
-            Failure::new(format!(
+            Failure::Instance(format!(
                 "{} does not hold a process id ({:?}); remove it or run `k3s-sandbox down`",
                 path.display(),
                 t.trim()
@@ -109,19 +125,18 @@ pub fn read_instance(state: &StateFiles) -> Result<Option<Instance>> {
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or_default();
-    let meta: Value = fs::read(&state.meta)
+    let meta: InstanceRecord = fs::read(&state.meta)
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or(Value::Null);
-    let s = |k: &str| meta.get(k).and_then(Value::as_str).map(str::to_string);
+        .unwrap_or_default();
     Ok(Some(Instance {
         pid,
         pgid,
         argv,
-        start_time: meta.get("start_time").and_then(Value::as_u64),
-        profile: s("profile"),
-        version: s("version"),
-        node_name: s("node_name"),
+        start_time: meta.start_time,
+        profile: meta.profile,
+        version: meta.version,
+        node_name: meta.node_name,
     }))
 }
 
@@ -137,14 +152,14 @@ pub fn write_instance(state: &StateFiles, inst: &Instance) -> Result<()> {
         serde_json::to_string_pretty(&inst.argv)
             .map_err(|e| Failure::new(format!("cannot encode argv: {e}")))?,
     )?;
-    let meta = json!({
-        "start_time": inst.start_time,
-        "profile": inst.profile,
-        "version": inst.version,
-        "node_name": inst.node_name,
-        "kubeconfig": state.kubeconfig,
-        "log": state.log,
-    });
+    let meta = InstanceRecord {
+        kubeconfig: Some(state.kubeconfig.clone()),
+        log: Some(state.log.clone()),
+        node_name: inst.node_name.clone(),
+        profile: inst.profile.clone(),
+        start_time: inst.start_time,
+        version: inst.version.clone(),
+    };
     w(
         &state.meta,
         serde_json::to_string_pretty(&meta)
@@ -180,7 +195,7 @@ pub fn liveness(state: &StateFiles, table: &dyn ProcessTable) -> Liveness {
         Ok(None) => Liveness::Stopped,
         Ok(Some(inst)) if is_alive(table, inst.pid, inst.start_time) => Liveness::Running(inst),
         Ok(Some(inst)) => Liveness::Stale(inst),
-        Err(e) => Liveness::Corrupt(e.message),
+        Err(e) => Liveness::Corrupt(e.to_string()),
     }
 }
 
@@ -220,7 +235,7 @@ pub fn lock(path: &Path, timeout: Duration) -> Result<DirLock> {
                 thread::sleep(Duration::from_millis(100))
             }
             Err(fs::TryLockError::WouldBlock) => {
-                return Err(Failure::new(format!(
+                return Err(Failure::Busy(format!(
                     "another k3s-sandbox command holds {} (an `up` still waiting for k3s?); wait \
                      for it to finish or stop it, then retry",
                     path.display()
@@ -255,7 +270,7 @@ pub fn stop(inst: &Instance, timeout: Duration) -> Result<StopOutcome> {
         kill_stragglers(inst.pgid);
         return Ok(StopOutcome::Killed);
     }
-    Err(Failure::new(format!(
+    Err(Failure::Instance(format!(
         "k3s (pid {}) is still running after SIGKILL; it may be stuck in the kernel (check `ps -o \
          pid,stat,wchan -p {}`)",
         inst.pid, inst.pid
@@ -284,180 +299,4 @@ pub fn wait_for(mut cond: impl FnMut() -> bool, timeout: Duration) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::collections::HashMap;
-
-    struct FakeTable(HashMap<u32, ProcStat>);
-
-    impl ProcessTable for FakeTable {
-        fn stat(&self, pid: u32) -> Option<ProcStat> {
-            self.0.get(&pid).copied()
-        }
-    }
-
-    fn st(state: char, start: u64) -> ProcStat {
-        ProcStat {
-            state,
-            pgrp: 1,
-            start_time: start,
-        }
-    }
-
-    #[test]
-    fn stat_parsing_survives_odd_command_names() {
-        let text = "4242 (k3s (server) x) S 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 12 0 987654 1000 100 1844";
-        let s = parse_stat(text).unwrap();
-        assert_eq!(s.state, 'S');
-        assert_eq!(s.pgrp, 4242);
-        assert_eq!(s.start_time, 987654);
-        assert!(parse_stat("garbage").is_none());
-        let me = proc_stat(std::process::id()).unwrap();
-        assert_ne!(me.state, 'Z');
-    }
-
-    #[test]
-    fn liveness_rejects_zombies_and_recycled_pids() {
-        let t = FakeTable(HashMap::from([
-            (10, st('S', 500)),
-            (11, st('Z', 600)),
-            (12, st('R', 999)),
-        ]));
-        assert!(is_alive(&t, 10, Some(500)));
-        assert!(is_alive(&t, 10, None));
-        assert!(!is_alive(&t, 11, Some(600)));
-        assert!(!is_alive(&t, 12, Some(700)));
-        assert!(!is_alive(&t, 13, None));
-    }
-
-    #[test]
-    fn state_files_round_trip_and_classify() {
-        let tmp = tempfile::tempdir().unwrap();
-        let state = StateFiles::new(tmp.path());
-        let t = FakeTable(HashMap::from([(77, st('S', 5))]));
-        assert_eq!(liveness(&state, &t), Liveness::Stopped);
-        let inst = Instance {
-            pid: 77,
-            pgid: 77,
-            argv: vec!["/bin/k3s".into(), "server".into(), "--x=a b".into()],
-            start_time: Some(5),
-            profile: Some("agent".into()),
-            version: Some("v1.30.4".into()),
-            node_name: Some("box".into()),
-        };
-        write_instance(&state, &inst).unwrap();
-        assert_eq!(read_instance(&state).unwrap(), Some(inst.clone()));
-        assert_eq!(liveness(&state, &t), Liveness::Running(inst.clone()));
-        let gone = FakeTable(HashMap::new());
-        assert_eq!(liveness(&state, &gone), Liveness::Stale(inst));
-        remove_process_files(&state).unwrap();
-        assert_eq!(liveness(&state, &t), Liveness::Stopped);
-        fs::write(&state.pid, "not a pid").unwrap();
-        assert!(
-            read_instance(&state)
-                .unwrap_err()
-                .message
-                .contains("does not hold a process id")
-        );
-        assert!(matches!(liveness(&state, &t), Liveness::Corrupt(m) if m.contains("does not hold")));
-    }
-
-    #[test]
-    fn lock_is_exclusive_with_a_bounded_wait() {
-        let tmp = tempfile::tempdir().unwrap();
-        let p = tmp.path().join("lock");
-        let held = lock(&p, Duration::from_secs(1)).unwrap();
-        let err = lock(&p, Duration::from_millis(200)).err().unwrap();
-        assert!(
-            err.message.contains("another k3s-sandbox command"),
-            "{}",
-            err.message
-        );
-        drop(held);
-        assert!(lock(&p, Duration::from_millis(200)).is_ok());
-    }
-
-    #[test]
-    fn stop_terminates_a_process_group() {
-        use std::os::unix::process::CommandExt;
-        let mut child = std::process::Command::new("/bin/sh")
-            .args(["-c", "sleep 60 & sleep 60; wait"])
-            .process_group(0)
-            .spawn()
-            .unwrap();
-        let pid = child.id();
-        assert!(wait_for(|| group_members(pid).len() >= 2, Duration::from_secs(5)));
-        let inst = Instance {
-            pid,
-            pgid: pid,
-            argv: vec![],
-            start_time: proc_stat(pid).map(|s| s.start_time),
-            profile: None,
-            version: None,
-            node_name: None,
-        };
-        // Reap in the background so the child does not stay a zombie.
-        let reaper = thread::spawn(move || child.wait());
-        assert_eq!(
-            stop(&inst, Duration::from_secs(5)).unwrap(),
-            StopOutcome::Terminated
-        );
-        reaper.join().unwrap().unwrap();
-        assert!(wait_for(|| group_members(pid).is_empty(), Duration::from_secs(5)));
-    }
-
-    #[test]
-    fn stop_escalates_to_sigkill() {
-        use std::os::unix::process::CommandExt;
-        let mut child = std::process::Command::new("/bin/sh")
-            .args(["-c", "trap '' TERM; while :; do sleep 1; done"])
-            .process_group(0)
-            .spawn()
-            .unwrap();
-        let pid = child.id();
-        assert!(wait_for(|| group_members(pid).len() >= 2, Duration::from_secs(5)));
-        let inst = Instance {
-            pid,
-            pgid: pid,
-            argv: vec![],
-            start_time: proc_stat(pid).map(|s| s.start_time),
-            profile: None,
-            version: None,
-            node_name: None,
-        };
-        let reaper = thread::spawn(move || child.wait());
-        assert_eq!(
-            stop(&inst, Duration::from_millis(300)).unwrap(),
-            StopOutcome::Killed
-        );
-        reaper.join().unwrap().unwrap();
-    }
-
-    #[test]
-    fn leftovers_of_a_dead_leader_are_stopped() {
-        use std::os::unix::process::CommandExt;
-        let mut child = std::process::Command::new("/bin/sh")
-            .args(["-c", "sleep 60 & sleep 60"])
-            .process_group(0)
-            .spawn()
-            .unwrap();
-        let pid = child.id();
-        assert!(wait_for(|| group_members(pid).len() >= 3, Duration::from_secs(5)));
-        let inst = Instance {
-            pid,
-            pgid: pid,
-            argv: vec![],
-            start_time: proc_stat(pid).map(|s| s.start_time),
-            profile: None,
-            version: None,
-            node_name: None,
-        };
-        // Only the leader dies; its two sleeps stay in the group.
-        child.kill().unwrap();
-        child.wait().unwrap();
-        assert!(!is_alive(&LiveProcesses, pid, inst.start_time));
-        assert_eq!(stop_leftovers(&inst, Duration::from_secs(5)), 2);
-        assert!(group_members(pid).is_empty());
-        assert_eq!(stop_leftovers(&inst, Duration::from_secs(1)), 0);
-    }
-}
+mod tests;

@@ -274,24 +274,9 @@ fn k3s_is_found_on_path() {
     fs::create_dir_all(&bindir).unwrap();
     std::os::unix::fs::symlink(fixture("fake-k3s.sh"), bindir.join("k3s")).unwrap();
     let path = format!("{}:/usr/bin:/bin", bindir.display());
-    let src = sb.plugin_src.to_string_lossy().into_owned();
-    let up = Out::from(
-        sb.cmd(&[
-            "up",
-            "--profile",
-            "control-plane",
-            "--timeout",
-            "10",
-            "--plugins-from",
-            &src,
-        ])
-        .env("PATH", &path)
-        .output()
-        .unwrap(),
-    );
+    let up = Out::from(sb.up_cp_cmd(&[]).env("PATH", &path).output().unwrap());
     up.ok();
-    let argv: Vec<String> =
-        serde_json::from_str(&fs::read_to_string(sb.data.join("k3s.argv")).unwrap()).unwrap();
+    let argv = sb.instance().unwrap().argv;
     assert_eq!(argv[0], bindir.join("k3s").to_string_lossy());
     Out::from(sb.cmd(&["status"]).env("PATH", &path).output().unwrap()).expect_code(0);
     sb.run(&["down"]).ok();
@@ -355,19 +340,7 @@ fn purge_removes_only_what_k3s_sandbox_wrote() {
 fn agent_profile_flags_and_pod_cidr_follow_the_node() {
     let mut sb = Sandbox::new();
     sb.set_env("FAKE_K3S_POD_CIDR", "10.42.7.0/24");
-    let src = sb.plugin_src.to_string_lossy().into_owned();
-    let up = sb.run(&[
-        "up",
-        "--profile",
-        "agent",
-        "--timeout",
-        "10",
-        "--plugins-from",
-        &src,
-        "--skip-selftest",
-        "--",
-        "--node-name=worker-7",
-    ]);
+    let up = sb.up_agent("10", &["--", "--node-name=worker-7"]);
     up.ok().stderr_has("podCIDR 10.42.7.0/24");
     let args = &sb.servers()[0];
     assert!(!args.contains(&"--disable-agent".to_string()));
@@ -408,21 +381,27 @@ fn agent_profile_flags_and_pod_cidr_follow_the_node() {
     sb.run(&["down"]).ok();
     // The next start writes the node's range right away.
     sb.set_env("FAKE_K3S_POD_CIDR", "");
-    sb.run(&[
-        "up",
-        "--profile",
-        "agent",
-        "--timeout",
-        "5",
-        "--plugins-from",
-        &src,
-        "--skip-selftest",
-        "--",
-        "--node-name=worker-7",
-    ])
-    .ok()
-    .stderr_has("pod range 10.42.7.0/24")
-    .stderr_has("no podCIDR yet");
+    sb.up_agent("5", &["--", "--node-name=worker-7"])
+        .ok()
+        .stderr_has("pod range 10.42.7.0/24")
+        .stderr_has("no podCIDR yet");
+    sb.run(&["down"]).ok();
+}
+
+#[test]
+fn an_ipv6_pod_cidr_of_the_node_is_a_warning_and_the_conflist_keeps_its_range() {
+    let mut sb = Sandbox::new();
+    sb.set_env("FAKE_K3S_POD_CIDR", "fd00:42::/64");
+    sb.up_agent("10", &[])
+        .ok()
+        .stderr_has(
+            "warning: pod range fd00:42::/64 is IPv6; the default sandbox-cni network is IPv4-only \
+         (see cni-conf/dual-stack.conflist for a dual-stack example); the conflist keeps 10.42.0.0/24",
+        )
+        .stdout_has("export KUBECONFIG=");
+    let conf = sb.conf.join("10-sandbox-cni.conflist");
+    assert_eq!(fs::read_to_string(conf).unwrap(), repo_conflist());
+    assert!(!sb.data.join("pod-cidr").exists());
     sb.run(&["down"]).ok();
 }
 
@@ -431,15 +410,7 @@ fn control_plane_starts_even_without_plugins() {
     let sb = Sandbox::new();
     let empty = sb.tmp.path().join("no-plugins");
     fs::create_dir_all(&empty).unwrap();
-    let up = sb.run(&[
-        "up",
-        "--profile",
-        "control-plane",
-        "--timeout",
-        "10",
-        "--plugins-from",
-        &empty.to_string_lossy(),
-    ]);
+    let up = Out::from(sb.up_cp_from(&empty, &[]).output().unwrap());
     up.ok()
         .stderr_has("warning (the control-plane profile does not need this)")
         .stderr_has("./install.sh");

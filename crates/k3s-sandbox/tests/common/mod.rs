@@ -1,16 +1,23 @@
 //! Test harness: a temp sandbox (data dir, CNI dirs, argv log) with the fake
 //! k3s fixture, and cleanup that kills whatever a test started even when the
-//! test fails.
+//! test fails. The k3s-sandbox library gives the state-file reading, the /proc parsing and the
+//! defaults, so the tests read what the binary writes with the code that writes it.
 // Test-support code: panicking on a broken fixture is the right failure.
 #![allow(dead_code, clippy::unwrap_used)]
 
+use k3s_sandbox::paths::StateFiles;
+use k3s_sandbox::process::{self, Instance};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
 
-pub const PLUGINS: [&str; 4] = cni_runtime::plugins::DEFAULT_NETWORK;
+/// Poll `cond` every 50 ms until it holds or `limit` passes (the CLI's own wait).
+pub fn wait_until(cond: impl FnMut() -> bool, limit: std::time::Duration) -> bool {
+    process::wait_for(cond, limit)
+}
+
+pub const PLUGINS: [&str; 4] = k3s_sandbox::plugins::REQUIRED;
 
 pub fn exe() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_k3s-sandbox"))
@@ -22,10 +29,9 @@ pub fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// The repository's default conflist.
+/// The repository's default conflist (cni-conf/10-sandbox-cni.conflist, built into the binary).
 pub fn repo_conflist() -> String {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../cni-conf/10-sandbox-cni.conflist");
-    fs::read_to_string(p).unwrap()
+    k3s_sandbox::conflist::TEMPLATE.to_string()
 }
 
 pub struct Sandbox {
@@ -108,9 +114,14 @@ impl Sandbox {
         Out::from(self.cmd(args).output().unwrap())
     }
 
-    /// `up --profile control-plane` with fake plugins and a short timeout.
-    pub fn up_cp(&self, extra: &[&str]) -> Out {
-        let src = self.plugin_src.to_string_lossy().into_owned();
+    /// `up --profile control-plane` with fake plugins and a short timeout, not run yet.
+    pub fn up_cp_cmd(&self, extra: &[&str]) -> Command {
+        self.up_cp_from(&self.plugin_src, extra)
+    }
+
+    /// `up --profile control-plane --plugins-from DIR` with a short timeout, not run yet.
+    pub fn up_cp_from(&self, plugins_from: &Path, extra: &[&str]) -> Command {
+        let src = plugins_from.to_string_lossy().into_owned();
         let mut args = vec![
             "up",
             "--profile",
@@ -119,6 +130,29 @@ impl Sandbox {
             "10",
             "--plugins-from",
             &src,
+        ];
+        args.extend_from_slice(extra);
+        self.cmd(&args)
+    }
+
+    /// `up --profile control-plane` with fake plugins and a short timeout.
+    pub fn up_cp(&self, extra: &[&str]) -> Out {
+        Out::from(self.up_cp_cmd(extra).output().unwrap())
+    }
+
+    /// `up --profile agent --timeout SECS` with the fake plugins, without the self-test, then
+    /// `extra`.
+    pub fn up_agent(&self, secs: &str, extra: &[&str]) -> Out {
+        let src = self.plugin_src.to_string_lossy().into_owned();
+        let mut args = vec![
+            "up",
+            "--profile",
+            "agent",
+            "--timeout",
+            secs,
+            "--plugins-from",
+            &src,
+            "--skip-selftest",
         ];
         args.extend_from_slice(extra);
         self.run(&args)
@@ -147,12 +181,18 @@ impl Sandbox {
             .collect()
     }
 
+    /// The state files of the data dir.
+    pub fn state(&self) -> StateFiles {
+        StateFiles::new(&self.data)
+    }
+
+    /// The instance recorded in the data dir, if any (none also when the record is unreadable).
+    pub fn instance(&self) -> Option<Instance> {
+        process::read_instance(&self.state()).ok().flatten()
+    }
+
     pub fn pid(&self) -> Option<u32> {
-        fs::read_to_string(self.data.join("k3s.pid"))
-            .ok()?
-            .trim()
-            .parse()
-            .ok()
+        self.instance().map(|i| i.pid)
     }
 
     pub fn kubeconfig(&self) -> PathBuf {
@@ -162,16 +202,10 @@ impl Sandbox {
 
 impl Drop for Sandbox {
     fn drop(&mut self) {
-        // Kill the recorded process group directly: this must work even when
-        // the code under test is broken.
-        if let Some(pid) = self.pid() {
-            let pgid = fs::read_to_string(self.data.join("k3s.pgid"))
-                .ok()
-                .and_then(|t| t.trim().parse::<i32>().ok())
-                .unwrap_or(pid as i32);
-            if let Some(p) = rustix::process::Pid::from_raw(pgid) {
-                let _ = rustix::process::kill_process_group(p, rustix::process::Signal::KILL);
-            }
+        // Kill the recorded process group directly, without `down`: this must work even when the
+        // commands under test are broken.
+        if let Some(inst) = self.instance() {
+            k3s_sandbox::util::kill_group(inst.pgid, rustix::process::Signal::KILL);
         }
     }
 }
@@ -222,30 +256,7 @@ impl Out {
 
 /// Live (non-zombie) processes in group `pgid`.
 pub fn group_alive(pgid: u32) -> bool {
-    fs::read_dir("/proc").unwrap().filter_map(|e| e.ok()).any(|e| {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
-            return false;
-        };
-        let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            return false;
-        };
-        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
-            return false;
-        };
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        f.len() > 2 && f[0] != "Z" && f[2].parse::<u32>().ok() == Some(pgid)
-    })
-}
-
-pub fn wait_until(mut cond: impl FnMut() -> bool, limit: Duration) -> bool {
-    let end = Instant::now() + limit;
-    while Instant::now() < end {
-        if cond() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    cond()
+    !process::group_members(pgid).is_empty()
 }
 
 /// Directory of the k3s-sandbox test binary, where cargo also puts the

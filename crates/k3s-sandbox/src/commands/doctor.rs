@@ -1,0 +1,79 @@
+//! `doctor`: probe the environment, one ok/warn/FAIL line per check.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::{GlobalArgs, dirs, say};
+use crate::doctor::{self, Level};
+use crate::error::Result;
+use crate::flags::{self, Profile};
+use crate::probe::{self, HostFacts};
+use crate::process::{self, LiveProcesses, Liveness};
+use crate::sandbox::{self, SandboxFacts};
+
+#[derive(Args, Debug)]
+pub struct DoctorArgs {
+    /// Judge the checks for this profile (agent-only requirements FAIL instead of warn)
+    #[arg(long, value_enum)]
+    pub profile: Option<Profile>,
+    /// Print each check as one JSON object per line: {"name", "level" (ok, warn, fail),
+    /// "detail", "remedy" (null when none)}
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(g: &GlobalArgs, a: &DoctorArgs) -> Result<u8> {
+    let dirs = dirs(g)?;
+    let state = dirs.state();
+    let facts = HostFacts::probe(&dirs.data_dir);
+    let mut checks = sandbox::checks(&SandboxFacts::probe(), &facts.root_fs, a.profile);
+    checks.extend(doctor::host_checks(&facts, a.profile));
+    checks.push(doctor::data_dir_check(&dirs.data_dir));
+
+    let (ours, agent_running) = match process::liveness(&state, &LiveProcesses) {
+        Liveness::Running(inst) => (Some(inst.pid), inst.profile.as_deref() == Some("agent")),
+        _ => (None, false),
+    };
+    let ports: Vec<(u16, std::result::Result<(), String>)> = [6443, 6444, 10250]
+        .into_iter()
+        .map(|p| (p, probe::port_free(p)))
+        .collect();
+    checks.extend(doctor::port_checks(&ports, ours, a.profile));
+
+    let (conf_checks, types) = doctor::conflist_checks(&dirs.cni_conf_dir, a.profile);
+    checks.extend(doctor::plugin_checks(&dirs.cni_bin_dir, &types, a.profile));
+    checks.extend(conf_checks);
+    // Leaked reservations: compared with the live pods when this data dir's agent runs.
+    let live = agent_running.then(|| crate::ipam_cmd::live_ids(&dirs)).flatten();
+    checks.extend(doctor::ipam_checks(&crate::ipam_cmd::detect(
+        &dirs,
+        live.as_ref(),
+    )));
+
+    let k3s = k3s_found();
+    checks.push(doctor::k3s_check(k3s));
+
+    for c in &checks {
+        if a.json {
+            println!("{}", c.to_json());
+        } else {
+            println!("{c}");
+        }
+    }
+    let fails = checks.iter().filter(|c| c.level == Level::Fail).count();
+    let warns = checks.iter().filter(|c| c.level == Level::Warn).count();
+    let (profile, why) = flags::choose_profile(a.profile, &facts);
+    say(&format!(
+        "{} checks: {fails} failed, {warns} warnings; `up` would use {why}",
+        checks.len()
+    ));
+    let _ = profile;
+    Ok(if fails > 0 { 1 } else { 0 })
+}
+
+fn k3s_found() -> std::result::Result<(PathBuf, String, Option<flags::K3sVersion>), String> {
+    let path = crate::k3s::locate_from_env().map_err(|e| e.to_string())?;
+    let (line, v) = crate::k3s::version(&path).map_err(|e| e.to_string())?;
+    Ok((path, line, v))
+}

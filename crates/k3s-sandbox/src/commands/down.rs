@@ -1,0 +1,177 @@
+//! `down`: stop k3s (SIGTERM to its process group, SIGKILL after the timeout), and with `--purge`
+//! remove what k3s-sandbox wrote.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Args;
+
+use super::{GlobalArgs, LOCK_WAIT, data_dir_flag, dirs, say};
+use crate::conflist;
+use crate::error::{Failure, Result};
+use crate::paths::{Dirs, StateFiles};
+use crate::plugins::WrittenFiles;
+use crate::process::{self, LiveProcesses, Liveness};
+
+#[derive(Args, Debug)]
+pub struct DownArgs {
+    /// Seconds to wait after SIGTERM before sending SIGKILL
+    #[arg(long, default_value_t = 30, value_name = "SECS")]
+    pub timeout: u64,
+    /// Also delete the data dir and the conflist, but only files k3s-sandbox wrote
+    #[arg(long)]
+    pub purge: bool,
+}
+
+pub fn run(g: &GlobalArgs, a: &DownArgs) -> Result<u8> {
+    let dirs = dirs(g)?;
+    let state = dirs.state();
+    if !state.dir.is_dir() {
+        say(&format!("nothing to do: {} does not exist", state.dir.display()));
+        return Ok(0);
+    }
+    let lock = process::lock(&state.lock, LOCK_WAIT)?;
+    match process::liveness(&state, &LiveProcesses) {
+        Liveness::Running(inst) => {
+            say(&format!(
+                "stopping k3s (pid {}, process group {})",
+                inst.pid, inst.pgid
+            ));
+            match process::stop(&inst, Duration::from_secs(a.timeout))? {
+                process::StopOutcome::Terminated => say("k3s stopped"),
+                process::StopOutcome::Killed => say(&format!(
+                    "k3s ignored SIGTERM for {}s and was killed with SIGKILL",
+                    a.timeout
+                )),
+            }
+            if inst.profile.as_deref() == Some("agent") {
+                say(
+                    "note: containers started by the agent (containerd-shim processes) and mounts under /run/k3s \
+                     and /var/lib/kubelet are not cleaned up by `down`; k3s-killall.sh from the k3s install \
+                     script does that",
+                );
+            }
+        }
+        Liveness::Stale(inst) => {
+            say(&format!(
+                "k3s (pid {}) was not running; cleaning up the stale pid file",
+                inst.pid
+            ));
+            let n = process::stop_leftovers(&inst, Duration::from_secs(a.timeout));
+            if n > 0 {
+                say(&format!("stopped {n} leftover process(es) of its process group"));
+            }
+        }
+        Liveness::Corrupt(why) => say(&format!("removing an unusable pid file: {why}")),
+        Liveness::Stopped => say(&format!("k3s is not running from {}", state.dir.display())),
+    }
+    process::remove_process_files(&state)?;
+    if a.purge {
+        purge(&dirs, &state)?;
+        drop(lock);
+        finish_purge(&state)?;
+    }
+    Ok(0)
+}
+
+/// Mount points at or below `dir` (from /proc/self/mountinfo).
+fn mounts_below(dir: &Path) -> Vec<PathBuf> {
+    let Ok(text) = fs::read_to_string("/proc/self/mountinfo") else {
+        return Vec::new();
+    };
+    text.lines()
+        .filter_map(|l| l.split_whitespace().nth(4))
+        .map(|m| PathBuf::from(m.replace("\\040", " ")))
+        .filter(|m| m.starts_with(dir))
+        .collect()
+}
+
+fn remove_if_present(path: &Path) -> Result<bool> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(Failure::io("remove", path, &e)),
+    }
+}
+
+fn purge(dirs: &Dirs, state: &StateFiles) -> Result<()> {
+    let mounts = mounts_below(&state.dir);
+    if !mounts.is_empty() {
+        return Err(Failure::new(format!(
+            "not purging {}: filesystems are still mounted below it ({}); unmount them (k3s-killall.sh \
+             does) and run `k3s-sandbox down --purge {}` again",
+            state.dir.display(),
+            mounts
+                .iter()
+                .map(|m| m.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            data_dir_flag(dirs)
+        )));
+    }
+    // The conflist, only while it still holds what k3s-sandbox wrote.
+    let mut written = WrittenFiles::load(&state.written);
+    let conf = dirs.cni_conf_dir.join(conflist::FILE_NAME);
+    if written.is_ours(&conf) {
+        remove_if_present(&conf)?;
+        written.forget(&conf);
+        say(&format!("removed {}", conf.display()));
+    } else if conf.exists() {
+        say(&format!(
+            "kept {} (not written by k3s-sandbox, or changed since)",
+            conf.display()
+        ));
+    }
+    let plugin_files: Vec<&String> = written.files.keys().filter(|k| Path::new(k) != conf).collect();
+    if !plugin_files.is_empty() {
+        say(&format!(
+            "kept the plugins installed in {} (other instances may use them)",
+            dirs.cni_bin_dir.display()
+        ));
+    }
+    if state.k3s_data.exists() {
+        fs::remove_dir_all(&state.k3s_data).map_err(|e| Failure::io("remove", &state.k3s_data, &e))?;
+    }
+    for f in state.owned_files() {
+        if f != state.lock.as_path() {
+            remove_if_present(f)?;
+        }
+    }
+    Ok(())
+}
+
+/// Last step of a purge, after the lock is released: the lock file and the
+/// data dir itself when nothing else is left in it.
+fn finish_purge(state: &StateFiles) -> Result<()> {
+    remove_if_present(&state.lock)?;
+    let left: Vec<String> = fs::read_dir(&state.dir)
+        .map_err(|e| Failure::io("list", &state.dir, &e))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    if left.is_empty() {
+        fs::remove_dir(&state.dir).map_err(|e| Failure::io("remove", &state.dir, &e))?;
+        say(&format!("removed {}", state.dir.display()));
+    } else {
+        say(&format!(
+            "left {} in place: it holds files k3s-sandbox did not write: {}",
+            state.dir.display(),
+            left.join(", ")
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mountinfo_paths_below_a_dir() {
+        // The root filesystem is always mounted, and never below a temp dir.
+        assert!(mounts_below(Path::new("/")).contains(&PathBuf::from("/")));
+        let tmp = tempfile::tempdir().unwrap();
+        assert!(mounts_below(tmp.path()).is_empty());
+    }
+}

@@ -1,0 +1,33 @@
+//! `logs`: print the end of the k3s log.
+
+use clap::Args;
+
+use super::{GlobalArgs, dirs};
+use crate::error::{Failure, Result};
+use crate::util;
+
+#[derive(Args, Debug)]
+pub struct LogsArgs {
+    /// Number of lines to print
+    #[arg(short = 'n', long, default_value_t = 100)]
+    pub lines: usize,
+}
+
+pub fn run(g: &GlobalArgs, a: &LogsArgs) -> Result<u8> {
+    let dirs = dirs(g)?;
+    let state = dirs.state();
+    let text = match util::read_tail(&state.log, 8 * 1024 * 1024) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Failure::NotFound(format!(
+                "there is no log at {}: k3s was never started from this data dir",
+                state.log.display()
+            )));
+        }
+        Err(e) => return Err(Failure::io("read", &state.log, &e)),
+    };
+    for l in util::tail_lines(&text, a.lines) {
+        println!("{l}");
+    }
+    Ok(0)
+}

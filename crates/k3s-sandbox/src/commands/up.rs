@@ -1,0 +1,374 @@
+//! `up`: install or verify the plugins, write the conflist, start k3s and wait until it is ready.
+//!
+//! Written as four phases, each a function of its own: [`prepare`] (settle the k3s command line,
+//! deal with an instance already recorded, plugins, conflist and self-test), [`start`] (k3s in its
+//! own process group, recorded in the data dir), [`wait`] (until the API server is ready) and
+//! [`finish`] (the podCIDR sync of the agent profile, the KUBECONFIG line).
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use clap::Args;
+
+use super::{GlobalArgs, LOCK_WAIT, data_dir_flag, dirs, print_export, say};
+use crate::conflist;
+use crate::error::{Failure, Result};
+use crate::flags::{self, FlagInput, K3sCommand, K3sVersion, Profile};
+use crate::paths::{Dirs, StateFiles};
+use crate::probe::HostFacts;
+use crate::process::{self, Instance, LiveProcesses, Liveness};
+use crate::ready::Outcome;
+use crate::util::{self, shell_quote};
+
+mod network;
+mod preflight;
+#[cfg(test)]
+mod tests;
+mod wait;
+
+use network::{install_network, sync_pod_cidr};
+use preflight::preflight;
+use wait::{Watched, print_log_tail_and_hints, wait_ready};
+
+#[derive(Args, Debug)]
+pub struct UpArgs {
+    /// control-plane: API server only, no root needed; agent: also kubelet and containerd
+    /// [default: agent when running as root, / is not 9p, and /dev/kmsg, network namespaces and
+    /// cgroups are usable; else control-plane]
+    #[arg(long, value_enum)]
+    pub profile: Option<Profile>,
+    /// Seconds to wait for the API server to answer /readyz
+    #[arg(long, default_value_t = 180, value_name = "SECS")]
+    pub timeout: u64,
+    /// Install missing plugins from DIR [default: the directory of this executable, if it
+    /// holds the plugins]
+    #[arg(long, value_name = "DIR")]
+    pub plugins_from: Option<PathBuf>,
+    /// Replace plugin files k3s-sandbox did not install, and allow extra arguments that
+    /// replace guarded k3s flags
+    #[arg(long)]
+    pub force: bool,
+    /// Do not run the CNI self-test before starting the agent profile
+    #[arg(long)]
+    pub skip_selftest: bool,
+    /// Extra k3s server arguments, after `--`
+    #[arg(last = true, value_name = "K3S_ARGS")]
+    pub extra: Vec<String>,
+}
+
+pub fn run(g: &GlobalArgs, a: &UpArgs) -> Result<u8> {
+    let dirs = dirs(g)?;
+    let state = dirs.state();
+    ensure_data_dir(&state.dir)?;
+    let _lock = process::lock(&state.lock, LOCK_WAIT)?;
+    let deadline = Instant::now() + Duration::from_secs(a.timeout);
+    let up = Up::settle(dirs, state, deadline, a)?;
+    match prepare(&up, a)? {
+        Prepared::AlreadyRunning(inst) => wait_for_running(&up, &inst, a)?,
+        Prepared::ToStart => {
+            let started = start(&up)?;
+            wait(&up, started, a)?;
+        }
+    }
+    finish(&up)
+}
+
+/// What `up` works with once the k3s command line is settled.
+struct Up {
+    dirs: Dirs,
+    state: StateFiles,
+    /// The end of the `--timeout` that started with this command.
+    deadline: Instant,
+    k3s: PathBuf,
+    version_line: String,
+    version: Option<K3sVersion>,
+    facts: HostFacts,
+    profile: Profile,
+    /// Why this profile (a sentence for the user).
+    why: String,
+    cmd: K3sCommand,
+    /// The k3s executable and `cmd.args`, as recorded in the data dir.
+    argv: Vec<String>,
+}
+
+impl Up {
+    /// Finds k3s and its version, probes the host, chooses the profile and builds the arguments.
+    fn settle(dirs: Dirs, state: StateFiles, deadline: Instant, a: &UpArgs) -> Result<Up> {
+        let k3s = crate::k3s::locate_from_env()?;
+        let (version_line, version) = crate::k3s::version(&k3s)?;
+        let facts = HostFacts::probe(&state.dir);
+        let (profile, why) = flags::choose_profile(a.profile, &facts);
+        let default_node = flags::default_node_name();
+        let cmd = flags::build_k3s_args(&FlagInput {
+            profile,
+            k3s_data_dir: &state.k3s_data,
+            kubeconfig: &state.kubeconfig,
+            version,
+            overlay_usable: facts.overlay_usable(),
+            cgroups_usable: facts.cgroups.has_kubelet_controllers(),
+            default_node_name: &default_node,
+            extra: &a.extra,
+            force: a.force,
+        })
+        .map_err(Failure::Usage)?;
+        let mut argv = vec![k3s.to_string_lossy().into_owned()];
+        argv.extend(cmd.args.iter().cloned());
+        Ok(Up {
+            dirs,
+            state,
+            deadline,
+            k3s,
+            version_line,
+            version,
+            facts,
+            profile,
+            why,
+            cmd,
+            argv,
+        })
+    }
+}
+
+/// How `prepare` left things.
+enum Prepared {
+    /// The same k3s runs already: nothing to start, only to wait for.
+    AlreadyRunning(Instance),
+    /// Plugins, conflist and self-test are in place; k3s is to be started.
+    ToStart,
+}
+
+/// Phase 1: an instance already recorded in the data dir (the same one is kept, one with other
+/// arguments refused, a stale one cleaned up); then preflight warnings, plugins, conflist and the
+/// self-test.
+fn prepare(up: &Up, a: &UpArgs) -> Result<Prepared> {
+    let state = &up.state;
+    match process::liveness(state, &LiveProcesses) {
+        Liveness::Running(inst) if inst.argv == up.argv => {
+            say(&format!(
+                "k3s is already running from {} (pid {}) with the same arguments; nothing to start",
+                state.dir.display(),
+                inst.pid
+            ));
+            return Ok(Prepared::AlreadyRunning(inst));
+        }
+        Liveness::Running(inst) => {
+            return Err(Failure::Instance(format!(
+                "k3s is already running from {} (pid {}) with different arguments:{}\nStop it first with \
+                 `k3s-sandbox down {}`, then run `up` again.",
+                state.dir.display(),
+                inst.pid,
+                describe_argv_change(&inst.argv, &up.argv),
+                data_dir_flag(&up.dirs)
+            )));
+        }
+        Liveness::Stale(inst) => {
+            say(&format!(
+                "removing the stale pid file (pid {} is no longer running)",
+                inst.pid
+            ));
+            let n = process::stop_leftovers(&inst, Duration::from_secs(10));
+            if n > 0 {
+                say(&format!(
+                    "stopped {n} leftover process(es) of the old k3s process group"
+                ));
+            }
+            process::remove_process_files(state)?;
+        }
+        Liveness::Corrupt(why) => {
+            say(&format!("removing an unusable pid file: {why}"));
+            process::remove_process_files(state)?;
+        }
+        Liveness::Stopped => {}
+    }
+
+    say(&format!("{} ({})", up.version_line, up.k3s.display()));
+    say(&up.why);
+    preflight(&up.facts, up.profile, &up.dirs);
+    install_network(up, a)?;
+    if up.profile == Profile::Agent {
+        if let Ok(files) = cni_runtime::conf::config_files(&up.dirs.cni_conf_dir)
+            && let Some(first) = files
+                .first()
+                .filter(|f| f.file_name().is_some_and(|n| n != conflist::FILE_NAME))
+        {
+            say(&format!(
+                "warning: containerd will use {} (it sorts before {}); remove or rename it to use the sandbox-cni network",
+                first.display(),
+                conflist::FILE_NAME
+            ));
+        }
+        if !a.skip_selftest {
+            let report = super::selftest::run_selftest(&up.dirs, None)?;
+            say(&format!(
+                "self-test passed (pod IP {})",
+                report.pod_ip().unwrap_or("?")
+            ));
+        }
+    }
+    Ok(Prepared::ToStart)
+}
+
+/// The k3s process `start` left running.
+struct Started {
+    child: Child,
+    pid: u32,
+}
+
+/// Phase 2: start k3s in its own process group, output to the log, and record it in the data dir.
+fn start(up: &Up) -> Result<Started> {
+    let state = &up.state;
+    if state.log.exists() {
+        fs::rename(&state.log, &state.old_log).map_err(|e| Failure::io("rotate", &state.log, &e))?;
+    }
+    let log = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&state.log)
+        .map_err(|e| Failure::io("open the log", &state.log, &e))?;
+    let _ = fs::set_permissions(&state.log, fs::Permissions::from_mode(0o600));
+    let log_err = log
+        .try_clone()
+        .map_err(|e| Failure::io("open the log", &state.log, &e))?;
+    // A kubeconfig left from an earlier run must not count as "written".
+    let _ = fs::remove_file(&state.kubeconfig);
+    let mut child = Command::new(&up.k3s)
+        .args(&up.cmd.args)
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log_err)
+        .current_dir(&state.dir)
+        .process_group(0)
+        .spawn()
+        .map_err(|e| Failure::Instance(format!("cannot start {}: {e}", up.k3s.display())))?;
+    let pid = child.id();
+    let inst = Instance {
+        pid,
+        pgid: pid,
+        argv: up.argv.clone(),
+        start_time: process::proc_stat(pid).map(|s| s.start_time),
+        profile: Some(up.profile.as_str().to_string()),
+        version: up
+            .version
+            .map(|v| v.to_string())
+            .or(Some(up.version_line.clone())),
+        node_name: up.cmd.node_name.clone(),
+    };
+    if let Err(e) = process::write_instance(state, &inst) {
+        // Without its pid files nobody could find this k3s again.
+        util::kill_group(pid, rustix::process::Signal::KILL);
+        let _ = child.wait();
+        let _ = process::remove_process_files(state);
+        return Err(e);
+    }
+    say(&format!("started k3s (pid {pid}), log: {}", state.log.display()));
+    Ok(Started { child, pid })
+}
+
+/// Phase 3: wait for the started k3s until its API server is ready, it exits, or the deadline.
+fn wait(up: &Up, mut started: Started, a: &UpArgs) -> Result<()> {
+    let state = &up.state;
+    let remaining = up.deadline.saturating_duration_since(Instant::now());
+    match wait_ready(&up.k3s, state, Watched::Child(&mut started.child), remaining) {
+        Outcome::Ready { after } => {
+            say(&format!(
+                "k3s is ready (API /readyz ok after {}s)",
+                after.as_secs()
+            ));
+            Ok(())
+        }
+        Outcome::Exited(why) => {
+            print_log_tail_and_hints(state);
+            process::remove_process_files(state)?;
+            Err(Failure::Instance(format!(
+                "{why} before it became ready; full log: {}",
+                state.log.display()
+            )))
+        }
+        Outcome::TimedOut { last } => {
+            print_log_tail_and_hints(state);
+            Err(Failure::Instance(format!(
+                "k3s did not become ready within {}s ({last}). It is still running (pid {}): watch it \
+                 with `k3s-sandbox status {dd}` and `k3s-sandbox logs {dd}`, stop it with `k3s-sandbox \
+                 down {dd}`, or use a longer --timeout.",
+                a.timeout,
+                started.pid,
+                dd = data_dir_flag(&up.dirs)
+            )))
+        }
+    }
+}
+
+/// Phase 3 when k3s already ran with the same arguments: wait for it the same way, by its pid.
+fn wait_for_running(up: &Up, inst: &Instance, a: &UpArgs) -> Result<()> {
+    let state = &up.state;
+    match wait_ready(&up.k3s, state, Watched::Pid(inst), Duration::from_secs(a.timeout)) {
+        Outcome::Ready { .. } => Ok(()),
+        Outcome::Exited(why) => {
+            print_log_tail_and_hints(state);
+            Err(Failure::Instance(format!("{why}; see {}", state.log.display())))
+        }
+        Outcome::TimedOut { last } => {
+            print_log_tail_and_hints(state);
+            Err(Failure::Instance(format!(
+                "k3s (pid {}) is running but not ready after {}s ({last}); check `k3s-sandbox status {}`",
+                inst.pid,
+                a.timeout,
+                data_dir_flag(&up.dirs)
+            )))
+        }
+    }
+}
+
+/// Phase 4, the end of a successful `up`: in the agent profile, make the conflist follow the
+/// node's podCIDR; then print the KUBECONFIG line.
+fn finish(up: &Up) -> Result<u8> {
+    if let (Profile::Agent, Some(node)) = (up.profile, up.cmd.node_name.as_deref()) {
+        sync_pod_cidr(
+            &up.k3s,
+            &up.dirs,
+            node,
+            up.deadline.max(Instant::now() + Duration::from_secs(5)),
+        )?;
+    }
+    print_export(&up.state);
+    Ok(0)
+}
+
+fn ensure_data_dir(dir: &Path) -> Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    fs::create_dir_all(dir).map_err(|e| Failure::io("create the data dir", dir, &e))?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+        .map_err(|e| Failure::io("set permissions on", dir, &e))
+}
+
+fn describe_argv_change(running: &[String], wanted: &[String]) -> String {
+    let only_running: Vec<&String> = running.iter().filter(|a| !wanted.contains(a)).collect();
+    let only_wanted: Vec<&String> = wanted.iter().filter(|a| !running.contains(a)).collect();
+    let mut s = String::new();
+    if !only_running.is_empty() {
+        s.push_str(&format!(
+            "\n  running now, not requested: {}",
+            join_args(&only_running)
+        ));
+    }
+    if !only_wanted.is_empty() {
+        s.push_str(&format!(
+            "\n  requested, not running:     {}",
+            join_args(&only_wanted)
+        ));
+    }
+    if s.is_empty() {
+        s.push_str("\n  (same arguments in a different order)");
+    }
+    s
+}
+
+fn join_args(a: &[&String]) -> String {
+    a.iter().map(|x| shell_quote(x)).collect::<Vec<_>>().join(" ")
+}

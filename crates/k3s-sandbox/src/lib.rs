@@ -1,0 +1,26 @@
+//! `k3s-sandbox`: check a sandbox, wire the sandbox-cni plugins and run k3s. See docs/k3s.md.
+//!
+//! The library holds everything but the command-line entry point (src/main.rs), so the
+//! integration tests use the same code as the binary. Each subcommand is a module of
+//! [`commands`] (or `*_cmd`) with its clap `Args` and a `run`.
+
+pub mod cni_cmd;
+pub mod commands;
+pub mod conflist;
+pub mod cri;
+pub mod doctor;
+pub mod error;
+pub mod flags;
+pub mod hints;
+pub mod ipam_cmd;
+pub mod k3s;
+pub mod paths;
+pub mod plugins;
+pub mod probe;
+pub mod process;
+pub mod ready;
+pub mod report;
+pub mod sandbox;
+pub mod selftest;
+pub mod trace_cmd;
+pub mod util;

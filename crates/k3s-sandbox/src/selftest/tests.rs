@@ -1,0 +1,285 @@
+use super::*;
+use std::collections::HashMap;
+
+/// An in-memory plugin set: loopback, a bridge that "allocates" through
+/// a host-local-style file, and pass-through chained plugins.
+/// (plugin type, CNI_COMMAND, CNI_IFNAME, stdin config, environment)
+type Call = (String, String, String, Value, HashMap<String, String>);
+
+#[derive(Default)]
+struct FakeRunner {
+    calls: RefCell<Vec<Call>>,
+    fail: Option<(String, String)>,
+    loopback_without_index: bool,
+    wrong_version: bool,
+    forget_release: bool,
+}
+
+impl Exec for FakeRunner {
+    fn find(&self, name: &str, _: &[PathBuf]) -> cni_core::CniResult<PathBuf> {
+        Ok(PathBuf::from(name))
+    }
+
+    fn exec(&self, exe: &Path, env: &[(OsString, OsString)], stdin: &[u8]) -> std::io::Result<ExecOutput> {
+        let t = exe.to_str().unwrap();
+        let env: HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string_lossy().into_owned(), v.to_string_lossy().into_owned()))
+            .collect();
+        let conf: Value = serde_json::from_slice(stdin).unwrap();
+        let cmd = env["CNI_COMMAND"].clone();
+        self.calls.borrow_mut().push((
+            t.to_string(),
+            cmd.clone(),
+            env["CNI_IFNAME"].clone(),
+            conf.clone(),
+            env.clone(),
+        ));
+        let ok = |stdout: Vec<u8>| {
+            Ok(ExecOutput {
+                success: true,
+                stdout,
+                stderr: vec![],
+                status: "exit status: 0".into(),
+            })
+        };
+        if self.fail.as_ref().is_some_and(|(ft, fc)| ft == t && *fc == cmd) {
+            return Ok(ExecOutput {
+                success: false,
+                stdout: br#"{"cniVersion":"1.0.0","code":11,"msg":"no luck","details":"really"}"#.to_vec(),
+                stderr: vec![],
+                status: "exit status: 1".into(),
+            });
+        }
+        let version = conf["cniVersion"].as_str().unwrap().to_string();
+        let alloc = || {
+            let dir =
+                PathBuf::from(conf["ipam"]["dataDir"].as_str().unwrap()).join(conf["name"].as_str().unwrap());
+            (dir.clone(), dir.join("10.42.0.2"))
+        };
+        match (t, cmd.as_str()) {
+            ("loopback", "ADD") => {
+                let ip = if self.loopback_without_index {
+                    json!({"address":"127.0.0.1/8"})
+                } else {
+                    json!({"address":"127.0.0.1/8","interface":0})
+                };
+                ok(serde_json::to_vec(&json!({"cniVersion": version, "interfaces":[{"name":"lo","sandbox": env["CNI_NETNS"]}], "ips":[ip]})).unwrap())
+            }
+            ("bridge", "ADD") => {
+                let (dir, file) = alloc();
+                std::fs::create_dir_all(&dir).unwrap();
+                std::fs::write(&file, &env["CNI_CONTAINERID"]).unwrap();
+                let v = if self.wrong_version {
+                    "0.4.0".to_string()
+                } else {
+                    version
+                };
+                ok(serde_json::to_vec(&json!({
+                    "cniVersion": v,
+                    "interfaces":[{"name":"cni0"},{"name":"veth1"},{"name":"eth0","sandbox":env["CNI_NETNS"]}],
+                    "ips":[{"address":"10.42.0.2/24","gateway":"10.42.0.1","interface":2}]
+                })).unwrap())
+            }
+            ("bridge", "DEL") => {
+                if !self.forget_release {
+                    let _ = std::fs::remove_file(alloc().1);
+                }
+                ok(vec![])
+            }
+            (_, "ADD") => ok(serde_json::to_vec(&conf["prevResult"]).unwrap()),
+            _ => ok(vec![]),
+        }
+    }
+}
+
+fn plan(dir: &Path) -> Plan {
+    Plan {
+        list: NetworkList::from_list_bytes(crate::conflist::TEMPLATE.as_bytes()).unwrap(),
+        bin_dir: dir.join("bin"),
+        ipam_dir: dir.join("ipam"),
+        cache_dir: dir.join("cache"),
+        container_id: throwaway_container_id(),
+        netns: dir.join("netns"),
+    }
+}
+
+fn summary(r: &FakeRunner) -> Vec<String> {
+    r.calls
+        .borrow()
+        .iter()
+        .map(|(t, c, i, _, _)| format!("{c} {t} {i}"))
+        .collect()
+}
+
+#[test]
+fn drives_the_chain_like_containerd() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = plan(tmp.path());
+    let r = FakeRunner::default();
+    let mut lines = Vec::new();
+    let report = run(&r, &p, &mut |l| lines.push(l.to_string())).unwrap();
+    assert_eq!(report.pod_ip(), Some("10.42.0.2"));
+    assert_eq!(
+        summary(&r),
+        vec![
+            "ADD loopback lo",
+            "ADD bridge eth0",
+            "ADD portmap eth0",
+            "CHECK bridge eth0",
+            "CHECK portmap eth0",
+            "DEL portmap eth0",
+            "DEL bridge eth0",
+            "DEL portmap eth0",
+            "DEL bridge eth0",
+            "DEL loopback lo",
+        ]
+    );
+    let calls = r.calls.borrow();
+    assert_eq!(lines.len(), calls.len());
+    assert!(
+        lines[1].starts_with("ok   ADD bridge (network sandbox-cni, eth0, cniVersion 1.1.0)"),
+        "{}",
+        lines[1]
+    );
+    let lo = &calls[0].3;
+    assert_eq!(lo["cniVersion"], "0.3.1");
+    assert_eq!(lo["name"], "cni-loopback");
+    let bridge_add = &calls[1].3;
+    assert!(bridge_add.get("prevResult").is_none());
+    assert_eq!(bridge_add["name"], "sandbox-cni");
+    assert_eq!(bridge_add["ipam"]["dataDir"], p.ipam_dir.to_str().unwrap());
+    let portmap_add = &calls[2].3;
+    assert_eq!(portmap_add["prevResult"]["ips"][0]["address"], "10.42.0.2/24");
+    assert_eq!(portmap_add["runtimeConfig"]["portMappings"][0]["HostPort"], 18080);
+    assert!(bridge_add.get("runtimeConfig").is_none());
+    // CHECK and the first DEL get the cached result; the repeated DEL finds no cache entry.
+    for (_, cmd, _, conf, _) in &calls[3..7] {
+        assert_eq!(conf["prevResult"]["ips"][0]["address"], "10.42.0.2/24", "{cmd}");
+    }
+    for (_, _, _, conf, _) in &calls[7..] {
+        assert!(conf.get("prevResult").is_none());
+    }
+    let env = &calls[1].4;
+    assert_eq!(env["CNI_CONTAINERID"], p.container_id);
+    assert!(env["CNI_ARGS"].starts_with("IgnoreUnknown=1;K8S_POD_NAMESPACE="));
+    assert_eq!(env["CNI_PATH"], p.bin_dir.to_str().unwrap());
+}
+
+#[test]
+fn a_list_without_cni_version_runs_as_libcni_runs_it() {
+    // Drift bug: such a list ran at 0.3.1; libcni passes "" (which plugins read as 0.1.0).
+    let tmp = tempfile::tempdir().unwrap();
+    let mut p = plan(tmp.path());
+    p.list = NetworkList::from_list_bytes(
+        br#"{"name":"n","plugins":[{"type":"bridge","ipam":{"type":"host-local"}}]}"#,
+    )
+    .unwrap();
+    let r = FakeRunner::default();
+    let _ = run(&r, &p, &mut |_| {});
+    let calls = r.calls.borrow();
+    assert_eq!(calls[1].0, "bridge");
+    assert_eq!(calls[1].3["cniVersion"], "");
+}
+
+#[test]
+fn a_failing_add_is_reported_with_the_plugin_error_and_torn_down() {
+    let tmp = tempfile::tempdir().unwrap();
+    let r = FakeRunner {
+        fail: Some(("portmap".into(), "ADD".into())),
+        ..Default::default()
+    };
+    let err = run(&r, &plan(tmp.path()), &mut |_| {}).unwrap_err();
+    assert!(
+        err.message()
+            .contains("plugin type=\"portmap\" failed (add): no luck; really"),
+        "{}",
+        err.message()
+    );
+    let s = summary(&r);
+    assert_eq!(
+        &s[s.len() - 3..],
+        ["DEL portmap eth0", "DEL bridge eth0", "DEL loopback lo"]
+    );
+}
+
+#[test]
+fn loopback_address_without_index_is_rejected() {
+    let tmp = tempfile::tempdir().unwrap();
+    let r = FakeRunner {
+        loopback_without_index: true,
+        ..Default::default()
+    };
+    let err = run(&r, &plan(tmp.path()), &mut |_| {}).unwrap_err();
+    assert!(err.message().contains("pod IP"), "{}", err.message());
+}
+
+#[test]
+fn result_version_must_match_the_request() {
+    let tmp = tempfile::tempdir().unwrap();
+    let r = FakeRunner {
+        wrong_version: true,
+        ..Default::default()
+    };
+    let err = run(&r, &plan(tmp.path()), &mut |_| {}).unwrap_err();
+    assert!(err.message().contains("cniVersion 0.4.0"), "{}", err.message());
+}
+
+#[test]
+fn unreleased_allocation_is_detected() {
+    let tmp = tempfile::tempdir().unwrap();
+    let r = FakeRunner {
+        forget_release: true,
+        ..Default::default()
+    };
+    let err = run(&r, &plan(tmp.path()), &mut |_| {}).unwrap_err();
+    assert!(err.message().contains("did not release"), "{}", err.message());
+}
+
+#[test]
+fn a_failing_del_is_an_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let r = FakeRunner {
+        fail: Some(("bridge".into(), "DEL".into())),
+        ..Default::default()
+    };
+    let err = run(&r, &plan(tmp.path()), &mut |_| {}).unwrap_err();
+    assert!(
+        err.message().contains("plugin type=\"bridge\" failed (del)"),
+        "{}",
+        err.message()
+    );
+}
+
+#[test]
+fn pod_address_rules_follow_go_cni() {
+    let ok = json!({"interfaces":[{"name":"lo"},{"name":"eth0","sandbox":"/n"}],
+        "ips":[{"address":"fd00::2/64","interface":1},{"address":"10.0.0.2/24","interface":1},{"address":"127.0.0.1/8","interface":0}]});
+    assert_eq!(
+        pod_addresses(&ok, "eth0").unwrap(),
+        vec!["10.0.0.2/24", "fd00::2/64"]
+    );
+    let no_index = json!({"interfaces":[], "ips":[{"address":"10.0.0.2/24"}]});
+    assert_eq!(pod_addresses(&no_index, "eth0").unwrap(), vec!["10.0.0.2/24"]);
+    let out_of_range = json!({"interfaces":[{"name":"eth0","sandbox":"/n"}], "ips":[{"address":"10.0.0.2/24","interface":1}]});
+    assert!(
+        pod_addresses(&out_of_range, "eth0")
+            .unwrap_err()
+            .message()
+            .contains("crash")
+    );
+    let elsewhere = json!({"interfaces":[{"name":"cni0"},{"name":"eth0","sandbox":"/n"}], "ips":[{"address":"10.0.0.1/24","interface":0}]});
+    assert!(
+        pod_addresses(&elsewhere, "eth0")
+            .unwrap_err()
+            .message()
+            .contains("failed to find network info")
+    );
+    let no_sandbox = json!({"interfaces":[{"name":"eth0"}], "ips":[{"address":"10.0.0.2/24","interface":0}]});
+    assert!(
+        pod_addresses(&no_sandbox, "eth0")
+            .unwrap_err()
+            .message()
+            .contains("sandbox")
+    );
+}
