@@ -102,13 +102,16 @@ pub fn plan(found: &Inspection, valid: &Valid, min_age: Duration) -> Plan {
     p
 }
 
-fn global_flags(dirs: &Dirs) -> String {
-    let mut s = String::new();
+/// ` FLAG PATH`, the path quoted for a shell.
+fn path_flag(flag: &str, path: &Path) -> String {
+    format!(" {flag} {}", shell_quote(&path.to_string_lossy()))
+}
+
+/// `k3s-sandbox [global flags] ipam gc NETWORK`: the start of every gc command line we print.
+fn gc_start(dirs: &Dirs, net: &Network) -> String {
+    let mut s = String::from("k3s-sandbox");
     if dirs.cni_conf_dir != Path::new(crate::paths::DEFAULT_CNI_CONF_DIR) {
-        s.push_str(&format!(
-            " --cni-conf-dir {}",
-            shell_quote(&dirs.cni_conf_dir.to_string_lossy())
-        ));
+        s.push_str(&path_flag("--cni-conf-dir", &dirs.cni_conf_dir));
     }
     if let Ok(default) = crate::paths::default_data_dir(
         rustix::process::geteuid().is_root(),
@@ -116,26 +119,17 @@ fn global_flags(dirs: &Dirs) -> String {
         std::env::var_os("HOME").map(PathBuf::from),
     ) && default != dirs.data_dir
     {
-        s.push_str(&format!(
-            " --data-dir {}",
-            shell_quote(&dirs.data_dir.to_string_lossy())
-        ));
+        s.push_str(&path_flag("--data-dir", &dirs.data_dir));
     }
+    s.push_str(&format!(" ipam gc {}", shell_quote(&net.name)));
     s
 }
 
 /// The exact gc command for a network.
 pub fn gc_command(dirs: &Dirs, net: &Network, apply: bool, allow_empty: bool) -> String {
-    let mut s = format!(
-        "k3s-sandbox{} ipam gc {}",
-        global_flags(dirs),
-        shell_quote(&net.name)
-    );
+    let mut s = gc_start(dirs, net);
     if net.config.is_none() {
-        s.push_str(&format!(
-            " --ipam-dir {}",
-            shell_quote(&net.data_dir.to_string_lossy())
-        ));
+        s.push_str(&path_flag("--ipam-dir", &net.data_dir));
     }
     s.push_str(" --from-cri");
     if apply {
@@ -252,13 +246,9 @@ pub(super) fn gc(dirs: &Dirs, a: &GcArgs) -> Result<u8> {
 
 /// The command line of this gc run without --apply, for the dry run's hint.
 fn gc_args_text(dirs: &Dirs, net: &Network, a: &GcArgs) -> String {
-    let mut s = format!(
-        "k3s-sandbox{} ipam gc {}",
-        global_flags(dirs),
-        shell_quote(&net.name)
-    );
+    let mut s = gc_start(dirs, net);
     if let Some(d) = &a.store.ipam_dir {
-        s.push_str(&format!(" --ipam-dir {}", shell_quote(&d.to_string_lossy())));
+        s.push_str(&path_flag("--ipam-dir", d));
     }
     if a.from_cri {
         s.push_str(" --from-cri");

@@ -160,20 +160,11 @@ fn ls_text(net: &Network, found: Option<&Inspection>) {
     } else if net.sets.is_empty() {
         println!("  ranges: unknown (no config names this network)");
     }
-    let Some(f) = found else {
+    if found.is_none() {
         println!("  no store yet: no address has been handed out on this network");
-        for u in range_use(net, &Inspection::default()) {
-            println!(
-                "  range set {}: {}  used 0, free {} of {}",
-                u.set,
-                fmt_range(&u.range),
-                u.capacity,
-                u.capacity
-            );
-        }
-        return;
-    };
-    for u in range_use(net, f) {
+    }
+    let empty = Inspection::default();
+    for u in range_use(net, found.unwrap_or(&empty)) {
         println!(
             "  range set {}: {}  used {}, free {} of {}",
             u.set,
@@ -183,6 +174,7 @@ fn ls_text(net: &Network, found: Option<&Inspection>) {
             u.capacity
         );
     }
+    let Some(f) = found else { return };
     if f.reservations.is_empty() {
         println!("  no reservations");
     } else {
