@@ -107,6 +107,15 @@ impl Net {
         self.run(&[&["ipam"], &words(args)[..]].concat())
     }
 
+    /// `k3s-sandbox --cni-conf-dir C --data-dir D`: how the printed commands start here.
+    fn printed_start(&self) -> String {
+        format!(
+            "k3s-sandbox --cni-conf-dir {} --data-dir {}",
+            self.sb.conf.display(),
+            self.sb.data.display()
+        )
+    }
+
     fn crictl_log(&self) -> PathBuf {
         self.sb.tmp.path().join("crictl.log")
     }

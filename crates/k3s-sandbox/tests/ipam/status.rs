@@ -111,15 +111,6 @@ impl Net {
             .env_remove("SANDBOX_CNI_TRACE_DIR");
         self.with_cri(c, mode, pods)
     }
-
-    /// `k3s-sandbox --cni-conf-dir C --data-dir D`: how the printed commands start here.
-    fn printed_start(&self) -> String {
-        format!(
-            "k3s-sandbox --cni-conf-dir {} --data-dir {}",
-            self.sb.conf.display(),
-            self.sb.data.display()
-        )
-    }
 }
 
 /// Ten addresses, 10.88.0.10 to 10.88.0.19.

@@ -251,3 +251,25 @@ fn gc_from_cri_prefers_k3s_crictl_with_the_instance_endpoint() {
     );
     assert_eq!(n.reserved().len(), 1);
 }
+
+#[test]
+fn ls_of_a_network_without_a_store_and_the_dry_run_hint_with_ipam_dir() {
+    let n = Net::new("10.91.0.0/29");
+    // No address handed out yet: the whole range is free.
+    n.ipam("ls").ok().stdout_has(
+        "  no store yet: no address has been handed out on this network\n  \
+         range set 0: 10.91.0.1-10.91.0.6 (10.91.0.0/29)  used 0, free 5 of 5\n",
+    );
+    n.add("ctr-a");
+    // The hint repeats the command line (--ipam-dir and --valid quoted for a shell) with --apply.
+    let ipam_dir = n.ipam_dir.to_str().unwrap();
+    let args = ["ipam", "gc", "sandbox-cni", "--ipam-dir", ipam_dir];
+    n.run(&[&args[..], &["--valid", "it's", "--min-age", "0"]].concat())
+        .ok()
+        .stdout_has("1 to free")
+        .stderr_has(&format!(
+            "dry run: nothing freed. Free them with: {} ipam gc sandbox-cni --ipam-dir {ipam_dir} \
+             --valid 'it'\\''s' --min-age 0s --apply\n",
+            n.printed_start()
+        ));
+}
