@@ -566,6 +566,12 @@ fn leftovers_of_a_dead_k3s_are_stopped_and_a_corrupt_pid_file_is_stale() {
         rustix::process::Signal::KILL,
     )
     .unwrap();
+    // kill(2) returns before the process is gone: wait until it is (a zombie counts as gone).
+    let table = k3s_sandbox::process::LiveProcesses;
+    assert!(wait_until(
+        || !k3s_sandbox::process::is_alive(&table, pid, None),
+        Duration::from_secs(5)
+    ));
     sb.run(&["status"]).expect_code(3);
     assert!(group_alive(pid), "the helper should still run");
     sb.run(&["down", "--timeout", "5"])

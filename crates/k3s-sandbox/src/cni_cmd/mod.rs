@@ -123,7 +123,7 @@ pub fn run_as_cnitool() -> Option<std::process::ExitCode> {
         Ok(c) => match run(&c.args) {
             Ok(code) => code,
             Err(f) => {
-                eprintln!("cnitool: {}", f.message);
+                eprintln!("cnitool: {f}");
                 1
             }
         },
