@@ -1,9 +1,6 @@
 //! `k3s-sandbox ipam ls|release|gc`, the leak detection of `doctor` and `status`, and `trace`, against stores
 //! filled by the workspace's real host-local plugin and a fake crictl / k3s crictl.
-#![allow(clippy::unwrap_used)] // helpers outside #[test] functions
 
-#[path = "../common/mod.rs"]
-mod common;
 mod status;
 mod store;
 mod trace;
@@ -14,7 +11,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 const POD_A: &str = "4b1c0e7d2a9f8e6b5c3d1a0f9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a2f1e0d";

@@ -1,12 +1,10 @@
 //! Tests that drive the workspace's real plugin binaries (built next to the
 //! k3s-sandbox executable by `cargo test --workspace`).
 
-mod common;
-
 use std::fs;
 use std::net::Ipv4Addr;
 
-use common::*;
+use crate::common::*;
 
 #[test]
 fn selftest_passes_with_the_built_plugins() {

@@ -6,8 +6,8 @@ use std::process::Command;
 
 use serde_json::{Value, json};
 
+use super::{Net, POD_A, POD_B};
 use crate::common::{Out, exe};
-use crate::{Net, POD_A, POD_B};
 
 /// What `status` (which must succeed) said: its one `ipam` line and its one warning, if any.
 struct Status {

@@ -5,8 +5,8 @@ use std::process::Command;
 
 use serde_json::Value;
 
+use super::{Net, run_plugin};
 use crate::common::{Out, exe};
-use crate::{Net, run_plugin};
 
 /// Runs `k3s-sandbox trace ...` with the trace directory `dir`.
 fn trace(dir: &Path, args: &[&str]) -> Out {

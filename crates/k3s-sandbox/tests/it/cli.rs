@@ -1,13 +1,11 @@
 //! End-to-end tests of the CLI against the fake k3s fixture. No root, no
 //! real k3s, everything under temp dirs; every test stops what it started.
 
-mod common;
-
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 fn expected_cp_args(sb: &Sandbox) -> Vec<String> {
     let d = sb.data.to_string_lossy();

@@ -4,8 +4,8 @@ use std::fs;
 
 use serde_json::Value;
 
+use super::{Net, POD_A, POD_B, words};
 use crate::common::Out;
-use crate::{Net, POD_A, POD_B, words};
 
 /// `gc --from-cri --apply` with no grace period: frees whatever the runtime does not list.
 const GC_CRI_APPLY: &str = "gc sandbox-cni --from-cri --apply --min-age 0";
