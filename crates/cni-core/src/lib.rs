@@ -7,7 +7,8 @@
 //! - [`exec`]: the exec seam (find on CNI_PATH, explicit environment, error replies);
 //! - [`delegate`]: running the IPAM plugin;
 //! - [`output`]: the only writer of stdout; [`error`]: coded errors; [`ident`]: deterministic names;
-//! - [`trace`]: the opt-in invocation trace.
+//! - [`trace`]: the opt-in invocation trace;
+//! - [`oflags`]: per-architecture `open` flags and errno values that `std` does not name.
 
 pub mod args;
 pub mod config;
@@ -16,6 +17,7 @@ pub mod env;
 pub mod error;
 pub mod exec;
 pub mod ident;
+pub mod oflags;
 pub mod output;
 pub mod result;
 pub mod skel;
