@@ -1,6 +1,7 @@
 //! sandbox-cni's CNI protocol core: everything a plugin needs except its own behaviour.
 //!
-//! - [`config`]: the request configuration and typed access to plugin keys;
+//! - [`config`]: the request configuration; [`fields`]: typed access to the keys of a JSON object
+//!   (plugin keys, and results read back);
 //! - [`result`]: the one result model and its conversion to and from every spec version;
 //! - [`skel`]: the dispatcher ([`skel::dispatch`] for tests, [`skel::run`] for `main`);
 //! - [`env`], [`args`]: the CNI_* environment and CNI_ARGS;
@@ -16,6 +17,7 @@ pub mod delegate;
 pub mod env;
 pub mod error;
 pub mod exec;
+pub mod fields;
 pub mod ident;
 pub mod oflags;
 pub mod output;
