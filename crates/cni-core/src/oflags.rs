@@ -6,57 +6,40 @@
 //! `resolvConf` reader. Where `std::io::ErrorKind` has a stable kind for an errno, match on the
 //! kind instead of adding the number here.
 
+const MIPS: bool = cfg!(any(target_arch = "mips", target_arch = "mips64"));
+const SPARC: bool = cfg!(any(target_arch = "sparc", target_arch = "sparc64"));
+
 /// O_NOFOLLOW: fail with [`ELOOP`] instead of following a symlink at the last path component.
-#[cfg(any(
+pub const O_NOFOLLOW: i32 = if cfg!(any(
     target_arch = "aarch64",
     target_arch = "arm",
     target_arch = "m68k",
     target_arch = "powerpc",
     target_arch = "powerpc64"
-))]
-pub const O_NOFOLLOW: i32 = 0o100000;
-/// O_NOFOLLOW: fail with [`ELOOP`] instead of following a symlink at the last path component.
-#[cfg(not(any(
-    target_arch = "aarch64",
-    target_arch = "arm",
-    target_arch = "m68k",
-    target_arch = "powerpc",
-    target_arch = "powerpc64"
-)))]
-pub const O_NOFOLLOW: i32 = 0o400000;
+)) {
+    0o100000
+} else {
+    0o400000
+};
 
 /// O_NONBLOCK: opening a FIFO does not wait for its other end.
-#[cfg(any(target_arch = "mips", target_arch = "mips64"))]
-pub const O_NONBLOCK: i32 = 0o200;
-/// O_NONBLOCK: opening a FIFO does not wait for its other end.
-#[cfg(any(target_arch = "sparc", target_arch = "sparc64"))]
-pub const O_NONBLOCK: i32 = 0o40000;
-/// O_NONBLOCK: opening a FIFO does not wait for its other end.
-#[cfg(not(any(
-    target_arch = "mips",
-    target_arch = "mips64",
-    target_arch = "sparc",
-    target_arch = "sparc64"
-)))]
-pub const O_NONBLOCK: i32 = 0o4000;
+pub const O_NONBLOCK: i32 = if MIPS {
+    0o200
+} else if SPARC {
+    0o40000
+} else {
+    0o4000
+};
 
 /// ELOOP: what opening a symlink with [`O_NOFOLLOW`] fails with. (Its `ErrorKind`,
 /// `FilesystemLoop`, is not stable.)
-#[cfg(any(target_arch = "mips", target_arch = "mips64"))]
-pub const ELOOP: i32 = 90;
-/// ELOOP: what opening a symlink with [`O_NOFOLLOW`] fails with. (Its `ErrorKind`,
-/// `FilesystemLoop`, is not stable.)
-#[cfg(any(target_arch = "sparc", target_arch = "sparc64"))]
-pub const ELOOP: i32 = 62;
-/// ELOOP: what opening a symlink with [`O_NOFOLLOW`] fails with. (Its `ErrorKind`,
-/// `FilesystemLoop`, is not stable.)
-#[cfg(not(any(
-    target_arch = "mips",
-    target_arch = "mips64",
-    target_arch = "sparc",
-    target_arch = "sparc64"
-)))]
-pub const ELOOP: i32 = 40;
+pub const ELOOP: i32 = if MIPS {
+    90
+} else if SPARC {
+    62
+} else {
+    40
+};
 
 /// Whether `e` is the error of opening a symlink with [`O_NOFOLLOW`].
 pub fn is_symlink_refused(e: &std::io::Error) -> bool {
