@@ -49,31 +49,26 @@ impl DiskStore {
             }
         }
         let dest = self.reservation_path(ip);
-        match fs::hard_link(&entry, &dest) {
+        let made = match fs::hard_link(&entry, &dest) {
+            // File systems without hard links: the reference's exclusive create; the entry stays a copy.
+            Err(e) if no_hard_links(&e) => create_exclusive(&dest, body.as_bytes()),
+            Err(e) if e.kind() != ErrorKind::AlreadyExists => {
+                let _ = fs::remove_file(&entry);
+                Err(e)
+            }
+            other => other,
+        };
+        match made {
             Ok(()) => {
                 self.dir_changed = true;
                 Ok(true)
             }
+            // Taken: the entry is kept, to be renamed to the next candidate's name.
             Err(e) if e.kind() == ErrorKind::AlreadyExists => {
                 self.pending = Some((owner.clone(), entry));
                 Ok(false)
             }
-            // File systems without hard links: the reference's exclusive create; the entry stays a copy.
-            Err(e) if no_hard_links(&e) => match create_exclusive(&dest, body.as_bytes()) {
-                Ok(()) => {
-                    self.dir_changed = true;
-                    Ok(true)
-                }
-                Err(e) if e.kind() == ErrorKind::AlreadyExists => {
-                    self.pending = Some((owner.clone(), entry));
-                    Ok(false)
-                }
-                Err(e) => Err(StoreError::io("cannot create reservation", &dest)(e)),
-            },
-            Err(e) => {
-                let _ = fs::remove_file(&entry);
-                Err(StoreError::io("cannot create reservation", &dest)(e))
-            }
+            Err(e) => Err(StoreError::io("cannot create reservation", &dest)(e)),
         }
     }
 }
