@@ -29,6 +29,7 @@ use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::env::{CNI_COMMAND, CNI_CONTAINERID, CNI_IFNAME, CNI_NETNS, EnvMap};
+use crate::oflags::{O_NOFOLLOW, O_NONBLOCK};
 use crate::output::Outcome;
 
 /// Where the trace lives unless `SANDBOX_CNI_TRACE_DIR` says otherwise: on a tmpfs, root's.
@@ -41,25 +42,8 @@ pub const ROTATED: &str = "trace.jsonl.1";
 /// The size at which the file is rotated.
 pub const MAX_SIZE: u64 = 4 << 20;
 
-/// O_NOFOLLOW | O_NONBLOCK (their values differ between architectures).
-#[cfg(any(
-    target_arch = "aarch64",
-    target_arch = "arm",
-    target_arch = "powerpc",
-    target_arch = "powerpc64"
-))]
-const FLAGS: i32 = 0o100000 | 0o4000;
-#[cfg(any(target_arch = "mips", target_arch = "mips64"))]
-const FLAGS: i32 = 0o400000 | 0o200;
-#[cfg(not(any(
-    target_arch = "aarch64",
-    target_arch = "arm",
-    target_arch = "powerpc",
-    target_arch = "powerpc64",
-    target_arch = "mips",
-    target_arch = "mips64"
-)))]
-const FLAGS: i32 = 0o400000 | 0o4000;
+/// Never through a symlink, never waiting on a FIFO.
+const FLAGS: i32 = O_NOFOLLOW | O_NONBLOCK;
 
 /// What a call was about, noted by the dispatcher for the trace (how it ended is read from the
 /// reply itself).

@@ -207,6 +207,64 @@ fn malformed_results_are_decode_errors_naming_the_field() {
     }
 }
 
+/// Malformed results are decode errors (code 6) whose messages name the field, the expected type and
+/// the JSON type found; the exact texts are user-visible (a runtime shows them) and stay stable.
+/// One case a line: the result (read as 0.2.0 unless it says otherwise) `=>` the message.
+const MALFORMED: &str = r#"
+{"cniVersion":"1.0.0","interfaces":{}} => prevResult.interfaces must be an array, got an object
+{"cniVersion":"1.0.0","interfaces":[1]} => prevResult.interfaces[0] must be an object, got a number
+{"cniVersion":"1.0.0","interfaces":[{"name":1}]} => prevResult.interfaces[0].name must be a string, got a number
+{"cniVersion":"1.0.0","interfaces":[{"mtu":-1}]} => prevResult.interfaces[0].mtu must be a whole number from 0 to 4294967295, got -1
+{"cniVersion":"1.0.0","interfaces":[{"mtu":"x"}]} => prevResult.interfaces[0].mtu must be a number, got a string
+{"cniVersion":"1.0.0","interfaces":[{"mtu":1.5}]} => prevResult.interfaces[0].mtu must be a whole number from 0 to 4294967295, got 1.5
+{"cniVersion":"1.0.0","interfaces":[{"name":1},5]} => prevResult.interfaces[0].name must be a string, got a number
+{"cniVersion":"1.0.0","ips":{}} => prevResult.ips must be an array, got an object
+{"cniVersion":"1.0.0","ips":[{"address":"10.0.0.2"}]} => prevResult.ips[0].address: "10.0.0.2" is not in CIDR notation (address/prefix)
+{"cniVersion":"1.0.0","ips":[{}]} => prevResult.ips[0].address is missing
+{"cniVersion":"1.0.0","ips":[{"address":5}]} => prevResult.ips[0].address must be a string, got a number
+{"cniVersion":"0.4.0","ips":[{"address":"10.0.0.2/24","version":"6"}]} => prevResult.ips[0].version is "6" but address 10.0.0.2/24 is IPv4
+{"cniVersion":"1.0.0","ips":[{"address":"10.0.0.2/24","interface":"0"}]} => prevResult.ips[0].interface must be a number, got a string
+{"cniVersion":"1.0.0","ips":[{"address":"10.0.0.2/24","interface":3}]} => prevResult.ips[0].interface 3 does not name one of the 0 interfaces
+{"cniVersion":"1.0.0","ips":[{"address":"10.0.0.2/24","gateway":"x"}]} => prevResult.ips[0].gateway: "x" is not an IP address
+{"cniVersion":"1.0.0","ips":[{"address":"10.0.0.2/24","gateway":5}]} => prevResult.ips[0].gateway must be a string, got a number
+{"cniVersion":"1.0.0","routes":{}} => prevResult.routes must be an array, got an object
+{"cniVersion":"1.0.0","routes":[1]} => prevResult.routes[0] must be an object, got a number
+{"cniVersion":"1.0.0","routes":[{"gw":"10.0.0.1"}]} => prevResult.routes[0].dst is missing
+{"cniVersion":"1.0.0","routes":[{"dst":"10.0.0.0/8","mtu":"a"}]} => prevResult.routes[0].mtu must be a number, got a string
+{"cniVersion":"1.0.0","routes":[{"dst":"10.0.0.0/8","table":5000000000}]} => prevResult.routes[0].table must be a whole number from 0 to 4294967295, got 5000000000
+{"cniVersion":"1.0.0","dns":[]} => prevResult.dns must be an object, got an array
+{"cniVersion":"1.0.0","dns":{"nameservers":"a"}} => prevResult.dns.nameservers must be an array of strings, got a string
+{"cniVersion":"1.0.0","dns":{"nameservers":[1]}} => prevResult.dns.nameservers must hold strings, got a number
+{"cniVersion":"1.0.0","dns":{"domain":5}} => prevResult.dns.domain must be a string, got a number
+{"cniVersion":5} => prevResult.cniVersion must be a string, got a number
+{"ip4":5} => prevResult.ip4 must be an object, got a number
+{"ip4":{}} => prevResult.ip4.ip is missing
+{"ip4":{"ip":"fd00::1/64"}} => prevResult.ip4.ip fd00::1/64 is not an IPv4 address
+{"ip6":{"ip":"10.0.0.1/8"}} => prevResult.ip6.ip 10.0.0.1/8 is not an IPv6 address
+{"ip4":{"ip":"10.0.0.1/8","routes":[{"dst":1}]}} => prevResult.ip4.routes[0].dst must be a string, got a number
+{"ip4":{"ip":"10.0.0.1/8","routes":5}} => prevResult.ip4.routes must be an array, got a number
+{"ip4":{"gateway":"zz","ip":"10.0.0.1/8"}} => prevResult.ip4.gateway: "zz" is not an IP address
+[1,2] => prevResult must be a JSON object, got an array
+"#;
+
+#[test]
+fn malformed_result_messages_are_exact() {
+    let cases: Vec<_> = MALFORMED.lines().filter_map(|l| l.split_once(" => ")).collect();
+    assert_eq!(cases.len(), 34);
+    for (j, want) in cases {
+        let v: Value = serde_json::from_str(j).unwrap();
+        let e = NetResult::from_json(&v, Version::V0_2_0, "prevResult").unwrap_err();
+        assert_eq!((e.code, e.msg.as_str()), (6, want), "{j}");
+    }
+    // The config's own `dns` is read the same way, as a configuration error (code 7).
+    let conf = br#"{"cniVersion":"1.0.0","name":"n","dns":{"nameservers":[1]}}"#;
+    let e = cni_core::NetConf::parse(conf).unwrap().dns().unwrap_err();
+    assert_eq!(
+        (e.code, e.msg.as_str()),
+        (7, "dns.nameservers must hold strings, got a number")
+    );
+}
+
 #[test]
 fn cidr_parsing_keeps_host_bits_and_wants_a_prefix() {
     assert_eq!(parse_cidr("10.1.0.5/16").unwrap().to_string(), "10.1.0.5/16");

@@ -5,6 +5,7 @@
 //! - [`runtime`]: per-plugin configs, ADD/CHECK/DEL/GC/STATUS/VERSION in libcni's order;
 //! - [`cache`]: libcni's result cache (`<cacheDir>/results/<net>-<id>-<ifname>`);
 //! - [`runner`]: the process runner (timeout, process-group kill), an [`cni_core::exec::Exec`];
+//! - `testing` (feature `testing`): `FakeExec`, plugins in memory for tests;
 //! - [`version`]: the one version ordering; [`plugins`]: the one plugin list;
 //! - [`parse_cidr`]: the one strict CIDR parser (cni-core's, which host-local uses).
 
@@ -14,6 +15,8 @@ pub mod json;
 pub mod plugins;
 pub mod runner;
 pub mod runtime;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod version;
 
 pub use cni_core::result::parse_cidr;

@@ -1,39 +1,15 @@
 //! The disk store against the reference's on-disk format, its index, locking, GC and reboot handling.
-#![allow(clippy::unwrap_used)]
 
 use std::fs;
 use std::net::IpAddr;
 use std::path::Path;
 use std::time::Duration;
 
+use super::common::{ip, opts, set};
 use ipam_store::alloc::{attachment_addresses, first_free};
 use ipam_store::{
-    DiskOptions, DiskStore, Owner, Range, RangeSet, Reservations, StoreError, assign, release_attachment,
+    DiskOptions, DiskStore, Owner, RangeSet, Reservations, StoreError, assign, release_attachment,
 };
-
-fn ip(s: &str) -> IpAddr {
-    s.parse().unwrap()
-}
-
-fn set(subnet: &str) -> RangeSet {
-    RangeSet::new(vec![
-        Range::new(subnet.parse().unwrap(), None, None, None).unwrap(),
-    ])
-    .unwrap()
-}
-
-fn opts(dir: &Path) -> DiskOptions {
-    let boot = dir.join("boot_id");
-    if !boot.exists() {
-        fs::write(&boot, "boot-1\n").unwrap();
-    }
-    DiskOptions {
-        lock_timeout: Duration::from_secs(5),
-        reclaim_after_reboot: false,
-        boot_id_path: boot,
-        flat_limit: ipam_store::disk::DEFAULT_FLAT_LIMIT,
-    }
-}
 
 fn open(data: &Path) -> DiskStore {
     DiskStore::open(&data.join("data"), "net", &opts(data)).unwrap()

@@ -1,5 +1,4 @@
 //! Property tests of the allocator: against the in-memory store (many cases) and the disk store.
-#![allow(clippy::unwrap_used)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;

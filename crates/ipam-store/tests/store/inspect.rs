@@ -1,37 +1,16 @@
 //! Read-only inspection of a store, the owner-index reader and the operator's `release_address`.
-#![allow(clippy::unwrap_used)]
 
 use std::fs;
-use std::net::IpAddr;
 use std::path::Path;
 use std::time::Duration;
 
+use super::common::{ip, opts, set};
 use ipam_store::disk::read_index_entries;
 use ipam_store::inspect::{Damage, inspect};
-use ipam_store::{DiskOptions, DiskStore, Owner, Range, RangeSet, assign};
-
-fn ip(s: &str) -> IpAddr {
-    s.parse().unwrap()
-}
-
-fn opts(dir: &Path) -> DiskOptions {
-    let boot = dir.join("boot_id");
-    fs::write(&boot, "boot-1\n").unwrap();
-    DiskOptions {
-        lock_timeout: Duration::from_secs(5),
-        reclaim_after_reboot: false,
-        boot_id_path: boot,
-        flat_limit: ipam_store::disk::DEFAULT_FLAT_LIMIT,
-    }
-}
+use ipam_store::{DiskStore, Owner, assign};
 
 fn filled(t: &Path) -> DiskStore {
-    let sets = vec![
-        RangeSet::new(vec![
-            Range::new("10.7.0.0/24".parse().unwrap(), None, None, None).unwrap(),
-        ])
-        .unwrap(),
-    ];
+    let sets = vec![set("10.7.0.0/24")];
     let mut s = DiskStore::open(&t.join("data"), "net", &opts(t)).unwrap();
     for id in ["a", "b"] {
         assign(&mut s, &sets, &Owner::new(id, "eth0"), &[]).unwrap();

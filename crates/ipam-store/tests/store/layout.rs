@@ -1,42 +1,17 @@
 //! The `.sandbox-cni` layout: what an ADD changes on disk, the flat and bucket index, the seal that
 //! detects other writers, the migration of a store written by the previous layout, and
 //! `read_index_entries`.
-#![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::net::IpAddr;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
+use super::common::{ip, opts_flat as opts, set};
 use ipam_store::alloc::attachment_addresses;
 use ipam_store::disk::read_index_entries;
-use ipam_store::{DiskOptions, DiskStore, Owner, Range, RangeSet, assign, release_attachment};
-
-fn ip(s: &str) -> IpAddr {
-    s.parse().unwrap()
-}
-
-fn set(subnet: &str) -> RangeSet {
-    RangeSet::new(vec![
-        Range::new(subnet.parse().unwrap(), None, None, None).unwrap(),
-    ])
-    .unwrap()
-}
-
-fn opts(dir: &Path, flat_limit: usize) -> DiskOptions {
-    let boot = dir.join("boot_id");
-    if !boot.exists() {
-        fs::write(&boot, "boot-1\n").unwrap();
-    }
-    DiskOptions {
-        lock_timeout: Duration::from_secs(5),
-        reclaim_after_reboot: false,
-        boot_id_path: boot,
-        flat_limit,
-    }
-}
+use ipam_store::{DiskOptions, DiskStore, Owner, assign, release_attachment};
 
 fn add(t: &Path, o: &DiskOptions, id: &str) -> IpAddr {
     let mut s = DiskStore::open(&t.join("data"), "net", o).unwrap();

@@ -1,0 +1,253 @@
+use super::*;
+use crate::testing::FakeExec;
+use serde_json::json;
+use std::path::Path;
+
+/// Plugins in memory: ADD answers with prevResult plus one interface named after the plugin, or a
+/// fresh result for the first plugin.
+fn plugins() -> FakeExec {
+    FakeExec::new(|call| match call.command() {
+        "ADD" => {
+            let conf = &call.conf;
+            let mut r = conf.get("prevResult").cloned().unwrap_or_else(
+                || json!({"cniVersion": conf["cniVersion"], "ips":[{"address":"10.0.0.2/24"}]}),
+            );
+            r["interfaces"] = json!([{"name": call.plugin}]);
+            serde_json::to_vec(&r).unwrap()
+        }
+        "VERSION" => br#"{"cniVersion":"1.1.0","supportedVersions":["0.3.1","1.0.0"]}"#.to_vec(),
+        _ => vec![],
+    })
+}
+
+fn list(version: &str) -> NetworkList {
+    NetworkList::from_list_bytes(
+        format!(
+            r#"{{"cniVersion":"{version}","name":"net","plugins":[{{"type":"a"}},{{"type":"b","capabilities":{{"portMappings":true,"bandwidth":false}}}}]}}"#
+        )
+        .as_bytes(),
+    )
+    .unwrap()
+}
+
+fn rt() -> RuntimeConf {
+    let mut caps = Map::new();
+    caps.insert(
+        "portMappings".into(),
+        json!([{"hostPort":80,"containerPort":8080,"protocol":"tcp"}]),
+    );
+    caps.insert("bandwidth".into(), json!({"ingressRate":1}));
+    RuntimeConf {
+        container_id: "c1".into(),
+        netns: "/run/netns/x".into(),
+        ifname: "eth0".into(),
+        args: vec![
+            ("K8S_POD_NAME".into(), "p".into()),
+            ("IgnoreUnknown".into(), "1".into()),
+        ],
+        capability_args: caps,
+    }
+}
+
+fn runtime<'a>(fake: &'a FakeExec, dir: &Path) -> Runtime<'a> {
+    Runtime {
+        exec: fake,
+        path: vec![PathBuf::from("/opt/cni/bin"), PathBuf::from("/usr/lib/cni")],
+        cache: Cache::new(dir),
+        base_env: vec![
+            ("HOME".into(), "/root".into()),
+            ("CNI_COMMAND".into(), "stale".into()),
+        ],
+    }
+}
+
+#[test]
+fn add_chains_results_and_caches_the_last() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fake = plugins();
+    let r = runtime(&fake, tmp.path());
+    let l = list("1.0.0");
+    let result = r.add(&l, &rt()).unwrap().unwrap();
+    assert_eq!(result["interfaces"][0]["name"], "b");
+    assert_eq!(fake.verbs(), ["ADD a", "ADD b"]);
+    let calls = fake.calls();
+    let (env, a) = (&calls[0].env, &calls[0].conf);
+    assert_eq!(env["CNI_ARGS"], "K8S_POD_NAME=p;IgnoreUnknown=1");
+    assert_eq!(env["CNI_PATH"], "/opt/cni/bin:/usr/lib/cni");
+    assert_eq!(env["CNI_COMMAND"], "ADD");
+    assert_eq!(env["HOME"], "/root");
+    assert_eq!(env.len(), 7);
+    assert_eq!(a["name"], "net");
+    assert_eq!(a["cniVersion"], "1.0.0");
+    assert!(a.get("prevResult").is_none() && a.get("runtimeConfig").is_none());
+    let b = &calls[1].conf;
+    assert_eq!(b["prevResult"]["interfaces"][0]["name"], "a");
+    // Only the capabilities the plugin declares as true.
+    assert_eq!(
+        b["runtimeConfig"],
+        json!({"portMappings":[{"hostPort":80,"containerPort":8080,"protocol":"tcp"}]})
+    );
+    let e = r.cache.read("net", "c1", "eth0").unwrap().unwrap();
+    assert_eq!(e.result.as_ref(), Some(&result));
+    assert_eq!(e.config, l.bytes);
+    assert_eq!(e.cni_args, rt().args);
+    assert_eq!(e.netns, "/run/netns/x");
+}
+
+#[test]
+fn a_failing_add_stops_and_caches_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fake = plugins().failing("a", "ADD");
+    let r = runtime(&fake, tmp.path());
+    let e = r.add(&list("1.0.0"), &rt()).unwrap_err();
+    assert_eq!(e.message, "plugin type=\"a\" failed (add): no luck; really");
+    assert_eq!(e.plugin_error.unwrap().code, 11);
+    assert_eq!(fake.verbs(), ["ADD a"]);
+    assert_eq!(r.cache.read("net", "c1", "eth0").unwrap(), None);
+    let bad = RuntimeConf {
+        ifname: "a/b".into(),
+        ..rt()
+    };
+    assert!(r.add(&list("1.0.0"), &bad).is_err());
+    let bad = RuntimeConf {
+        container_id: "-x".into(),
+        ..rt()
+    };
+    assert!(r.add(&list("1.0.0"), &bad).is_err());
+    assert_eq!(fake.verbs().len(), 1);
+}
+
+#[test]
+fn del_is_reversed_with_the_cached_result_from_0_4_0() {
+    for (version, with_prev) in [("0.3.1", false), ("0.4.0", true), ("1.1.0", true)] {
+        let tmp = tempfile::tempdir().unwrap();
+        let fake = plugins();
+        let r = runtime(&fake, tmp.path());
+        let l = list(version);
+        r.add(&l, &rt()).unwrap();
+        r.del(&l, &rt()).unwrap();
+        assert_eq!(fake.verbs(), ["ADD a", "ADD b", "DEL b", "DEL a"], "{version}");
+        for call in &fake.calls()[2..] {
+            let conf = &call.conf;
+            assert_eq!(conf.get("prevResult").is_some(), with_prev, "{version}");
+            if with_prev {
+                assert_eq!(conf["prevResult"]["cniVersion"], version);
+            }
+        }
+        assert_eq!(r.cache.read("net", "c1", "eth0").unwrap(), None);
+    }
+}
+
+#[test]
+fn del_without_a_readable_cache_goes_on() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fake = plugins();
+    let r = runtime(&fake, tmp.path());
+    std::fs::create_dir_all(r.cache.results_dir()).unwrap();
+    std::fs::write(r.cache.path("net", "c1", "eth0"), "garbage").unwrap();
+    r.del(&list("1.0.0"), &rt()).unwrap();
+    assert!(
+        fake.calls
+            .borrow()
+            .iter()
+            .all(|c| c.conf.get("prevResult").is_none())
+    );
+    assert!(!r.cache.path("net", "c1", "eth0").exists());
+    // A failing DEL keeps the cache and stops.
+    let fake = plugins().failing("b", "DEL");
+    let r = runtime(&fake, tmp.path());
+    r.add(&list("1.0.0"), &rt()).unwrap();
+    assert!(
+        r.del(&list("1.0.0"), &rt())
+            .unwrap_err()
+            .message
+            .contains("failed (del)")
+    );
+    assert_eq!(fake.verbs(), ["ADD a", "ADD b", "DEL b"]);
+    assert!(r.cache.path("net", "c1", "eth0").exists());
+}
+
+#[test]
+fn check_floors_and_disable_check() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fake = plugins();
+    let r = runtime(&fake, tmp.path());
+    let e = r.check(&list("0.3.1"), &rt()).unwrap_err();
+    assert!(e.message.contains("does not support the CHECK command"), "{e}");
+    // "1.0" is not older than 0.4.0 (the version ordering drift bug).
+    let mut l = list("1.0.0");
+    l.cni_version = "1.0".into();
+    r.check(&l, &rt()).unwrap();
+    let mut l = list("1.0.0");
+    l.disable_check = true;
+    r.check(&l, &rt()).unwrap();
+    assert_eq!(fake.verbs(), ["CHECK a", "CHECK b"]);
+}
+
+#[test]
+fn missing_version_is_passed_as_empty() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fake = plugins();
+    let r = runtime(&fake, tmp.path());
+    let l = NetworkList::from_list_bytes(br#"{"name":"net","plugins":[{"type":"a"}]}"#).unwrap();
+    let _ = r.add(&l, &rt());
+    assert_eq!(fake.calls()[0].conf["cniVersion"], "");
+}
+
+#[test]
+fn gc_deletes_unlisted_attachments_then_sends_gc() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fake = plugins();
+    let r = runtime(&fake, tmp.path());
+    let l = list("1.1.0");
+    for id in ["keep", "drop"] {
+        r.add(
+            &l,
+            &RuntimeConf {
+                container_id: id.into(),
+                ..rt()
+            },
+        )
+        .unwrap();
+    }
+    fake.calls.borrow_mut().clear();
+    r.gc(&l, &[("keep".into(), "eth0".into())]).unwrap();
+    assert_eq!(fake.verbs(), ["DEL b", "DEL a", "GC a", "GC b"]);
+    let calls = fake.calls();
+    assert_eq!(calls[0].var("CNI_CONTAINERID"), "drop");
+    assert_eq!(calls[0].conf["runtimeConfig"]["portMappings"][0]["hostPort"], 80);
+    let gc = &calls[2].conf;
+    assert_eq!(
+        gc["cni.dev/valid-attachments"],
+        json!([{"containerID":"keep","ifname":"eth0"}])
+    );
+    assert_eq!(gc["cni.dev/attachments"], gc["cni.dev/valid-attachments"]);
+    assert_eq!(calls[2].var("CNI_CONTAINERID"), "");
+    assert!(r.cache.read("net", "keep", "eth0").unwrap().is_some());
+    assert!(r.cache.read("net", "drop", "eth0").unwrap().is_none());
+    drop(calls);
+    // Before 1.1.0 only the DELs happen; disableGC does nothing.
+    fake.calls.borrow_mut().clear();
+    r.gc(&list("1.0.0"), &[]).unwrap();
+    assert_eq!(fake.verbs(), ["DEL b", "DEL a"]);
+    let mut l = list("1.1.0");
+    l.disable_gc = true;
+    fake.calls.borrow_mut().clear();
+    r.gc(&l, &[]).unwrap();
+    assert!(fake.verbs().is_empty());
+}
+
+#[test]
+fn status_and_version() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fake = plugins().failing("a", "STATUS");
+    let r = runtime(&fake, tmp.path());
+    assert!(!r.status(&list("1.0.0")).unwrap());
+    assert!(fake.verbs().is_empty());
+    let e = r.status(&list("1.1.0")).unwrap_err();
+    assert!(e.message.contains("failed (status)"), "{e}");
+    assert_eq!(fake.verbs(), ["STATUS a"]);
+    let v = r.version("a").unwrap();
+    assert_eq!(supported_versions(&v), ["0.3.1", "1.0.0"]);
+    assert_eq!(fake.calls()[1].conf["cniVersion"], "1.1.0");
+}
