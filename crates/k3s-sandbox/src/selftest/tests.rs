@@ -1,96 +1,60 @@
 use super::*;
-use std::collections::HashMap;
+use cni_runtime::testing::FakeExec;
 
-/// An in-memory plugin set: loopback, a bridge that "allocates" through
-/// a host-local-style file, and pass-through chained plugins.
-/// (plugin type, CNI_COMMAND, CNI_IFNAME, stdin config, environment)
-type Call = (String, String, String, Value, HashMap<String, String>);
-
-#[derive(Default)]
-struct FakeRunner {
-    calls: RefCell<Vec<Call>>,
-    fail: Option<(String, String)>,
+/// What the in-memory plugins get wrong on purpose.
+#[derive(Default, Clone, Copy)]
+struct Quirks {
     loopback_without_index: bool,
     wrong_version: bool,
     forget_release: bool,
 }
 
-impl Exec for FakeRunner {
-    fn find(&self, name: &str, _: &[PathBuf]) -> cni_core::CniResult<PathBuf> {
-        Ok(PathBuf::from(name))
-    }
-
-    fn exec(&self, exe: &Path, env: &[(OsString, OsString)], stdin: &[u8]) -> std::io::Result<ExecOutput> {
-        let t = exe.to_str().unwrap();
-        let env: HashMap<String, String> = env
-            .iter()
-            .map(|(k, v)| (k.to_string_lossy().into_owned(), v.to_string_lossy().into_owned()))
-            .collect();
-        let conf: Value = serde_json::from_slice(stdin).unwrap();
-        let cmd = env["CNI_COMMAND"].clone();
-        self.calls.borrow_mut().push((
-            t.to_string(),
-            cmd.clone(),
-            env["CNI_IFNAME"].clone(),
-            conf.clone(),
-            env.clone(),
-        ));
-        let ok = |stdout: Vec<u8>| {
-            Ok(ExecOutput {
-                success: true,
-                stdout,
-                stderr: vec![],
-                status: "exit status: 0".into(),
-            })
-        };
-        if self.fail.as_ref().is_some_and(|(ft, fc)| ft == t && *fc == cmd) {
-            return Ok(ExecOutput {
-                success: false,
-                stdout: br#"{"cniVersion":"1.0.0","code":11,"msg":"no luck","details":"really"}"#.to_vec(),
-                stderr: vec![],
-                status: "exit status: 1".into(),
-            });
-        }
+/// An in-memory plugin set: loopback, a bridge that "allocates" through a host-local-style file,
+/// and pass-through chained plugins.
+fn plugins(q: Quirks) -> FakeExec {
+    FakeExec::new(move |call| {
+        let conf = &call.conf;
         let version = conf["cniVersion"].as_str().unwrap().to_string();
         let alloc = || {
             let dir =
                 PathBuf::from(conf["ipam"]["dataDir"].as_str().unwrap()).join(conf["name"].as_str().unwrap());
             (dir.clone(), dir.join("10.42.0.2"))
         };
-        match (t, cmd.as_str()) {
+        match (call.plugin.as_str(), call.command()) {
             ("loopback", "ADD") => {
-                let ip = if self.loopback_without_index {
+                let ip = if q.loopback_without_index {
                     json!({"address":"127.0.0.1/8"})
                 } else {
                     json!({"address":"127.0.0.1/8","interface":0})
                 };
-                ok(serde_json::to_vec(&json!({"cniVersion": version, "interfaces":[{"name":"lo","sandbox": env["CNI_NETNS"]}], "ips":[ip]})).unwrap())
+                serde_json::to_vec(&json!({"cniVersion": version, "interfaces":[{"name":"lo","sandbox": call.var("CNI_NETNS")}], "ips":[ip]})).unwrap()
             }
             ("bridge", "ADD") => {
                 let (dir, file) = alloc();
                 std::fs::create_dir_all(&dir).unwrap();
-                std::fs::write(&file, &env["CNI_CONTAINERID"]).unwrap();
-                let v = if self.wrong_version {
+                std::fs::write(&file, call.var("CNI_CONTAINERID")).unwrap();
+                let v = if q.wrong_version {
                     "0.4.0".to_string()
                 } else {
                     version
                 };
-                ok(serde_json::to_vec(&json!({
+                serde_json::to_vec(&json!({
                     "cniVersion": v,
-                    "interfaces":[{"name":"cni0"},{"name":"veth1"},{"name":"eth0","sandbox":env["CNI_NETNS"]}],
+                    "interfaces":[{"name":"cni0"},{"name":"veth1"},{"name":"eth0","sandbox":call.var("CNI_NETNS")}],
                     "ips":[{"address":"10.42.0.2/24","gateway":"10.42.0.1","interface":2}]
-                })).unwrap())
+                }))
+                .unwrap()
             }
             ("bridge", "DEL") => {
-                if !self.forget_release {
+                if !q.forget_release {
                     let _ = std::fs::remove_file(alloc().1);
                 }
-                ok(vec![])
+                vec![]
             }
-            (_, "ADD") => ok(serde_json::to_vec(&conf["prevResult"]).unwrap()),
-            _ => ok(vec![]),
+            (_, "ADD") => serde_json::to_vec(&conf["prevResult"]).unwrap(),
+            _ => vec![],
         }
-    }
+    })
 }
 
 fn plan(dir: &Path) -> Plan {
@@ -104,11 +68,10 @@ fn plan(dir: &Path) -> Plan {
     }
 }
 
-fn summary(r: &FakeRunner) -> Vec<String> {
-    r.calls
-        .borrow()
+fn summary(r: &FakeExec) -> Vec<String> {
+    r.calls()
         .iter()
-        .map(|(t, c, i, _, _)| format!("{c} {t} {i}"))
+        .map(|c| format!("{} {} {}", c.command(), c.plugin, c.var("CNI_IFNAME")))
         .collect()
 }
 
@@ -116,7 +79,7 @@ fn summary(r: &FakeRunner) -> Vec<String> {
 fn drives_the_chain_like_containerd() {
     let tmp = tempfile::tempdir().unwrap();
     let p = plan(tmp.path());
-    let r = FakeRunner::default();
+    let r = plugins(Quirks::default());
     let mut lines = Vec::new();
     let report = run(&r, &p, &mut |l| lines.push(l.to_string())).unwrap();
     assert_eq!(report.pod_ip(), Some("10.42.0.2"));
@@ -135,32 +98,37 @@ fn drives_the_chain_like_containerd() {
             "DEL loopback lo",
         ]
     );
-    let calls = r.calls.borrow();
+    let calls = r.calls();
     assert_eq!(lines.len(), calls.len());
     assert!(
         lines[1].starts_with("ok   ADD bridge (network sandbox-cni, eth0, cniVersion 1.1.0)"),
         "{}",
         lines[1]
     );
-    let lo = &calls[0].3;
+    let lo = &calls[0].conf;
     assert_eq!(lo["cniVersion"], "0.3.1");
     assert_eq!(lo["name"], "cni-loopback");
-    let bridge_add = &calls[1].3;
+    let bridge_add = &calls[1].conf;
     assert!(bridge_add.get("prevResult").is_none());
     assert_eq!(bridge_add["name"], "sandbox-cni");
     assert_eq!(bridge_add["ipam"]["dataDir"], p.ipam_dir.to_str().unwrap());
-    let portmap_add = &calls[2].3;
+    let portmap_add = &calls[2].conf;
     assert_eq!(portmap_add["prevResult"]["ips"][0]["address"], "10.42.0.2/24");
     assert_eq!(portmap_add["runtimeConfig"]["portMappings"][0]["HostPort"], 18080);
     assert!(bridge_add.get("runtimeConfig").is_none());
     // CHECK and the first DEL get the cached result; the repeated DEL finds no cache entry.
-    for (_, cmd, _, conf, _) in &calls[3..7] {
-        assert_eq!(conf["prevResult"]["ips"][0]["address"], "10.42.0.2/24", "{cmd}");
+    for c in &calls[3..7] {
+        assert_eq!(
+            c.conf["prevResult"]["ips"][0]["address"],
+            "10.42.0.2/24",
+            "{}",
+            c.command()
+        );
     }
-    for (_, _, _, conf, _) in &calls[7..] {
-        assert!(conf.get("prevResult").is_none());
+    for c in &calls[7..] {
+        assert!(c.conf.get("prevResult").is_none());
     }
-    let env = &calls[1].4;
+    let env = &calls[1].env;
     assert_eq!(env["CNI_CONTAINERID"], p.container_id);
     assert!(env["CNI_ARGS"].starts_with("IgnoreUnknown=1;K8S_POD_NAMESPACE="));
     assert_eq!(env["CNI_PATH"], p.bin_dir.to_str().unwrap());
@@ -175,20 +143,17 @@ fn a_list_without_cni_version_runs_as_libcni_runs_it() {
         br#"{"name":"n","plugins":[{"type":"bridge","ipam":{"type":"host-local"}}]}"#,
     )
     .unwrap();
-    let r = FakeRunner::default();
+    let r = plugins(Quirks::default());
     let _ = run(&r, &p, &mut |_| {});
-    let calls = r.calls.borrow();
-    assert_eq!(calls[1].0, "bridge");
-    assert_eq!(calls[1].3["cniVersion"], "");
+    let calls = r.calls();
+    assert_eq!(calls[1].plugin, "bridge");
+    assert_eq!(calls[1].conf["cniVersion"], "");
 }
 
 #[test]
 fn a_failing_add_is_reported_with_the_plugin_error_and_torn_down() {
     let tmp = tempfile::tempdir().unwrap();
-    let r = FakeRunner {
-        fail: Some(("portmap".into(), "ADD".into())),
-        ..Default::default()
-    };
+    let r = plugins(Quirks::default()).failing("portmap", "ADD");
     let err = run(&r, &plan(tmp.path()), &mut |_| {}).unwrap_err();
     assert!(
         err.message()
@@ -206,10 +171,10 @@ fn a_failing_add_is_reported_with_the_plugin_error_and_torn_down() {
 #[test]
 fn loopback_address_without_index_is_rejected() {
     let tmp = tempfile::tempdir().unwrap();
-    let r = FakeRunner {
+    let r = plugins(Quirks {
         loopback_without_index: true,
         ..Default::default()
-    };
+    });
     let err = run(&r, &plan(tmp.path()), &mut |_| {}).unwrap_err();
     assert!(err.message().contains("pod IP"), "{}", err.message());
 }
@@ -217,10 +182,10 @@ fn loopback_address_without_index_is_rejected() {
 #[test]
 fn result_version_must_match_the_request() {
     let tmp = tempfile::tempdir().unwrap();
-    let r = FakeRunner {
+    let r = plugins(Quirks {
         wrong_version: true,
         ..Default::default()
-    };
+    });
     let err = run(&r, &plan(tmp.path()), &mut |_| {}).unwrap_err();
     assert!(err.message().contains("cniVersion 0.4.0"), "{}", err.message());
 }
@@ -228,10 +193,10 @@ fn result_version_must_match_the_request() {
 #[test]
 fn unreleased_allocation_is_detected() {
     let tmp = tempfile::tempdir().unwrap();
-    let r = FakeRunner {
+    let r = plugins(Quirks {
         forget_release: true,
         ..Default::default()
-    };
+    });
     let err = run(&r, &plan(tmp.path()), &mut |_| {}).unwrap_err();
     assert!(err.message().contains("did not release"), "{}", err.message());
 }
@@ -239,10 +204,7 @@ fn unreleased_allocation_is_detected() {
 #[test]
 fn a_failing_del_is_an_error() {
     let tmp = tempfile::tempdir().unwrap();
-    let r = FakeRunner {
-        fail: Some(("bridge".into(), "DEL".into())),
-        ..Default::default()
-    };
+    let r = plugins(Quirks::default()).failing("bridge", "DEL");
     let err = run(&r, &plan(tmp.path()), &mut |_| {}).unwrap_err();
     assert!(
         err.message().contains("plugin type=\"bridge\" failed (del)"),
