@@ -91,3 +91,6 @@ impl Exec for InProcess {
         Ok(PathBuf::from(name))
     }
 }
+
+#[cfg(test)]
+mod tests;
