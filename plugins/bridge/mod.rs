@@ -2,7 +2,7 @@
 //! plugin found on CNI_PATH, and reports the result the reference would (bridge, host veth, container
 //! interface, every IP on the container interface) without creating any kernel object.
 //!
-//! Names and MAC addresses are derived from sha256 (see [`Names`]), so ADD is repeatable and CHECK can
+//! Names and MAC addresses are derived from sha256 (see `Names`), so ADD is repeatable and CHECK can
 //! recompute what ADD reported. Anything that fails after IPAM ADD releases the allocation with IPAM DEL.
 //!
 //! The IPAM plugin runs through a [`cni_core::exec::Exec`]: a process for the binary ([`BRIDGE`]), or
