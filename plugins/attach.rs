@@ -1,10 +1,8 @@
-//! Helpers shared by the fake bridge and the pass-through chained plugins (portmap, bandwidth,
-//! firewall, tuning). Each binary includes this file with `#[path]`, so not every binary uses every
-//! item.
-#![allow(dead_code)]
+//! What the bridge and the chained plugins share about an attachment: the CNI_ARGS keys the suite
+//! understands, the MAC address an attachment asks for (and MAC parsing), and type checks of plugin keys.
 
 use cni_core::args::CniArgs;
-use cni_core::{CniError, CniResult, Fields, NetResult, Plugin, Request};
+use cni_core::{CniError, CniResult, Fields, Request};
 
 /// CNI_ARGS keys the plugins of this suite understand (others need `IgnoreUnknown=1`, as in libcni).
 /// `IP` is host-local's: accepting it here lets `CNI_ARGS=IP=...` reach the IPAM through the bridge.
@@ -57,9 +55,7 @@ pub fn requested_mac(req: &Request) -> CniResult<Option<String>> {
         .filter(|m| !m.is_empty())
         .map(|m| parse_mac(m, "CNI_ARGS MAC"))
         .transpose()?;
-    let fields = req.conf.fields();
-    if let Some(a) = fields.object("args")?
-        && let Some(cni) = a.object("cni")?
+    if let Some(cni) = req.conf.args_cni()?
         && let Some(m) = cni.string("mac")?.filter(|m| !m.is_empty())
     {
         mac = Some(parse_mac(&m, &cni.name("mac"))?);
@@ -105,60 +101,6 @@ pub fn one_of(f: &Fields, key: &str, allowed: &[&str]) -> CniResult<Option<Strin
     }
 }
 
-/// The prevResult a chained plugin needs, or a clear code-7 error naming the plugin.
-pub fn require_prev_result(req: &Request, plugin: &str) -> CniResult<NetResult> {
-    req.conf.prev_result()?.ok_or_else(|| {
-        CniError::invalid_config(format!(
-            "{plugin} must be called as a chained plugin: prevResult is missing"
-        ))
-        .with_details(format!(
-            "list {plugin} after a plugin that creates the interface (such as bridge) in a conflist's \"plugins\"; the runtime then passes that plugin's result as prevResult"
-        ))
-    })
-}
-
-/// A chained plugin that validates its configuration and passes prevResult through unchanged: no kernel
-/// work. ADD and CHECK validate and require prevResult; DEL, GC and STATUS always succeed, so teardown
-/// never fails on a configuration that has since been edited.
-pub struct PassThrough {
-    pub name: &'static str,
-    pub about: &'static str,
-    /// Type and value checks of the plugin's own keys and capability arguments.
-    pub validate: fn(&Request) -> CniResult<()>,
-}
-
-impl Plugin for PassThrough {
-    fn name(&self) -> &'static str {
-        self.name
-    }
-
-    fn about(&self) -> &'static str {
-        self.about
-    }
-
-    fn add(&self, req: &Request) -> CniResult<NetResult> {
-        (self.validate)(req)?;
-        require_prev_result(req, self.name)
-    }
-
-    fn del(&self, _req: &Request) -> CniResult<()> {
-        Ok(())
-    }
-
-    fn check(&self, req: &Request) -> CniResult<()> {
-        (self.validate)(req)?;
-        require_prev_result(req, self.name).map(|_| ())
-    }
-
-    fn gc(&self, _req: &Request) -> CniResult<()> {
-        Ok(())
-    }
-
-    fn status(&self, _req: &Request) -> CniResult<()> {
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -183,5 +125,67 @@ mod tests {
             assert_eq!(e.code, 7, "{bad}");
             assert!(e.msg.contains("runtimeConfig.mac"), "{}", e.msg);
         }
+    }
+
+    fn mac_of(conf: serde_json::Value, cni_args: &str) -> CniResult<Option<String>> {
+        let stdin = conf.to_string();
+        let req = Request {
+            env: cni_core::Env {
+                command: cni_core::Command::Add,
+                container_id: "c".into(),
+                netns: "/n".into(),
+                ifname: "eth0".into(),
+                args: cni_args.into(),
+                path: Vec::new(),
+            },
+            conf: cni_core::NetConf::parse(stdin.as_bytes())?,
+            stdin: stdin.as_bytes(),
+        };
+        requested_mac(&req)
+    }
+
+    #[test]
+    fn the_requested_mac_comes_from_cni_args_then_args_cni_then_runtime_config() {
+        let base = serde_json::json!({"cniVersion": "1.0.0", "name": "n", "type": "bridge"});
+        let with = |extra: serde_json::Value| {
+            let mut c = base.clone();
+            c.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            c
+        };
+        assert_eq!(mac_of(base.clone(), "").unwrap(), None);
+        let args = with(serde_json::json!({"args": {"cni": {"mac": "0A:58:00:00:00:02"}}}));
+        assert_eq!(
+            mac_of(args.clone(), "MAC=0a:58:00:00:00:01").unwrap().unwrap(),
+            "0a:58:00:00:00:02"
+        );
+        assert_eq!(
+            mac_of(base.clone(), "MAC=0a:58:00:00:00:01").unwrap().unwrap(),
+            "0a:58:00:00:00:01"
+        );
+        let mut rc = args.clone();
+        rc["runtimeConfig"] = serde_json::json!({"mac": "0a:58:00:00:00:03"});
+        assert_eq!(mac_of(rc, "").unwrap().unwrap(), "0a:58:00:00:00:03");
+        // args.cni is read with its type checks: each wrong level is named.
+        for (extra, named) in [
+            (serde_json::json!({"args": "x"}), "args must be an object"),
+            (
+                serde_json::json!({"args": {"cni": 5}}),
+                "args.cni must be an object",
+            ),
+            (
+                serde_json::json!({"args": {"cni": {"mac": true}}}),
+                "args.cni.mac must be a string",
+            ),
+        ] {
+            let e = mac_of(with(extra), "").unwrap_err();
+            assert_eq!(e.code, 7);
+            assert!(e.msg.starts_with(named), "{}", e.msg);
+        }
+        assert_eq!(
+            mac_of(with(serde_json::json!({"args": {"other": 1}})), "").unwrap(),
+            None
+        );
     }
 }
