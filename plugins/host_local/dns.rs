@@ -35,13 +35,6 @@ pub fn parse(text: &str) -> Dns {
     dns
 }
 
-/// O_NONBLOCK, so that a FIFO named as resolvConf cannot hang the call (its value on Linux, except
-/// on MIPS).
-#[cfg(any(target_arch = "mips", target_arch = "mips64"))]
-const O_NONBLOCK: i32 = 0o200;
-#[cfg(not(any(target_arch = "mips", target_arch = "mips64")))]
-const O_NONBLOCK: i32 = 0o4000;
-
 pub(crate) fn load(path: &Path) -> CniResult<Dns> {
     use std::io::Read;
     use std::os::unix::fs::OpenOptionsExt;
@@ -53,7 +46,8 @@ pub(crate) fn load(path: &Path) -> CniResult<Dns> {
     };
     let file = std::fs::OpenOptions::new()
         .read(true)
-        .custom_flags(O_NONBLOCK)
+        // O_NONBLOCK: a FIFO named as resolvConf cannot hang the call.
+        .custom_flags(cni_core::oflags::O_NONBLOCK)
         .open(path)
         .map_err(fail)?;
     if !file.metadata().map_err(fail)?.is_file() {

@@ -158,7 +158,7 @@ impl Plugin for HostLocal {
         };
         // Sorted by (containerID, ifname): both lookups below are binary searches.
         let mut live = valid;
-        ipam_store::sort_by_dyn(&mut live, &|a, b| a.cmp(b));
+        ipam_store::order::sort_by_dyn(&mut live, &|a, b| a.cmp(b));
         store
             .retain(|o| match &o.ifname {
                 Some(i) => live

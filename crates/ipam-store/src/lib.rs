@@ -16,10 +16,6 @@ pub mod order;
 pub mod owner;
 pub mod range;
 
-/// The sort's old path; host-local switches to [`order::sort_by_dyn`], then this line goes.
-#[doc(hidden)]
-pub use order::sort_by_dyn;
-
 pub use alloc::{Assigned, MemStore, Reservations, assign, release_attachment};
 pub use disk::{DiskOptions, DiskStore};
 pub use error::{StoreError, StoreResult};
