@@ -1,13 +1,23 @@
-//! Shared black-box harness for the plugin integration tests: runs a real plugin binary with a clean
-//! environment, the given CNI_* variables and stdin, and checks the output contract (exactly one JSON
-//! document on stdout, or nothing; errors on stdout with a non-zero exit).
-#![allow(dead_code)]
+//! The one harness of the integration tests: [`Cni`] builds a call (environment and stdin) and runs it
+//! as a real plugin binary with a clean environment, as a bounded process ([`bounded`]), or in this
+//! process through `cni_core::skel::dispatch`; every way checks the output contract (exactly one JSON
+//! document on stdout, or nothing; errors on stdout with a non-zero exit). Also each plugin's valid
+//! baseline configuration ([`baseline`]), golden files, and the plugin and version lists.
 
+pub mod baseline;
+pub mod bounded;
+
+use std::ffi::OsString;
 use std::io::Write;
+use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use cni_core::env::EnvMap;
+use cni_core::skel::Plugin;
 use serde_json::Value;
+
+pub use baseline::base_conf;
 
 /// The directory holding every plugin binary under test (used as CNI_PATH): this build's, or the
 /// one named by SANDBOX_CNI_BIN_DIR (for example cross-built release binaries). With
@@ -126,6 +136,23 @@ impl Out {
         self.json()
     }
 
+    /// Asserts that the call did not panic: no panic text on stderr, no internal error (code 999).
+    pub fn assert_no_panic(&self) {
+        assert!(
+            !self.stderr.contains("panicked"),
+            "panic text on stderr: {}",
+            self.stderr
+        );
+        if !self.ok() {
+            assert_ne!(
+                self.json()["code"].as_u64(),
+                Some(999),
+                "internal error (a panic): {}",
+                self.text()
+            );
+        }
+    }
+
     /// Asserts failure with a CNI error of `code` on stdout; returns the error object.
     pub fn assert_error(&self, code: u64) -> Value {
         assert!(!self.ok(), "expected error {code}, got success: {}", self.text());
@@ -176,9 +203,18 @@ pub fn assert_stdout_contract(out: &Out) {
 
 /// Runs `exe` with only `env` set (plus nothing else) and `stdin`; checks the stdout contract.
 pub fn run(exe: &Path, env: &[(&str, &str)], stdin: &[u8]) -> Out {
+    let env: EnvMap = env
+        .iter()
+        .map(|(k, v)| (OsString::from(k), OsString::from(v)))
+        .collect();
+    run_env(exe, &env, stdin)
+}
+
+/// [`run`] with a raw-byte environment.
+pub fn run_env(exe: &Path, env: &EnvMap, stdin: &[u8]) -> Out {
     let mut child = Command::new(exe)
         .env_clear()
-        .envs(env.iter().copied())
+        .envs(env)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -200,53 +236,103 @@ pub fn run(exe: &Path, env: &[(&str, &str)], stdin: &[u8]) -> Out {
     out
 }
 
-/// A CNI invocation under construction: `Cni::new("loopback", "ADD").netns("/x").run(conf)`.
+/// The CNI_NETNS every call starts with.
+pub const NETNS: &str = "/var/run/netns/test-1";
+
+/// A CNI invocation under construction: `Cni::new("loopback", "ADD").var("CNI_IFNAME", "lo").run(&conf)`.
+/// The same call runs as a process of this build's binary ([`Cni::run`]), as a bounded process
+/// ([`Cni::bounded`]: memory limit, deadline, empty working directory), or in this process through the
+/// dispatcher ([`Cni::dispatch`]).
 #[derive(Debug, Clone)]
 pub struct Cni {
     pub exe: PathBuf,
-    pub env: Vec<(String, String)>,
+    /// The whole environment of the call, raw bytes allowed.
+    pub env: EnvMap,
+    bounded: bool,
+    unprivileged: bool,
 }
 
 impl Cni {
     /// Plugin `name` of this build, with CNI_COMMAND, a container ID, ifname eth0, a netns path and
     /// CNI_PATH = the build's binary directory.
     pub fn new(name: &str, command: &str) -> Cni {
+        let mut env = EnvMap::new();
+        for (k, v) in [
+            ("CNI_COMMAND", command.to_owned()),
+            ("CNI_CONTAINERID", "ctr-1".to_owned()),
+            ("CNI_NETNS", NETNS.to_owned()),
+            ("CNI_IFNAME", "eth0".to_owned()),
+            ("CNI_PATH", bin_dir().display().to_string()),
+        ] {
+            env.insert(OsString::from(k), OsString::from(v));
+        }
         Cni {
             exe: plugin(name),
-            env: vec![
-                ("CNI_COMMAND".into(), command.into()),
-                ("CNI_CONTAINERID".into(), "ctr-1".into()),
-                ("CNI_NETNS".into(), "/var/run/netns/test-1".into()),
-                ("CNI_IFNAME".into(), "eth0".into()),
-                ("CNI_PATH".into(), bin_dir().display().to_string()),
-            ],
+            env,
+            bounded: false,
+            unprivileged: false,
+        }
+    }
+
+    /// [`Cni::new`], run bounded: see [`bounded`].
+    pub fn bounded(name: &str, command: &str) -> Cni {
+        Cni {
+            bounded: true,
+            ..Cni::new(name, command)
+        }
+    }
+
+    /// Runs as nobody (needs root and setpriv); implies bounded.
+    pub fn unprivileged(self) -> Cni {
+        Cni {
+            bounded: true,
+            unprivileged: true,
+            ..self
         }
     }
 
     /// Sets (or, with an empty value, keeps but empties) a variable.
-    pub fn var(mut self, key: &str, value: &str) -> Cni {
-        self.env.retain(|(k, _)| k != key);
-        self.env.push((key.into(), value.into()));
+    pub fn var(self, key: &str, value: &str) -> Cni {
+        self.var_bytes(key, value.as_bytes())
+    }
+
+    /// Sets a variable to any bytes (invalid UTF-8 included).
+    pub fn var_bytes(mut self, key: &str, value: &[u8]) -> Cni {
+        self.env
+            .insert(OsString::from(key), OsString::from_vec(value.to_vec()));
         self
     }
 
     /// Removes a variable entirely.
     pub fn unset(mut self, key: &str) -> Cni {
-        self.env.retain(|(k, _)| k != key);
+        self.env.remove(&OsString::from(key));
         self
-    }
-
-    pub fn command(self, c: &str) -> Cni {
-        self.var("CNI_COMMAND", c)
     }
 
     pub fn run(&self, stdin: &Value) -> Out {
         self.run_bytes(stdin.to_string().as_bytes())
     }
 
+    /// Runs the binary; checks the stdout contract (and, bounded, everything [`bounded`] checks).
     pub fn run_bytes(&self, stdin: &[u8]) -> Out {
-        let env: Vec<(&str, &str)> = self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        run(&self.exe, &env, stdin)
+        if self.bounded {
+            return bounded::run(self, stdin);
+        }
+        run_env(&self.exe, &self.env, stdin)
+    }
+
+    /// Runs `plugin` with this call's environment and `stdin` through the dispatcher, in this process;
+    /// checks the stdout contract and that nothing panicked.
+    pub fn dispatch(&self, plugin: &dyn Plugin, stdin: &[u8]) -> Out {
+        let outcome = cni_core::skel::dispatch(plugin, &self.env, stdin);
+        let out = Out {
+            stdout: outcome.stdout,
+            stderr: outcome.stderr,
+            status: Some(i32::from(outcome.exit)),
+        };
+        assert_stdout_contract(&out);
+        out.assert_no_panic();
+        out
     }
 }
 

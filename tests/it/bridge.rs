@@ -2,12 +2,10 @@
 //! requested MACs, field validation, IPAM delegation and rollback, DEL, CHECK, GC and STATUS. The IPAM
 //! is this build's host-local (CNI_PATH = the build's binary directory) with a temporary dataDir.
 
-mod common;
-
 use std::net::IpAddr;
 use std::path::Path;
 
-use common::{Cni, Out, VERSIONS, bin_dir, golden};
+use crate::harness::{Cni, Out, VERSIONS, bin_dir, golden};
 use serde_json::{Value, json};
 
 const NET: &str = "bridgetest";
@@ -67,7 +65,7 @@ fn l2(version: &str) -> Value {
 
 /// Addresses reserved in host-local's store for network `NET`.
 fn reserved(data: &Path) -> Vec<IpAddr> {
-    common::reserved_addresses(&data.join(NET))
+    crate::harness::reserved_addresses(&data.join(NET))
 }
 
 fn tmp() -> tempfile::TempDir {

@@ -2,9 +2,7 @@
 //! validate their configuration and capability arguments like the reference plugins, return prevResult
 //! converted to the config's version, fail cleanly without prevResult, and let DEL/GC/STATUS succeed.
 
-mod common;
-
-use common::{Cni, Out, golden};
+use crate::harness::{Cni, Out, golden};
 use serde_json::{Value, json};
 
 const PLUGINS: [&str; 4] = ["portmap", "bandwidth", "firewall", "tuning"];

@@ -10,8 +10,6 @@
 //! fake netns path, so container ID, MACs and addresses agree; the data dir is emptied between runs so
 //! host-local starts from the same state.
 
-#![allow(clippy::unwrap_used)] // helpers outside #[test] functions
-
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;

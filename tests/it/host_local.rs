@@ -1,15 +1,11 @@
 //! host-local as a black box: results per cniVersion (goldens), the ADD/CHECK/DEL lifecycle,
 //! configuration errors, requested addresses, exhaustion, GC, STATUS and reboot reclaim.
 
-#![allow(clippy::unwrap_used)] // helpers outside #[test] functions
-
-mod common;
-
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use common::{Cni, VERSIONS, golden};
+use crate::harness::{Cni, VERSIONS, golden};
 use serde_json::{Value, json};
 
 fn fixture(name: &str) -> PathBuf {

@@ -1,15 +1,12 @@
 //! host-local against the reference plugin (Debian's containernetworking-plugins, /usr/lib/cni):
 //! the same results and the same files on disk, and one store shared both ways without losing or
 //! duplicating an allocation.
-#![allow(clippy::unwrap_used)] // helpers outside #[test] functions
-
-mod common;
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use common::{Cni, Out};
+use crate::harness::{Cni, Out};
 use serde_json::{Value, json};
 
 /// The reference host-local; the package is in tests/apt-packages.txt, so its absence is a failure.

@@ -1,9 +1,7 @@
 //! The protocol contract every plugin shares (spec-checklist §8 "Invocation" and "Versioning"): run
 //! against each plugin binary, since each has its own main and must get these right.
 
-mod common;
-
-use common::{Cni, PLUGINS, VERSIONS, plugin, run};
+use crate::harness::{Cni, PLUGINS, VERSIONS, plugin, run};
 use serde_json::json;
 
 fn conf(version: &str, ty: &str) -> serde_json::Value {

@@ -8,11 +8,10 @@
 //!
 //! Store attacks (symlinks and pipes planted in the host-local store, unwritable or traversing data
 //! directories) and delegation failures (missing IPAM binary, long CNI_PATH) are in tests/bad_input_store.rs.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod bad_input_support;
-
-use bad_input_support::{Call, ChainedPlugins, PLUGINS, base_conf, snapshot};
+use crate::harness::baseline::{READ_ARGS, READ_PREV};
+use crate::harness::bounded::snapshot;
+use crate::harness::{Cni, PLUGINS, base_conf};
 use serde_json::{Value, json};
 
 /// A generic case: how to break a valid request, and the code and message words that must follow.
@@ -22,15 +21,10 @@ struct Case {
     /// Words the message (or details) must contain, case-insensitively.
     words: &'static [&'static str],
     /// Builds the call and its stdin from the plugin's valid call and config.
-    make: fn(Call, Value) -> (Call, Vec<u8>),
+    make: fn(Cni, Value) -> (Cni, Vec<u8>),
     /// The plugins the case concerns, when not all (a key only some of them read).
     only: &'static [&'static str],
 }
-
-/// Plugins that read CNI_ARGS (the others ignore it, as the reference plugins do).
-const READ_ARGS: &[&str] = &["host-local", "bridge", "tuning"];
-/// Plugins whose ADD reads prevResult (host-local and bridge ignore it, as the reference does).
-const READ_PREV: &[&str] = &["loopback", "portmap", "bandwidth", "firewall", "tuning"];
 
 fn bytes(v: &Value) -> Vec<u8> {
     v.to_string().into_bytes()
@@ -271,14 +265,14 @@ fn contains_ci(hay: &str, needle: &str) -> bool {
 fn judge(
     plugin: &str,
     case: &str,
-    call: &Call,
+    call: &Cni,
     stdin: &[u8],
     code: u64,
     words: &[&str],
     data: &std::path::Path,
 ) -> Option<String> {
     let before = snapshot(data);
-    let out = call.run(stdin);
+    let out = call.run_bytes(stdin);
     let what = format!("{plugin}: {case}");
     if out.ok() {
         return Some(format!(
@@ -310,7 +304,7 @@ fn every_plugin_accepts_its_valid_baseline() {
     for plugin in PLUGINS {
         let dir = tempfile::tempdir().unwrap();
         let conf = base_conf(plugin, dir.path());
-        let out = Call::new(plugin, "ADD").run(&bytes(&conf));
+        let out = Cni::bounded(plugin, "ADD").run(&conf);
         let v = out.assert_success();
         assert_eq!(v["cniVersion"], "1.0.0", "{plugin}: {v}");
     }
@@ -326,7 +320,7 @@ fn generic_bad_input_gets_the_right_code_for_every_plugin() {
             .into_iter()
             .filter(|c| c.only.is_empty() || c.only.contains(&plugin))
         {
-            let (call, stdin) = (case.make)(Call::new(plugin, "ADD"), conf.clone());
+            let (call, stdin) = (case.make)(Cni::bounded(plugin, "ADD"), conf.clone());
             if let Some(f) = judge(
                 plugin,
                 case.name,
@@ -358,7 +352,7 @@ fn version_accepts_any_stdin_in_bounded_time() {
             INVALID_UTF8.to_vec(),
             Vec::new(),
         ] {
-            let out = Call::new(plugin, "VERSION").run(&stdin);
+            let out = Cni::bounded(plugin, "VERSION").run_bytes(&stdin);
             let v = out.assert_success();
             assert!(
                 v["supportedVersions"].as_array().is_some_and(|a| !a.is_empty()),
@@ -373,10 +367,10 @@ fn unrelated_variables_with_invalid_utf8_are_ignored() {
     for plugin in PLUGINS {
         let dir = tempfile::tempdir().unwrap();
         let conf = base_conf(plugin, dir.path());
-        let out = Call::new(plugin, "ADD")
+        let out = Cni::bounded(plugin, "ADD")
             .var_bytes("LANG", INVALID_UTF8)
             .var_bytes("X_\u{1}", INVALID_UTF8)
-            .run(&bytes(&conf));
+            .run(&conf);
         out.assert_success();
     }
 }
@@ -384,7 +378,7 @@ fn unrelated_variables_with_invalid_utf8_are_ignored() {
 #[test]
 fn prev_result_with_bad_addresses_is_a_decode_error() {
     let mut failures = Vec::new();
-    for plugin in ChainedPlugins::all_reading_prev_result() {
+    for plugin in READ_PREV.iter().copied() {
         let dir = tempfile::tempdir().unwrap();
         let conf = base_conf(plugin, dir.path());
         for (addr, word) in [
@@ -399,7 +393,7 @@ fn prev_result_with_bad_addresses_is_a_decode_error() {
             if let Some(f) = judge(
                 plugin,
                 &case,
-                &Call::new(plugin, "ADD"),
+                &Cni::bounded(plugin, "ADD"),
                 &stdin,
                 6,
                 &["prevResult", word],
@@ -414,7 +408,7 @@ fn prev_result_with_bad_addresses_is_a_decode_error() {
         if let Some(f) = judge(
             plugin,
             "prevResult interface index",
-            &Call::new(plugin, "ADD"),
+            &Cni::bounded(plugin, "ADD"),
             &stdin,
             6,
             &["interface"],
@@ -569,7 +563,7 @@ fn plugin_specific_wrong_types_and_values_are_refused() {
         if let Some(f) = judge(
             plugin,
             &case,
-            &Call::new(plugin, "ADD"),
+            &Cni::bounded(plugin, "ADD"),
             &bytes(&conf),
             code,
             words,
@@ -674,7 +668,7 @@ fn ipam_range_errors_are_config_errors_for_host_local_and_bridge() {
         // asking the IPAM), and every refused call below must leave this store exactly as it is.
         let dir = tempfile::tempdir().unwrap();
         let valid = base_conf(plugin, dir.path());
-        let added = Call::new(plugin, "ADD").run(&bytes(&valid)).assert_success();
+        let added = Cni::bounded(plugin, "ADD").run(&valid).assert_success();
         for (name, ranges, words) in &range_cases {
             let mut conf = valid.clone();
             conf["ipam"]["ranges"] = ranges.clone();
@@ -687,7 +681,7 @@ fn ipam_range_errors_are_config_errors_for_host_local_and_bridge() {
                     conf["prevResult"] = added.clone();
                 }
                 let case = format!("{command} with {name}");
-                let call = Call::new(plugin, command);
+                let call = Cni::bounded(plugin, command);
                 if let Some(f) = judge(plugin, &case, &call, &bytes(&conf), 7, words, dir.path()) {
                     failures.push(f);
                 }
