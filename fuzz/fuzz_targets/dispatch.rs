@@ -7,10 +7,8 @@
 use cni_core::skel::dispatch;
 use cni_core::{Command, Version};
 use libfuzzer_sys::fuzz_target;
+use sandbox_cni::loopback;
 use sandbox_cni_fuzz::{Probe, check_add_reply, check_outcome, request_version, split_env_input};
-
-#[path = "../../plugins/loopback/plugin.rs"]
-mod loopback;
 
 fuzz_target!(|data: &[u8]| {
     let (vars, stdin) = split_env_input(data);

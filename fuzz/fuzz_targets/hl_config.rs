@@ -1,6 +1,6 @@
-//! host-local's configuration parsing (plugins/host-local/config.rs, compiled in as it is) and its
-//! resolv.conf parser, on arbitrary CNI_ARGS and stdin. Input format as in the dispatch target:
-//! `KEY=VALUE` lines, an empty line, then stdin.
+//! host-local's configuration parsing (`sandbox_cni::host_local::config`) and its resolv.conf parser,
+//! on arbitrary CNI_ARGS and stdin. Input format as in the dispatch target: `KEY=VALUE` lines, an
+//! empty line, then stdin.
 //!
 //! Accepted configurations must be usable: at least one range set, no two sets sharing an address,
 //! one label per set, a dataDir without `..`, at most one set per family below 0.3.0. Refusals carry
@@ -12,14 +12,8 @@ use std::path::Component;
 use cni_core::error::code;
 use cni_core::{Command, Env, NetConf, Request, Version};
 use libfuzzer_sys::fuzz_target;
+use sandbox_cni::host_local::{config, dns};
 use sandbox_cni_fuzz::{check_parse_error, split_env_input};
-
-#[allow(dead_code)]
-#[path = "../../plugins/host-local/config.rs"]
-mod config;
-#[allow(dead_code)]
-#[path = "../../plugins/host-local/dns.rs"]
-mod dns;
 
 fuzz_target!(|data: &[u8]| {
     let (vars, stdin) = split_env_input(data);

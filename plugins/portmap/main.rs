@@ -1,9 +1,5 @@
-//! The `portmap` CNI plugin binary (pass-through: no kernel work); the behaviour lives in plugin.rs.
-#[path = "../chain/shared.rs"]
-mod shared;
-
-mod plugin;
-
+//! The `portmap` CNI plugin binary (pass-through: no kernel work); the behaviour lives in the
+//! `sandbox_cni::portmap` module.
 fn main() -> std::process::ExitCode {
-    cni_core::skel::run(&plugin::PLUGIN)
+    cni_core::skel::run(&sandbox_cni::portmap::PLUGIN)
 }

@@ -4,7 +4,8 @@
 
 use cni_core::{CniError, CniResult, Request};
 
-use crate::shared::{self, PassThrough};
+use crate::attach;
+use crate::pass_through::PassThrough;
 
 pub const PLUGIN: PassThrough = PassThrough {
     name: "portmap",
@@ -14,7 +15,7 @@ pub const PLUGIN: PassThrough = PassThrough {
 
 fn validate(req: &Request) -> CniResult<()> {
     let f = req.conf.fields();
-    shared::bools(&f, &["snat", "masqAll"])?;
+    attach::bools(&f, &["snat", "masqAll"])?;
     let mark_bit = f.int("markMasqBit", 0, 31)?;
     let external = f.string("externalSetMarkChain")?;
     if mark_bit.is_some() && external.is_some() {
@@ -24,7 +25,7 @@ fn validate(req: &Request) -> CniResult<()> {
     }
     f.strings("conditionsV4")?;
     f.strings("conditionsV6")?;
-    shared::one_of(&f, "backend", &["iptables", "nftables"])?;
+    attach::one_of(&f, "backend", &["iptables", "nftables"])?;
     let rc = req.conf.runtime_config()?;
     for m in rc.objects_ci("portMappings")? {
         for key in ["hostPort", "containerPort"] {

@@ -1,10 +1,8 @@
-//! Helpers shared by the fake bridge and the pass-through chained plugins (portmap, bandwidth,
-//! firewall, tuning). Each binary includes this file with `#[path]`, so not every binary uses every
-//! item.
-#![allow(dead_code)]
+//! What the bridge and the chained plugins share about an attachment: the CNI_ARGS keys the suite
+//! understands, the MAC address an attachment asks for (and MAC parsing), and type checks of plugin keys.
 
 use cni_core::args::CniArgs;
-use cni_core::{CniError, CniResult, Fields, NetResult, Plugin, Request};
+use cni_core::{CniError, CniResult, Fields, Request};
 
 /// CNI_ARGS keys the plugins of this suite understand (others need `IgnoreUnknown=1`, as in libcni).
 /// `IP` is host-local's: accepting it here lets `CNI_ARGS=IP=...` reach the IPAM through the bridge.
@@ -102,60 +100,6 @@ pub fn one_of(f: &Fields, key: &str, allowed: &[&str]) -> CniResult<Option<Strin
                 .collect::<Vec<_>>()
                 .join(", ")
         ))),
-    }
-}
-
-/// The prevResult a chained plugin needs, or a clear code-7 error naming the plugin.
-pub fn require_prev_result(req: &Request, plugin: &str) -> CniResult<NetResult> {
-    req.conf.prev_result()?.ok_or_else(|| {
-        CniError::invalid_config(format!(
-            "{plugin} must be called as a chained plugin: prevResult is missing"
-        ))
-        .with_details(format!(
-            "list {plugin} after a plugin that creates the interface (such as bridge) in a conflist's \"plugins\"; the runtime then passes that plugin's result as prevResult"
-        ))
-    })
-}
-
-/// A chained plugin that validates its configuration and passes prevResult through unchanged: no kernel
-/// work. ADD and CHECK validate and require prevResult; DEL, GC and STATUS always succeed, so teardown
-/// never fails on a configuration that has since been edited.
-pub struct PassThrough {
-    pub name: &'static str,
-    pub about: &'static str,
-    /// Type and value checks of the plugin's own keys and capability arguments.
-    pub validate: fn(&Request) -> CniResult<()>,
-}
-
-impl Plugin for PassThrough {
-    fn name(&self) -> &'static str {
-        self.name
-    }
-
-    fn about(&self) -> &'static str {
-        self.about
-    }
-
-    fn add(&self, req: &Request) -> CniResult<NetResult> {
-        (self.validate)(req)?;
-        require_prev_result(req, self.name)
-    }
-
-    fn del(&self, _req: &Request) -> CniResult<()> {
-        Ok(())
-    }
-
-    fn check(&self, req: &Request) -> CniResult<()> {
-        (self.validate)(req)?;
-        require_prev_result(req, self.name).map(|_| ())
-    }
-
-    fn gc(&self, _req: &Request) -> CniResult<()> {
-        Ok(())
-    }
-
-    fn status(&self, _req: &Request) -> CniResult<()> {
-        Ok(())
     }
 }
 

@@ -4,7 +4,8 @@
 
 use cni_core::{CniError, CniResult, Fields, Request};
 
-use crate::shared::{self, PassThrough};
+use crate::attach;
+use crate::pass_through::PassThrough;
 
 pub const PLUGIN: PassThrough = PassThrough {
     name: "tuning",
@@ -41,9 +42,9 @@ fn tuning_keys(f: &Fields) -> CniResult<()> {
         }
     }
     if let Some(mac) = f.string("mac")?.filter(|m| !m.is_empty()) {
-        shared::parse_mac(&mac, &f.name("mac"))?;
+        attach::parse_mac(&mac, &f.name("mac"))?;
     }
-    shared::bools(f, &["promisc", "allmulti"])?;
+    attach::bools(f, &["promisc", "allmulti"])?;
     if let Some(m) = f.int("mtu", 0, 65535)?
         && (1..68).contains(&m)
     {
@@ -59,11 +60,11 @@ fn tuning_keys(f: &Fields) -> CniResult<()> {
 fn validate(req: &Request) -> CniResult<()> {
     let f = req.conf.fields();
     tuning_keys(&f)?;
-    shared::strings(&f, &["dataDir"])?;
+    attach::strings(&f, &["dataDir"])?;
     if let Some(cni) = f.object("args")?.map(|a| a.object("cni")).transpose()?.flatten() {
         tuning_keys(&cni)?;
     }
     // CNI_ARGS MAC and runtimeConfig.mac, validated the same way as the bridge's.
-    shared::requested_mac(req)?;
+    attach::requested_mac(req)?;
     Ok(())
 }

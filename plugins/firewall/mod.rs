@@ -3,7 +3,8 @@
 
 use cni_core::{CniError, CniResult, Request};
 
-use crate::shared::{self, PassThrough};
+use crate::attach;
+use crate::pass_through::PassThrough;
 
 pub const PLUGIN: PassThrough = PassThrough {
     name: "firewall",
@@ -16,10 +17,10 @@ const MAX_CHAIN: usize = 28;
 
 fn validate(req: &Request) -> CniResult<()> {
     let f = req.conf.fields();
-    shared::one_of(&f, "backend", &["iptables", "firewalld", "nftables"])?;
-    shared::one_of(&f, "ingressPolicy", &["open", "same-bridge", "isolated"])?;
-    shared::strings(&f, &["firewalldZone"])?;
-    shared::bools(&f, &["allowPublishedPorts"])?;
+    attach::one_of(&f, "backend", &["iptables", "firewalld", "nftables"])?;
+    attach::one_of(&f, "ingressPolicy", &["open", "same-bridge", "isolated"])?;
+    attach::strings(&f, &["firewalldZone"])?;
+    attach::bools(&f, &["allowPublishedPorts"])?;
     if let Some(chain) = f.string("iptablesAdminChainName")?
         && (chain.chars().count() > MAX_CHAIN || chain.chars().any(char::is_whitespace))
     {

@@ -8,6 +8,9 @@
 //! `reclaimAfterReboot` frees reservations of earlier boots; errors carry specific codes (100 pool
 //! exhausted, 101 requested address unavailable, 102 CHECK mismatch, 11 store locked, 7 config, 5 I/O).
 
+pub mod config;
+pub mod dns;
+
 use std::path::Path;
 
 use cni_core::error::code;
@@ -16,8 +19,7 @@ use ipam_store::alloc::{attachment_addresses, first_free};
 use ipam_store::{DiskOptions, DiskStore, Owner, StoreError, assign, release_attachment};
 use ipnetwork::IpNetwork;
 
-use crate::config::{self, IpamConf};
-use crate::dns;
+use config::IpamConf;
 
 pub struct HostLocal;
 

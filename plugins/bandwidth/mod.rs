@@ -5,7 +5,7 @@
 use cni_core::result::parse_cidr;
 use cni_core::{CniError, CniResult, Fields, Request};
 
-use crate::shared::PassThrough;
+use crate::pass_through::PassThrough;
 
 pub const PLUGIN: PassThrough = PassThrough {
     name: "bandwidth",
