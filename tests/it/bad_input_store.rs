@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use crate::harness::bin_dir;
 use crate::harness::bounded::{NOBODY, is_root, set_mode, snapshot};
-use crate::harness::{Cni, base_conf};
+use crate::harness::{Cni, assert_none_failed, base_conf};
 use serde_json::{Value, json};
 
 const NET: &str = "bad-input";
@@ -484,12 +484,7 @@ fn missing_or_unusable_ipam_binary() {
             words,
         );
     }
-    assert!(
-        failures.is_empty(),
-        "{} failures:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert_none_failed(&failures);
 }
 
 #[test]

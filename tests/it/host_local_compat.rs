@@ -64,26 +64,11 @@ fn address(out: &Out) -> String {
         .to_owned()
 }
 
-fn resolv() -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/host-local/resolv.conf")
-        .display()
-        .to_string()
-}
-
 #[test]
 fn same_results_and_same_files_as_the_reference() {
     let configs = [
         json!({"ranges": [[{"subnet": "10.22.0.0/24"}]], "routes": [{"dst": "0.0.0.0/0"}]}),
-        json!({
-            "ranges": [
-                [{"subnet": "10.1.2.0/24", "rangeStart": "10.1.2.9", "rangeEnd": "10.1.2.10"},
-                 {"subnet": "10.1.3.0/24", "rangeStart": "10.1.3.100", "rangeEnd": "10.1.3.100", "gateway": "10.1.3.254"}],
-                [{"subnet": "fd00:10::/64"}]
-            ],
-            "routes": [{"dst": "0.0.0.0/0"}, {"dst": "::/0"}, {"dst": "192.168.0.0/16", "gw": "10.1.2.1"}],
-            "resolvConf": resolv(),
-        }),
+        crate::host_local::dual_ipam(),
         json!({"subnet": "10.5.0.0/16", "rangeStart": "10.5.1.10", "rangeEnd": "10.5.1.20", "gateway": "10.5.0.1"}),
         json!({"ranges": [[{"subnet": "fd77::/126"}]]}),
     ];

@@ -6,6 +6,7 @@
 
 pub mod baseline;
 pub mod bounded;
+pub mod strategy;
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -14,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use cni_core::env::EnvMap;
-use cni_core::skel::Plugin;
+use sandbox_cni::inproc::InProcess;
 use serde_json::Value;
 
 pub use baseline::base_conf;
@@ -29,10 +30,7 @@ pub fn bin_dir() -> PathBuf {
     DIR.get_or_init(|| {
         let real = match std::env::var_os("SANDBOX_CNI_BIN_DIR") {
             Some(d) => std::fs::canonicalize(&d).unwrap_or_else(|e| panic!("SANDBOX_CNI_BIN_DIR {d:?}: {e}")),
-            None => Path::new(env!("CARGO_BIN_EXE_loopback"))
-                .parent()
-                .expect("binary has a parent dir")
-                .to_path_buf(),
+            None => build_dir(),
         };
         match std::env::var_os("SANDBOX_CNI_RUNNER") {
             Some(runner) => runner_wrappers(&real, Path::new(&runner)),
@@ -40,6 +38,14 @@ pub fn bin_dir() -> PathBuf {
         }
     })
     .clone()
+}
+
+/// The directory of this build's binaries (target/debug), whatever SANDBOX_CNI_BIN_DIR says.
+pub fn build_dir() -> PathBuf {
+    Path::new(env!("CARGO_BIN_EXE_loopback"))
+        .parent()
+        .expect("binary has a parent dir")
+        .to_path_buf()
 }
 
 /// Writes `<target tmp>/runner-bin/<plugin>` scripts running `runner <real>/<plugin>`.
@@ -108,8 +114,7 @@ impl Out {
         String::from_utf8_lossy(&self.stdout).into_owned()
     }
 
-    /// Asserts success with an empty stdout (DEL, CHECK, GC, STATUS).
-    pub fn assert_empty_success(&self) {
+    fn assert_ok(&self) {
         assert!(
             self.ok(),
             "expected success, got {:?}: {} {}",
@@ -117,6 +122,11 @@ impl Out {
             self.text(),
             self.stderr
         );
+    }
+
+    /// Asserts success with an empty stdout (DEL, CHECK, GC, STATUS).
+    pub fn assert_empty_success(&self) {
+        self.assert_ok();
         assert!(
             self.stdout.is_empty(),
             "expected no output, got {:?}",
@@ -126,13 +136,7 @@ impl Out {
 
     /// Asserts success and returns the JSON result.
     pub fn assert_success(&self) -> Value {
-        assert!(
-            self.ok(),
-            "expected success, got {:?}: {} {}",
-            self.status,
-            self.text(),
-            self.stderr
-        );
+        self.assert_ok();
         self.json()
     }
 
@@ -202,16 +206,7 @@ pub fn assert_stdout_contract(out: &Out) {
 }
 
 /// Runs `exe` with only `env` set (plus nothing else) and `stdin`; checks the stdout contract.
-pub fn run(exe: &Path, env: &[(&str, &str)], stdin: &[u8]) -> Out {
-    let env: EnvMap = env
-        .iter()
-        .map(|(k, v)| (OsString::from(k), OsString::from(v)))
-        .collect();
-    run_env(exe, &env, stdin)
-}
-
-/// [`run`] with a raw-byte environment.
-pub fn run_env(exe: &Path, env: &EnvMap, stdin: &[u8]) -> Out {
+fn run(exe: &Path, env: &EnvMap, stdin: &[u8]) -> Out {
     let mut child = Command::new(exe)
         .env_clear()
         .envs(env)
@@ -245,6 +240,8 @@ pub const NETNS: &str = "/var/run/netns/test-1";
 /// dispatcher ([`Cni::dispatch`]).
 #[derive(Debug, Clone)]
 pub struct Cni {
+    /// The plugin type (what the in-process run dispatches to).
+    pub name: String,
     pub exe: PathBuf,
     /// The whole environment of the call, raw bytes allowed.
     pub env: EnvMap,
@@ -267,6 +264,7 @@ impl Cni {
             env.insert(OsString::from(k), OsString::from(v));
         }
         Cni {
+            name: name.to_owned(),
             exe: plugin(name),
             env,
             bounded: false,
@@ -318,13 +316,21 @@ impl Cni {
         if self.bounded {
             return bounded::run(self, stdin);
         }
-        run_env(&self.exe, &self.env, stdin)
+        run(&self.exe, &self.env, stdin)
     }
 
-    /// Runs `plugin` with this call's environment and `stdin` through the dispatcher, in this process;
-    /// checks the stdout contract and that nothing panicked.
-    pub fn dispatch(&self, plugin: &dyn Plugin, stdin: &[u8]) -> Out {
-        let outcome = cni_core::skel::dispatch(plugin, &self.env, stdin);
+    /// [`Cni::dispatch_bytes`] with a JSON document.
+    pub fn dispatch(&self, stdin: &Value) -> Out {
+        self.dispatch_bytes(stdin.to_string().as_bytes())
+    }
+
+    /// Runs the plugin in this process through the dispatcher, with this call's environment and
+    /// `stdin` (a bridge's IPAM runs in-process too); checks the stdout contract and that nothing
+    /// panicked. The binary's `main` does nothing more than this with the process's environment.
+    pub fn dispatch_bytes(&self, stdin: &[u8]) -> Out {
+        let outcome = InProcess
+            .dispatch(&self.name, &self.env, stdin)
+            .unwrap_or_else(|| panic!("{} is not a plugin of this package", self.name));
         let out = Out {
             stdout: outcome.stdout,
             stderr: outcome.stderr,
@@ -334,6 +340,16 @@ impl Cni {
         out.assert_no_panic();
         out
     }
+}
+
+/// Fails once with every failure a table of cases collected (so one run reports all of them).
+pub fn assert_none_failed(failures: &[String]) {
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 /// Compares `actual` with the golden file `tests/golden/<rel>`; with UPDATE_GOLDEN=1 writes it instead.
