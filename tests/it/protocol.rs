@@ -519,9 +519,7 @@ fn version_answers_whatever_comes_on_stdin() {
 #[test]
 fn without_cni_command_a_plugin_says_what_it_is() {
     for plugin in PLUGINS {
-        let mut call = Cni::new(plugin, "");
-        call.env.clear();
-        let out = call.dispatch_bytes(b"");
+        let out = Cni::by_hand(plugin).dispatch_bytes(b"");
         assert!(out.ok() && out.stdout.is_empty(), "{plugin}");
         assert!(
             out.stderr.contains(plugin) && out.stderr.contains(&SUPPORTED.join(", ")),
@@ -547,10 +545,8 @@ fn unrelated_variables_with_invalid_utf8_are_ignored() {
 /// The calls each binary answers in [`each_binary_answers_as_the_dispatcher_does`].
 fn smoke_calls(plugin: &str, data: &Path) -> Vec<(Cni, Vec<u8>)> {
     let conf = conf_at(plugin, "1.1.0", data).to_string().into_bytes();
-    let mut about = Cni::new(plugin, "");
-    about.env.clear();
     vec![
-        (about, Vec::new()),
+        (Cni::by_hand(plugin), Vec::new()),
         (version_probe(plugin), br#"{"cniVersion":"0.4.0"}"#.to_vec()),
         (Cni::new(plugin, "ADD"), conf.clone()),
         (Cni::new(plugin, "DEL"), conf.clone()),

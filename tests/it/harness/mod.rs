@@ -272,6 +272,13 @@ impl Cni {
         }
     }
 
+    /// Plugin `name` with an empty environment, as when someone runs it by hand.
+    pub fn by_hand(name: &str) -> Cni {
+        let mut call = Cni::new(name, "");
+        call.env.clear();
+        call
+    }
+
     /// [`Cni::new`], run bounded: see [`bounded`].
     pub fn bounded(name: &str, command: &str) -> Cni {
         Cni {
