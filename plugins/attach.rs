@@ -55,9 +55,7 @@ pub fn requested_mac(req: &Request) -> CniResult<Option<String>> {
         .filter(|m| !m.is_empty())
         .map(|m| parse_mac(m, "CNI_ARGS MAC"))
         .transpose()?;
-    let fields = req.conf.fields();
-    if let Some(a) = fields.object("args")?
-        && let Some(cni) = a.object("cni")?
+    if let Some(cni) = req.conf.args_cni()?
         && let Some(m) = cni.string("mac")?.filter(|m| !m.is_empty())
     {
         mac = Some(parse_mac(&m, &cni.name("mac"))?);
@@ -127,5 +125,67 @@ mod tests {
             assert_eq!(e.code, 7, "{bad}");
             assert!(e.msg.contains("runtimeConfig.mac"), "{}", e.msg);
         }
+    }
+
+    fn mac_of(conf: serde_json::Value, cni_args: &str) -> CniResult<Option<String>> {
+        let stdin = conf.to_string();
+        let req = Request {
+            env: cni_core::Env {
+                command: cni_core::Command::Add,
+                container_id: "c".into(),
+                netns: "/n".into(),
+                ifname: "eth0".into(),
+                args: cni_args.into(),
+                path: Vec::new(),
+            },
+            conf: cni_core::NetConf::parse(stdin.as_bytes())?,
+            stdin: stdin.as_bytes(),
+        };
+        requested_mac(&req)
+    }
+
+    #[test]
+    fn the_requested_mac_comes_from_cni_args_then_args_cni_then_runtime_config() {
+        let base = serde_json::json!({"cniVersion": "1.0.0", "name": "n", "type": "bridge"});
+        let with = |extra: serde_json::Value| {
+            let mut c = base.clone();
+            c.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            c
+        };
+        assert_eq!(mac_of(base.clone(), "").unwrap(), None);
+        let args = with(serde_json::json!({"args": {"cni": {"mac": "0A:58:00:00:00:02"}}}));
+        assert_eq!(
+            mac_of(args.clone(), "MAC=0a:58:00:00:00:01").unwrap().unwrap(),
+            "0a:58:00:00:00:02"
+        );
+        assert_eq!(
+            mac_of(base.clone(), "MAC=0a:58:00:00:00:01").unwrap().unwrap(),
+            "0a:58:00:00:00:01"
+        );
+        let mut rc = args.clone();
+        rc["runtimeConfig"] = serde_json::json!({"mac": "0a:58:00:00:00:03"});
+        assert_eq!(mac_of(rc, "").unwrap().unwrap(), "0a:58:00:00:00:03");
+        // args.cni is read with its type checks: each wrong level is named.
+        for (extra, named) in [
+            (serde_json::json!({"args": "x"}), "args must be an object"),
+            (
+                serde_json::json!({"args": {"cni": 5}}),
+                "args.cni must be an object",
+            ),
+            (
+                serde_json::json!({"args": {"cni": {"mac": true}}}),
+                "args.cni.mac must be a string",
+            ),
+        ] {
+            let e = mac_of(with(extra), "").unwrap_err();
+            assert_eq!(e.code, 7);
+            assert!(e.msg.starts_with(named), "{}", e.msg);
+        }
+        assert_eq!(
+            mac_of(with(serde_json::json!({"args": {"other": 1}})), "").unwrap(),
+            None
+        );
     }
 }

@@ -40,7 +40,7 @@ impl InProcess {
         let plugin: &dyn Plugin = match name {
             "loopback" => &Loopback,
             "host-local" => &HostLocal,
-            "bridge" => return Some(f(&Bridge::new(*self))),
+            "bridge" => return Some(f(&Bridge::new(self))),
             "portmap" => &portmap::PLUGIN,
             "bandwidth" => &bandwidth::PLUGIN,
             "firewall" => &firewall::PLUGIN,

@@ -1,5 +1,5 @@
 //! sandbox-cni's plugins as a library: a module per plugin, each exposing the value its binary runs
-//! with `cni_core::skel::run` (plugins/<name>/main.rs holds nothing else).
+//! with `cni_core::skel::run` (`plugins/<name>/main.rs` holds nothing else).
 //!
 //! - [`loopback::Loopback`] and [`host_local::HostLocal`];
 //! - [`bridge::Bridge`], which delegates addressing to its IPAM plugin through a `cni_core::exec::Exec`

@@ -4,7 +4,7 @@
 use cni_core::{CniError, CniResult, NetResult, Plugin, Request};
 
 /// The prevResult a chained plugin needs, or a clear code-7 error naming the plugin.
-pub fn require_prev_result(req: &Request, plugin: &str) -> CniResult<NetResult> {
+fn require_prev_result(req: &Request, plugin: &str) -> CniResult<NetResult> {
     req.conf.prev_result()?.ok_or_else(|| {
         CniError::invalid_config(format!(
             "{plugin} must be called as a chained plugin: prevResult is missing"
@@ -19,10 +19,10 @@ pub fn require_prev_result(req: &Request, plugin: &str) -> CniResult<NetResult> 
 /// work. ADD and CHECK validate and require prevResult; DEL, GC and STATUS always succeed, so teardown
 /// never fails on a configuration that has since been edited.
 pub struct PassThrough {
-    pub name: &'static str,
-    pub about: &'static str,
+    pub(crate) name: &'static str,
+    pub(crate) about: &'static str,
     /// Type and value checks of the plugin's own keys and capability arguments.
-    pub validate: fn(&Request) -> CniResult<()>,
+    pub(crate) validate: fn(&Request) -> CniResult<()>,
 }
 
 impl Plugin for PassThrough {

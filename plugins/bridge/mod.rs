@@ -2,7 +2,7 @@
 //! plugin found on CNI_PATH, and reports the result the reference would (bridge, host veth, container
 //! interface, every IP on the container interface) without creating any kernel object.
 //!
-//! Names and MAC addresses are derived from sha256 (see [`Names`]), so ADD is repeatable and CHECK can
+//! Names and MAC addresses are derived from sha256 (see `Names`), so ADD is repeatable and CHECK can
 //! recompute what ADD reported. Anything that fails after IPAM ADD releases the allocation with IPAM DEL.
 //!
 //! The IPAM plugin runs through a [`cni_core::exec::Exec`]: a process for the binary ([`BRIDGE`]), or
@@ -20,24 +20,25 @@ use ipnetwork::IpNetwork;
 
 use crate::attach;
 
-/// The bridge plugin, running its IPAM plugin through `exec`. (Generic rather than `&dyn Exec`: the
-/// binary's [`ProcessExec`] is then known at compile time and costs no code for dynamic calls.)
-pub struct Bridge<E: Exec = ProcessExec> {
-    exec: E,
+/// The bridge plugin, running its IPAM plugin through `exec`. (A `&dyn Exec`, not a type parameter: a
+/// generic bridge is instantiated in the binary's crate, which then carries its own copies of the drop
+/// and formatting code the library already has, about 1 KB more.)
+pub struct Bridge<'a> {
+    exec: &'a dyn Exec,
 }
 
-impl<E: Exec> Bridge<E> {
-    pub const fn new(exec: E) -> Self {
+impl<'a> Bridge<'a> {
+    pub const fn new(exec: &'a dyn Exec) -> Self {
         Bridge { exec }
     }
 
     fn ipam_call(&self, req: &Request, ipam: &str, command: Command) -> CniResult<Option<NetResult>> {
-        delegate_with(&self.exec, ipam, command, &req.env, req.stdin, req.conf.version)
+        delegate_with(self.exec, ipam, command, &req.env, req.stdin, req.conf.version)
     }
 }
 
 /// The bridge as its binary runs it: the IPAM plugin is a process found on CNI_PATH.
-pub const BRIDGE: Bridge = Bridge::new(ProcessExec);
+pub const BRIDGE: Bridge<'static> = Bridge::new(&ProcessExec);
 
 /// The reference's default bridge name.
 const DEFAULT_BRIDGE: &str = "cni0";
@@ -230,7 +231,7 @@ fn family(v4: bool) -> &'static str {
     if v4 { "IPv4" } else { "IPv6" }
 }
 
-impl<E: Exec> Plugin for Bridge<E> {
+impl Plugin for Bridge<'_> {
     fn name(&self) -> &'static str {
         "bridge"
     }

@@ -228,13 +228,7 @@ pub fn requested(req: &Request) -> CniResult<Vec<IpAddr>> {
             parse_requested(item, "CNI_ARGS IP", &mut out)?;
         }
     }
-    let fields = req.conf.fields();
-    if let Some(cni) = fields
-        .object("args")?
-        .map(|a| a.object("cni"))
-        .transpose()?
-        .flatten()
-    {
+    if let Some(cni) = req.conf.args_cni()? {
         for s in cni.strings("ips")? {
             parse_requested(&s, &cni.name("ips"), &mut out)?;
         }

@@ -42,7 +42,7 @@ const O_NONBLOCK: i32 = 0o200;
 #[cfg(not(any(target_arch = "mips", target_arch = "mips64")))]
 const O_NONBLOCK: i32 = 0o4000;
 
-pub fn load(path: &Path) -> CniResult<Dns> {
+pub(crate) fn load(path: &Path) -> CniResult<Dns> {
     use std::io::Read;
     use std::os::unix::fs::OpenOptionsExt;
     let fail = |e: std::io::Error| {

@@ -61,7 +61,7 @@ fn validate(req: &Request) -> CniResult<()> {
     let f = req.conf.fields();
     tuning_keys(&f)?;
     attach::strings(&f, &["dataDir"])?;
-    if let Some(cni) = f.object("args")?.map(|a| a.object("cni")).transpose()?.flatten() {
+    if let Some(cni) = req.conf.args_cni()? {
         tuning_keys(&cni)?;
     }
     // CNI_ARGS MAC and runtimeConfig.mac, validated the same way as the bridge's.

@@ -118,6 +118,15 @@ impl NetConf {
         Ok(self.fields().object("runtimeConfig")?.unwrap_or(empty))
     }
 
+    /// `args.cni` (the conventions' per-attachment arguments), when present; a non-object `args` or
+    /// `args.cni` is a type error (code 7) naming the key.
+    pub fn args_cni(&self) -> CniResult<Option<Fields<'_>>> {
+        match self.fields().object("args")? {
+            Some(args) => args.object("cni"),
+            None => Ok(None),
+        }
+    }
+
     /// The config's own `dns`, when set and not empty.
     pub fn dns(&self) -> CniResult<Option<Dns>> {
         match self.raw.get("dns") {
