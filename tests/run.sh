@@ -136,10 +136,10 @@ aarch64_qemu() {
     done
     # --workspace: the same feature set as the `cargo test --workspace` step, so nothing is rebuilt.
     export SANDBOX_CNI_BIN_DIR="$dir" SANDBOX_CNI_RUNNER=qemu-aarch64-static
-    cargo test --workspace --locked --test loopback golden_results_for_every_command_and_version || bad=1
-    cargo test --workspace --locked --test bridge add_results_match_golden_files_for_every_version || bad=1
-    cargo test --workspace --locked --test host_local golden_add_results_for_every_version || bad=1
-    cargo test --workspace --locked --test host_local_stress sixteen_processes_in_parallel_get_unique_addresses || bad=1
+    cargo test --workspace --locked --test it loopback::golden_results_for_every_command_and_version || bad=1
+    cargo test --workspace --locked --test it bridge::add_results_match_golden_files_for_every_version || bad=1
+    cargo test --workspace --locked --test it host_local::golden_add_results_for_every_version || bad=1
+    cargo test --workspace --locked --test it host_local_stress::sixteen_processes_in_parallel_get_unique_addresses || bad=1
     unset SANDBOX_CNI_BIN_DIR SANDBOX_CNI_RUNNER
     return $bad
 }

@@ -1,15 +1,12 @@
 //! host-local against the reference plugin (Debian's containernetworking-plugins, /usr/lib/cni):
 //! the same results and the same files on disk, and one store shared both ways without losing or
 //! duplicating an allocation.
-#![allow(clippy::unwrap_used)] // helpers outside #[test] functions
-
-mod common;
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use common::{Cni, Out};
+use crate::harness::{Cni, Out};
 use serde_json::{Value, json};
 
 /// The reference host-local; the package is in tests/apt-packages.txt, so its absence is a failure.
@@ -67,26 +64,11 @@ fn address(out: &Out) -> String {
         .to_owned()
 }
 
-fn resolv() -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/host-local/resolv.conf")
-        .display()
-        .to_string()
-}
-
 #[test]
 fn same_results_and_same_files_as_the_reference() {
     let configs = [
         json!({"ranges": [[{"subnet": "10.22.0.0/24"}]], "routes": [{"dst": "0.0.0.0/0"}]}),
-        json!({
-            "ranges": [
-                [{"subnet": "10.1.2.0/24", "rangeStart": "10.1.2.9", "rangeEnd": "10.1.2.10"},
-                 {"subnet": "10.1.3.0/24", "rangeStart": "10.1.3.100", "rangeEnd": "10.1.3.100", "gateway": "10.1.3.254"}],
-                [{"subnet": "fd00:10::/64"}]
-            ],
-            "routes": [{"dst": "0.0.0.0/0"}, {"dst": "::/0"}, {"dst": "192.168.0.0/16", "gw": "10.1.2.1"}],
-            "resolvConf": resolv(),
-        }),
+        crate::host_local::dual_ipam(),
         json!({"subnet": "10.5.0.0/16", "rangeStart": "10.5.1.10", "rangeEnd": "10.5.1.20", "gateway": "10.5.0.1"}),
         json!({"ranges": [[{"subnet": "fd77::/126"}]]}),
     ];

@@ -3,20 +3,18 @@
 //! DEL in reverse order, at several cniVersions and with runtime capability arguments in both key
 //! styles. Each test works on a copy whose host-local dataDir points at a temporary directory.
 
-mod common;
-
 use std::cell::RefCell;
 use std::ffi::OsString;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::harness::Cni;
 use cni_core::exec::{Exec, ExecOutput};
 use cni_runtime::cache::Cache;
 use cni_runtime::runner::ProcessRunner;
 use cni_runtime::runtime::plugin_config;
 use cni_runtime::{NetworkList, Runtime, RuntimeConf};
-use common::Cni;
 use serde_json::{Value, json};
 
 fn conf_dir() -> PathBuf {
@@ -107,7 +105,7 @@ impl Chain {
     fn runtime(&self) -> Runtime<'_> {
         Runtime {
             exec: &self.exec,
-            path: vec![common::bin_dir()],
+            path: vec![crate::harness::bin_dir()],
             cache: Cache::new(self.cache.path()),
             base_env: Vec::new(),
         }
@@ -153,7 +151,13 @@ impl Chain {
         ))
     }
 
-    fn call(&self, index: usize, command: &str, at: &Attachment, prev: Option<&Value>) -> common::Out {
+    fn call(
+        &self,
+        index: usize,
+        command: &str,
+        at: &Attachment,
+        prev: Option<&Value>,
+    ) -> crate::harness::Out {
         let ty = self.list.plugins[index]["type"].as_str().expect("type");
         Cni::new(ty, command)
             .var("CNI_CONTAINERID", at.id)
@@ -164,7 +168,7 @@ impl Chain {
 }
 
 fn reserved(data: &Path, network: &str) -> Vec<IpAddr> {
-    common::reserved_addresses(&data.join(network))
+    crate::harness::reserved_addresses(&data.join(network))
 }
 
 /// The addresses of a result of any version, without prefix.

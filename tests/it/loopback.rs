@@ -1,9 +1,7 @@
 //! Fake loopback: golden results for every (command x cniVersion), prevResult pass-through and the
 //! sandbox-friendly DEL rules.
 
-mod common;
-
-use common::{Cni, VERSIONS, golden};
+use crate::harness::{Cni, VERSIONS, golden};
 use serde_json::json;
 
 fn conf(version: &str) -> serde_json::Value {

@@ -2,9 +2,7 @@
 //! validate their configuration and capability arguments like the reference plugins, return prevResult
 //! converted to the config's version, fail cleanly without prevResult, and let DEL/GC/STATUS succeed.
 
-mod common;
-
-use common::{Cni, Out, golden};
+use crate::harness::{Cni, Out, golden};
 use serde_json::{Value, json};
 
 const PLUGINS: [&str; 4] = ["portmap", "bandwidth", "firewall", "tuning"];
@@ -357,49 +355,33 @@ fn firewall_and_tuning_validate_their_keys() {
 }
 
 mod robustness {
-    //! Any value in any key a chained plugin reads: the previous result or a clean CNI error.
+    //! Any value in any key a chained plugin reads: the previous result or a clean CNI error. In-process
+    //! through the dispatcher, so a panic fails the test where it happens.
 
     use super::*;
+    use crate::harness::strategy::any_json;
     use proptest::prelude::*;
 
-    fn any_json() -> impl Strategy<Value = Value> {
-        let leaf = prop_oneof![
-            Just(Value::Null),
-            any::<bool>().prop_map(Value::from),
-            any::<i64>().prop_map(Value::from),
-            (-1.0e12f64..1.0e12).prop_map(Value::from),
-            "[a-z0-9:./-]{0,16}".prop_map(Value::from),
-        ];
-        leaf.prop_recursive(3, 12, 3, |inner| {
-            prop_oneof![
-                prop::collection::vec(inner.clone(), 0..3).prop_map(Value::from),
-                prop::collection::btree_map(
-                    prop::sample::select(vec![
-                        "hostPort",
-                        "HostPort",
-                        "containerPort",
-                        "protocol",
-                        "hostIP",
-                        "ingressRate",
-                        "IngressBurst",
-                        "egressRate",
-                        "egressBurst",
-                        "portMappings",
-                        "bandwidth",
-                        "mac",
-                        "sysctl",
-                        "net.core.somaxconn",
-                        "cni",
-                        "mtu",
-                        "x",
-                    ]),
-                    inner,
-                    0..4,
-                )
-                .prop_map(|m| Value::Object(m.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())),
-            ]
-        })
-    }
+    /// Keys the chained plugins read inside the values: objects in the random values use them.
+    const INNER_KEYS: &[&str] = &[
+        "hostPort",
+        "HostPort",
+        "containerPort",
+        "protocol",
+        "hostIP",
+        "ingressRate",
+        "IngressBurst",
+        "egressRate",
+        "egressBurst",
+        "portMappings",
+        "bandwidth",
+        "mac",
+        "sysctl",
+        "net.core.somaxconn",
+        "cni",
+        "mtu",
+        "x",
+    ];
 
     const KEYS: [&str; 20] = [
         "runtimeConfig",
@@ -430,14 +412,14 @@ mod robustness {
         #[test]
         fn arbitrary_values_never_crash(
             plugin in prop::sample::select(PLUGINS.to_vec()),
-            fields in prop::collection::vec((prop::sample::select(KEYS.to_vec()), any_json()), 1..4),
+            fields in prop::collection::vec((prop::sample::select(KEYS.to_vec()), any_json(INNER_KEYS, 3)), 1..4),
             command in prop::sample::select(vec!["ADD", "CHECK", "DEL"]),
         ) {
             let mut c = with_prev(plugin, "1.0.0", json!({}));
             for (k, v) in &fields {
                 c[*k] = v.clone();
             }
-            let out = run(plugin, command, &c);
+            let out = Cni::new(plugin, command).dispatch(&c);
             if out.ok() {
                 let prev_kept = fields.iter().all(|(k, _)| *k != "prevResult");
                 if command == "ADD" && prev_kept {

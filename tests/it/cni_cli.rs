@@ -10,14 +10,14 @@
 //! fake netns path, so container ID, MACs and addresses agree; the data dir is emptied between runs so
 //! host-local starts from the same state.
 
-#![allow(clippy::unwrap_used)] // helpers outside #[test] functions
-
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
 use serde_json::{Value, json};
+
+use crate::harness::build_dir;
 
 const DEBIAN_GOCODE: &str = "/usr/share/gocode";
 const CNI_ARGS: &str = "IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=cli";
@@ -31,15 +31,8 @@ fn cap_args() -> String {
     .to_string()
 }
 
-fn bin_dir() -> PathBuf {
-    Path::new(env!("CARGO_BIN_EXE_loopback"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default()
-}
-
 fn k3s_sandbox() -> PathBuf {
-    let p = bin_dir().join("k3s-sandbox");
+    let p = build_dir().join("k3s-sandbox");
     assert!(
         p.is_file(),
         "{} is missing: build it with `cargo build -p k3s-sandbox` (`cargo test --workspace` does)",
@@ -135,7 +128,7 @@ impl Net {
             .args(pre)
             .args(args)
             .env("NETCONFPATH", &self.conf_dir)
-            .env("CNI_PATH", bin_dir())
+            .env("CNI_PATH", build_dir())
             .env("CNI_ARGS", CNI_ARGS)
             .env("CAP_ARGS", cap_args())
             .env("CNI_CACHE_DIR", &self.cache_dir)

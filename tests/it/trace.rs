@@ -1,15 +1,12 @@
 //! The invocation trace, plugin side: records of every call (delegated ones included), whole lines
 //! under 16-way concurrent ADDs, rotation, a trace that cannot be written, and the cost when off.
-#![allow(clippy::unwrap_used)] // helpers outside #[test] functions
-
-mod common;
 
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::Path;
 use std::process::Command;
 
-use common::Cni;
+use crate::harness::Cni;
 use serde_json::{Value, json};
 
 const THREADS: usize = 16;
@@ -203,7 +200,7 @@ fn off_costs_one_failed_open() {
     let dir = t.path().join("no-trace-here");
     let log = t.path().join("strace.log");
     let c = conf(&t.path().join("data"), "10.95.0.0/24");
-    let exe = common::plugin("host-local");
+    let exe = crate::harness::plugin("host-local");
     let mut cmd = Command::new("strace");
     cmd.arg("-f")
         .arg("-o")
@@ -214,7 +211,7 @@ fn off_costs_one_failed_open() {
         .env("CNI_CONTAINERID", "ctr-1")
         .env("CNI_NETNS", "/var/run/netns/x")
         .env("CNI_IFNAME", "eth0")
-        .env("CNI_PATH", common::bin_dir())
+        .env("CNI_PATH", crate::harness::bin_dir())
         .env("SANDBOX_CNI_TRACE_DIR", &dir)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped());

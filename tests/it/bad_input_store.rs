@@ -3,25 +3,19 @@
 //!
 //! Symlinks, pipes and directories planted in the store, an unwritable or traversing dataDir, a missing
 //! or broken IPAM binary and long CNI_PATH lists: each call must finish in bounded time (see
-//! tests/bad_input_support.rs), answer with the right code and a message naming the culprit, never write
+//! the harness's bounded run), answer with the right code and a message naming the culprit, never write
 //! through a planted link, and never write outside the store.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod bad_input_support;
 
 use std::path::{Path, PathBuf};
 
-use bad_input_support::common::bin_dir;
-use bad_input_support::{Call, NOBODY, base_conf, is_root, set_mode, snapshot};
+use crate::harness::bin_dir;
+use crate::harness::bounded::{NOBODY, is_root, set_mode, snapshot};
+use crate::harness::{Cni, assert_none_failed, base_conf};
 use serde_json::{Value, json};
 
 const NET: &str = "bad-input";
 /// The first address host-local hands out in the baseline's 10.77.0.0/24.
 const FIRST: &str = "10.77.0.2";
-
-fn bytes(v: &Value) -> Vec<u8> {
-    v.to_string().into_bytes()
-}
 
 /// A scratch area: `data` is the dataDir, `outside` a directory the store must never touch, with a
 /// victim file in it.
@@ -67,13 +61,13 @@ impl Scratch {
     /// cursor files.
     fn initialised(self) -> Scratch {
         let conf = self.conf("host-local");
-        Call::new("host-local", "ADD")
+        Cni::bounded("host-local", "ADD")
             .var("CNI_CONTAINERID", "setup")
-            .run(&bytes(&conf))
+            .run(&conf)
             .assert_success();
-        Call::new("host-local", "DEL")
+        Cni::bounded("host-local", "DEL")
             .var("CNI_CONTAINERID", "setup")
-            .run(&bytes(&conf))
+            .run(&conf)
             .assert_empty_success();
         self
     }
@@ -154,7 +148,7 @@ fn symlinked_network_directory_is_refused_for_every_verb() {
             if command == "CHECK" && plugin == "bridge" {
                 continue; // bridge CHECK needs a real prevResult; host-local covers the store side
             }
-            let out = Call::new(plugin, command).run(&bytes(&conf));
+            let out = Cni::bounded(plugin, command).run(&conf);
             let want = if command == "STATUS" { 50 } else { 5 };
             let v = out.assert_error(want);
             assert!(msg_of(&v).contains("symbolic link"), "{plugin} {command}: {v}");
@@ -186,7 +180,7 @@ fn symlinks_in_the_store_are_never_followed() {
         plant_symlink(&target, &link);
         let conf = s.conf("host-local");
         for command in ["ADD", "CHECK", "DEL"] {
-            let out = Call::new("host-local", command).run(&bytes(&conf));
+            let out = Cni::bounded("host-local", command).run(&conf);
             let what = format!("{name} -> outside, {command}");
             if out.ok() {
                 if command == "ADD" {
@@ -229,7 +223,7 @@ fn del_never_removes_a_reservation_reached_through_a_link() {
     let s = Scratch::new().initialised();
     plant_symlink(&s.victim, &s.net().join("10.77.0.9"));
     for plugin in ["host-local", "bridge"] {
-        let out = Call::new(plugin, "DEL").run(&bytes(&s.conf(plugin)));
+        let out = Cni::bounded(plugin, "DEL").run(&s.conf(plugin));
         out.assert_empty_success();
         s.assert_outside_untouched(plugin);
         assert!(
@@ -255,7 +249,7 @@ fn pipes_and_directories_in_the_store_never_block_a_call() {
         plant_fifo(&p);
         let conf = s.conf("host-local");
         for command in ["ADD", "CHECK", "DEL"] {
-            let out = Call::new("host-local", command).run(&bytes(&conf));
+            let out = Cni::bounded("host-local", command).run(&conf);
             let what = format!("pipe as {name}, {command}");
             if !out.ok() {
                 let v = out.json();
@@ -274,7 +268,7 @@ fn pipes_and_directories_in_the_store_never_block_a_call() {
     // A directory with an address name blocks that address and nothing else.
     let s = Scratch::new().initialised();
     std::fs::create_dir(s.net().join(FIRST)).unwrap();
-    let out = Call::new("host-local", "ADD").run(&bytes(&s.conf("host-local")));
+    let out = Cni::bounded("host-local", "ADD").run(&s.conf("host-local"));
     let v = out.assert_success();
     assert_ne!(
         first_address(&v),
@@ -291,13 +285,13 @@ fn oversized_and_garbage_store_files_are_handled_in_bounded_time() {
     std::fs::write(s.net().join("last_reserved_ip.0"), [0xff, 0x00, 0xfe, b'\n']).unwrap();
     std::fs::write(s.net().join(".sandbox-cni/state"), vec![0u8; 1 << 20]).unwrap();
     let conf = s.conf("host-local");
-    let v = Call::new("host-local", "ADD").run(&bytes(&conf)).assert_success();
+    let v = Cni::bounded("host-local", "ADD").run(&conf).assert_success();
     assert_ne!(first_address(&v), "10.77.0.7");
-    Call::new("host-local", "CHECK")
-        .run(&bytes(&conf))
+    Cni::bounded("host-local", "CHECK")
+        .run(&conf)
         .assert_empty_success();
-    Call::new("host-local", "DEL")
-        .run(&bytes(&conf))
+    Cni::bounded("host-local", "DEL")
+        .run(&conf)
         .assert_empty_success();
     // The oversized file was not ours: DEL left it alone.
     assert_eq!(
@@ -328,7 +322,7 @@ fn path_traversal_in_data_dir_is_refused_and_writes_nothing() {
                 if command == "GC" {
                     conf["cni.dev/valid-attachments"] = json!([]);
                 }
-                let out = Call::new(plugin, command).run(&bytes(&conf));
+                let out = Cni::bounded(plugin, command).run(&conf);
                 // A configuration error, for STATUS too: the store is not unavailable, the request is wrong.
                 let v = out.assert_error(7);
                 assert!(
@@ -353,16 +347,16 @@ fn unwritable_data_dir_is_an_io_error_naming_the_directory() {
         std::fs::write(&blocker, b"x").unwrap();
         let mut conf = s.conf(plugin);
         conf["ipam"]["dataDir"] = json!(blocker.join("data").display().to_string());
-        let v = Call::new(plugin, "ADD").run(&bytes(&conf)).assert_error(5);
+        let v = Cni::bounded(plugin, "ADD").run(&conf).assert_error(5);
         assert!(
             msg_of(&v).contains(&blocker.display().to_string()),
             "{plugin}: {v}"
         );
         conf["cniVersion"] = json!("1.1.0");
-        let v = Call::new(plugin, "STATUS").run(&bytes(&conf)).assert_error(50);
+        let v = Cni::bounded(plugin, "STATUS").run(&conf).assert_error(50);
         assert!(msg_of(&v).contains("not-a-dir"), "{plugin}: {v}");
         // DEL of an attachment in a store that cannot exist has nothing to do.
-        Call::new(plugin, "DEL").run(&bytes(&conf)).assert_empty_success();
+        Cni::bounded(plugin, "DEL").run(&conf).assert_empty_success();
         assert_eq!(std::fs::read(&blocker).unwrap(), b"x");
     }
 }
@@ -381,18 +375,18 @@ fn read_only_data_dir_for_an_unprivileged_caller() {
         let before = snapshot(&s.root);
         let conf = s.conf(plugin);
         let call = |c: &str| {
-            let call = Call::new(plugin, c);
+            let call = Cni::bounded(plugin, c);
             if is_root() { call.unprivileged() } else { call }
         };
-        let v = call("ADD").run(&bytes(&conf)).assert_error(5);
+        let v = call("ADD").run(&conf).assert_error(5);
         assert!(
             msg_of(&v).contains(&s.data.display().to_string()),
             "{plugin}: the message must name the directory: {v}"
         );
         let mut conf11 = conf.clone();
         conf11["cniVersion"] = json!("1.1.0");
-        call("STATUS").run(&bytes(&conf11)).assert_error(50);
-        call("DEL").run(&bytes(&conf)).assert_empty_success();
+        call("STATUS").run(&conf11).assert_error(50);
+        call("DEL").run(&conf).assert_empty_success();
         assert_eq!(snapshot(&s.root), before, "{plugin}: something was written");
         set_mode(&s.data, 0o755);
     }
@@ -403,9 +397,9 @@ fn read_only_data_dir_for_an_unprivileged_caller() {
 fn missing_or_unusable_ipam_binary() {
     let s = Scratch::new();
     let mut failures = Vec::new();
-    let mut check = |what: &str, call: Call, conf: &Value, code: u64, words: &[&str]| {
+    let mut check = |what: &str, call: Cni, conf: &Value, code: u64, words: &[&str]| {
         let before = snapshot(&s.root);
-        let out = call.run(&bytes(conf));
+        let out = call.run(conf);
         if out.ok() {
             failures.push(format!("{what}: expected {code}, got success {}", out.text()));
             return;
@@ -423,7 +417,7 @@ fn missing_or_unusable_ipam_binary() {
     conf["ipam"]["type"] = json!("no-such-ipam");
     check(
         "missing IPAM binary",
-        Call::new("bridge", "ADD"),
+        Cni::bounded("bridge", "ADD"),
         &conf,
         7,
         &["no-such-ipam"],
@@ -431,7 +425,7 @@ fn missing_or_unusable_ipam_binary() {
     conf["ipam"]["type"] = json!("../../../../bin/sh");
     check(
         "IPAM type with a path",
-        Call::new("bridge", "ADD"),
+        Cni::bounded("bridge", "ADD"),
         &conf,
         7,
         &["bare file name"],
@@ -439,14 +433,14 @@ fn missing_or_unusable_ipam_binary() {
     conf["ipam"]["type"] = json!("");
     check(
         "empty IPAM type",
-        Call::new("bridge", "ADD"),
+        Cni::bounded("bridge", "ADD"),
         &conf,
         7,
         &["ipam.type"],
     );
     check(
         "CNI_PATH unset",
-        Call::new("bridge", "ADD").unset("CNI_PATH"),
+        Cni::bounded("bridge", "ADD").unset("CNI_PATH"),
         &base,
         4,
         &["CNI_PATH"],
@@ -456,7 +450,7 @@ fn missing_or_unusable_ipam_binary() {
         .collect();
     check(
         "CNI_PATH with 60 entries, none holding the IPAM",
-        Call::new("bridge", "ADD").var("CNI_PATH", &bogus.join(":")),
+        Cni::bounded("bridge", "ADD").var("CNI_PATH", &bogus.join(":")),
         &base,
         7,
         &["host-local", "no-such-dir-59"],
@@ -484,18 +478,13 @@ fn missing_or_unusable_ipam_binary() {
         set_mode(&exe, mode);
         check(
             &format!("IPAM binary {body:?}"),
-            Call::new("bridge", "ADD").var("CNI_PATH", &fake.display().to_string()),
+            Cni::bounded("bridge", "ADD").var("CNI_PATH", &fake.display().to_string()),
             &base,
             code,
             words,
         );
     }
-    assert!(
-        failures.is_empty(),
-        "{} failures:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert_none_failed(&failures);
 }
 
 #[test]
@@ -513,21 +502,21 @@ fn long_cni_path_still_finds_the_ipam() {
     dirs.push(bin_dir().display().to_string());
     let path = dirs.join(":");
     let conf = s.conf("bridge");
-    let v = Call::new("bridge", "ADD")
+    let v = Cni::bounded("bridge", "ADD")
         .var("CNI_PATH", &path)
-        .run(&bytes(&conf))
+        .run(&conf)
         .assert_success();
     assert_eq!(first_address(&v), FIRST);
-    Call::new("bridge", "DEL")
+    Cni::bounded("bridge", "DEL")
         .var("CNI_PATH", &path)
-        .run(&bytes(&conf))
+        .run(&conf)
         .assert_empty_success();
     // Plugins that delegate nothing accept a long CNI_PATH as well.
-    for plugin in bad_input_support::PLUGINS.into_iter().filter(|p| *p != "bridge") {
+    for plugin in crate::harness::PLUGINS.into_iter().filter(|p| *p != "bridge") {
         let d = tempfile::tempdir().unwrap();
-        Call::new(plugin, "ADD")
+        Cni::bounded(plugin, "ADD")
             .var("CNI_PATH", &path)
-            .run(&bytes(&base_conf(plugin, d.path())))
+            .run(&base_conf(plugin, d.path()))
             .assert_success();
     }
 }
@@ -544,7 +533,7 @@ fn resolv_conf_that_is_a_pipe_or_endless_is_refused_in_bounded_time() {
     ] {
         let mut conf = s.conf("host-local");
         conf["ipam"]["resolvConf"] = json!(path);
-        let v = Call::new("host-local", "ADD").run(&bytes(&conf)).assert_error(7);
+        let v = Cni::bounded("host-local", "ADD").run(&conf).assert_error(7);
         assert!(msg_of(&v).contains("resolvConf"), "{path}: {v}");
         assert!(
             !s.net().join(FIRST).exists(),
@@ -561,7 +550,7 @@ fn a_damaged_index_never_makes_del_or_check_lie() {
     for damage in ["whole owners directory", "one index entry"] {
         let s = Scratch::new().initialised();
         let conf = s.conf("host-local");
-        let v = Call::new("host-local", "ADD").run(&bytes(&conf)).assert_success();
+        let v = Cni::bounded("host-local", "ADD").run(&conf).assert_success();
         let ip = first_address(&v);
         let owners = s.net().join(".sandbox-cni/owners");
         if damage == "whole owners directory" {
@@ -588,9 +577,9 @@ fn a_damaged_index_never_makes_del_or_check_lie() {
             );
         }
         // CHECK must still find the reservation (it exists), and DEL must free it.
-        let check = Call::new("host-local", "CHECK").run(&bytes(&conf));
+        let check = Cni::bounded("host-local", "CHECK").run(&conf);
         check.assert_empty_success();
-        let del = Call::new("host-local", "DEL").run(&bytes(&conf));
+        let del = Cni::bounded("host-local", "DEL").run(&conf);
         if del.ok() {
             assert!(
                 !s.net().join(&ip).exists(),

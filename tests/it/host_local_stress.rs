@@ -1,8 +1,5 @@
 //! host-local under stress: 16 processes at a time allocating over a thousand addresses (alone and
 //! mixed with the reference plugin), and ADDs killed with SIGKILL at random moments.
-#![allow(clippy::unwrap_used)] // helpers outside #[test] functions
-
-mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -11,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::Cni;
+use crate::harness::Cni;
 use serde_json::{Value, json};
 
 const THREADS: usize = 16;
@@ -166,7 +163,7 @@ impl Rng {
 fn adds_killed_at_random_moments_leave_a_consistent_store() {
     let t = tempfile::tempdir().unwrap();
     let c = conf(t.path(), "10.42.0.0/22");
-    let exe = common::plugin("host-local");
+    let exe = crate::harness::plugin("host-local");
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()

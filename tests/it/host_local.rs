@@ -1,15 +1,11 @@
 //! host-local as a black box: results per cniVersion (goldens), the ADD/CHECK/DEL lifecycle,
 //! configuration errors, requested addresses, exhaustion, GC, STATUS and reboot reclaim.
 
-#![allow(clippy::unwrap_used)] // helpers outside #[test] functions
-
-mod common;
-
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use common::{Cni, VERSIONS, golden};
+use crate::harness::{Cni, VERSIONS, golden};
 use serde_json::{Value, json};
 
 fn fixture(name: &str) -> PathBuf {
@@ -64,7 +60,8 @@ fn addresses(result: &Value) -> Vec<String> {
         .collect()
 }
 
-fn dual_ipam() -> Value {
+/// Two IPv4 ranges in one set (one with a gateway), an IPv6 set, routes and a resolv.conf.
+pub fn dual_ipam() -> Value {
     json!({
         "ranges": [
             [{"subnet": "10.1.2.0/24", "rangeStart": "10.1.2.9", "rangeEnd": "10.1.2.10"},

@@ -1,16 +1,13 @@
 //! install.sh into temporary directories: fresh install with self-test, re-run is a no-op, foreign files
 //! are protected (and backed up and restored with --force / --uninstall), dry runs change nothing;
 //! releases (unpacked or as a tarball) are checked before anything is installed.
-#![allow(clippy::unwrap_used)] // helpers outside #[test] functions
-
-mod common;
 
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::PLUGINS;
+use crate::harness::PLUGINS;
 
 struct Setup {
     _tmp: tempfile::TempDir,
@@ -26,7 +23,7 @@ fn setup() -> Setup {
     let from = tmp.path().join("from");
     fs::create_dir(&from).expect("staging dir");
     for p in PLUGINS {
-        fs::copy(common::plugin(p), from.join(p)).expect("stage plugin");
+        fs::copy(crate::harness::plugin(p), from.join(p)).expect("stage plugin");
     }
     fs::write(from.join("k3s-sandbox"), "#!/bin/sh\necho k3s-sandbox stand-in\n").expect("stage CLI");
     let (bin, conf, cli) = (

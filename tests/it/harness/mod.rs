@@ -1,13 +1,24 @@
-//! Shared black-box harness for the plugin integration tests: runs a real plugin binary with a clean
-//! environment, the given CNI_* variables and stdin, and checks the output contract (exactly one JSON
-//! document on stdout, or nothing; errors on stdout with a non-zero exit).
-#![allow(dead_code)]
+//! The one harness of the integration tests: [`Cni`] builds a call (environment and stdin) and runs it
+//! as a real plugin binary with a clean environment, as a bounded process ([`bounded`]), or in this
+//! process through `cni_core::skel::dispatch`; every way checks the output contract (exactly one JSON
+//! document on stdout, or nothing; errors on stdout with a non-zero exit). Also each plugin's valid
+//! baseline configuration ([`baseline`]), golden files, and the plugin and version lists.
 
+pub mod baseline;
+pub mod bounded;
+pub mod strategy;
+
+use std::ffi::OsString;
 use std::io::Write;
+use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use cni_core::env::EnvMap;
+use sandbox_cni::inproc::InProcess;
 use serde_json::Value;
+
+pub use baseline::base_conf;
 
 /// The directory holding every plugin binary under test (used as CNI_PATH): this build's, or the
 /// one named by SANDBOX_CNI_BIN_DIR (for example cross-built release binaries). With
@@ -19,10 +30,7 @@ pub fn bin_dir() -> PathBuf {
     DIR.get_or_init(|| {
         let real = match std::env::var_os("SANDBOX_CNI_BIN_DIR") {
             Some(d) => std::fs::canonicalize(&d).unwrap_or_else(|e| panic!("SANDBOX_CNI_BIN_DIR {d:?}: {e}")),
-            None => Path::new(env!("CARGO_BIN_EXE_loopback"))
-                .parent()
-                .expect("binary has a parent dir")
-                .to_path_buf(),
+            None => build_dir(),
         };
         match std::env::var_os("SANDBOX_CNI_RUNNER") {
             Some(runner) => runner_wrappers(&real, Path::new(&runner)),
@@ -30,6 +38,14 @@ pub fn bin_dir() -> PathBuf {
         }
     })
     .clone()
+}
+
+/// The directory of this build's binaries (target/debug), whatever SANDBOX_CNI_BIN_DIR says.
+pub fn build_dir() -> PathBuf {
+    Path::new(env!("CARGO_BIN_EXE_loopback"))
+        .parent()
+        .expect("binary has a parent dir")
+        .to_path_buf()
 }
 
 /// Writes `<target tmp>/runner-bin/<plugin>` scripts running `runner <real>/<plugin>`.
@@ -98,8 +114,7 @@ impl Out {
         String::from_utf8_lossy(&self.stdout).into_owned()
     }
 
-    /// Asserts success with an empty stdout (DEL, CHECK, GC, STATUS).
-    pub fn assert_empty_success(&self) {
+    fn assert_ok(&self) {
         assert!(
             self.ok(),
             "expected success, got {:?}: {} {}",
@@ -107,6 +122,11 @@ impl Out {
             self.text(),
             self.stderr
         );
+    }
+
+    /// Asserts success with an empty stdout (DEL, CHECK, GC, STATUS).
+    pub fn assert_empty_success(&self) {
+        self.assert_ok();
         assert!(
             self.stdout.is_empty(),
             "expected no output, got {:?}",
@@ -116,14 +136,25 @@ impl Out {
 
     /// Asserts success and returns the JSON result.
     pub fn assert_success(&self) -> Value {
+        self.assert_ok();
+        self.json()
+    }
+
+    /// Asserts that the call did not panic: no panic text on stderr, no internal error (code 999).
+    pub fn assert_no_panic(&self) {
         assert!(
-            self.ok(),
-            "expected success, got {:?}: {} {}",
-            self.status,
-            self.text(),
+            !self.stderr.contains("panicked"),
+            "panic text on stderr: {}",
             self.stderr
         );
-        self.json()
+        if !self.ok() {
+            assert_ne!(
+                self.json()["code"].as_u64(),
+                Some(999),
+                "internal error (a panic): {}",
+                self.text()
+            );
+        }
     }
 
     /// Asserts failure with a CNI error of `code` on stdout; returns the error object.
@@ -175,10 +206,10 @@ pub fn assert_stdout_contract(out: &Out) {
 }
 
 /// Runs `exe` with only `env` set (plus nothing else) and `stdin`; checks the stdout contract.
-pub fn run(exe: &Path, env: &[(&str, &str)], stdin: &[u8]) -> Out {
+fn run(exe: &Path, env: &EnvMap, stdin: &[u8]) -> Out {
     let mut child = Command::new(exe)
         .env_clear()
-        .envs(env.iter().copied())
+        .envs(env)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -200,54 +231,132 @@ pub fn run(exe: &Path, env: &[(&str, &str)], stdin: &[u8]) -> Out {
     out
 }
 
-/// A CNI invocation under construction: `Cni::new("loopback", "ADD").netns("/x").run(conf)`.
+/// The CNI_NETNS every call starts with.
+pub const NETNS: &str = "/var/run/netns/test-1";
+
+/// A CNI invocation under construction: `Cni::new("loopback", "ADD").var("CNI_IFNAME", "lo").run(&conf)`.
+/// The same call runs as a process of this build's binary ([`Cni::run`]), as a bounded process
+/// ([`Cni::bounded`]: memory limit, deadline, empty working directory), or in this process through the
+/// dispatcher ([`Cni::dispatch`]).
 #[derive(Debug, Clone)]
 pub struct Cni {
+    /// The plugin type (what the in-process run dispatches to).
+    pub name: String,
     pub exe: PathBuf,
-    pub env: Vec<(String, String)>,
+    /// The whole environment of the call, raw bytes allowed.
+    pub env: EnvMap,
+    bounded: bool,
+    unprivileged: bool,
 }
 
 impl Cni {
     /// Plugin `name` of this build, with CNI_COMMAND, a container ID, ifname eth0, a netns path and
     /// CNI_PATH = the build's binary directory.
     pub fn new(name: &str, command: &str) -> Cni {
+        let mut env = EnvMap::new();
+        for (k, v) in [
+            ("CNI_COMMAND", command.to_owned()),
+            ("CNI_CONTAINERID", "ctr-1".to_owned()),
+            ("CNI_NETNS", NETNS.to_owned()),
+            ("CNI_IFNAME", "eth0".to_owned()),
+            ("CNI_PATH", bin_dir().display().to_string()),
+        ] {
+            env.insert(OsString::from(k), OsString::from(v));
+        }
         Cni {
+            name: name.to_owned(),
             exe: plugin(name),
-            env: vec![
-                ("CNI_COMMAND".into(), command.into()),
-                ("CNI_CONTAINERID".into(), "ctr-1".into()),
-                ("CNI_NETNS".into(), "/var/run/netns/test-1".into()),
-                ("CNI_IFNAME".into(), "eth0".into()),
-                ("CNI_PATH".into(), bin_dir().display().to_string()),
-            ],
+            env,
+            bounded: false,
+            unprivileged: false,
+        }
+    }
+
+    /// Plugin `name` with an empty environment, as when someone runs it by hand.
+    pub fn by_hand(name: &str) -> Cni {
+        let mut call = Cni::new(name, "");
+        call.env.clear();
+        call
+    }
+
+    /// [`Cni::new`], run bounded: see [`bounded`].
+    pub fn bounded(name: &str, command: &str) -> Cni {
+        Cni {
+            bounded: true,
+            ..Cni::new(name, command)
+        }
+    }
+
+    /// Runs as nobody (needs root and setpriv); implies bounded.
+    pub fn unprivileged(self) -> Cni {
+        Cni {
+            bounded: true,
+            unprivileged: true,
+            ..self
         }
     }
 
     /// Sets (or, with an empty value, keeps but empties) a variable.
-    pub fn var(mut self, key: &str, value: &str) -> Cni {
-        self.env.retain(|(k, _)| k != key);
-        self.env.push((key.into(), value.into()));
+    pub fn var(self, key: &str, value: &str) -> Cni {
+        self.var_bytes(key, value.as_bytes())
+    }
+
+    /// Sets a variable to any bytes (invalid UTF-8 included).
+    pub fn var_bytes(mut self, key: &str, value: &[u8]) -> Cni {
+        self.env
+            .insert(OsString::from(key), OsString::from_vec(value.to_vec()));
         self
     }
 
     /// Removes a variable entirely.
     pub fn unset(mut self, key: &str) -> Cni {
-        self.env.retain(|(k, _)| k != key);
+        self.env.remove(&OsString::from(key));
         self
-    }
-
-    pub fn command(self, c: &str) -> Cni {
-        self.var("CNI_COMMAND", c)
     }
 
     pub fn run(&self, stdin: &Value) -> Out {
         self.run_bytes(stdin.to_string().as_bytes())
     }
 
+    /// Runs the binary; checks the stdout contract (and, bounded, everything [`bounded`] checks).
     pub fn run_bytes(&self, stdin: &[u8]) -> Out {
-        let env: Vec<(&str, &str)> = self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        run(&self.exe, &env, stdin)
+        if self.bounded {
+            return bounded::run(self, stdin);
+        }
+        run(&self.exe, &self.env, stdin)
     }
+
+    /// [`Cni::dispatch_bytes`] with a JSON document.
+    pub fn dispatch(&self, stdin: &Value) -> Out {
+        self.dispatch_bytes(stdin.to_string().as_bytes())
+    }
+
+    /// Runs the plugin in this process through the dispatcher, with this call's environment and
+    /// `stdin` (a bridge's IPAM runs in-process too); checks the stdout contract and that nothing
+    /// panicked. The binary's `main` does nothing more than this with the process's environment.
+    pub fn dispatch_bytes(&self, stdin: &[u8]) -> Out {
+        let outcome = InProcess
+            .dispatch(&self.name, &self.env, stdin)
+            .unwrap_or_else(|| panic!("{} is not a plugin of this package", self.name));
+        let out = Out {
+            stdout: outcome.stdout,
+            stderr: outcome.stderr,
+            status: Some(i32::from(outcome.exit)),
+        };
+        assert_stdout_contract(&out);
+        out.assert_no_panic();
+        out
+    }
+}
+
+/// Fails once with every failure a table of cases collected (so one run reports all of them).
+pub fn assert_none_failed(failures: &[String]) {
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 /// Compares `actual` with the golden file `tests/golden/<rel>`; with UPDATE_GOLDEN=1 writes it instead.
