@@ -17,6 +17,7 @@ mod conflists;
 mod host_local;
 mod host_local_compat;
 mod host_local_stress;
+mod house;
 mod install;
 mod interop;
 mod loopback;
