@@ -52,7 +52,7 @@ fn assert_empty_success(out: &Outcome, what: &str) {
     );
 }
 
-/// tests/bridge.rs's `single`: one IPv4 range, isGateway, a default route without "gw".
+/// tests/it/bridge.rs's `single`: one IPv4 range, isGateway, a default route without "gw".
 fn single(version: &str, data: &Path) -> Value {
     json!({
         "cniVersion": version, "name": NET, "type": "bridge", "bridge": "cni0", "isGateway": true,
@@ -61,7 +61,7 @@ fn single(version: &str, data: &Path) -> Value {
     })
 }
 
-/// tests/bridge.rs's `dual`: dual stack, isDefaultGateway, a non-default IPAM route.
+/// tests/it/bridge.rs's `dual`: dual stack, isDefaultGateway, a non-default IPAM route.
 fn dual(version: &str, data: &Path) -> Value {
     json!({
         "cniVersion": version, "name": NET, "type": "bridge", "bridge": "br-dual", "isDefaultGateway": true,
