@@ -11,7 +11,7 @@
 mod add;
 mod check;
 
-use cni_core::delegate::delegate_with;
+use cni_core::delegate::delegate;
 use cni_core::error::code;
 use cni_core::exec::{Exec, ProcessExec};
 use cni_core::ident::{hex_id, mac_from};
@@ -33,7 +33,7 @@ impl<'a> Bridge<'a> {
     }
 
     fn ipam_call(&self, req: &Request, ipam: &str, command: Command) -> CniResult<Option<NetResult>> {
-        delegate_with(self.exec, ipam, command, &req.env, req.stdin, req.conf.version)
+        delegate(self.exec, ipam, command, &req.env, req.stdin, req.conf.version)
     }
 }
 

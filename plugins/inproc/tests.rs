@@ -185,10 +185,9 @@ fn ipam_lookup_and_status_go_through_the_exec() {
 
 #[test]
 fn every_plugin_runs_in_process_by_its_type() {
-    assert_eq!(NAMES, cni_runtime::plugins::ALL, "one plugin list");
     let path = [PathBuf::from("/nonexistent")];
     let env: Vec<(OsString, OsString)> = vars("VERSION").into_iter().collect();
-    for name in NAMES {
+    for name in cni_runtime::plugins::ALL {
         let exe = InProcess.find(name, &path).unwrap();
         let out = InProcess.exec(&exe, &env, b"{}").unwrap();
         assert!(out.success, "{name}: {}", out.status);

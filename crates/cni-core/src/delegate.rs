@@ -5,27 +5,16 @@
 
 use crate::env::{Command, Env};
 use crate::error::{CniError, CniResult, code};
-pub use crate::exec::find_plugin;
-use crate::exec::{EnvList, Exec, ProcessExec, decode_error, plugin_env};
+use crate::exec::{EnvList, Exec, decode_error, plugin_env};
 use crate::result::NetResult;
 use crate::version::Version;
 
-/// Runs `name` for `command` and, for ADD, returns its result read into the model.
+/// Runs `name` through `exec` (a process for a plugin binary, [`crate::exec::ProcessExec`]) for
+/// `command` and, for ADD, returns its result read into the model.
 ///
 /// A reply without `cniVersion` is read as `version`. A failing plugin's error object comes back as it
 /// was (its code, message and details), so callers can pass it on.
 pub fn delegate(
-    name: &str,
-    command: Command,
-    env: &Env,
-    stdin: &[u8],
-    version: Version,
-) -> CniResult<Option<NetResult>> {
-    delegate_with(&ProcessExec, name, command, env, stdin, version)
-}
-
-/// [`delegate`] through any [`Exec`].
-pub fn delegate_with(
     exec: &dyn Exec,
     name: &str,
     command: Command,

@@ -191,7 +191,7 @@ impl Exec for ProcessExec {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::delegate::delegate_with;
+    use crate::delegate::delegate;
     use crate::env::{Command, Env};
     use crate::version::Version;
     use std::cell::RefCell;
@@ -233,7 +233,7 @@ mod tests {
             },
             ..Default::default()
         };
-        let r = delegate_with(&fake, "host-local", Command::Del, &env(), b"{}", Version::V1_0_0).unwrap();
+        let r = delegate(&fake, "host-local", Command::Del, &env(), b"{}", Version::V1_0_0).unwrap();
         assert!(r.is_none());
         let seen = fake.seen.borrow();
         let (exe, vars) = &seen[0];
@@ -249,7 +249,7 @@ mod tests {
         assert_eq!(get("CNI_PATH").as_deref(), Some("/a:/b"));
         assert_eq!(vars.iter().filter(|(n, _)| n == "CNI_COMMAND").count(), 1);
         drop(seen);
-        let r = delegate_with(&fake, "host-local", Command::Add, &env(), b"{}", Version::V1_0_0).unwrap();
+        let r = delegate(&fake, "host-local", Command::Add, &env(), b"{}", Version::V1_0_0).unwrap();
         assert_eq!(r.unwrap().ips.len(), 1);
     }
 
