@@ -4,7 +4,8 @@
 //! Same configuration and on-disk store as the reference (see crates/ipam-store), with these
 //! differences: a repeated ADD of an attachment returns the addresses it already holds; DEL, CHECK and
 //! ADD cost the same whatever the store's size; GC releases every reservation of an attachment not in
-//! `cni.dev/valid-attachments`; STATUS reports an unusable store or an exhausted range set (code 50);
+//! `cni.dev/valid-attachments` (and nothing when GC carries no list at all); STATUS reports an
+//! unusable store or an exhausted range set (code 50);
 //! `reclaimAfterReboot` frees reservations of earlier boots; errors carry specific codes (100 pool
 //! exhausted, 101 requested address unavailable, 102 CHECK mismatch, 11 store locked, 7 config, 5 I/O).
 
@@ -147,11 +148,10 @@ impl Plugin for HostLocal {
 
     fn gc(&self, req: &Request) -> CniResult<()> {
         let (data_dir, reclaim) = config::store_settings(req)?;
+        // Without either key (libcni's GCNetworkList with no GCArgs, cnitool 1.3's `gc`) nothing says
+        // which reservations are live: release nothing, as the reference does, and succeed.
         let Some(valid) = req.conf.gc_attachments()? else {
-            return Err(CniError::invalid_config(
-                "GC needs cni.dev/valid-attachments (or cni.dev/attachments): host-local refuses to guess which reservations are live",
-            )
-            .with_details("send an empty list (or null) to release every reservation of this network"));
+            return Ok(());
         };
         let Some(mut store) = open_existing(&data_dir, &req.conf.name, reclaim)? else {
             return Ok(());

@@ -153,6 +153,9 @@ fn gc_and_status_are_delegated_to_ipam() {
             .assert_success();
     }
     assert_eq!(reserved(dir.path()).len(), 3);
+    // No list at all (libcni's GCNetworkList without GCArgs): success, nothing released.
+    Cni::new("bridge", "GC").run(&c).assert_empty_success();
+    assert_eq!(reserved(dir.path()).len(), 3, "GC without a list released");
     let gc = merged(
         c.clone(),
         &json!({"cni.dev/valid-attachments": [{"containerID": "A", "ifname": "eth0"}]}),
