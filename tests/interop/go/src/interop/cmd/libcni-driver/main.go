@@ -7,8 +7,14 @@
 // Usage:
 //
 //	libcni-driver add|check|del NETWORK NETNS
+//	libcni-driver gc|status NETWORK      (built with -tags libcni12: libcni 1.2 or later)
 //	libcni-driver validate NETWORK
 //	libcni-driver version PLUGIN_TYPE...
+//	libcni-driver client                 (the library this driver is built on, as JSON)
+//
+// With -tags libcni12 the driver has the whole command line of cnitool 1.3:
+// "gc" calls GCNetworkList (without GCArgs, as cnitool does, unless GC_VALID
+// is set) and "status" calls GetStatusNetworkList.
 //
 // Environment, as read by cnitool:
 //
@@ -22,6 +28,8 @@
 //
 //	CNI_CACHE_DIR  libcni cache directory (default: libcni's own, /var/lib/cni)
 //	INTEROP_TRACE  file to which every plugin execution is appended as JSON
+//	GC_VALID       for "gc": the valid attachments, "ID/IFNAME" separated by
+//	               commas ("" = an empty list); unset = no GCArgs at all
 //
 // As in cnitool, the container ID is "cnitool-" followed by the hex form of
 // the first 10 bytes of the SHA-512 of the absolute netns path.
@@ -38,15 +46,25 @@ import (
 	"strings"
 
 	"github.com/containernetworking/cni/libcni"
+	"github.com/containernetworking/cni/pkg/version"
 
 	"interop/tracing"
 )
 
 const usage = `usage:
   libcni-driver add|check|del NETWORK NETNS
+  libcni-driver gc|status NETWORK      (libcni 1.2 or later, -tags libcni12)
   libcni-driver validate NETWORK
   libcni-driver version PLUGIN_TYPE...
-environment: NETCONFPATH CNI_PATH CNI_IFNAME CNI_ARGS CAP_ARGS CNI_CACHE_DIR INTEROP_TRACE`
+  libcni-driver client
+environment: NETCONFPATH CNI_PATH CNI_IFNAME CNI_ARGS CAP_ARGS CNI_CACHE_DIR INTEROP_TRACE GC_VALID`
+
+// The libraries this driver and gocni-driver are built on, for reports (set by
+// the build with -ldflags "-X main.library=... -X main.gocniLibrary=...").
+var (
+	library      = "libcni"
+	gocniLibrary = "go-cni"
+)
 
 const defaultNetDir = "/etc/cni/net.d"
 
@@ -69,6 +87,22 @@ func run(args []string) error {
 	)
 
 	switch cmd := args[0]; cmd {
+	case "client":
+		return printJSON(map[string]interface{}{
+			"library":      library,
+			"gocniLibrary": gocniLibrary,
+			"specVersions": version.All.SupportedVersions(),
+			"gcAndStatus":  gcAndStatus,
+		})
+	case "gc", "status":
+		if len(args) != 2 {
+			return fmt.Errorf("%s needs exactly one NETWORK argument\n%s", cmd, usage)
+		}
+		list, err := loadList(args[1])
+		if err != nil {
+			return err
+		}
+		return gcOrStatus(ctx, cninet, cmd, list)
 	case "version":
 		if len(args) < 2 {
 			return fmt.Errorf("version needs at least one plugin type\n%s", usage)
