@@ -10,11 +10,20 @@
 # temporary directories, containerd end to end, fuzz smoke, the suite inside gVisor (tests/gvisor/run.sh).
 # Release steps: aarch64 cross build (size budget), aarch64 under qemu-aarch64-static (VERSION, goldens,
 # parallel host-local), ./install.sh --package (tarballs and .deb, built twice and compared), install
-# from the tarball with no cargo on PATH, the .deb through dpkg -i / -r / -P.
+# from the tarball with no cargo on PATH.
+# Test-root steps (tests/testroot: a cached, throwaway Debian sid root with today's clients): build it
+# and log its versions; the interop suite with drivers built there against libcni 1.3 and go-cni
+# 1.1.13, and cnitool 1.3's add/check/status/gc/del over every conflist (tests/interop/today.sh); the
+# .deb through dpkg -i / -r / -P inside a throwaway overlay of the root (tests/testroot/deb.sh).
+# The host is not changed: after the dependencies step (the one step that installs packages), the
+# contents of /opt/cni, /etc/cni, /usr/local/bin/{k3s-sandbox,cnitool} and /var/lib/dpkg/status are
+# recorded, and the last step fails if any of them changed.
 # Every step runs even when an earlier one failed; the summary lists each; the exit status is non-zero
 # when any step failed. A step that cannot run here (exit status 77) is listed as SKIP and is not
 # counted as passed; the gVisor step only skips when SANDBOX_CNI_GVISOR=optional (for machines where
-# runsc cannot start, such as containers); otherwise runsc not starting is a failure.
+# runsc cannot start, such as containers); otherwise runsc not starting is a failure. Likewise the
+# test-root steps only skip when SANDBOX_CNI_TESTROOT_STAGES=optional (no debootstrap, no route to the
+# Debian mirror, no mount namespaces or overlayfs); otherwise the root not being there is a failure.
 set -uo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -185,46 +194,55 @@ release_packages() {
     return $rc
 }
 
-# The .deb on this machine: dpkg -i next to Debian's containernetworking-plugins (installed by the
-# dependencies step), files where they belong, no live conflist; dpkg -r then dpkg -P leave nothing.
-deb_install_remove() {
-    local deb rc=0 before after p
-    [ "$(id -u)" = 0 ] || { echo "not root: cannot test the .deb with dpkg -i" >&2; return 1; }
-    deb=$(ls dist/sandbox-cni_*_amd64.deb) || return 1
-    local listing
-    listing=$(dpkg-deb --contents dist/sandbox-cni_*_arm64.deb) || return 1
-    grep -q ' ./opt/cni/bin/host-local$' <<<"$listing" || { echo "the arm64 .deb has no host-local" >&2; rc=1; }
-    state() { dpkg-query -W -f='${db:Status-Status}' sandbox-cni 2>/dev/null; }
-    case $(state) in ''|not-installed) ;; *) echo "sandbox-cni is already installed as a package: not touching it" >&2; return 1 ;; esac
-    snapshot() { find /opt/cni /etc/cni /usr/bin/k3s-sandbox /usr/share/doc/sandbox-cni 2>/dev/null | LC_ALL=C sort; }
-    before=$(snapshot)
-    # A plugin no package owns (put there by hand or by install.sh) is not overwritten.
-    if [ ! -e /opt/cni/bin/bridge ]; then
-        local made=/opt/cni
-        [ -d /opt/cni ] && made=/opt/cni/bin
-        [ -d /opt/cni/bin ] && made=
-        mkdir -p /opt/cni/bin && printf '#!/bin/sh\n# not ours\n' > /opt/cni/bin/bridge
-        if dpkg -i "$deb"; then echo "dpkg -i overwrote a plugin no package owns" >&2; rc=1; fi
-        grep -q 'not ours' /opt/cni/bin/bridge || rc=1
-        case $(state) in ''|not-installed) ;; *) echo "a refused install left the package $(state)" >&2; rc=1 ;; esac
-        rm -f /opt/cni/bin/bridge
-        [ -z "$made" ] || rm -r "$made"
+# The host's state that no test may change: what install.sh and dpkg install, and the dpkg database.
+host_state() {
+    local p
+    for p in /opt/cni /etc/cni /usr/local/bin/k3s-sandbox /usr/local/bin/cnitool /var/lib/dpkg/status; do
+        if [ ! -e "$p" ] && [ ! -L "$p" ]; then echo "absent $p"; continue; fi
+        find "$p" -printf '%y %m %u:%g %p -> %l\n' | LC_ALL=C sort
+        find "$p" -type f -print0 | LC_ALL=C sort -z | xargs -0 -r sha256sum
+    done
+}
+host_unchanged() {
+    local now
+    now=$(host_state)
+    if [ "$now" != "$host_before" ]; then
+        echo "the test command changed the host (- before, + after):" >&2
+        diff <(echo "$host_before") <(echo "$now") >&2
+        return 1
     fi
-    dpkg -i "$deb" || return 1
-    for p in $PLUGINS; do [ -x "/opt/cni/bin/$p" ] || { echo "/opt/cni/bin/$p missing" >&2; rc=1; }; done
-    [ -x /usr/bin/k3s-sandbox ] && /usr/bin/k3s-sandbox --help >/dev/null || rc=1
-    [ -f /etc/cni/net.d/10-sandbox-cni.conflist.example ] || rc=1
-    [ ! -e /etc/cni/net.d/10-sandbox-cni.conflist ] || { echo "the package wrote a live conflist" >&2; rc=1; }
-    if ! dpkg -s containernetworking-plugins >/dev/null 2>&1 || [ ! -x /usr/lib/cni/host-local ]; then
-        echo "containernetworking-plugins is not installed next to the package" >&2; rc=1
+    echo "unchanged: /opt/cni, /etc/cni, /usr/local/bin/{k3s-sandbox,cnitool}, /var/lib/dpkg/status ($(wc -l <<<"$now") entries)"
+}
+
+# A step in the test root: exit 77 (the root cannot be built or entered here) is a failure unless
+# SANDBOX_CNI_TESTROOT_STAGES=optional.
+in_testroot() {
+    local rc=0
+    "$@" || rc=$?
+    if [ $rc = 77 ] && [ "${SANDBOX_CNI_TESTROOT_STAGES:-}" != optional ]; then
+        echo "the test root is not available (see SKIPPED above); where it cannot be built, set SANDBOX_CNI_TESTROOT_STAGES=optional" >&2
+        return 1
     fi
-    CNI_COMMAND=VERSION /opt/cni/bin/host-local </dev/null | grep -q supportedVersions || rc=1
-    dpkg -r sandbox-cni || rc=1
-    [ "$(dpkg-query -W -f='${Status}' sandbox-cni 2>/dev/null)" = "deinstall ok config-files" ] || { echo "after dpkg -r: not config-files" >&2; rc=1; }
-    dpkg -P sandbox-cni || rc=1
-    after=$(snapshot)
-    if [ "$before" != "$after" ]; then echo "dpkg -r/-P left files behind:" >&2; diff <(echo "$before") <(echo "$after") >&2; rc=1; fi
-    case $(state) in ''|not-installed) ;; *) echo "sandbox-cni is still $(state)" >&2; rc=1 ;; esac
+    return $rc
+}
+testroot_build() {
+    local start=$SECONDS
+    tests/testroot/testroot.sh build || return $?
+    echo "test root ready in $((SECONDS - start)) s; its clients:"
+    tests/testroot/testroot.sh versions
+}
+
+# The .deb inside a throwaway overlay of the test root (never on this machine): next to
+# containernetworking-plugins 1.9.1 and a plugin no package owns; see tests/testroot/deb.sh.
+deb_in_root() {
+    local dist
+    dist=$(mktemp -d) || return 1
+    cp dist/sandbox-cni_*_amd64.deb dist/sandbox-cni_*_arm64.deb "$dist/" || { rm -rf "$dist"; return 1; }
+    local rc=0
+    # shellcheck disable=SC2086
+    tests/testroot/testroot.sh run --scratch --ro-bind "$dist:/dist" --ro-bind "$repo/tests/testroot/deb.sh:/deb.sh" \
+        -- bash /deb.sh $PLUGINS || rc=$?
+    rm -rf "$dist"
     return $rc
 }
 
@@ -242,6 +260,7 @@ gvisor() {
 }
 
 [ "$install_deps" = 1 ] && step "dependencies" deps
+host_before=$(host_state)
 step "cargo fmt --check" fmt
 step "cargo clippy -D warnings" clippy
 step "shellcheck" shell_lint
@@ -251,10 +270,15 @@ step "./install.sh from source" install_from_source
 step "aarch64 cross build and size budget" aarch64_build
 step "aarch64 under qemu: VERSION, goldens, parallel host-local" aarch64_qemu
 step "release tarballs and .deb, twice, byte-identical; install without cargo" release_packages
-step ".deb: dpkg -i, dpkg -r, dpkg -P" deb_install_remove
+step "test root (Debian sid): build or reuse, client versions" in_testroot testroot_build
+step "test root: libcni 1.3 and go-cni 1.1.13 interop, cnitool 1.3 add/check/status/gc/del" in_testroot tests/interop/today.sh
+step "test root: .deb through dpkg -i, -r, -P next to the 1.9.1 reference" in_testroot deb_in_root
 step "containerd end to end" containerd_e2e
+# Wired in at merge time: containerd 2.1.9 end to end in the test root.
+# step "test root: containerd 2.1.9 end to end" in_testroot tests/e2e/containerd2.sh
 step "fuzz smoke" fuzz_smoke
 step "inside gVisor (runsc)" gvisor
+step "host state unchanged (/opt/cni, /etc/cni, dpkg status)" host_unchanged
 
 echo
 echo "=== summary"

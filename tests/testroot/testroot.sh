@@ -2,9 +2,12 @@
 # The throwaway Debian root with today's clients, for the tests of sandbox-cni.
 #
 #   tests/testroot/testroot.sh build            build the root, or reuse the cached one; prints its path
-#   tests/testroot/testroot.sh run [--bind HOST:INSIDE]... [--ro-bind HOST:INSIDE]... -- CMD [ARG...]
+#   tests/testroot/testroot.sh run [--scratch] [--bind HOST:INSIDE]... [--ro-bind HOST:INSIDE]... -- CMD [ARG...]
 #                                               run CMD inside the root (pivot_root in a private mount
-#                                               namespace; the host's network, /sys and /dev)
+#                                               namespace; the host's network, /sys and /dev); with
+#                                               --scratch, on a throwaway overlay of the root: CMD may
+#                                               install packages (dpkg -i), and every change to the
+#                                               root is discarded when it ends
 #   tests/testroot/testroot.sh versions         the versions of the clients in the root
 #   tests/testroot/testroot.sh path             where the root is (or would be) cached
 #   tests/testroot/testroot.sh clean            remove the cached root
@@ -21,8 +24,8 @@
 # mounts vanish with the command. Needs root.
 #
 # Exit status: that of CMD for `run`; 0 for the rest; 77 SKIPPED when the root cannot be built or
-# entered here (not root, no debootstrap, no mount namespaces, the mirror unreachable); the reason is
-# printed on stderr, starting with "SKIPPED:".
+# entered here (not root, no debootstrap, no mount namespaces, no overlayfs for --scratch, the mirror
+# unreachable); the reason is printed on stderr, starting with "SKIPPED:".
 set -uo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -117,7 +120,15 @@ build() {
 enter='
 set -e
 r=$1; shift
-mount --bind "$r" "$r"
+case $1 in
+    scratch:*)
+        # A throwaway overlay: the cached root is the read-only lower layer.
+        t=${1#scratch:}; shift
+        mkdir -p "$t/upper" "$t/work" "$t/merged"
+        mount -t overlay overlay -o "lowerdir=$r,upperdir=$t/upper,workdir=$t/work" "$t/merged"
+        r=$t/merged ;;
+    *) mount --bind "$r" "$r" ;;
+esac
 mount -t proc proc "$r/proc"
 mount --rbind /sys "$r/sys" && mount --make-rslave "$r/sys"
 mount --rbind /dev "$r/dev" && mount --make-rslave "$r/dev"
@@ -141,8 +152,10 @@ exec env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HO
 
 run() {
     local -a binds=()
+    local scratch=
     while [ $# -gt 0 ]; do
         case $1 in
+            --scratch) scratch=1; shift ;;
             --bind|--ro-bind)
                 local spec=${2:?$1 needs HOST:INSIDE} kind=rw
                 [ "$1" = --ro-bind ] && kind=ro
@@ -156,7 +169,18 @@ run() {
     [ $# -gt 0 ] || die "run needs a command after --"
     [ "$(id -u)" = 0 ] || skipped "entering it needs root"
     current || skipped "the root is not built (or out of date): run $0 build"
-    unshare -m --propagation private -- sh -c "$enter" testroot "$root" "${binds[@]}" -- "$@"
+    if [ -z "$scratch" ]; then
+        unshare -m --propagation private -- sh -c "$enter" testroot "$root" "${binds[@]}" -- "$@"
+        return
+    fi
+    grep -qw overlay /proc/filesystems || modprobe overlay 2>/dev/null || true
+    grep -qw overlay /proc/filesystems || skipped "--scratch needs overlayfs, which this kernel lacks"
+    local tmp rc=0
+    # Next to the root: the same file system, and never a tmpfs or an overlay itself.
+    tmp=$(mktemp -d "$root.scratch.XXXXXX") || die "cannot create a scratch directory next to $root"
+    unshare -m --propagation private -- sh -c "$enter" testroot "$root" "scratch:$tmp" "${binds[@]}" -- "$@" || rc=$?
+    rm -rf "$tmp"
+    return $rc
 }
 
 case ${1:-} in
@@ -164,7 +188,7 @@ case ${1:-} in
     run) shift; run "$@" ;;
     versions) current || skipped "the root is not built: run $0 build"; cat "$root/$versions_file" ;;
     path) echo "$root" ;;
-    clean) rm -rf "$root" "$root.new" "$root.lock" "$root".*.log; echo "removed $root" ;;
+    clean) rm -rf "$root" "$root.new" "$root.lock" "$root".*.log "$root".scratch.*; echo "removed $root" ;;
     -h|--help) usage ;;
     *) usage >&2; exit 2 ;;
 esac
