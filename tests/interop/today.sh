@@ -43,7 +43,7 @@ go build -tags libcni12 -ldflags "-X '"'"'main.library=$libcni'"'"' -X '"'"'main
 "$testroot" run --ro-bind "$repo/tests/interop/go:/interop" --bind "$out:/out" -- \
     env GOPATH=/interop:/usr/share/gocode GO111MODULE=off GOFLAGS= GOPROXY=off GOENV=off CGO_ENABLED=0 \
     GOCACHE=/out/gocache sh -c "$build" || { rc=$?; echo "building the drivers inside the test root failed" >&2; exit $rc; }
-echo "drivers built inside the root in $((SECONDS - start)) s: $("$out/drivers/libcni-driver" client | tr -d ' \n')"
+echo "drivers built inside the root in $((SECONDS - start)) s: $("$out/drivers/libcni-driver" client | tr -s ' \n' ' ')"
 
 # --workspace: the same feature set as the `cargo test --workspace` step, so nothing is rebuilt.
 # --nocapture: each test lists the cases it passed.
