@@ -12,7 +12,13 @@ Run as root for the full picture: the reference bridge and loopback need real ne
 the script creates for itself (its own scratch namespace for the host side, one container namespace)
 and removes at the end. Without root those two comparisons are skipped.
 
-Usage: bench/run.py [--quick] [--ours DIR] [--reference DIR] [--out DIR] [--check]
+With --reference2 DIR a second reference (e.g. the 1.9.1 plugins of the test root) gets its own column:
+every round then runs bare, ours and both references, so all ratios come from the same rounds.
+bench/in-root.sh runs the whole benchmark inside the test root (tests/testroot) that way, Debian 12's
+1.1.1 beside sid's 1.9.1.
+
+Usage: bench/run.py [--quick] [--ours DIR] [--reference DIR] [--reference2 DIR] [--out DIR] [--check]
+                    [--tools DIR] [--replot]
 Writes OUT/results.json, OUT/report.md and OUT/latency-vs-store-size.png (OUT defaults to bench/out).
 """
 
@@ -63,6 +69,16 @@ class BenchError(Exception):
 
 
 # ---- tools ------------------------------------------------------------------------------------------
+
+
+def prebuilt_tools(d):
+    """runner and nothing built earlier (static, so they run in any root), e.g. by bench/in-root.sh."""
+    tools = {name: os.path.join(d, name) for name in ["runner", "nothing"]}
+    for exe in tools.values():
+        if not os.access(exe, os.X_OK):
+            raise BenchError(f"--tools {d}: {exe} is missing")
+    tools["cc"] = "prebuilt"
+    return tools
 
 
 def build_tools(out):
@@ -205,8 +221,10 @@ class Netns:
 
 
 class Impl:
-    def __init__(self, label, bindir):
-        self.label = label
+    def __init__(self, key, label, bindir, short=None):
+        self.key = key  # column: "ours", "ref" or "ref2"
+        self.label = label  # e.g. "containernetworking-plugins 1.1.1+ds1-3+b5"
+        self.short = short or label  # column heading, e.g. "reference 1.1.1"
         self.dir = bindir
 
     def exe(self, plugin):
@@ -250,12 +268,14 @@ def med(xs):
 
 
 class Bench:
-    def __init__(self, args, tools, ours, ref, work, netns):
+    def __init__(self, args, tools, ours, refs, work, netns):
         self.quick = args.quick
         self.runner = Runner(tools["runner"], work)
         self.nothing = tools["nothing"]
         self.ours = ours
-        self.ref = ref
+        # The references by column, "ref" first (the one the targets are set against), then "ref2".
+        self.refs = {r.key: r for r in refs}
+        self.ref = self.refs["ref"]
         self.work = work
         self.netns = netns
         self.results = {}
@@ -303,15 +323,28 @@ class Bench:
             raise BenchError("the do-nothing binary failed")
         return secs, rss
 
+    def columns(self):
+        """The measured columns besides the bare start: ours, then every reference."""
+        return ["ours", *self.refs]
+
+    def impls(self):
+        return {"ours": self.ours, **self.refs}
+
     def interleaved(self, rounds, ours_fn, ref_fn, between=None):
-        """Runs rounds of (bare, ours, ref) in rotating order; returns lists of samples."""
-        samples = {"bare": [], "ours": [], "ref": []}
-        jobs = [("bare", lambda i: self.bare()), ("ours", ours_fn), ("ref", ref_fn)]
+        """Runs rounds of (bare, ours, each reference) in rotating order; ref_fn(impl, i) makes one
+        reference call (None: no reference column). Returns lists of samples by column."""
+        jobs = [("ours", ours_fn)]
+        if ref_fn is not None:
+            jobs += [(k, (lambda impl: lambda i: ref_fn(impl, i))(impl)) for k, impl in self.refs.items()]
+        return self.rotate(rounds, jobs, between)
+
+    def rotate(self, rounds, jobs, between=None):
+        """Runs rounds of the bare start and (name, fn(i)) jobs in rotating order."""
+        jobs = [("bare", lambda i: self.bare()), *jobs]
+        samples = {name: [] for name, _ in jobs}
         for i in range(rounds):
-            k = i % 3
+            k = i % len(jobs)
             for name, fn in jobs[k:] + jobs[:k]:
-                if fn is None:
-                    continue
                 samples[name].append(fn(i))
             if between:
                 between(i)
@@ -334,11 +367,10 @@ class Bench:
         def paired(a, b):
             return med([x / y for x, y in zip(times[a], times[b])])
 
-        if "ref" in m:
-            entry["speedup_vs_ref"] = paired("ref", "ours")
         entry["ours_vs_bare"] = paired("ours", "bare")
-        if "ref" in m:
-            entry["ref_vs_bare"] = paired("ref", "bare")
+        for r in [k for k in m if k not in ("bare", "ours")]:
+            entry[f"speedup_vs_{r}"] = paired(r, "ours")
+            entry[f"{r}_vs_bare"] = paired(r, "bare")
         if target is not None:
             entry["target"] = {"kind": kind, "value": target}
             got = entry["speedup_vs_ref"] if kind == "vs_ref" else entry["ours_vs_bare"]
@@ -355,7 +387,7 @@ class Bench:
             s = self.interleaved(
                 rounds,
                 lambda i: self.call(self.ours, plugin, env, stdin, "supportedVersions"),
-                lambda i: self.call(self.ref, plugin, env, stdin, "supportedVersions"),
+                lambda impl, i: self.call(impl, plugin, env, stdin, "supportedVersions"),
             )
             self.record(f"version_{plugin}", f"{plugin} VERSION", s, TARGETS["version_vs_bare"], "vs_bare")
 
@@ -364,8 +396,8 @@ class Bench:
         stdin = self.runner.stdin_file(json.dumps(conf).encode())
         ref_fn = None
         if self.netns.path:
-            def ref_fn(i):
-                return self.call(self.ref, "loopback", cni_env("ADD", f"lo{i}", self.netns.path, ""), stdin, "ips")
+            def ref_fn(impl, i):
+                return self.call(impl, "loopback", cni_env("ADD", f"lo{i}", self.netns.path, ""), stdin, "ips")
         else:
             self.notes.append(f"reference loopback ADD skipped: {self.netns.why_not}")
         s = self.interleaved(
@@ -391,19 +423,19 @@ class Bench:
         }
 
     def hl_empty(self, rounds):
-        dirs = {k: os.path.join(self.work, f"empty-{k}") for k in ("ours", "ref")}
+        dirs = {k: os.path.join(self.work, f"empty-{k}") for k in self.columns()}
         stdins = {
             k: self.runner.stdin_file(json.dumps(self.hl_conf(d, "10.22.0.0/24")).encode())
             for k, d in dirs.items()
         }
-        adds = {"bare": [], "ours": [], "ref": []}
-        dels = {"bare": [], "ours": [], "ref": []}
-        impls = {"ours": self.ours, "ref": self.ref}
-        jobs = ["bare", "ours", "ref"]
+        jobs = ["bare", *self.columns()]
+        adds = {k: [] for k in jobs}
+        dels = {k: [] for k in jobs}
+        impls = self.impls()
         for i in range(rounds):
             for d in dirs.values():
                 shutil.rmtree(d, ignore_errors=True)
-            k = i % 3
+            k = i % len(jobs)
             for name in jobs[k:] + jobs[:k]:
                 if name == "bare":
                     adds["bare"].append(self.bare())
@@ -419,12 +451,12 @@ class Bench:
         self.record("hl_del_fresh", "host-local DEL, fresh dataDir", dels, TARGETS["empty_speedup"])
 
     def add_check_del_rounds(self, rounds, prefix, impls, stdins, samples):
-        """`rounds` rounds of a bare start and, for ours and the reference, ADD, CHECK and DEL of a
-        new attachment `<prefix><round>`; the order of the three rotates from round to round.
+        """`rounds` rounds of a bare start and, for ours and each reference, ADD, CHECK and DEL of a
+        new attachment `<prefix><round>`; the order of the columns rotates from round to round.
         Appends to samples[op][name]."""
-        jobs = ["bare", "ours", "ref"]
+        jobs = ["bare", *impls]
         for i in range(rounds):
-            k = i % 3
+            k = i % len(jobs)
             for name in jobs[k:] + jobs[:k]:
                 if name == "bare":
                     for op in samples:
@@ -443,16 +475,16 @@ class Bench:
         (the everyday case on a node), each paired with a bare start and with the reference. The
         loaded run has a disk writer (DiskWriter) working beside it on the same file system."""
         tag = "loaded" if loaded else "quiet"
-        data = {k: os.path.join(self.work, f"steady-{tag}-{k}") for k in ("ours", "ref")}
+        data = {k: os.path.join(self.work, f"steady-{tag}-{k}") for k in self.columns()}
         stdins = {
             k: self.runner.stdin_file(json.dumps(self.hl_conf(d, "10.23.0.0/16", "sbxsteady")).encode())
             for k, d in data.items()
         }
-        impls = {"ours": self.ours, "ref": self.ref}
+        impls = self.impls()
         for k, impl in impls.items():
             for j in range(8):
                 self.call(impl, "host-local", cni_env("ADD", f"resident{j}", self.ctr_netns, ""), stdins[k], "ips")
-        samples = {op: {"bare": [], "ours": [], "ref": []} for op in ("ADD", "CHECK", "DEL")}
+        samples = {op: {k: [] for k in ["bare", *impls]} for op in ("ADD", "CHECK", "DEL")}
         writer = DiskWriter(self.work) if loaded else None
         load = os.getloadavg()[0]
         try:
@@ -487,7 +519,7 @@ class Bench:
                 return self.call(self.ours, "host-local", env, stdin, "ips")
             return fn
 
-        samples = self.interleaved(rounds, add(on, "on"), add(off, "off"))
+        samples = self.rotate(rounds, [("ours", add(on, "on")), ("ref", add(off, "off"))])
         with open(os.path.join(on, "trace.jsonl")) as f:
             lines = sum(1 for _ in f)
         if lines != rounds:
@@ -513,13 +545,13 @@ class Bench:
                 f.write(str(ipaddress.ip_address(base + want - 1)))
 
     def store_sweep(self, sizes, rounds_for):
-        names = {"ours": "sweep-ours", "ref": "sweep-ref"}
+        names = self.columns()
         data = {k: os.path.join(self.work, "store-" + k) for k in names}
         stdins = {
             k: self.runner.stdin_file(json.dumps(self.hl_conf(data[k], STORE_NET, "sbxsweep")).encode())
             for k in names
         }
-        impls = {"ours": self.ours, "ref": self.ref}
+        impls = self.impls()
         # One untimed ADD/DEL each, so that the store exists (lock file, index) before the first point.
         for k, impl in impls.items():
             self.call(impl, "host-local", cni_env("ADD", "warmup", self.ctr_netns, ""), stdins[k], "ips")
@@ -538,16 +570,18 @@ class Bench:
             )
             self.call(self.ours, "host-local", cni_env("DEL", f"rb{size}", "", ""), stdins["ours"])
             rounds = rounds_for(size)
-            samples = {op: {"bare": [], "ours": [], "ref": []} for op in ("ADD", "CHECK", "DEL")}
+            samples = {op: {k: [] for k in ["bare", *impls]} for op in ("ADD", "CHECK", "DEL")}
             self.add_check_del_rounds(rounds, f"s{size}-", impls, stdins, samples)
             point = {"size": size, "rounds": rounds, "rebuild_s": rebuild_s}
             for op, s in samples.items():
                 e = self.record(f"hl_{op.lower()}_{size}", f"host-local {op}, {size:,} reservations", s)
                 point[op] = e
             sweep.append(point)
+            refs = ", ".join(
+                f"{impl.label} {point['ADD']['median_s'][k] * 1e3:8.2f} ms" for k, impl in self.refs.items()
+            )
             log(
-                f"  store {size:>6,}: ADD ours {point['ADD']['median_s']['ours'] * 1e3:7.2f} ms, "
-                f"reference {point['ADD']['median_s']['ref'] * 1e3:8.2f} ms  "
+                f"  store {size:>6,}: ADD ours {point['ADD']['median_s']['ours'] * 1e3:7.2f} ms, {refs}  "
                 f"({rounds} rounds, {time.monotonic() - t0:.0f} s)"
             )
         if sizes[0] == 0:
@@ -568,25 +602,27 @@ class Bench:
             "ours_s": sweep[-1]["rebuild_s"],
         }
         rss = [p[op]["peak_rss_kib"]["ours"] for p in sweep for op in ("ADD", "CHECK", "DEL")]
-        ref_rss = [p[op]["peak_rss_kib"]["ref"] for p in sweep for op in ("ADD", "CHECK", "DEL")]
         self.results["hl_rss"] = {
             "title": f"host-local peak RSS over store sizes {sizes[0]:,}..{top:,} (KiB)",
             "ours_min_kib": min(rss),
             "ours_max_kib": max(rss),
-            "ref_min_kib": min(ref_rss),
-            "ref_max_kib": max(ref_rss),
             "target": {"kind": "rss", "value": RSS_LIMIT_KIB},
             "pass": max(rss) <= RSS_LIMIT_KIB,
         }
+        for r in self.refs:
+            ref_rss = [p[op]["peak_rss_kib"][r] for p in sweep for op in ("ADD", "CHECK", "DEL")]
+            self.results["hl_rss"][f"{r}_min_kib"] = min(ref_rss)
+            self.results["hl_rss"][f"{r}_max_kib"] = max(ref_rss)
         self.sweep = sweep
         return sweep
 
     def concurrency(self, rounds, n, parallel):
-        impls = {"ours": self.ours, "ref": self.ref}
+        impls = self.impls()
         out = {k: [] for k in impls}
         problems = []
+        cols = list(impls)
         for i in range(rounds):
-            order = ["ours", "ref"] if i % 2 == 0 else ["ref", "ours"]
+            order = cols[i % len(cols):] + cols[:i % len(cols)]
             for name in order:
                 d = os.path.join(self.work, f"conc-{name}")
                 shutil.rmtree(d, ignore_errors=True)
@@ -615,14 +651,15 @@ class Bench:
             "title": f"host-local {parallel}-way concurrent ADD throughput ({n} ADDs into a /24)",
             "rounds": rounds,
             "throughput_per_s": thr,
-            "speedup_vs_ref": thr["ours"] / thr["ref"],
             "ours_duplicates": sum(r["duplicates"] for r in out["ours"]),
             "ours_failures": sum(r["failures"] for r in out["ours"]),
-            "ref_duplicates": sum(r["duplicates"] for r in out["ref"]),
-            "ref_failures": sum(r["failures"] for r in out["ref"]),
             "problems": problems,
             "target": {"kind": "vs_ref", "value": TARGETS["concurrency_speedup"]},
         }
+        for r in self.refs:
+            entry[f"speedup_vs_{r}"] = thr["ours"] / thr[r]
+            entry[f"{r}_duplicates"] = sum(x["duplicates"] for x in out[r])
+            entry[f"{r}_failures"] = sum(x["failures"] for x in out[r])
         entry["pass"] = (
             entry["speedup_vs_ref"] >= TARGETS["concurrency_speedup"]
             and entry["ours_duplicates"] == 0
@@ -650,7 +687,7 @@ class Bench:
 
         stdins = {
             k: self.runner.stdin_file(json.dumps(conf(os.path.join(self.work, "br-" + k))).encode())
-            for k in ("ours", "ref")
+            for k in self.columns()
         }
 
         def run_pair(impl, key, netns, i, dels):
@@ -661,7 +698,7 @@ class Bench:
         # Phase 1, against the bare start only: the reference bridge creates and deletes real veths and
         # a bridge, and the kernel and udev keep working on those for milliseconds afterwards, which
         # would slow down whatever runs next, the bare start included.
-        dels = {"bare": [], "ours": [], "ref": []}
+        dels = {"bare": [], "ours": []}
         s = self.interleaved(
             rounds,
             lambda i: run_pair(self.ours, "ours", self.ctr_netns, i, dels),
@@ -677,10 +714,10 @@ class Bench:
 
         # Phase 2, against the reference, pausing after each reference call so that its kernel
         # aftermath lands in neither implementation's next call.
-        dels = {"bare": [], "ours": [], "ref": []}
+        dels = {k: [] for k in ["bare", *self.columns()]}
 
-        def ref_fn(i):
-            r = run_pair(self.ref, "ref", self.netns.path, i, dels)
+        def ref_fn(impl, i):
+            r = run_pair(impl, impl.key, self.netns.path, i, dels)
             time.sleep(0.05)
             return r
 
@@ -759,7 +796,15 @@ def fs_costs(work, n=40):
 # ---- report -----------------------------------------------------------------------------------------
 
 
-def machine():
+def dpkg_version(package):
+    try:
+        r = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", package], capture_output=True, text=True, timeout=30)
+        return r.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def machine(refs, revision=None):
     cpu = "unknown"
     try:
         with open("/proc/cpuinfo") as f:
@@ -769,22 +814,14 @@ def machine():
                     break
     except OSError:
         pass
-    ref_version = "unknown"
+    rev = revision or "unknown"
     try:
-        r = subprocess.run(
-            ["dpkg-query", "-W", "-f", "${Version}", "containernetworking-plugins"],
-            capture_output=True, text=True, timeout=30,
-        )
-        ref_version = r.stdout.strip() or ref_version
-    except (OSError, subprocess.SubprocessError):
-        pass
-    rev = "unknown"
-    try:
-        r = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=30)
-        d = subprocess.run(["git", "-C", REPO, "status", "--porcelain", "--", "crates", "plugins", "Cargo.toml"],
-                           capture_output=True, text=True, timeout=30)
-        if r.returncode == 0:
-            rev = r.stdout.strip() + (" with uncommitted changes to crates/ or plugins/" if d.stdout.strip() else "")
+        if revision is None:
+            r = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=30)
+            d = subprocess.run(["git", "-C", REPO, "status", "--porcelain", "--", "crates", "plugins", "Cargo.toml"],
+                               capture_output=True, text=True, timeout=30)
+            if r.returncode == 0:
+                rev = r.stdout.strip() + (" with uncommitted changes to crates/ or plugins/" if d.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):
         pass
     return {
@@ -794,7 +831,8 @@ def machine():
         "kernel": platform.release(),
         "os": platform.freedesktop_os_release().get("PRETTY_NAME", "unknown")
         if hasattr(platform, "freedesktop_os_release") else "unknown",
-        "reference": f"containernetworking-plugins {ref_version}",
+        "reference": refs[0].label,
+        "references": {r.key: {"label": r.label, "dir": r.dir} for r in refs},
         "load_at_start": os.getloadavg()[0],
     }
 
@@ -804,28 +842,29 @@ def fmt_ms(s):
 
 
 def report(bench, info, quick):
+    refs = list(bench.refs.values())
     rows = []
+
+    def cells(per_ref):
+        return [per_ref(r.key) for r in refs]
+
     for key, e in bench.results.items():
         if key == "hl_rss":
-            rows.append([
-                e["title"], f"{e['ours_min_kib']}..{e['ours_max_kib']} KiB",
-                f"{e['ref_min_kib']}..{e['ref_max_kib']} KiB", "", "",
-                f"<= {e['target']['value']} KiB", "pass" if e["pass"] else "FAIL",
-            ])
+            rows.append([e["title"], f"{e['ours_min_kib']}..{e['ours_max_kib']} KiB",
+                         *cells(lambda r: f"{e[r + '_min_kib']}..{e[r + '_max_kib']} KiB"),
+                         *cells(lambda r: ""), "", f"<= {e['target']['value']} KiB", "pass" if e["pass"] else "FAIL"])
             continue
         if key == "hl_rebuild":
-            rows.append([e["title"], fmt_ms(e["ours_s"]), "-", "-", "", "", ""])
+            rows.append([e["title"], fmt_ms(e["ours_s"]), *cells(lambda r: "-"), *cells(lambda r: "-"), "", "", ""])
             continue
         if key == "hl_concurrent":
             t = e["throughput_per_s"]
-            rows.append([
-                e["title"], f"{t['ours']:.0f}/s", f"{t['ref']:.0f}/s", f"{e['speedup_vs_ref']:.1f}x faster", "",
-                f">= {e['target']['value']:g}x, 0 duplicates", "pass" if e["pass"] else "FAIL",
-            ])
-            rows.append([
-                "  duplicates / failures", f"{e['ours_duplicates']} / {e['ours_failures']}",
-                f"{e['ref_duplicates']} / {e['ref_failures']}", "", "", "", "",
-            ])
+            rows.append([e["title"], f"{t['ours']:.0f}/s", *cells(lambda r: f"{t[r]:.0f}/s"),
+                         *cells(lambda r: f"{e['speedup_vs_' + r]:.1f}x faster"), "",
+                         f">= {e['target']['value']:g}x, 0 duplicates", "pass" if e["pass"] else "FAIL"])
+            rows.append(["  duplicates / failures", f"{e['ours_duplicates']} / {e['ours_failures']}",
+                         *cells(lambda r: f"{e[r + '_duplicates']} / {e[r + '_failures']}"), *cells(lambda r: ""),
+                         "", "", ""])
             continue
         m = e["median_s"]
         tgt = e.get("target")
@@ -833,26 +872,29 @@ def report(bench, info, quick):
         if tgt:
             tgt_text = f">= {tgt['value']:g}x faster" if tgt["kind"] == "vs_ref" else f"<= {tgt['value']:g}x bare"
         rss = e.get("peak_rss_kib", {})
+        bare_refs = ", ".join(f"{bench.refs[r].short} {e[r + '_vs_bare']:.1f}x" for r in bench.refs if r + "_vs_bare" in e)
         rows.append([
             e["title"],
             fmt_ms(m["ours"]) + (f", {rss['ours']} KiB" if "ours" in rss else ""),
-            (fmt_ms(m["ref"]) + (f", {rss['ref']} KiB" if "ref" in rss else "")) if "ref" in m else "-",
-            f"{e['speedup_vs_ref']:.1f}x faster" if "speedup_vs_ref" in e else "-",
-            f"{e['ours_vs_bare']:.2f}x" + (f" (ref {e['ref_vs_bare']:.1f}x)" if "ref_vs_bare" in e else ""),
+            *cells(lambda r: (fmt_ms(m[r]) + (f", {rss[r]} KiB" if r in rss else "")) if r in m else "-"),
+            *cells(lambda r: f"{e['speedup_vs_' + r]:.1f}x faster" if "speedup_vs_" + r in e else "-"),
+            f"{e['ours_vs_bare']:.2f}x" + (f" ({bare_refs})" if bare_refs else ""),
             tgt_text,
             ("pass" if e["pass"] else "FAIL") if "pass" in e else "",
         ])
-    head = ["measurement", "ours (median, peak RSS)", "reference", "ours vs reference", "ours / bare start", "target", ""]
+    head = ["measurement", "ours (median, peak RSS)", *[r.short for r in refs],
+            *[f"ours vs {r.short}" for r in refs], "ours / bare start", "target", ""]
     bare = statistics.median(
         [e["median_s"]["bare"] for k, e in bench.results.items() if "median_s" in e]
     )
     lines = [
         f"Machine: {info['cpu']}, {info['cpus']} CPUs, Linux {info['kernel']}, {info['os']}; "
-        f"reference: {info['reference']}; ours: {info['revision']}, {info['ours_dir_kind']}; "
+        f"references: {'; '.join(f'{r.short} = {r.label}' for r in refs)}; "
+        f"ours: {info['revision']}, {info['ours_dir_kind']}; "
         f"mode: {'quick' if quick else 'full'}; load average at start {info['load_at_start']:.2f}; "
         f"bare start (static do-nothing binary, median over all rounds): {bare * 1e3:.3f} ms. "
-        "Times are medians; ratios are medians of per-round ratios (each round runs bare, ours and the "
-        "reference back to back).",
+        "Times are medians; ratios are medians of per-round ratios (each round runs bare, ours and "
+        "every reference back to back, in rotating order). Targets are against the first reference.",
         "",
         "| " + " | ".join(head) + " |",
         "|" + "---|" * len(head),
@@ -872,7 +914,8 @@ def report(bench, info, quick):
     return "\n".join(lines) + "\n"
 
 
-def plot(sweep, path):
+def plot(sweep, path, labels):
+    """labels: column -> legend name of each reference ("ref", "ref2")."""
     try:
         import matplotlib
 
@@ -884,9 +927,11 @@ def plot(sweep, path):
     sizes = [p["size"] for p in sweep]
     fig, ax = plt.subplots(figsize=(8, 5), dpi=110)
     styles = {"ADD": "o", "CHECK": "s", "DEL": "^"}
+    colors = {"ref": "tab:red", "ref2": "tab:orange"}
     for op, marker in styles.items():
-        ax.plot(sizes, [p[op]["median_s"]["ref"] * 1e3 for p in sweep], marker=marker, color="tab:red",
-                alpha=0.8, label=f"reference host-local {op}")
+        for key, label in labels.items():
+            ax.plot(sizes, [p[op]["median_s"][key] * 1e3 for p in sweep], marker=marker, color=colors.get(key, "tab:gray"),
+                    alpha=0.8, label=f"{label} host-local {op}")
         ax.plot(sizes, [p[op]["median_s"]["ours"] * 1e3 for p in sweep], marker=marker, color="tab:blue",
                 alpha=0.8, label=f"sandbox-cni host-local {op}")
     bare = med([p["ADD"]["median_s"]["bare"] for p in sweep])
@@ -904,6 +949,23 @@ def plot(sweep, path):
 
 
 # ---- main -------------------------------------------------------------------------------------------
+
+
+def replot(out):
+    """Redraws the plot from a results.json (e.g. of a run inside the test root, which has no matplotlib)."""
+    path = os.path.join(out, "results.json")
+    try:
+        with open(path) as f:
+            doc = json.load(f)
+    except (OSError, ValueError) as e:
+        raise BenchError(f"--replot: cannot read {path}: {e}")
+    refs = doc.get("machine", {}).get("references") or {"ref": {"label": "reference"}}
+    labels = {k: v["label"].replace("containernetworking-plugins ", "reference ").split("+")[0] for k, v in refs.items()}
+    png = os.path.join(out, "latency-vs-store-size.png")
+    if not doc.get("sweep") or not plot(doc["sweep"], png, labels):
+        raise BenchError(f"--replot: no plot drawn (no sweep in {path}, or no matplotlib)")
+    log(f"bench: plot written to {png}")
+    return 0
 
 
 def full_run(bench, q):
@@ -940,6 +1002,12 @@ def main():
     p.add_argument("--quick", action="store_true", help="few rounds, small stores (about a minute); for smoke use")
     p.add_argument("--ours", help="directory of our release plugins (default: target/<musl>/release)")
     p.add_argument("--reference", default="/usr/lib/cni", help="directory of the reference plugins")
+    p.add_argument("--reference-version", help="its containernetworking-plugins version (default: dpkg's)")
+    p.add_argument("--reference2", help="directory of a second reference, measured in the same rounds")
+    p.add_argument("--reference2-version", help="its version (default: dpkg's containernetworking-plugins)")
+    p.add_argument("--tools", help="directory with runner and nothing already built (default: build them)")
+    p.add_argument("--revision", help="our revision for the report (default: git's)")
+    p.add_argument("--replot", action="store_true", help="only redraw the plot from OUT/results.json")
     p.add_argument("--out", default=os.path.join(HERE, "out"), help="where results and the plot go")
     p.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
     p.add_argument("--steady-only", action="store_true",
@@ -947,22 +1015,31 @@ def main():
     args = p.parse_args()
 
     os.makedirs(args.out, exist_ok=True)
-    ours = Impl("ours", find_ours(args.ours))
-    ref = Impl("reference", os.path.abspath(args.reference))
-    for plugin in ["loopback", "host-local", "bridge"]:
-        if not os.path.isfile(ref.exe(plugin)):
-            raise BenchError(f"reference {plugin} missing in {ref.dir}: install containernetworking-plugins")
-    tools = build_tools(args.out)
-    info = machine()
+    if args.replot:
+        return replot(args.out)
+    ours = Impl("ours", "sandbox-cni", find_ours(args.ours))
+    refs = []
+    for key, d, v in [("ref", args.reference, args.reference_version), ("ref2", args.reference2, args.reference2_version)]:
+        if not d:
+            continue
+        v = v or dpkg_version("containernetworking-plugins")
+        short = "reference " + v.split("+")[0].split("-")[0] if args.reference2 else "reference"
+        refs.append(Impl(key, f"containernetworking-plugins {v}", os.path.abspath(d), short))
+    for ref in refs:
+        for plugin in ["loopback", "host-local", "bridge"]:
+            if not os.path.isfile(ref.exe(plugin)):
+                raise BenchError(f"reference {plugin} missing in {ref.dir}: install containernetworking-plugins")
+    tools = prebuilt_tools(args.tools) if args.tools else build_tools(args.out)
+    info = machine(refs, args.revision)
     info["ours_dir_kind"] = "musl static" if MUSL in ours.dir else "host target"
-    log(f"bench: ours from {ours.dir}, reference from {ref.dir}, tools built with {tools['cc']}")
+    log(f"bench: ours from {ours.dir}, references {', '.join(r.dir for r in refs)}, tools built with {tools['cc']}")
 
     netns = Netns()
     work = tempfile.mkdtemp(prefix="sbxbench-")
     bench = None
     try:
         netns.setup()
-        bench = Bench(args, tools, ours, ref, work, netns)
+        bench = Bench(args, tools, ours, refs, work, netns)
         q = args.quick
         bench.fs = fs_costs(work)
         if args.steady_only:
@@ -986,12 +1063,13 @@ def main():
         f.write(text)
     with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump(
-            {"machine": info, "quick": args.quick, "results": bench.results, "fs_costs_s": bench.fs, "notes": bench.notes},
+            {"machine": info, "quick": args.quick, "results": bench.results, "fs_costs_s": bench.fs, "notes": bench.notes,
+             "sweep": bench.sweep},
             f,
             indent=2,
         )
     png = os.path.join(args.out, "latency-vs-store-size.png")
-    if bench.sweep and plot(bench.sweep, png):
+    if bench.sweep and plot(bench.sweep, png, {r.key: r.short for r in refs}):
         log(f"bench: plot written to {os.path.relpath(png, REPO)}")
     failed = [e["title"] for e in bench.results.values() if e.get("pass") is False]
     if failed:
