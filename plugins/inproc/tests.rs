@@ -184,6 +184,22 @@ fn ipam_lookup_and_status_go_through_the_exec() {
 }
 
 #[test]
+fn gc_without_a_list_releases_nothing_and_an_empty_list_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = single("1.1.0", dir.path());
+    assert_eq!(call("bridge", "ADD", &conf).exit, 0, "ADD");
+    assert_eq!(reserved(dir.path()).len(), 1);
+    // Neither cni.dev/valid-attachments nor cni.dev/attachments (libcni's GCNetworkList without
+    // GCArgs): success, and the reservation stays.
+    assert_empty_success(&call("bridge", "GC", &conf), "GC without a list");
+    assert_eq!(reserved(dir.path()).len(), 1, "GC without a list released");
+    let mut empty = conf.clone();
+    empty["cni.dev/valid-attachments"] = json!([]);
+    assert_empty_success(&call("bridge", "GC", &empty), "GC with an empty list");
+    assert!(reserved(dir.path()).is_empty(), "GC with an empty list kept");
+}
+
+#[test]
 fn every_plugin_runs_in_process_by_its_type() {
     let path = [PathBuf::from("/nonexistent")];
     let env: Vec<(OsString, OsString)> = vars("VERSION").into_iter().collect();
