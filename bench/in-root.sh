@@ -39,4 +39,4 @@ rc=0
     --tools /repo/bench/out/tools --out /repo/bench/out --revision "$rev" "$@" || rc=$?
 rm -rf "$work"
 [ $rc = 0 ] || exit $rc
-python3 "$repo/bench/run.py" --replot --out "$out" || echo "bench/in-root.sh: no plot (python3-matplotlib missing?)" >&2
+/usr/bin/python3 "$repo/bench/run.py" --replot --out "$out" || echo "bench/in-root.sh: no plot (python3-matplotlib missing?)" >&2
