@@ -19,7 +19,7 @@ set -uo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$repo" || exit 1
 testroot=tests/testroot/testroot.sh
-out="$repo/target/testroot"
+out="${CARGO_TARGET_DIR:-$repo/target}/testroot"
 
 rc=0
 "$testroot" build >/dev/null || rc=$?
