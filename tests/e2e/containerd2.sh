@@ -53,9 +53,46 @@ if [ ! -x "$plugin_dir/host-local" ]; then
 fi
 plugin_dir=$(cd "$plugin_dir" && pwd)
 
+# Runs CMD under `timeout` in the background, so that SIGTERM/SIGINT to this script reach it at once.
+# timeout runs in a process group of its own and passes a signal (its own, at the limit) on to the
+# whole group, where containerd-e2e tears down and exits. timeout itself returns as soon as its
+# direct child (testroot.sh) is gone, so wait for the group to empty too: 150 s, then SIGKILL.
+child=
+interrupted=
+limited() {
+    local rc group
+    timeout --kill-after=30 "$@" &
+    child=$!
+    group=$child
+    while :; do
+        wait "$child"
+        rc=$?
+        kill -0 "$child" 2>/dev/null || break
+    done
+    child=
+    local waited=0
+    while pgrep -g "$group" >/dev/null; do
+        if [ $waited -ge 1500 ]; then
+            echo "containerd2: processes of the run outlived their teardown limit; killing them" >&2
+            kill -KILL -- "-$group" 2>/dev/null
+            break
+        fi
+        sleep 0.1
+        waited=$((waited + 1))
+    done
+    return $rc
+}
+# shellcheck disable=SC2317 # invoked by the trap
+on_signal() {
+    interrupted=1
+    if [ -n "$child" ]; then kill -TERM "$child" 2>/dev/null; fi
+}
+trap on_signal TERM INT
+
 start=$SECONDS
-timeout --kill-after=30 "$build_timeout" "$testroot" build >/dev/null
+limited "$build_timeout" "$testroot" build >/dev/null
 rc=$?
+[ -z "$interrupted" ] || { echo "containerd2: interrupted" >&2; exit 1; }
 case $rc in
     0) ;;
     "$SKIP") exit $SKIP ;;
@@ -66,11 +103,12 @@ echo "test root ready in $((SECONDS - start)) s: $(timeout 30 "$testroot" versio
 
 # containerd-e2e ends its own run at --timeout and then tears down (also on SIGTERM); the outer
 # limit only catches a teardown that hangs. The mounts vanish with the root's mount namespace.
-timeout --kill-after=30 $((e2e_timeout + 120)) "$testroot" run \
+limited $((e2e_timeout + 120)) "$testroot" run \
     --ro-bind "$repo:$inside/src" --ro-bind "$plugin_dir:$inside/plugins" -- \
     env PYTHONDONTWRITEBYTECODE=1 \
     "$inside/src/tests/e2e/containerd-e2e" --timeout "$e2e_timeout" "${extra[@]}" "$inside/plugins"
 rc=$?
+[ -z "$interrupted" ] || { echo "containerd2: interrupted" >&2; rc=1; }
 case $rc in
     0|1|"$SKIP") ;;
     124|137) echo "containerd2: the run outlived its ${e2e_timeout}s limit plus 120 s for teardown and was killed" >&2; rc=1 ;;
