@@ -79,30 +79,32 @@ def _layer(binary, entrypoint_name):
     return buf.getvalue()
 
 
-def build_image_tar(binary, image_name, entrypoint=None):
+def build_image_tar(binary, image_name, entrypoint=None, binary_name="pause"):
     """Return (tar bytes, manifest digest) of an OCI layout holding one image.
 
-    binary: contents of the static executable, stored as /pause in the layer;
+    binary: contents of the static executable, stored as /<binary_name> in the layer;
       None gives an image with no layer at all (an empty root filesystem),
       for runtimes that cannot unpack layers (gVisor's runsc, where the
       snapshot mount fails).
     image_name: full reference, e.g. "sandbox-cni.local/e2e/pause:1"; stored
       in the index annotations that `ctr images import` reads.
-    entrypoint: the command the image runs; defaults to ["/pause"]. A test may
-      pass a path that does not exist to get an image runc cannot start.
+    entrypoint: the command the image runs; defaults to ["/<binary_name>"]. A
+      test may pass a path that does not exist to get an image runc cannot start.
+    binary_name: the file name in the layer (default "pause"); a multi-call
+      binary such as busybox needs its own name, which it reads from argv[0].
     """
     if ":" not in image_name.rsplit("/", 1)[-1]:
         raise ValueError(f"image name {image_name!r} needs an explicit tag (name:tag)")
     tag = image_name.rsplit(":", 1)[1]
     arch = host_architecture()
 
-    layers = [] if binary is None else [_layer(binary, "pause")]
+    layers = [] if binary is None else [_layer(binary, binary_name)]
     config = _canonical_json(
         {
             "architecture": arch,
             "os": "linux",
             "config": {
-                "Entrypoint": entrypoint or ["/pause"],
+                "Entrypoint": entrypoint or ["/" + binary_name],
                 "WorkingDir": "/",
                 "Env": ["PATH=/"],
             },
