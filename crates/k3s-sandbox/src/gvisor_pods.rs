@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Failure, Result};
 
+pub mod agent;
 pub mod mount;
 #[cfg(test)]
 mod tests;
@@ -179,7 +180,7 @@ pub fn plan(root: &Path, mountinfo: &str) -> Option<Plan> {
     }
     let present: Vec<&str> = mounts
         .iter()
-        .filter(|m| m.fstype == "cgroup")
+        .filter(|m| m.fstype == "cgroup" && m.point.starts_with(root))
         .flat_map(|m| m.options.iter().map(String::as_str))
         .collect();
     let controllers: Vec<&'static str> = CGROUP_V1
@@ -242,13 +243,20 @@ fn mount_failure(action: &str, path: &Path, e: &io::Error) -> Failure {
     ))
 }
 
-/// Undoes `record`: unmounts its mount points in reverse order, removes the directories and files
-/// it lists. Returns what could not be undone (one sentence each); the rest is done anyway.
-pub fn revert(m: &dyn Mounter, record: &Record) -> Vec<String> {
+/// Undoes `record`: unmounts its mount points in reverse order (one no longer mounted counts as
+/// undone), removes the directories and files it lists. Returns what is left (a record) and one
+/// sentence per problem; the rest is done anyway.
+pub fn revert(m: &dyn Mounter, record: &Record) -> (Record, Vec<String>) {
+    let mut left = Record::default();
     let mut problems = Vec::new();
     for point in record.mounted.iter().rev() {
-        if let Err(e) = m.unmount(point) {
-            problems.push(format!("cannot unmount {}: {e}", point.display()));
+        match m.unmount(point) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) => {}
+            Err(e) => {
+                problems.push(format!("cannot unmount {}: {e}", point.display()));
+                left.mounted.insert(0, point.clone());
+            }
         }
     }
     for dir in record.created_dirs.iter().rev() {
@@ -256,6 +264,7 @@ pub fn revert(m: &dyn Mounter, record: &Record) -> Vec<String> {
             && e.kind() != io::ErrorKind::NotFound
         {
             problems.push(format!("cannot remove {}: {e}", dir.display()));
+            left.created_dirs.insert(0, dir.clone());
         }
     }
     for file in &record.written {
@@ -263,7 +272,8 @@ pub fn revert(m: &dyn Mounter, record: &Record) -> Vec<String> {
             && e.kind() != io::ErrorKind::NotFound
         {
             problems.push(format!("cannot remove {}: {e}", file.display()));
+            left.written.push(file.clone());
         }
     }
-    problems
+    (left, problems)
 }

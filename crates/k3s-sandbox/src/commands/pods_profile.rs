@@ -85,8 +85,9 @@ fn unmount(record_file: &Path) -> Result<()> {
             record_file.display()
         )));
     };
-    let problems = gp::revert(&*gp::mount::from_env(), &record);
+    let (left, problems) = gp::revert(&*gp::mount::from_env(), &record);
     if !problems.is_empty() {
+        left.save(record_file)?;
         return Err(Failure::new(problems.join("; ")));
     }
     std::fs::remove_file(record_file).map_err(|e| Failure::io("remove", record_file, &e))
