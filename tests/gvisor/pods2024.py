@@ -111,6 +111,32 @@ class Stage:
 
     # --- set-up -----------------------------------------------------------
 
+    def doctor(self):
+        """doctor's measured verdict, before anything is mounted: pods can run here."""
+        proc = run([self.args.k3s_sandbox, "doctor", "--profile", "agent", "--json"], 90, check=False)
+        found = {}
+        for line in proc.stdout.splitlines():
+            try:
+                obj = json.loads(line)
+            except ValueError:
+                continue
+            found[obj.get("name")] = obj
+        for name in ("gvisor generation", "pods: crun", "pods: cgroup v1", "pods: crun container", "profile agent"):
+            if name in found:
+                info(f"doctor: {found[name]['level']} {name}: {found[name]['detail']}")
+        gen = found.get("gvisor generation", {})
+        agent = found.get("profile agent", {})
+        self.r.check(
+            "doctor --json measured gVisor 2024 (subreaper works, boot_id, overlay /) and says pods can run here "
+            "(crun, cgroup v1 mountable, a crun container started)",
+            gen.get("detail", "").startswith("2024 or later: prctl(PR_SET_CHILD_SUBREAPER) works, boot_id present, / is overlay")
+            and found.get("pods: cgroup v1", {}).get("level") == "ok"
+            and found.get("pods: crun container", {}).get("level") == "ok"
+            and agent.get("level") == "ok"
+            and agent.get("detail", "").startswith("pods can run here"),
+            proc.stdout[-1500:] + proc.stderr[-500:],
+        )
+
     def mount_cgroups(self):
         want = self.profile("cgroups").split()
         run([self.args.k3s_sandbox, "pods-profile", "mount", "--record", self.path("cgroup-mounts.json")], 20)
@@ -535,6 +561,8 @@ def main(argv):
     want = []
     try:
         args.runtime = s.profile("runtime").split()[0]
+        if args.expect == "ours":
+            s.doctor()
         want = s.mount_cgroups()
         s.write_files()
         s.start_containerd()

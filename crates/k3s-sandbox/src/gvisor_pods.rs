@@ -17,9 +17,11 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Failure, Result};
 
 pub mod agent;
+pub mod measure;
 pub mod mount;
 #[cfg(test)]
 mod tests;
+pub mod verdict;
 
 pub use mount::{LogMounter, Mounter, SystemMounter};
 

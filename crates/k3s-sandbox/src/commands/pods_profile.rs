@@ -36,6 +36,13 @@ pub enum What {
         #[arg(long, value_name = "FILE")]
         record: PathBuf,
     },
+    /// Measure what doctor reports (JSON): prctl(PR_SET_CHILD_SUBREAPER), the cgroup mounts
+    /// (tried only with --private-mounts, under `unshare -m`), a trivial crun container
+    Measure {
+        /// This process runs in a mount namespace of its own: try the cgroup mounts
+        #[arg(long)]
+        private_mounts: bool,
+    },
 }
 
 pub fn run(_g: &GlobalArgs, a: &PodsProfileArgs) -> Result<u8> {
@@ -46,6 +53,15 @@ pub fn run(_g: &GlobalArgs, a: &PodsProfileArgs) -> Result<u8> {
         What::ContainerdV2 => print!("{}", gp::containerd_fragment(ConfigVersion::V2, &crun()?)),
         What::Mount { record } => mount(record)?,
         What::Unmount { record } => unmount(record)?,
+        What::Measure { private_mounts } => {
+            let exe = std::env::current_exe()
+                .map_err(|e| Failure::new(format!("cannot find this executable: {e}")))?;
+            let m = gp::measure::measure_here(*private_mounts, &exe);
+            println!(
+                "{}",
+                serde_json::to_string(&m).map_err(|e| Failure::new(e.to_string()))?
+            );
+        }
     }
     Ok(0)
 }

@@ -170,3 +170,142 @@ fn mountinfo_escapes_are_read() {
     assert_eq!(m[0].options, ["pids"]);
     assert!(mount::is_mount_point(text, Path::new("/sys/fs/cgroup/a b")));
 }
+
+mod verdict_lines {
+    use super::super::measure::Measured;
+    use super::super::verdict::checks;
+    use crate::doctor::Level;
+    use crate::flags::Profile;
+    use crate::probe;
+    use std::path::PathBuf;
+
+    fn runsc_2024() -> Measured {
+        Measured {
+            subreaper_error: None,
+            cgroups_missing: vec!["cpu".into(), "pids".into()],
+            cgroups_tried: true,
+            cgroups_error: None,
+            crun: Some(PathBuf::from("/usr/bin/crun")),
+            container: Some(Ok(())),
+        }
+    }
+
+    fn line<'a>(c: &'a [crate::doctor::Check], name: &str) -> &'a crate::doctor::Check {
+        c.iter()
+            .find(|c| c.name == name)
+            .unwrap_or_else(|| panic!("no {name} line in {c:?}"))
+    }
+
+    #[test]
+    fn runsc_2024_with_crun_can_run_pods() {
+        let c = checks(
+            &Ok(runsc_2024()),
+            true,
+            &Ok(probe::MAGIC_OVERLAY),
+            Some(Profile::Agent),
+        );
+        assert!(line(&c, "gvisor generation").detail.starts_with(
+            "2024 or later: prctl(PR_SET_CHILD_SUBREAPER) works, boot_id present, / is overlay"
+        ));
+        let agent = line(&c, "profile agent");
+        assert_eq!(agent.level, Level::Ok);
+        assert!(agent.detail.starts_with("pods can run here"), "{}", agent.detail);
+        assert!(c.iter().all(|c| c.level == Level::Ok), "{c:?}");
+        assert!(!c.iter().any(|c| c.detail.contains("shim")));
+    }
+
+    #[test]
+    fn the_shim_line_only_where_the_subreaper_was_measured_to_fail() {
+        let m = Measured {
+            subreaper_error: Some("EINVAL (errno 22)".into()),
+            crun: None,
+            container: None,
+            ..runsc_2024()
+        };
+        let c = checks(&Ok(m), false, &Ok(probe::MAGIC_9P), Some(Profile::Agent));
+        assert!(line(&c, "gvisor generation").detail.starts_with("2022 or older"));
+        let agent = line(&c, "profile agent");
+        assert_eq!(agent.level, Level::Fail);
+        assert!(
+            agent.detail.starts_with("pods stop at the shim here"),
+            "{}",
+            agent.detail
+        );
+        assert!(agent.detail.contains("EINVAL"));
+        assert!(agent.remedy.as_deref().unwrap_or_default().contains("runsc 2024"));
+        let crun = line(&c, "pods: crun");
+        assert_eq!(crun.level, Level::Fail);
+        assert!(
+            crun.remedy
+                .as_deref()
+                .unwrap_or_default()
+                .starts_with("apt-get install crun")
+        );
+        // Without --profile agent the same facts warn.
+        let c = checks(
+            &Ok(runsc_2024_without_crun()),
+            true,
+            &Ok(probe::MAGIC_OVERLAY),
+            None,
+        );
+        assert_eq!(line(&c, "profile agent").level, Level::Warn);
+    }
+
+    fn runsc_2024_without_crun() -> Measured {
+        Measured {
+            crun: None,
+            container: None,
+            ..runsc_2024()
+        }
+    }
+
+    #[test]
+    fn each_missing_piece_has_its_remedy() {
+        let c = checks(
+            &Ok(runsc_2024_without_crun()),
+            true,
+            &Ok(probe::MAGIC_OVERLAY),
+            Some(Profile::Agent),
+        );
+        let agent = line(&c, "profile agent");
+        assert_eq!(agent.detail, "pods cannot run here yet: missing crun");
+        assert!(
+            agent
+                .remedy
+                .as_deref()
+                .unwrap_or_default()
+                .starts_with("apt-get install crun")
+        );
+
+        let m = Measured {
+            cgroups_error: Some("cannot mount the cgroup v1 hierarchy cpu: EPERM".into()),
+            container: None,
+            ..runsc_2024()
+        };
+        let c = checks(&Ok(m), true, &Ok(probe::MAGIC_OVERLAY), Some(Profile::Agent));
+        assert_eq!(line(&c, "pods: cgroup v1").level, Level::Fail);
+        assert!(
+            line(&c, "profile agent")
+                .remedy
+                .as_deref()
+                .unwrap_or_default()
+                .contains("run as root")
+        );
+
+        let m = Measured {
+            container: Some(Err("could not join cgroup".into())),
+            ..runsc_2024()
+        };
+        let c = checks(&Ok(m), true, &Ok(probe::MAGIC_OVERLAY), None);
+        assert!(
+            line(&c, "pods: crun container")
+                .detail
+                .contains("could not join cgroup")
+        );
+        assert_eq!(line(&c, "profile agent").level, Level::Warn);
+
+        let c = checks(&Err("timed out".into()), true, &Ok(probe::MAGIC_OVERLAY), None);
+        assert_eq!(c.len(), 1);
+        assert!(c[0].detail.contains("not measured: timed out"));
+    }
+}
