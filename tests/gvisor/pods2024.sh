@@ -9,6 +9,8 @@
 #                   two containers in a pod, 10 pods in a row leave nothing, kill -9 of containerd
 #   reference-2024  the reference plugins of the root (1.9.1): the same pod must fail at the bridge's
 #                   ADD ('"cni0" already exists but is not a bridge'), the expected contrast
+#   matrix-2024     runc and crun, without and with the cgroup v1 hierarchies: where each stops
+#                   (docs/k3s.md's matrix); only crun with the hierarchies runs the pod
 # The cgroup set, the runtime and the containerd settings come from `k3s-sandbox pods-profile`, the
 # place `k3s-sandbox up` takes them from.
 #
@@ -119,6 +121,7 @@ fi
 
 run_one pods-2024 "$plugins"
 run_one reference-2024 "$("$testroot" path)/usr/lib/cni" --expect reference
+run_one matrix-2024 "$plugins" --expect matrix
 
 echo
 echo "=== gVisor 2024 pods summary ($version)"
