@@ -135,7 +135,7 @@ run_one() {
     fi
     total_pass=$((total_pass + pass))
     total_fail=$((total_fail + fail))
-    lines+=("$(printf '%-12s %3d passed, %3d failed' "$name" "$pass" "$fail")")
+    lines+=("$(printf '%-14s %3d passed, %3d failed' "$name" "$pass" "$fail")")
 }
 
 suite=("$python" "$here/cni_suite.py" --plugins "$plugins" --k3s-sandbox "$cli")
@@ -153,15 +153,15 @@ if [ "$reference" = 0 ] && [ "$pods2024" = 1 ]; then
     cat "$tmp/pods2024.log"
     if [ "$rc" = "$SKIP" ]; then
         skip2024=$(grep '^SKIPPED' "$tmp/pods2024.log" | tail -n 1)
-        lines+=("$(printf '%-12s SKIP %s' "pods-2024" "${skip2024#SKIPPED: }")")
+        lines+=("$(printf '%-14s SKIP %s' "pods-2024" "${skip2024#SKIPPED: }")")
     else
         while read -r name pass _ fail _; do
-            lines+=("$(printf '%-12s %3d passed, %3d failed' "$name" "$pass" "$fail")")
+            lines+=("$(printf '%-14s %3d passed, %3d failed' "$name" "$pass" "$fail")")
             total_pass=$((total_pass + pass))
             total_fail=$((total_fail + fail))
         done < <(sed -n '/^=== gVisor 2024 pods summary/,/^total:/p' "$tmp/pods2024.log" | grep -E '^[a-z0-9-]+ +[0-9]+ passed')
         if [ "$rc" != 0 ] && ! grep -q '^total: .* [1-9][0-9]* failed' "$tmp/pods2024.log"; then
-            lines+=("pods-2024    FAIL (exit status $rc)")
+            lines+=("pods-2024      FAIL (exit status $rc)")
             total_fail=$((total_fail + 1))
         fi
     fi
