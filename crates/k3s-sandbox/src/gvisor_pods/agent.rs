@@ -27,6 +27,8 @@ pub struct Pods {
     pub crun: Option<PathBuf>,
     /// Whether k3s takes `--default-runtime` (it does since 1.29).
     pub flag: bool,
+    /// Whether k3s offers its config as the template `base` (September 2023 releases on).
+    pub templates: bool,
 }
 
 impl Pods {
@@ -49,6 +51,7 @@ impl Pods {
             root,
             crun,
             flag: true,
+            templates: true,
         })
     }
 
@@ -81,6 +84,16 @@ impl Pods {
                     &record_file,
                 )?;
                 let template = dir.join(v.template());
+                if !self.templates {
+                    said.push(format!(
+                        "warning: this k3s has no `base` containerd template (k3s 1.24.17, 1.25.13, 1.26.8, \
+                         1.27.5, 1.28.1 and later have it): not writing {}; copy the settings of {} into \
+                         your own template",
+                        template.display(),
+                        fragment.display()
+                    ));
+                    continue;
+                }
                 if theirs(&template) {
                     said.push(format!(
                         "warning: kept your {}; for pods in gVisor add `imports = [\"{}\"]` to it",

@@ -122,3 +122,24 @@ fn pods_profile_prints_the_one_set() {
         .ok()
         .stdout_has("cpu cpuacct cpuset devices memory pids");
 }
+
+#[test]
+fn an_old_k3s_gets_neither_the_flag_nor_templates_it_cannot_read() {
+    let (mut sb, _root, log) = gvisor_sandbox();
+    sb.set_env("FAKE_K3S_VERSION", "v1.27.4+k3s1");
+    sb.up_agent("10", &[])
+        .ok()
+        .stderr_has("has no `base` containerd template");
+    assert!(!sb.servers()[0].iter().any(|a| a.starts_with("--default-runtime")));
+    let etc = sb.data.join("k3s/agent/etc/containerd");
+    for v in [ConfigVersion::V3, ConfigVersion::V2] {
+        assert!(!etc.join(v.template()).exists());
+        assert!(
+            sb.data.join(v.fragment_file()).is_file(),
+            "the settings stay for a template of the user's"
+        );
+    }
+    assert_eq!(lines(&log).len(), 1 + gvisor_pods::CGROUP_V1.len());
+    sb.run(&["down"]).ok();
+    assert!(!sb.data.join(ConfigVersion::V3.fragment_file()).exists());
+}

@@ -26,7 +26,44 @@ pub(super) fn pods(profile: Profile, version: Option<K3sVersion>) -> Option<Pods
     if version.is_some_and(|v| v < DEFAULT_RUNTIME_SINCE) {
         pods.flag = false;
     }
+    pods.templates = version.is_none_or(has_base_template);
     Some(pods)
+}
+
+/// Whether this k3s renders its own config as the template `base` (the September 2023 releases:
+/// 1.24.17, 1.25.13, 1.26.8, 1.27.5, 1.28.1, and every later one).
+fn has_base_template(v: K3sVersion) -> bool {
+    let first_patch = match (v.major, v.minor) {
+        (1, 24) => 17,
+        (1, 25) => 13,
+        (1, 26) => 8,
+        (1, 27) => 5,
+        (1, 28) => 1,
+        (1, m) => return m > 28,
+        (major, _) => return major > 1,
+    };
+    v.patch >= first_patch
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_base_template_came_with_the_september_2023_releases() {
+        let v = |minor, patch| K3sVersion {
+            major: 1,
+            minor,
+            patch,
+        };
+        for (old, new) in [(v(24, 16), v(24, 17)), (v(27, 4), v(27, 5)), (v(28, 0), v(28, 1))] {
+            assert!(!has_base_template(old), "{old:?}");
+            assert!(has_base_template(new), "{new:?}");
+        }
+        assert!(!has_base_template(v(23, 99)));
+        assert!(has_base_template(v(29, 0)));
+        assert!(has_base_template(v(33, 2)));
+    }
 }
 
 /// Templates, settings and mounts, before k3s starts.
