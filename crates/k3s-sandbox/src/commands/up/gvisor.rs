@@ -45,6 +45,16 @@ fn has_base_template(v: K3sVersion) -> bool {
     v.patch >= first_patch
 }
 
+/// Templates, settings and mounts, before k3s starts.
+pub(super) fn setup(up: &Up) -> Result<()> {
+    if let Some(p) = &up.pods {
+        for line in p.setup(&up.state.dir, &up.state.k3s_data, &*mount::from_env())? {
+            say(&line);
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -64,14 +74,4 @@ mod tests {
         assert!(has_base_template(v(29, 0)));
         assert!(has_base_template(v(33, 2)));
     }
-}
-
-/// Templates, settings and mounts, before k3s starts.
-pub(super) fn setup(up: &Up) -> Result<()> {
-    if let Some(p) = &up.pods {
-        for line in p.setup(&up.state.dir, &up.state.k3s_data, &*mount::from_env())? {
-            say(&line);
-        }
-    }
-    Ok(())
 }
