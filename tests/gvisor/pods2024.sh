@@ -45,22 +45,25 @@ plugins=$(cd "$plugins" 2>/dev/null && pwd) || { echo "no directory $plugins" >&
 skipped() { echo "SKIPPED: gVisor 2024 pods: $*"; exit $SKIP; }
 [ "$(id -u)" = 0 ] || skipped "needs root"
 
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/scni-pods2024.XXXXXX") || exit 1
+trap 'rm -rf "$tmp"' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
 testroot="$repo/tests/testroot/testroot.sh"
-"$testroot" build >/dev/null 2>"${TMPDIR:-/tmp}/scni-testroot.err"
+"$testroot" build >/dev/null 2>"$tmp/testroot.err"
 rc=$?
-if [ $rc = $SKIP ]; then skipped "$(grep SKIPPED "${TMPDIR:-/tmp}/scni-testroot.err" | tail -n 1)"; fi
-[ $rc = 0 ] || { cat "${TMPDIR:-/tmp}/scni-testroot.err" >&2; exit 1; }
+if [ $rc = $SKIP ]; then
+    why=$(grep '^SKIPPED' "$tmp/testroot.err" | tail -n 1)
+    skipped "${why#SKIPPED: }"
+fi
+[ $rc = 0 ] || { cat "$tmp/testroot.err" >&2; exit 1; }
 
 if [ ! -x "$plugins/bridge" ] || [ ! -x "$cli" ]; then
     echo "building the static release binaries (cargo build --release --workspace --target $musl)"
     (cd "$repo" && cargo build --release --locked --workspace --target "$musl") || exit 1
 fi
 cli=$(cd "$(dirname "$cli")" && pwd)/$(basename "$cli")
-
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/scni-pods2024.XXXXXX") || exit 1
-trap 'rm -rf "$tmp"' EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
 
 # Inside the root: runsc with a state dir of its own (on the root's private /tmp), stdout and
 # stderr of the sandbox in separate files under /out.
