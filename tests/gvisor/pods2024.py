@@ -1,15 +1,18 @@
 #!/usr/bin/python3
 """Pods inside gVisor 2024, run by tests/gvisor/pods2024.sh under `runsc do`.
 
-containerd 2.x and crun from the throwaway test root, driven over CRI, with the
-cgroup set, the runtime and the containerd settings taken from
-`k3s-sandbox pods-profile` (the same place `k3s-sandbox up` takes them from):
+containerd 2.x and crun from the throwaway test root, driven over CRI, set up
+exactly as a user gets it:
 
-  * `k3s-sandbox pods-profile mount` mounts the cgroup v1 hierarchies and
-    records them; `unmount` at the end removes exactly those;
-  * containerd's config imports the fragment `pods-profile containerd-v3`
-    prints (as k3s's config-v3.toml.tmpl written by `up` does), over a base
-    that says what k3s's own template says on a kernel >= 4.11;
+  * `k3s-sandbox doctor --profile agent` measures gVisor 2024 and says pods
+    can run here;
+  * `k3s-sandbox up --profile agent` with the fake k3s (tests/fixtures of
+    crates/k3s-sandbox) detects gVisor, passes --default-runtime=crun, mounts
+    the cgroup v1 hierarchies for real and writes config-v3.toml.tmpl, which
+    imports its containerd settings before k3s's base; containerd here imports
+    the same settings file, over a base that turns them the other way (as
+    k3s's own template does on a kernel >= 4.11); `down` at the end must
+    unmount and remove exactly that;
   * a pod gets SANDBOX_READY with an address from host-local;
   * a busybox-static container starts, logs to its CRI log and exits 7;
   * a long-running container answers ExecSync (its /etc/hostname, the
@@ -21,7 +24,11 @@ cgroup set, the runtime and the containerd settings taken from
 
 With --expect reference (the 1.9.1 reference plugins) only the pod is tried:
 it must fail at the bridge's ADD with '"cni0" already exists but is not a
-bridge' (gVisor's sandbox has no bridge device, and none can be made).
+bridge' (gVisor's sandbox has no bridge device, and none can be made). With
+--expect matrix each of runc and crun, without and with the hierarchies
+(mounted by `k3s-sandbox pods-profile mount`), gets a pod and a container:
+where each stops is asserted. Those two take the settings from
+`k3s-sandbox pods-profile containerd-v3`.
 
 Output: `ok`/`FAIL` lines, `INFO` lines, `RESULT <passed> <failed>` last.
 Every step has a time limit; the whole run has --timeout.
@@ -37,6 +44,7 @@ import time
 import uuid
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "e2e"))
 
 import cri_client  # noqa: E402
@@ -102,6 +110,10 @@ class Stage:
         self.proc = None
         self.client = None
         self.starts = 0
+        # The containerd settings containerd imports: `up`'s file, or pods-profile's output.
+        self.fragment = None
+        # The data dir of `up` (fake k3s), when it set things up.
+        self.up_data = None
 
     def path(self, *parts):
         return os.path.join(self.tmp, *parts)
@@ -148,6 +160,66 @@ class Stage:
         )
         return want
 
+    def up(self, want):
+        """`k3s-sandbox up --profile agent` with the fake k3s: it detects gVisor, mounts the
+        hierarchies for real and writes k3s's template and the settings containerd then imports."""
+        env = self.up_env()
+        data = self.path("up")
+        proc = subprocess.run(
+            [self.args.k3s_sandbox, "up", "--data-dir", data, "--profile", "agent", "--timeout", "30",
+             "--plugins-from", self.args.plugins, "--skip-selftest"],
+            env=env, capture_output=True, text=True, timeout=60, check=False,
+        )
+        server = []
+        try:
+            with open(env["FAKE_K3S_ARGV_LOG"], encoding="utf-8") as f:
+                calls = f.read().split("@@end\n")
+            server = next((c.splitlines() for c in calls if c.startswith("server\n")), [])
+        except OSError:
+            pass
+        fragment = os.path.join(data, "containerd-gvisor-v3.toml")
+        template = os.path.join(data, "k3s", "agent", "etc", "containerd", "config-v3.toml.tmpl")
+        try:
+            with open(template, encoding="utf-8") as f:
+                text = f.read()
+        except OSError:
+            text = ""
+        mounted = cgroup_mounts()
+        self.r.check(
+            "k3s-sandbox up --profile agent (fake k3s) in gVisor: --default-runtime=crun, "
+            "config-v3.toml.tmpl imports its settings before k3s's base, the cgroup v1 hierarchies mounted",
+            proc.returncode == 0
+            and "--default-runtime=crun" in server
+            and f'imports = ["{fragment}"]\n{{{{ template "base" . }}}}\n' in text
+            and all(name in mounted for name in want),
+            f"exit {proc.returncode}, server {server}, template {text!r}, mounted {mounted}\n     {proc.stderr[-1200:]}",
+        )
+        self.fragment = fragment
+        self.up_data = data
+
+    def up_env(self):
+        return dict(
+            os.environ,
+            K3S_BIN=os.path.join(REPO, "crates", "k3s-sandbox", "tests", "fixtures", "fake-k3s.sh"),
+            FAKE_K3S_ARGV_LOG=self.path("k3s-argv.log"),
+            CNI_BIN_DIR=self.path("up-bin"),
+            CNI_CONF_DIR=self.path("up-conf"),
+        )
+
+    def down(self, want):
+        proc = subprocess.run(
+            [self.args.k3s_sandbox, "down", "--data-dir", self.up_data],
+            env=self.up_env(), capture_output=True, text=True, timeout=60, check=False,
+        )
+        left = [name for name in cgroup_mounts() if name in want]
+        template = os.path.join(self.up_data, "k3s", "agent", "etc", "containerd", "config-v3.toml.tmpl")
+        written = [p for p in (template, self.fragment, os.path.join(self.up_data, "gvisor-pods.json")) if os.path.exists(p)]
+        self.r.check(
+            "k3s-sandbox down unmounted the hierarchies and removed the templates, settings and record",
+            proc.returncode == 0 and not left and not written,
+            f"exit {proc.returncode}, still mounted {left}, still there {written}\n     {proc.stderr[-800:]}",
+        )
+
     def unmount_cgroups(self, want):
         run([self.args.k3s_sandbox, "pods-profile", "unmount", "--record", self.path("cgroup-mounts.json")], 20)
         left = [name for name in cgroup_mounts() if name in want]
@@ -156,9 +228,11 @@ class Stage:
     def write_files(self):
         for d in ("root", "state", "opt", "cni-conf", "pod-logs", "ipam"):
             os.makedirs(self.path(d), exist_ok=True)
-        fragment = self.path("sandbox-cni-gvisor.toml")
-        with open(fragment, "w", encoding="utf-8") as f:
-            f.write(self.profile("containerd-v3"))
+        fragment = self.fragment
+        if fragment is None:
+            fragment = self.fragment = self.path("sandbox-cni-gvisor.toml")
+            with open(fragment, "w", encoding="utf-8") as f:
+                f.write(self.profile("containerd-v3"))
         bin_dir = self.args.plugins
         conflist = {
             "cniVersion": "1.0.0",
@@ -644,7 +718,10 @@ def main(argv):
         else:
             if args.expect == "ours":
                 s.doctor()
-            want = s.mount_cgroups()
+                want = s.profile("cgroups").split()
+                s.up(want)
+            else:
+                want = s.mount_cgroups()
             s.write_files()
             s.start_containerd()
             s.import_image()
@@ -669,9 +746,12 @@ def main(argv):
             s.client.close()
         if want:
             try:
-                s.unmount_cgroups(want)
+                if s.up_data:
+                    s.down(want)
+                else:
+                    s.unmount_cgroups(want)
             except Exception as err:  # noqa: BLE001
-                results.check("k3s-sandbox pods-profile unmount", False, str(err))
+                results.check("undoing the mounts", False, str(err))
     return finish(results, started)
 
 
