@@ -18,6 +18,7 @@ exactly as a user gets it:
   * a long-running container answers ExecSync (its /etc/hostname, the
     addresses the sandbox's network stack shows);
   * a pod with two containers;
+  * the known limit: a container in the pod's pid namespace fails (setns);
   * 10 pods created and removed in a row get distinct addresses and leave
     the store, libcni's result cache and the netns dir empty;
   * kill -9 of containerd with a live pod; a new containerd tears it down.
