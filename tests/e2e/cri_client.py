@@ -125,3 +125,60 @@ class RuntimeClient:
 
     def remove_pod_sandbox(self, sandbox_id, timeout=None):
         self._call("RemovePodSandbox", self.pb.RemovePodSandboxRequest(pod_sandbox_id=sandbox_id), timeout)
+
+
+# Containers (added for tests/gvisor/pods2024.py). A pod's config is passed
+# again to CreateContainer, as kubelet does; pod_config builds it.
+
+
+def pod_config(pb, name, namespace, uid, log_directory, cgroup_parent=""):
+    """The PodSandboxConfig that RuntimeClient.run_pod_sandbox sends."""
+    return pb.PodSandboxConfig(
+        metadata=pb.PodSandboxMetadata(name=name, uid=uid, namespace=namespace, attempt=0),
+        hostname=name,
+        log_directory=log_directory,
+        labels={"sandbox-cni.e2e": "1"},
+        linux=pb.LinuxPodSandboxConfig(cgroup_parent=cgroup_parent),
+    )
+
+
+class ContainerClient(RuntimeClient):
+    """RuntimeClient plus the container calls: create, start, status, exec, stop, remove."""
+
+    def run_pod(self, config, timeout=None):
+        return self._call("RunPodSandbox", self.pb.RunPodSandboxRequest(config=config), timeout).pod_sandbox_id
+
+    def create_container(self, sandbox_id, sandbox_config, name, image, command, log_path, own_pid_ns=True, timeout=None):
+        """Creates a container; own_pid_ns gives it its own pid namespace (kubelet's default)."""
+        pb = self.pb
+        pid = pb.CONTAINER if own_pid_ns else pb.POD
+        config = pb.ContainerConfig(
+            metadata=pb.ContainerMetadata(name=name, attempt=0),
+            image=pb.ImageSpec(image=image),
+            command=list(command),
+            log_path=log_path,
+            linux=pb.LinuxContainerConfig(
+                security_context=pb.LinuxContainerSecurityContext(namespace_options=pb.NamespaceOption(pid=pid))
+            ),
+        )
+        request = pb.CreateContainerRequest(pod_sandbox_id=sandbox_id, config=config, sandbox_config=sandbox_config)
+        return self._call("CreateContainer", request, timeout).container_id
+
+    def start_container(self, container_id, timeout=None):
+        self._call("StartContainer", self.pb.StartContainerRequest(container_id=container_id), timeout)
+
+    def container_status(self, container_id, timeout=None):
+        return self._call("ContainerStatus", self.pb.ContainerStatusRequest(container_id=container_id), timeout).status
+
+    def exec_sync(self, container_id, cmd, seconds=10, timeout=None):
+        """(exit code, stdout bytes, stderr bytes) of cmd run in the container."""
+        request = self.pb.ExecSyncRequest(container_id=container_id, cmd=list(cmd), timeout=seconds)
+        reply = self._call("ExecSync", request, timeout or seconds + 10)
+        return reply.exit_code, reply.stdout, reply.stderr
+
+    def stop_container(self, container_id, seconds=5, timeout=None):
+        request = self.pb.StopContainerRequest(container_id=container_id, timeout=seconds)
+        self._call("StopContainer", request, timeout or seconds + 20)
+
+    def remove_container(self, container_id, timeout=None):
+        self._call("RemoveContainer", self.pb.RemoveContainerRequest(container_id=container_id), timeout)

@@ -371,6 +371,18 @@ class Suite:
             objs = [json.loads(line) for line in js.stdout.decode().splitlines() if line.strip()]
         except ValueError as err:
             objs = [str(err)]
+        by_name = {o.get("name"): o for o in objs if isinstance(o, dict)}
+        gen = by_name.get("gvisor generation", {}).get("detail", "")
+        agent = by_name.get("profile agent", {})
+        print(f"     | doctor --json: gvisor generation: {gen}", flush=True)
+        self.r.check(
+            "k3s-sandbox doctor measured this runsc's generation and says pods stop at the shim "
+            "(prctl(PR_SET_CHILD_SUBREAPER) fails with EINVAL)",
+            gen.startswith("2022 or older: prctl(PR_SET_CHILD_SUBREAPER) fails with EINVAL")
+            and agent.get("detail", "").startswith("pods stop at the shim here")
+            and "EINVAL" in agent.get("detail", ""),
+            json.dumps(by_name.get("gvisor generation")) + " " + json.dumps(agent),
+        )
         names = [o.get("name") for o in objs if isinstance(o, dict)]
         human = [line for line in text.splitlines() if line.strip()]
         self.r.check(

@@ -3,6 +3,7 @@
 #
 #   tests/gvisor/run.sh [--plugins DIR] [--k3s-sandbox FILE] [--timeout SECS]
 #   tests/gvisor/run.sh --reference      the same checks against the reference plugins in /usr/lib/cni
+#   tests/gvisor/run.sh --no-2024        without the runsc 2024 pods (tests/gvisor/pods2024.sh)
 #
 # Four sandboxes, one after the other, each with a time limit (--timeout, default 60 s):
 #   root         VERSION of every plugin; bridge+host-local ADD/CHECK/DEL at 0.3.1, 0.4.0, 1.0.0,
@@ -12,6 +13,10 @@
 #   no-netadmin  the same as root without CAP_NET_ADMIN (setpriv)
 #   containerd   containerd 1.6 inside runsc: RunPodSandbox calls our ADDs, the shim fails, containerd
 #                calls our DELs, the store ends empty (tests/gvisor/containerd_path.py)
+# Then, unless --reference or --no-2024, the pods of tests/gvisor/pods2024.sh: runsc 2024 with
+# containerd 2.x and crun from the test root (tests/testroot), where pods run (its own two sandboxes,
+# pods-2024 and the reference-2024 contrast). When that part is skipped (no test root here) and the
+# rest passed, the exit status is 77 with its reason: a skip is never a pass.
 # Each sandbox's stdout and stderr go to separate files (one shared file loses output under runsc);
 # its check lines are printed, its stderr tail only when it failed.
 #
@@ -30,6 +35,7 @@ plugins=""
 cli=""
 limit=60
 reference=0
+pods2024=1
 python=/usr/bin/python3
 SKIP=77
 
@@ -40,6 +46,7 @@ while [ $# -gt 0 ]; do
         --k3s-sandbox) cli=${2:?--k3s-sandbox needs a file}; shift ;;
         --timeout) limit=${2:?--timeout needs seconds}; shift ;;
         --reference) reference=1 ;;
+        --no-2024) pods2024=0 ;;
         -h|--help) usage; exit 0 ;;
         *) echo "tests/gvisor/run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
@@ -128,7 +135,7 @@ run_one() {
     fi
     total_pass=$((total_pass + pass))
     total_fail=$((total_fail + fail))
-    lines+=("$(printf '%-12s %3d passed, %3d failed' "$name" "$pass" "$fail")")
+    lines+=("$(printf '%-14s %3d passed, %3d failed' "$name" "$pass" "$fail")")
 }
 
 suite=("$python" "$here/cni_suite.py" --plugins "$plugins" --k3s-sandbox "$cli")
@@ -137,8 +144,36 @@ run_one nobody "${suite[@]}" --identity nobody
 run_one no-netadmin "${suite[@]}" --identity no-netadmin
 run_one containerd "$python" "$here/containerd_path.py" "$plugins" --timeout "$limit"
 
+skip2024=""
+if [ "$reference" = 0 ] && [ "$pods2024" = 1 ]; then
+    echo
+    echo "=== runsc 2024: pods (tests/gvisor/pods2024.sh)"
+    "$here/pods2024.sh" --plugins "$plugins" --k3s-sandbox "$cli" >"$tmp/pods2024.log" 2>&1
+    rc=$?
+    cat "$tmp/pods2024.log"
+    if [ "$rc" = "$SKIP" ]; then
+        skip2024=$(grep '^SKIPPED' "$tmp/pods2024.log" | tail -n 1)
+        lines+=("$(printf '%-14s SKIP %s' "pods-2024" "${skip2024#SKIPPED: }")")
+    else
+        while read -r name pass _ fail _; do
+            lines+=("$(printf '%-14s %3d passed, %3d failed' "$name" "$pass" "$fail")")
+            total_pass=$((total_pass + pass))
+            total_fail=$((total_fail + fail))
+        done < <(sed -n '/^=== gVisor 2024 pods summary/,/^total:/p' "$tmp/pods2024.log" | grep -E '^[a-z0-9-]+ +[0-9]+ passed')
+        if [ "$rc" != 0 ] && ! grep -q '^total: .* [1-9][0-9]* failed' "$tmp/pods2024.log"; then
+            lines+=("pods-2024      FAIL (exit status $rc)")
+            total_fail=$((total_fail + 1))
+        fi
+    fi
+fi
+
 echo
 echo "=== gVisor stage summary ($version; plugins from $plugins)"
 printf '%s\n' "${lines[@]}"
 echo "total: $total_pass passed, $total_fail failed, in $((SECONDS - start)) s"
-[ "$total_fail" = 0 ]
+if [ "$total_fail" != 0 ]; then
+    false
+elif [ -n "$skip2024" ]; then
+    echo "$skip2024"
+    (exit $SKIP)
+fi

@@ -43,6 +43,28 @@ const HINTS: &[(&str, &str)] = &[
          `k3s-sandbox up --plugins-from DIR`, then `k3s-sandbox selftest`.",
     ),
     (
+        "start failed: io.containerd.runc.v2: invalid argument",
+        "containerd's shim cannot start in this gVisor (runsc 2022 refuses its \
+         prctl(PR_SET_CHILD_SUBREAPER)). Pods need runsc 2024 or later (see docs/k3s.md, \"Pods in \
+         gVisor\"), or use `--profile control-plane` here.",
+    ),
+    (
+        "unsafe procfs detected",
+        "runc refuses gVisor's procfs. Install crun (`apt-get install crun`): `k3s-sandbox up` makes \
+         it k3s's default runtime in gVisor.",
+    ),
+    (
+        "no cgroup mount found in mountinfo",
+        "runc found no cgroup hierarchy, and runc does not work in gVisor anyway. Install crun \
+         (`apt-get install crun`) and run `k3s-sandbox up` again: it mounts the cgroup v1 \
+         hierarchies pods need.",
+    ),
+    (
+        "could not join cgroup",
+        "crun found no cgroup hierarchy to join. `k3s-sandbox up` mounts the cgroup v1 hierarchies in \
+         gVisor; check `k3s-sandbox doctor --profile agent` (\"pods: cgroup v1\").",
+    ),
+    (
         "cni plugin not initialized",
         "containerd found no CNI config. Check that the conflist is in the conf dir containerd \
          reads (/etc/cni/net.d) with `k3s-sandbox doctor`.",
@@ -89,6 +111,23 @@ mod tests {
             (
                 r#"level=fatal msg="failed to validate snapshotter: \"overlayfs\" snapshotter cannot be enabled for \"/x\", try using \"fuse-overlayfs\" or \"native\"""#,
                 "--snapshotter=native",
+            ),
+            // What containerd says inside gVisor (tests/gvisor, docs/k3s.md "Pods in gVisor").
+            (
+                "failed to create containerd task: failed to start shim: start failed: io.containerd.runc.v2: invalid argument: exit status 1",
+                "runsc 2024",
+            ),
+            (
+                "OCI runtime create failed: runc create failed: unsafe procfs detected: incorrect procfs root inode number 86",
+                "apt-get install crun",
+            ),
+            (
+                "OCI runtime create failed: runc create failed: no cgroup mount found in mountinfo",
+                "mounts the cgroup v1",
+            ),
+            (
+                "failed to create shim task: OCI runtime create failed: could not join cgroup",
+                "pods: cgroup v1",
             ),
         ];
         for (log, expect) in cases {

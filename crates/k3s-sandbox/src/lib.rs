@@ -11,6 +11,7 @@ pub mod cri;
 pub mod doctor;
 pub mod error;
 pub mod flags;
+pub mod gvisor_pods;
 pub mod hints;
 pub mod ipam_cmd;
 pub mod k3s;

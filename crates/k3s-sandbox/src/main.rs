@@ -65,6 +65,8 @@ enum Command {
     Trace(trace_cmd::TraceArgs),
     /// Inspect and repair host-local address stores: ls, release, gc
     Ipam(ipam_cmd::IpamArgs),
+    /// What pods inside gVisor need (cgroups, runtime, containerd settings); mount/unmount them
+    PodsProfile(commands::pods_profile::PodsProfileArgs),
 }
 
 /// The same command line with `cni` as its only subcommand: `k3s-sandbox cni ...` is parsed with it,
@@ -125,6 +127,7 @@ fn main() -> ExitCode {
         Command::Cni(a) => cni_cmd::run(&a),
         Command::Trace(a) => trace_cmd::trace(&a),
         Command::Ipam(a) => commands::dirs(&cli.global).and_then(|d| ipam_cmd::ipam(&d, &a)),
+        Command::PodsProfile(a) => commands::pods_profile::run(&cli.global, &a),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -17,7 +17,6 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::doctor::{Check, Level};
-use crate::flags::Profile;
 use crate::probe;
 use crate::util;
 
@@ -117,14 +116,9 @@ fn root_kind(root_fs: &Result<u64, String>) -> String {
     }
 }
 
-/// The known remedies for pods in gVisor, for the agent profile's line.
-pub const AGENT_REMEDY: &str = "use --profile control-plane here; pods need a node outside gVisor \
-(a k3s agent on a VM or host). The agent profile's kubelet settings (--snapshotter=native, \
-local-storage-capacity-isolation=false on a 9p root, /dev/kmsg bound to /dev/null) only get the \
-kubelet started: no known setting gets pods past the shim here; see docs/k3s.md, \"Pods in gVisor\"";
-
-/// The sandbox line, and in gVisor what it means for each profile.
-pub fn checks(facts: &SandboxFacts, root_fs: &Result<u64, String>, profile: Option<Profile>) -> Vec<Check> {
+/// The sandbox line, and in gVisor the control-plane profile's (the agent's comes from what
+/// [`crate::gvisor_pods::measure`] measures).
+pub fn checks(facts: &SandboxFacts, root_fs: &Result<u64, String>) -> Vec<Check> {
     let Sandbox::Gvisor { evidence } = facts.detect() else {
         let kernel = facts
             .proc_version
@@ -149,11 +143,6 @@ pub fn checks(facts: &SandboxFacts, root_fs: &Result<u64, String>, profile: Opti
     if !support.is_empty() {
         why = format!("{why}; {}", support.join(", "));
     }
-    let agent_level = if profile == Some(Profile::Agent) {
-        Level::Fail
-    } else {
-        Level::Warn
-    };
     vec![
         Check {
             level: Level::Ok,
@@ -168,16 +157,6 @@ pub fn checks(facts: &SandboxFacts, root_fs: &Result<u64, String>, profile: Opti
                      the sandbox-cni plugins answer every CNI verb here"
                 .into(),
             remedy: None,
-        },
-        Check {
-            level: agent_level,
-            name: "profile agent".into(),
-            detail: "pods stop at the shim or runc in gVisor: containerd runs the CNI ADDs, then \
-                     containerd-shim-runc-v2 fails (prctl(PR_SET_CHILD_SUBREAPER): invalid argument; \
-                     on 9p roots runc init fails on /proc/sys and cgroups) and containerd DELs the \
-                     network again"
-                .into(),
-            remedy: Some(AGENT_REMEDY.into()),
         },
     ]
 }
@@ -248,7 +227,7 @@ mod tests {
         // The banner anywhere but first (a message quoting it) does not count.
         f.dmesg_head = Some(format!("{DEBIAN_DMESG}[   12.0] Starting gVisor...\n"));
         assert_eq!(f.detect(), Sandbox::None);
-        let c = checks(&host(), &Ok(probe::MAGIC_EXT), None);
+        let c = checks(&host(), &Ok(probe::MAGIC_EXT));
         assert_eq!(c.len(), 1);
         assert_eq!(
             c[0].to_string(),
@@ -258,20 +237,20 @@ mod tests {
 
     #[test]
     fn the_sandbox_line_names_gvisor_and_the_root() {
-        let c = checks(&gvisor(), &Ok(probe::MAGIC_OVERLAY), None);
+        let c = checks(&gvisor(), &Ok(probe::MAGIC_OVERLAY));
         let line = c[0].to_string();
         assert!(
             line.starts_with("ok    sandbox: gVisor (runsc), overlay root"),
             "{line}"
         );
         assert!(line.contains("no /dev/kmsg, no boot_id"), "{line}");
-        let c = checks(&gvisor(), &Ok(probe::MAGIC_9P), None);
+        let c = checks(&gvisor(), &Ok(probe::MAGIC_9P));
         assert!(
             c[0].detail.starts_with("gVisor (runsc), 9p root"),
             "{}",
             c[0].detail
         );
-        let c = checks(&gvisor(), &Err("statfs failed".into()), None);
+        let c = checks(&gvisor(), &Err("statfs failed".into()));
         assert!(
             c[0].detail.contains("root of unknown type (statfs failed)"),
             "{}",
@@ -280,22 +259,11 @@ mod tests {
     }
 
     #[test]
-    fn gvisor_profiles_control_plane_works_agent_pods_stop_at_the_shim() {
-        let c = checks(&gvisor(), &Ok(probe::MAGIC_OVERLAY), None);
+    fn gvisor_says_the_control_plane_works_and_leaves_the_agent_to_the_measurements() {
+        let c = checks(&gvisor(), &Ok(probe::MAGIC_OVERLAY));
         let names: Vec<&str> = c.iter().map(|c| c.name.as_str()).collect();
-        assert_eq!(names, ["sandbox", "profile control-plane", "profile agent"]);
+        assert_eq!(names, ["sandbox", "profile control-plane"]);
         assert_eq!(c[1].level, Level::Ok);
-        assert_eq!(c[2].level, Level::Warn);
-        assert!(c[2].detail.contains("PR_SET_CHILD_SUBREAPER"), "{}", c[2].detail);
-        let remedy = c[2].remedy.as_deref().unwrap_or_default();
-        assert!(remedy.contains("--profile control-plane"), "{remedy}");
-        assert!(
-            remedy.contains("local-storage-capacity-isolation=false"),
-            "{remedy}"
-        );
-        let c = checks(&gvisor(), &Ok(probe::MAGIC_OVERLAY), Some(Profile::Agent));
-        assert_eq!(c[2].level, Level::Fail);
-        let c = checks(&gvisor(), &Ok(probe::MAGIC_OVERLAY), Some(Profile::ControlPlane));
-        assert_eq!(c[2].level, Level::Warn);
+        assert_eq!(checks(&host(), &Ok(probe::MAGIC_OVERLAY)).len(), 1);
     }
 }

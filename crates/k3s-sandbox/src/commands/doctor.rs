@@ -23,11 +23,25 @@ pub struct DoctorArgs {
     pub json: bool,
 }
 
+/// In gVisor (or with K3S_SANDBOX_PODS_PROFILE=gvisor): what pods there need, measured.
+fn gvisor_pods_checks(s: &SandboxFacts, facts: &HostFacts, profile: Option<Profile>) -> Vec<doctor::Check> {
+    let in_gvisor = matches!(s.detect(), sandbox::Sandbox::Gvisor { .. });
+    if crate::gvisor_pods::agent::Pods::wanted(in_gvisor).is_none() {
+        return Vec::new();
+    }
+    let measured = std::env::current_exe()
+        .map_err(|e| format!("cannot find this executable: {e}"))
+        .and_then(|exe| crate::gvisor_pods::measure::measure_in_child(&exe));
+    crate::gvisor_pods::verdict::checks(&measured, s.boot_id_exists, &facts.root_fs, profile)
+}
+
 pub fn run(g: &GlobalArgs, a: &DoctorArgs) -> Result<u8> {
     let dirs = dirs(g)?;
     let state = dirs.state();
     let facts = HostFacts::probe(&dirs.data_dir);
-    let mut checks = sandbox::checks(&SandboxFacts::probe(), &facts.root_fs, a.profile);
+    let sandbox_facts = SandboxFacts::probe();
+    let mut checks = sandbox::checks(&sandbox_facts, &facts.root_fs);
+    checks.extend(gvisor_pods_checks(&sandbox_facts, &facts, a.profile));
     checks.extend(doctor::host_checks(&facts, a.profile));
     checks.push(doctor::data_dir_check(&dirs.data_dir));
 

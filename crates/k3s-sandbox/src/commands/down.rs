@@ -10,6 +10,7 @@ use clap::Args;
 use super::{GlobalArgs, LOCK_WAIT, data_dir_flag, dirs, say};
 use crate::conflist;
 use crate::error::{Failure, Result};
+use crate::gvisor_pods;
 use crate::paths::{Dirs, StateFiles};
 use crate::plugins::WrittenFiles;
 use crate::process::{self, LiveProcesses, Liveness};
@@ -67,6 +68,9 @@ pub fn run(g: &GlobalArgs, a: &DownArgs) -> Result<u8> {
         Liveness::Stopped => say(&format!("k3s is not running from {}", state.dir.display())),
     }
     process::remove_process_files(&state)?;
+    for line in gvisor_pods::agent::teardown(&state.dir, &*gvisor_pods::mount::from_env())? {
+        say(&line);
+    }
     if a.purge {
         purge(&dirs, &state)?;
         drop(lock);

@@ -15,6 +15,7 @@ pub mod doctor;
 pub mod down;
 pub mod env;
 pub mod logs;
+pub mod pods_profile;
 pub mod selftest;
 pub mod status;
 pub mod up;

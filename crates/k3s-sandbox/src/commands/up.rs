@@ -18,12 +18,14 @@ use super::{GlobalArgs, LOCK_WAIT, data_dir_flag, dirs, print_export, say};
 use crate::conflist;
 use crate::error::{Failure, Result};
 use crate::flags::{self, FlagInput, K3sCommand, K3sVersion, Profile};
+use crate::gvisor_pods::agent::Pods;
 use crate::paths::{Dirs, StateFiles};
 use crate::probe::HostFacts;
 use crate::process::{self, Instance, LiveProcesses, Liveness};
 use crate::ready::Outcome;
 use crate::util::{self, shell_quote};
 
+mod gvisor;
 mod network;
 mod preflight;
 #[cfg(test)]
@@ -91,6 +93,8 @@ struct Up {
     /// Why this profile (a sentence for the user).
     why: String,
     cmd: K3sCommand,
+    /// The agent's profile for pods in gVisor, when it applies.
+    pods: Option<Pods>,
     /// The k3s executable and `cmd.args`, as recorded in the data dir.
     argv: Vec<String>,
 }
@@ -103,7 +107,7 @@ impl Up {
         let facts = HostFacts::probe(&state.dir);
         let (profile, why) = flags::choose_profile(a.profile, &facts);
         let default_node = flags::default_node_name();
-        let cmd = flags::build_k3s_args(&FlagInput {
+        let mut cmd = flags::build_k3s_args(&FlagInput {
             profile,
             k3s_data_dir: &state.k3s_data,
             kubeconfig: &state.kubeconfig,
@@ -115,6 +119,10 @@ impl Up {
             force: a.force,
         })
         .map_err(Failure::Usage)?;
+        let pods = gvisor::pods(profile, version);
+        if let Some(flag) = pods.as_ref().and_then(|p| p.default_runtime_flag(&a.extra)) {
+            cmd.args.push(flag);
+        }
         let mut argv = vec![k3s.to_string_lossy().into_owned()];
         argv.extend(cmd.args.iter().cloned());
         Ok(Up {
@@ -128,6 +136,7 @@ impl Up {
             profile,
             why,
             cmd,
+            pods,
             argv,
         })
     }
@@ -189,6 +198,7 @@ fn prepare(up: &Up, a: &UpArgs) -> Result<Prepared> {
     say(&up.why);
     preflight(&up.facts, up.profile, &up.dirs);
     install_network(up, a)?;
+    gvisor::setup(up)?;
     if up.profile == Profile::Agent {
         if let Ok(files) = cni_runtime::conf::config_files(&up.dirs.cni_conf_dir)
             && let Some(first) = files

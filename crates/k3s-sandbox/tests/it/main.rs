@@ -7,5 +7,6 @@ mod common;
 
 mod cli;
 mod doctor_json;
+mod gvisor_pods;
 mod ipam;
 mod real_plugins;

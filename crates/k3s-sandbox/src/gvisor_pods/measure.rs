@@ -1,0 +1,154 @@
+//! What `doctor` measures about pods in gVisor, instead of reciting: the generation of gVisor
+//! (does `prctl(PR_SET_CHILD_SUBREAPER)` work, is there a boot_id, is `/` overlay or 9p), and
+//! whether pods can run (crun where k3s looks, the cgroup v1 hierarchies mountable, a trivial crun
+//! container that starts). The trials run in a child, `k3s-sandbox pods-profile measure`, started
+//! under `unshare -m` so the mounts it tries vanish with it.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::{CGROUP_ROOT, SystemMounter, apply, find_crun, mount, plan};
+use crate::util;
+
+/// How long the measuring child may take (the crun trial has half of it).
+pub const LIMIT: Duration = Duration::from_secs(40);
+
+/// The facts measured in the child.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Measured {
+    /// The error of `prctl(PR_SET_CHILD_SUBREAPER)` in a process that is not PID 1 (None: works).
+    pub subreaper_error: Option<String>,
+    /// The hierarchies of the cgroup set that were not mounted.
+    pub cgroups_missing: Vec<String>,
+    /// Whether mounting the missing ones was tried (in a private mount namespace).
+    pub cgroups_tried: bool,
+    /// The error of that trial (None: all mounted, or none missing).
+    pub cgroups_error: Option<String>,
+    /// crun where k3s looks for it.
+    pub crun: Option<PathBuf>,
+    /// The outcome of a trivial crun container (None: not tried).
+    pub container: Option<Result<(), String>>,
+}
+
+/// Runs the trials in this process (the child): `private_mounts` says it runs in a mount
+/// namespace of its own, where the cgroup mounts may be tried.
+pub fn measure_here(private_mounts: bool, exe: &Path) -> Measured {
+    let mut m = Measured {
+        subreaper_error: subreaper_error(),
+        crun: find_crun(Path::new("/")),
+        ..Measured::default()
+    };
+    let root = Path::new(CGROUP_ROOT);
+    if let Some(p) = plan(root, &mount::mountinfo()) {
+        m.cgroups_missing = p.controllers.iter().map(|c| (*c).to_string()).collect();
+        if private_mounts && !p.controllers.is_empty() {
+            m.cgroups_tried = true;
+            m.cgroups_error = apply(&SystemMounter, root, &p, &mut Default::default())
+                .err()
+                .map(|e| e.to_string());
+        }
+    }
+    let cgroups_ready = m.cgroups_missing.is_empty() || (m.cgroups_tried && m.cgroups_error.is_none());
+    if let (Some(crun), true) = (&m.crun, cgroups_ready) {
+        m.container = Some(crun_container(crun, exe));
+    }
+    m
+}
+
+fn subreaper_error() -> Option<String> {
+    match rustix::process::set_child_subreaper(Some(rustix::process::getpid())) {
+        Ok(()) => {
+            let _ = rustix::process::set_child_subreaper(None);
+            None
+        }
+        Err(e) => Some(format!("{} (errno {})", errno_name(e), e.raw_os_error())),
+    }
+}
+
+fn errno_name(e: rustix::io::Errno) -> &'static str {
+    use rustix::io::Errno;
+    match e {
+        Errno::INVAL => "EINVAL",
+        Errno::PERM => "EPERM",
+        Errno::NOSYS => "ENOSYS",
+        _ => "error",
+    }
+}
+
+/// A container whose root holds only a copy of this static binary, run with `--version`.
+fn crun_container(crun: &Path, exe: &Path) -> Result<(), String> {
+    let tmp = std::env::temp_dir().join(format!("k3s-sandbox-crun-probe-{}", std::process::id()));
+    let result = (|| {
+        let rootfs = tmp.join("bundle/rootfs");
+        for d in ["proc", "dev", "sys", "etc", "tmp"] {
+            fs::create_dir_all(rootfs.join(d)).map_err(|e| e.to_string())?;
+        }
+        fs::create_dir_all(tmp.join("state")).map_err(|e| e.to_string())?;
+        fs::copy(exe, rootfs.join("probe")).map_err(|e| format!("copy {}: {e}", exe.display()))?;
+        let _ = fs::set_permissions(rootfs.join("probe"), fs::Permissions::from_mode(0o755));
+        let config = serde_json::json!({
+            "ociVersion": "1.0.2",
+            "process": {"terminal": false, "user": {"uid": 0, "gid": 0}, "args": ["/probe", "--version"],
+                        "env": ["PATH=/"], "cwd": "/"},
+            "root": {"path": "rootfs", "readonly": false},
+            "hostname": "k3s-sandbox-probe",
+            "mounts": [{"destination": "/proc", "type": "proc", "source": "proc"}],
+            "linux": {"namespaces": [{"type": "pid"}, {"type": "mount"}, {"type": "ipc"}, {"type": "uts"}],
+                      "cgroupsPath": format!("/k3s-sandbox-probe-{}", std::process::id())}
+        });
+        fs::write(tmp.join("bundle/config.json"), config.to_string()).map_err(|e| e.to_string())?;
+        let state = tmp.join("state").to_string_lossy().into_owned();
+        let bundle = tmp.join("bundle").to_string_lossy().into_owned();
+        let id = format!("k3s-sandbox-probe-{}", std::process::id());
+        let args = ["--root", &state, "run", "--bundle", &bundle, &id];
+        let out = util::run_with_timeout(crun, &args, &[], b"", LIMIT / 2).map_err(|e| e.to_string())?;
+        if out.success() && out.stdout_text().contains("k3s-sandbox") {
+            Ok(())
+        } else {
+            let err = String::from_utf8_lossy(&out.stderr).trim().to_string();
+            Err(if err.is_empty() {
+                format!("crun exited {:?}", out.status.and_then(|s| s.code()))
+            } else {
+                err
+            })
+        }
+    })();
+    let _ = fs::remove_dir_all(&tmp);
+    result
+}
+
+/// Runs `exe pods-profile measure` in a child, under `unshare -m --propagation private` when
+/// that works (else without the mount trial), and reads its answer.
+pub fn measure_in_child(exe: &Path) -> Result<Measured, String> {
+    let exe_s = exe.to_string_lossy().into_owned();
+    let unshare = ["/usr/bin/unshare", "/bin/unshare"]
+        .iter()
+        .map(Path::new)
+        .find(|p| p.is_file());
+    let attempt = |program: &Path, args: &[&str]| -> Result<Measured, String> {
+        let out = util::run_with_timeout(program, args, &[], b"", LIMIT).map_err(|e| e.to_string())?;
+        serde_json::from_slice(&out.stdout)
+            .map_err(|e| format!("{e}: {}", String::from_utf8_lossy(&out.stderr).trim()))
+    };
+    if let Some(u) = unshare
+        && let Ok(m) = attempt(
+            u,
+            &[
+                "-m",
+                "--propagation",
+                "private",
+                &exe_s,
+                "pods-profile",
+                "measure",
+                "--private-mounts",
+            ],
+        )
+    {
+        return Ok(m);
+    }
+    attempt(exe, &["pods-profile", "measure"])
+}
