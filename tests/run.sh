@@ -1,38 +1,50 @@
 #!/usr/bin/env bash
 # The one test command: installs what the tests need, then runs every check of the suite.
 #
-#   tests/run.sh            everything (needs root for apt and the containerd end-to-end test)
-#   tests/run.sh --no-deps  skip installing dependencies (they are already there)
+#   tests/run.sh            everything (needs root: the steps run in throwaway Debian roots)
+#   tests/run.sh --no-deps  skip installing the Rust toolchains and cargo-fuzz (they are already there)
 #
-# Steps: dependencies, cargo fmt --check, clippy -D warnings, shellcheck, cargo test --workspace
-# (unit, golden, protocol, install.sh, host-local, bridge/chain, libcni and go-cni interop, bad inputs,
-# k3s-sandbox), static release build with the 600 KiB size budget, ./install.sh from source into
-# temporary directories, containerd end to end, fuzz smoke, the suite inside gVisor (tests/gvisor/run.sh).
+# The host is only read. The Debian packages the tests need (tests/apt-packages.txt: the old clients,
+# containerd 1.6, libcni 1.1, runsc 2022, the 1.1.1 reference, and tools such as shellcheck and qemu)
+# go into a cached root of the host's own Debian release, built with debootstrap
+# (tests/testroot/testroot.sh --release host), and every step below runs inside a throwaway overlay of
+# it, with this checkout, the Rust toolchains and the cache bound in at their own paths. Before the
+# first step the contents of /opt/cni, /etc/cni, /usr/local/bin/{k3s-sandbox,cnitool} and
+# /var/lib/dpkg/status are recorded; the last step fails if any of them changed.
+#
+# Steps on the host: the Rust toolchains (musl and aarch64 targets, clippy, nightly, cargo-fuzz; into
+# ~/.rustup and ~/.cargo), the root of the host's release. Steps in it: cargo fmt --check, clippy -D
+# warnings, shellcheck, cargo test --workspace (unit, golden, protocol, install.sh, host-local,
+# bridge/chain, libcni and go-cni interop, bad inputs, k3s-sandbox), static release build with the
+# 600 KiB size budget, ./install.sh from source into temporary directories, containerd 1.6 end to
+# end, fuzz smoke, the suite inside gVisor (tests/gvisor/run.sh: runsc 2022, then pods in runsc 2024).
 # Release steps: aarch64 cross build (size budget), aarch64 under qemu-aarch64-static (VERSION, goldens,
 # parallel host-local), ./install.sh --package (tarballs and .deb, built twice and compared), install
 # from the tarball with no cargo on PATH.
-# Test-root steps (tests/testroot: a cached, throwaway Debian sid root with today's clients): build it
-# and log its versions; the interop suite with drivers built there against libcni 1.3 and go-cni
-# 1.1.13, and cnitool 1.3's add/check/status/gc/del over every conflist (tests/interop/today.sh); the
-# .deb through dpkg -i / -r / -P inside a throwaway overlay of the root (tests/testroot/deb.sh).
-# The host is not changed: after the dependencies step (the one step that installs packages), the
-# contents of /opt/cni, /etc/cni, /usr/local/bin/{k3s-sandbox,cnitool} and /var/lib/dpkg/status are
-# recorded, and the last step fails if any of them changed.
+# Today's clients (tests/testroot: a cached, throwaway Debian sid root): build it and log its versions;
+# the interop suite with drivers built there against libcni 1.3 and go-cni 1.1.13, and cnitool 1.3's
+# add/check/status/gc/del over every conflist (tests/interop/today.sh); the .deb through dpkg -i / -r
+# / -P inside a throwaway overlay of that root (tests/testroot/deb.sh); containerd 2.1.9 end to end
+# (tests/e2e/containerd2.sh).
 # Every step runs even when an earlier one failed; the summary lists each; the exit status is non-zero
 # when any step failed. A step that cannot run here (exit status 77) is listed as SKIP and is not
 # counted as passed; the gVisor step only skips when SANDBOX_CNI_GVISOR=optional (for machines where
 # runsc cannot start, such as containers); otherwise runsc not starting is a failure. Likewise the
 # test-root steps only skip when SANDBOX_CNI_TESTROOT_STAGES=optional (no debootstrap, no route to the
 # Debian mirror, no mount namespaces or overlayfs); otherwise the root not being there is a failure.
+# The roots stay cached between runs (~/.cache/sandbox-cni); `tests/testroot/testroot.sh clean` and
+# `tests/testroot/testroot.sh --release host clean` remove them.
 set -uo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo" || exit 1
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 install_deps=1
+inside=0
 for arg in "$@"; do
     case $arg in
         --no-deps) install_deps=0 ;;
+        --inside) inside=1 ;;  # internal: run the suite's steps (we are in the root of the host's release)
         -h|--help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0 ;;
         *) echo "tests/run.sh: unknown option $arg" >&2; exit 2 ;;
     esac
@@ -62,19 +74,11 @@ step() {
     fi
 }
 
+# The Rust side of the dependencies, on the host (~/.rustup, ~/.cargo); Debian packages go into the
+# root of the host's release instead (hostroot below).
 deps() {
-    if [ "$(id -u)" != 0 ]; then
-        echo "not root: cannot install packages; run as root or install tests/apt-packages.txt yourself" >&2
-        return 1
-    fi
-    export DEBIAN_FRONTEND=noninteractive
-    local pkgs
-    pkgs=$(grep -v '^\s*\(#\|$\)' tests/apt-packages.txt | sort -u | tr '\n' ' ')
-    # shellcheck disable=SC2086
-    if ! dpkg -s $pkgs >/dev/null 2>&1; then
-        apt-get update -qq && apt-get install -y -qq --no-install-recommends $pkgs >/dev/null || return 1
-    fi
     rustup target list --installed | grep -qx "$MUSL" || rustup target add "$MUSL" || return 1
+    rustup target list --installed | grep -qx "$AARCH64" || rustup target add "$AARCH64" || return 1
     rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt || return 1
     if ! cargo +nightly --version >/dev/null 2>&1 && ! rustup toolchain install nightly --profile minimal; then
         echo "the nightly toolchain is missing and cannot be installed: the fuzz smoke needs it" >&2
@@ -105,6 +109,7 @@ release_size() {
     return $bad
 }
 
+AARCH64=aarch64-unknown-linux-musl
 # The README's main command, from source, into temporary directories (build, install, self-test).
 install_from_source() {
     local tmp rc
@@ -120,7 +125,6 @@ install_from_source() {
 }
 
 # aarch64: cross-built (fat LTO, linked by gcc-aarch64-linux-gnu), static, within the size budget.
-AARCH64=aarch64-unknown-linux-musl
 aarch64_build() {
     rustup target list --installed | grep -qx "$AARCH64" || rustup target add "$AARCH64" || return 1
     CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER=${CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER:-aarch64-linux-gnu-gcc} \
@@ -259,8 +263,71 @@ gvisor() {
     return $rc
 }
 
-[ "$install_deps" = 1 ] && step "dependencies" deps
-host_before=$(host_state)
+# The root of the host's release, with tests/apt-packages.txt.
+hostroot_build() {
+    local start=$SECONDS
+    tests/testroot/testroot.sh --release host build || return $?
+    echo "ready in $((SECONDS - start)) s; its packages:"
+    tests/testroot/testroot.sh --release host versions | tr '\n' ' '
+    echo
+}
+
+# Every suite step, inside a throwaway overlay of the host-release root: this checkout, the Rust
+# toolchains and the roots' cache are bound in at their own paths; the step results come back
+# through a file for the summary.
+in_hostroot() {
+    local cargo_home=${CARGO_HOME:-$HOME/.cargo} rustup_home=${RUSTUP_HOME:-$HOME/.rustup}
+    local cache=${XDG_CACHE_HOME:-$HOME/.cache}/sandbox-cni
+    local -a binds=(--bind "$repo:$repo" --bind "$cargo_home:$cargo_home" --bind "$rustup_home:$rustup_home"
+        --bind "$cache:$cache")
+    # A git worktree's metadata lives outside it: bind that too, for git ls-files.
+    local common
+    common=$(cd "$repo" && git rev-parse --path-format=absolute --git-common-dir 2>/dev/null) || common=
+    case $common in ''|"$repo"/*) ;; *) binds+=(--bind "$common:$common") ;; esac
+    if [ -n "${CARGO_TARGET_DIR:-}" ]; then mkdir -p "$CARGO_TARGET_DIR" && binds+=(--bind "$CARGO_TARGET_DIR:$CARGO_TARGET_DIR"); fi
+    local -a envs=("HOME=$HOME" "CARGO_HOME=$cargo_home" "RUSTUP_HOME=$rustup_home"
+        "PATH=$cargo_home/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+        "SANDBOX_CNI_RUN_RESULTS=$results_file")
+    local v
+    while IFS= read -r v; do envs+=("$v"); done < <(env | grep -E '^(SANDBOX_CNI_[A-Z0-9_]*|CARGO_[A-Z0-9_]*|RUSTUP_TOOLCHAIN|RUSTFLAGS|XDG_CACHE_HOME|CI|TERM)=' |
+        grep -vE '^(CARGO_HOME|SANDBOX_CNI_RUN_RESULTS)=')
+    tests/testroot/testroot.sh --release host run --scratch "${binds[@]}" -- \
+        env "${envs[@]}" bash "$repo/tests/run.sh" --inside
+}
+
+summary() {
+    echo
+    echo "=== summary"
+    printf '%s\n' "${results[@]}"
+    passed=$(( ${#results[@]} - failed - skipped ))
+    echo "steps: $passed passed, $failed failed$([ "$skipped" = 0 ] || echo ", $skipped skipped")"
+    [ "$failed" = 0 ]
+}
+
+if [ "$inside" = 0 ]; then
+    [ "$(id -u)" = 0 ] || { echo "tests/run.sh needs root: its steps run in throwaway Debian roots" >&2; exit 1; }
+    host_before=$(host_state)
+    [ "$install_deps" = 1 ] && step "dependencies: Rust toolchains and cargo-fuzz (on the host)" deps
+    step "test root of the host's release (tests/apt-packages.txt): build or reuse" in_testroot hostroot_build
+    mkdir -p target || exit 1
+    results_file="$repo/target/.run-steps"
+    : >"$results_file"
+    rc=0
+    in_hostroot || rc=$?
+    while IFS= read -r line; do
+        results+=("$line")
+        case $line in FAIL*) failed=$((failed + 1)) ;; SKIP*) skipped=$((skipped + 1)) ;; esac
+    done <"$results_file"
+    if [ "$rc" != 0 ] && ! grep -q '^FAIL' "$results_file"; then
+        results+=("FAIL  the steps in the root of the host's release (exit $rc)")
+        failed=$((failed + 1))
+    fi
+    rm -f "$results_file"
+    step "host state unchanged (/opt/cni, /etc/cni, dpkg status)" host_unchanged
+    summary
+    exit
+fi
+
 step "cargo fmt --check" fmt
 step "cargo clippy -D warnings" clippy
 step "shellcheck" shell_lint
@@ -274,15 +341,10 @@ step "test root (Debian sid): build or reuse, client versions" in_testroot testr
 step "test root: libcni 1.3 and go-cni 1.1.13 interop, cnitool 1.3 add/check/status/gc/del" in_testroot tests/interop/today.sh
 step "test root: .deb through dpkg -i, -r, -P next to the 1.9.1 reference" in_testroot deb_in_root
 step "containerd end to end" containerd_e2e
-# Wired in at merge time: containerd 2.1.9 end to end in the test root.
-# step "test root: containerd 2.1.9 end to end" in_testroot tests/e2e/containerd2.sh
+step "test root: containerd 2.1.9 end to end (CRI Status runs STATUS; kill -9 and restart)" in_testroot tests/e2e/containerd2.sh
 step "fuzz smoke" fuzz_smoke
 step "inside gVisor (runsc)" gvisor
-step "host state unchanged (/opt/cni, /etc/cni, dpkg status)" host_unchanged
 
-echo
-echo "=== summary"
-printf '%s\n' "${results[@]}"
-passed=$(( ${#results[@]} - failed - skipped ))
-echo "steps: $passed passed, $failed failed$([ "$skipped" = 0 ] || echo ", $skipped skipped")"
+# Inside: the results go back to the outer run, which prints the summary.
+printf '%s\n' "${results[@]}" >"$SANDBOX_CNI_RUN_RESULTS"
 [ "$failed" = 0 ]
