@@ -4,9 +4,10 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{GlobalArgs, dirs, say};
+use super::{InstanceOpt, ConfDirOpt, BinDirOpt, dirs, say};
 use crate::doctor::{self, Level};
 use crate::error::Result;
+use crate::output::plural;
 use crate::flags::{self, Profile};
 use crate::probe::{self, HostFacts};
 use crate::process::{self, LiveProcesses, Liveness};
@@ -14,6 +15,12 @@ use crate::sandbox::{self, SandboxFacts};
 
 #[derive(Args, Debug)]
 pub struct DoctorArgs {
+    #[command(flatten)]
+    pub instance: InstanceOpt,
+    #[command(flatten)]
+    pub conf: ConfDirOpt,
+    #[command(flatten)]
+    pub bin: BinDirOpt,
     /// Judge the checks for this profile (agent-only requirements FAIL instead of warn)
     #[arg(long, value_enum)]
     pub profile: Option<Profile>,
@@ -23,8 +30,8 @@ pub struct DoctorArgs {
     pub json: bool,
 }
 
-pub fn run(g: &GlobalArgs, a: &DoctorArgs) -> Result<u8> {
-    let dirs = dirs(g)?;
+pub fn run(a: &DoctorArgs) -> Result<u8> {
+    let dirs = dirs(Some(&a.instance), Some(&a.bin), Some(&a.conf))?;
     let state = dirs.state();
     let facts = HostFacts::probe(&dirs.data_dir);
     let mut checks = sandbox::checks(&SandboxFacts::probe(), &facts.root_fs, a.profile);
@@ -45,8 +52,8 @@ pub fn run(g: &GlobalArgs, a: &DoctorArgs) -> Result<u8> {
     checks.extend(doctor::plugin_checks(&dirs.cni_bin_dir, &types, a.profile));
     checks.extend(conf_checks);
     // Leaked reservations: compared with the live pods when this data dir's agent runs.
-    let live = agent_running.then(|| crate::ipam_cmd::live_ids(&dirs)).flatten();
-    checks.extend(doctor::ipam_checks(&crate::ipam_cmd::detect(
+    let live = agent_running.then(|| crate::commands::ipam::live_ids(&dirs)).flatten();
+    checks.extend(doctor::ipam_checks(&crate::commands::ipam::detect(
         &dirs,
         live.as_ref(),
     )));
@@ -65,8 +72,9 @@ pub fn run(g: &GlobalArgs, a: &DoctorArgs) -> Result<u8> {
     let warns = checks.iter().filter(|c| c.level == Level::Warn).count();
     let (profile, why) = flags::choose_profile(a.profile, &facts);
     say(&format!(
-        "{} checks: {fails} failed, {warns} warnings; `up` would use {why}",
-        checks.len()
+        "{}: {fails} failed, {}; `up` would use {why}",
+        plural(checks.len() as u64, "check", "checks"),
+        plural(warns as u64, "warning", "warnings")
     ));
     let _ = profile;
     Ok(if fails > 0 { 1 } else { 0 })

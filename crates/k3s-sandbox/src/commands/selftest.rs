@@ -9,7 +9,7 @@ use clap::Args;
 use cni_runtime::NetworkList;
 use cni_runtime::runner::ProcessRunner;
 
-use super::{GlobalArgs, dirs, say};
+use super::{ConfDirOpt, BinDirOpt, dirs, say};
 use crate::conflist;
 use crate::error::{Failure, Result};
 use crate::paths::Dirs;
@@ -17,6 +17,10 @@ use crate::selftest;
 
 #[derive(Args, Debug)]
 pub struct SelftestArgs {
+    #[command(flatten)]
+    pub conf: ConfDirOpt,
+    #[command(flatten)]
+    pub bin: BinDirOpt,
     /// Network config to test [default: the file containerd would pick from the conf dir,
     /// else the built-in sandbox-cni conflist]
     #[arg(long, value_name = "FILE")]
@@ -64,8 +68,8 @@ pub(super) fn run_selftest(dirs: &Dirs, explicit: Option<&Path>) -> Result<selft
     result.map_err(|e| Failure::SelfTest(format!("CNI self-test failed: {e}")))
 }
 
-pub fn run(g: &GlobalArgs, a: &SelftestArgs) -> Result<u8> {
-    let dirs = dirs(g)?;
+pub fn run(a: &SelftestArgs) -> Result<u8> {
+    let dirs = dirs(None, Some(&a.bin), Some(&a.conf))?;
     let report = run_selftest(&dirs, a.conflist.as_deref())?;
     let ip = report
         .pod_ip()

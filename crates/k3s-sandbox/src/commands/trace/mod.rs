@@ -25,7 +25,7 @@ pub enum TraceAction {
     On,
     /// Stop recording (the records stay readable)
     Off,
-    /// Say whether the trace is on, where it is and how large
+    /// Say whether the trace is on, where it is and how large (exit 0 when on, 1 when off)
     Status,
     /// Delete the records
     Clear,
@@ -42,11 +42,17 @@ pub struct TraceArgs {
     /// Only calls of the last DURATION, e.g. 90s, 10m, 2h, 1d, 1h30m
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub since: Option<Duration>,
-    /// Print the records as they are stored (JSON lines) instead of a table
+    /// Print the records as they are stored (JSON lines) instead of a table; with `status`, one
+    /// JSON object
     #[arg(long)]
     pub json: bool,
-    /// Trace directory; the plugins use it only when it is the default or they have
-    /// SANDBOX_CNI_TRACE_DIR set to it [env: SANDBOX_CNI_TRACE_DIR] [default: /run/sandbox-cni/trace]
+    /// Show whole container IDs and results (the table shows IDs' first 13 characters, as
+    /// crictl does, and fits 100 columns)
+    #[arg(long, visible_alias = "wide")]
+    pub no_trunc: bool,
+    /// Trace directory. The plugins write to the default one, or to the one their own
+    /// environment names in SANDBOX_CNI_TRACE_DIR [env: SANDBOX_CNI_TRACE_DIR] [default:
+    /// /run/sandbox-cni/trace]
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
 }
@@ -139,10 +145,23 @@ fn turn_on(dir: &Path) -> Result<()> {
             .create(dir)
             .map_err(|e| Failure::io("create the trace directory", dir, &e))?;
     }
-    say(&format!(
-        "trace on: every plugin call appends a line to {}; read it with `k3s-sandbox trace`, stop with `k3s-sandbox trace off`",
-        dir.join(FILE).display()
-    ));
+    if dir == Path::new(DEFAULT_DIR) {
+        say(&format!(
+            "trace on: every plugin call appends a line to {}; read it with `k3s-sandbox trace`, stop with `k3s-sandbox trace off`",
+            dir.join(FILE).display()
+        ));
+    } else {
+        say(&format!(
+            "trace on in {}: plugins append to its {FILE} only when they run with \
+             SANDBOX_CNI_TRACE_DIR={} in their environment (e.g. `SANDBOX_CNI_TRACE_DIR={} \
+             k3s-sandbox cni add ...`, or set it in containerd's environment); without it they \
+             write to {}",
+            dir.display(),
+            crate::util::shell_quote(&dir.to_string_lossy()),
+            crate::util::shell_quote(&dir.to_string_lossy()),
+            DEFAULT_DIR
+        ));
+    }
     Ok(())
 }
 
@@ -172,7 +191,7 @@ fn records_dir(dir: &Path) -> Option<PathBuf> {
     is_on(&off).then_some(off)
 }
 
-fn status(dir: &Path) -> Result<u8> {
+fn status(dir: &Path, json: bool) -> Result<u8> {
     let size = |d: &Path| {
         [ROTATED, FILE]
             .iter()
@@ -180,15 +199,32 @@ fn status(dir: &Path) -> Result<u8> {
             .map(|m| m.len())
             .sum::<u64>()
     };
-    if is_on(dir) {
+    let on = is_on(dir);
+    let records = records_dir(dir);
+    let rotated = records.as_ref().is_some_and(|d| d.join(ROTATED).is_file());
+    if json {
+        crate::output::print_json(&serde_json::json!({
+            "on": on,
+            "dir": dir.display().to_string(),
+            "records": records.as_ref().map(|d| d.display().to_string()),
+            "bytes": records.as_deref().map(size),
+        }));
+        return Ok(if on { 0 } else { 1 });
+    }
+    let with = if rotated {
+        format!(" (with {ROTATED})")
+    } else {
+        String::new()
+    };
+    if on {
         println!("trace: on");
         println!("file: {}", dir.join(FILE).display());
-        println!("size: {} bytes (with {ROTATED})", size(dir));
+        println!("size: {}{with}", crate::output::plural(size(dir), "byte", "bytes"));
         Ok(0)
     } else {
         println!("trace: off");
-        if let Some(d) = records_dir(dir) {
-            println!("records: {} ({} bytes)", d.display(), size(&d));
+        if let Some(d) = records {
+            println!("records: {} ({}{with})", d.display(), crate::output::plural(size(&d), "byte", "bytes"));
         }
         Ok(1)
     }
@@ -208,12 +244,13 @@ fn clear(dir: &Path) -> Result<u8> {
     Ok(0)
 }
 
-pub fn trace(a: &TraceArgs) -> Result<u8> {
+/// Runs `k3s-sandbox trace ...`.
+pub fn run(a: &TraceArgs) -> Result<u8> {
     let dir = trace_dir(a.dir.as_deref());
     match a.action {
         Some(TraceAction::On) => turn_on(&dir).map(|()| 0),
         Some(TraceAction::Off) => turn_off(&dir).map(|()| 0),
-        Some(TraceAction::Status) => status(&dir),
+        Some(TraceAction::Status) => status(&dir, a.json),
         Some(TraceAction::Clear) => clear(&dir),
         None => read::show(&dir, a),
     }

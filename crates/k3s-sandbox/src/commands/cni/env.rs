@@ -1,5 +1,6 @@
-//! What cnitool reads from its environment (NETCONFPATH, CNI_PATH, CNI_IFNAME, CNI_ARGS, CAP_ARGS),
-//! read the same way, and cnitool's container ID for a netns path.
+//! What cnitool reads from its environment besides the directories (CNI_IFNAME, CNI_ARGS,
+//! CAP_ARGS; the directories are `paths`'s), read the same way, and cnitool's container ID for a
+//! netns path.
 
 use std::path::{Component, Path, PathBuf};
 
@@ -7,25 +8,6 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha512};
 
 use crate::error::{Failure, Result};
-
-pub(super) fn env_var(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty())
-}
-
-pub(super) fn conf_dir() -> PathBuf {
-    env_var("NETCONFPATH").map_or_else(|| PathBuf::from("/etc/cni/net.d"), PathBuf::from)
-}
-
-pub(super) fn cni_path() -> Vec<PathBuf> {
-    match env_var("CNI_PATH") {
-        Some(p) => p
-            .split(':')
-            .filter(|d| !d.is_empty())
-            .map(PathBuf::from)
-            .collect(),
-        None => vec![PathBuf::from("/opt/cni/bin")],
-    }
-}
 
 /// The interface name: CNI_IFNAME, eth0 when unset (set but empty stays empty, as in cnitool).
 pub(super) fn ifname() -> String {

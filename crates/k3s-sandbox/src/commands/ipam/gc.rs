@@ -10,47 +10,16 @@ use ipam_store::Owner;
 use ipam_store::inspect::{self, Inspection};
 
 use super::network::{Network, one};
-use super::release::{describe_holder, open_store};
+use super::release::open_store;
 use super::{DEFAULT_MIN_AGE, GcArgs, fmt_age, say};
 use crate::cri;
 use crate::error::{Failure, Result};
+use crate::output::{self, plural};
+use crate::valid::Valid;
+use serde_json::{Value, json};
 use crate::paths::Dirs;
-use crate::trace_cmd::parse_duration;
+use crate::commands::trace::parse_duration;
 use crate::util::shell_quote;
-
-/// The live attachments: a container ID and, when known, the interface.
-#[derive(Debug, Clone, Default)]
-pub struct Valid {
-    pub attachments: BTreeSet<(String, Option<String>)>,
-}
-
-impl Valid {
-    pub fn parse(list: &[String]) -> Result<Valid> {
-        let mut v = Valid::default();
-        for item in list {
-            let (id, ifname) = match item.split_once('/') {
-                Some((id, i)) => (id, Some(i.to_string())),
-                None => (item.as_str(), None),
-            };
-            if id.is_empty() || ifname.as_deref() == Some("") {
-                return Err(Failure::new(format!(
-                    "--valid {item:?}: expected a container ID, optionally followed by /IFNAME"
-                )));
-            }
-            v.attachments.insert((id.to_string(), ifname));
-        }
-        Ok(v)
-    }
-
-    /// Whether the holder belongs to a live attachment (an id-only holder to any interface of its
-    /// container; a live entry without an interface to every interface of its container).
-    pub fn keeps(&self, o: &Owner) -> bool {
-        self.attachments
-            .range((o.id.clone(), None)..)
-            .take_while(|(id, _)| *id == o.id)
-            .any(|(_, i)| i.is_none() || o.ifname.is_none() || *i == o.ifname)
-    }
-}
 
 /// One reservation gc would free, and why.
 #[derive(Debug, Clone)]
@@ -87,7 +56,7 @@ pub fn plan(found: &Inspection, valid: &Valid, min_age: Duration) -> Plan {
             p.blocked.push(r.ip);
             continue;
         }
-        if r.owner.as_ref().is_some_and(|o| valid.keeps(o)) {
+        if r.owner.as_ref().is_some_and(|o| valid.keeps(&o.id, o.ifname.as_deref())) {
             p.live += 1;
         } else if r.age.is_none_or(|a| a < min_age) {
             p.young += 1;
@@ -107,12 +76,22 @@ fn path_flag(flag: &str, path: &Path) -> String {
     format!(" {flag} {}", shell_quote(&path.to_string_lossy()))
 }
 
-/// `k3s-sandbox [global flags] ipam gc NETWORK`: the start of every gc command line we print.
+/// `k3s-sandbox ipam gc NETWORK [--cni-conf-dir DIR]`: the start of every gc command line we
+/// print.
 fn gc_start(dirs: &Dirs, net: &Network) -> String {
-    let mut s = String::from("k3s-sandbox");
+    let mut s = format!("k3s-sandbox ipam gc {}", shell_quote(&net.name));
     if dirs.cni_conf_dir != Path::new(crate::paths::DEFAULT_CNI_CONF_DIR) {
         s.push_str(&path_flag("--cni-conf-dir", &dirs.cni_conf_dir));
     }
+    if net.config.is_none() {
+        s.push_str(&path_flag("--ipam-dir", &net.data_dir));
+    }
+    s
+}
+
+/// `--from-cri`, with `--data-dir` when the instance is not the default one.
+fn from_cri_flags(dirs: &Dirs) -> String {
+    let mut s = String::from(" --from-cri");
     if let Ok(default) = crate::paths::default_data_dir(
         rustix::process::geteuid().is_root(),
         std::env::var_os("XDG_DATA_HOME").map(PathBuf::from),
@@ -121,22 +100,35 @@ fn gc_start(dirs: &Dirs, net: &Network) -> String {
     {
         s.push_str(&path_flag("--data-dir", &dirs.data_dir));
     }
-    s.push_str(&format!(" ipam gc {}", shell_quote(&net.name)));
     s
 }
 
-/// The exact gc command for a network.
+/// The exact gc command for a network, with the runtime's pods as the live ones.
 pub fn gc_command(dirs: &Dirs, net: &Network, apply: bool, allow_empty: bool) -> String {
     let mut s = gc_start(dirs, net);
-    if net.config.is_none() {
-        s.push_str(&path_flag("--ipam-dir", &net.data_dir));
-    }
-    s.push_str(" --from-cri");
+    s.push_str(&from_cri_flags(dirs));
     if apply {
         s.push_str(" --apply");
     }
     if allow_empty {
         s.push_str(" --allow-empty");
+    }
+    s
+}
+
+/// The gc command for a network when the runtime cannot be asked: the live IDs by hand.
+pub fn gc_valid_command(dirs: &Dirs, net: &Network) -> String {
+    format!("{} --valid LIVE-ID", gc_start(dirs, net))
+}
+
+/// The `ipam ls` command for a network.
+pub fn ls_command(dirs: &Dirs, net: &Network) -> String {
+    let mut s = format!("k3s-sandbox ipam ls {}", shell_quote(&net.name));
+    if dirs.cni_conf_dir != Path::new(crate::paths::DEFAULT_CNI_CONF_DIR) {
+        s.push_str(&path_flag("--cni-conf-dir", &dirs.cni_conf_dir));
+    }
+    if net.config.is_none() {
+        s.push_str(&path_flag("--ipam-dir", &net.data_dir));
     }
     s
 }
@@ -153,9 +145,9 @@ pub(super) fn gc(dirs: &Dirs, a: &GcArgs) -> Result<u8> {
             ))
         })?;
         say(&format!(
-            "{} lists {} pod sandbox(es)",
+            "{} lists {}",
             answer.asked,
-            answer.sandboxes.len()
+            plural(answer.sandboxes.len() as u64, "pod sandbox", "pod sandboxes")
         ));
         let mut v = Valid::default();
         for s in &answer.sandboxes {
@@ -163,7 +155,7 @@ pub(super) fn gc(dirs: &Dirs, a: &GcArgs) -> Result<u8> {
         }
         (v, "the runtime's pod sandboxes")
     } else {
-        (Valid::parse(&a.valid)?, "--valid")
+        (Valid::new(&a.valid), "--valid")
     };
     let dir = net.store_dir();
     if !dir.is_dir() {
@@ -179,31 +171,56 @@ pub(super) fn gc(dirs: &Dirs, a: &GcArgs) -> Result<u8> {
     let found = inspect::inspect(&dir, Duration::ZERO)
         .map_err(|e| Failure::new(format!("cannot inspect {}: {e}", dir.display())))?;
     let p = plan(&found, &valid, a.min_age);
-    println!(
-        "network {}: {} reservation(s): {} held by live attachments ({from}), {} younger than --min-age {}s (kept), {} to free",
-        net.name,
-        found.reservations.len(),
-        p.live,
-        p.young,
-        a.min_age.as_secs(),
-        p.free.len()
-    );
-    for ip in &p.blocked {
-        println!("  {ip}: not a regular file, never removed by gc: remove it by hand");
-    }
-    for d in &p.free {
+    let empty_runtime = a.from_cri && valid.attachments.is_empty();
+    if a.json {
+        let doomed: Vec<Value> = p
+            .free
+            .iter()
+            .map(|d| {
+                json!({"ip": d.ip.to_string(), "containerID": d.owner.as_ref().map(|o| o.id.clone()),
+                       "ifname": d.owner.as_ref().and_then(|o| o.ifname.clone()),
+                       "ageSeconds": d.age.map(|x| x.as_secs())})
+            })
+            .collect();
+        output::print_json(&json!({
+            "network": net.name, "store": dir.display().to_string(),
+            "reservations": found.reservations.len(), "live": p.live, "young": p.young,
+            "minAgeSeconds": a.min_age.as_secs(),
+            "blocked": p.blocked.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "free": doomed, "dryRun": !a.apply,
+        }));
+    } else {
         println!(
-            "  {:<39}  {}  age {}",
-            d.ip,
-            describe_holder(d.owner.as_ref()),
-            fmt_age(d.age)
+            "network {}: {}: {} held by live attachments ({from}), {} younger than --min-age {}s (kept), {} to free",
+            net.name,
+            plural(found.reservations.len() as u64, "reservation", "reservations"),
+            p.live,
+            p.young,
+            a.min_age.as_secs(),
+            p.free.len()
         );
+        for ip in &p.blocked {
+            println!("  {ip}: not a regular file, never removed by gc: remove it by hand");
+        }
+        if !p.free.is_empty() {
+            let rows: Vec<Vec<String>> = p
+                .free
+                .iter()
+                .map(|d| {
+                    let (id, ifname) = holder_cells(d.owner.as_ref(), a.no_trunc);
+                    vec![d.ip.to_string(), id, ifname, fmt_age(d.age)]
+                })
+                .collect();
+            for line in output::table(&["ADDRESS", "CONTAINER", "IF", "AGE"], &rows, &[3], a.no_trunc) {
+                println!("  {line}");
+            }
+        }
     }
     if p.free.is_empty() {
         return Ok(0);
     }
     let everything = p.live == 0 && p.young == 0;
-    if a.from_cri && valid.attachments.is_empty() && !a.allow_empty {
+    if empty_runtime && !a.allow_empty {
         let msg = "the runtime lists no pod sandbox at all, so every reservation would be freed";
         if a.apply {
             return Err(Failure::new(format!(
@@ -216,11 +233,7 @@ pub(super) fn gc(dirs: &Dirs, a: &GcArgs) -> Result<u8> {
         say(&format!(
             "dry run: nothing freed. Free them with: {} --apply{}",
             gc_args_text(dirs, &net, a),
-            if a.from_cri && valid.attachments.is_empty() {
-                " --allow-empty"
-            } else {
-                ""
-            }
+            if empty_runtime { " --allow-empty" } else { "" }
         ));
         return Ok(0);
     }
@@ -238,7 +251,8 @@ pub(super) fn gc(dirs: &Dirs, a: &GcArgs) -> Result<u8> {
         }
     }
     say(&format!(
-        "freed {freed} reservation(s){}",
+        "freed {}{}",
+        plural(freed as u64, "reservation", "reservations"),
         if everything { " (all of them)" } else { "" }
     ));
     Ok(0)
@@ -247,23 +261,34 @@ pub(super) fn gc(dirs: &Dirs, a: &GcArgs) -> Result<u8> {
 /// The command line of this gc run without --apply, for the dry run's hint.
 fn gc_args_text(dirs: &Dirs, net: &Network, a: &GcArgs) -> String {
     let mut s = gc_start(dirs, net);
-    if let Some(d) = &a.store.ipam_dir {
+    if let Some(d) = &a.store.ipam_dir
+        && net.config.is_some()
+    {
         s.push_str(&path_flag("--ipam-dir", d));
     }
     if a.from_cri {
-        s.push_str(" --from-cri");
+        s.push_str(&from_cri_flags(dirs));
         if let Some(e) = &a.runtime_endpoint {
             s.push_str(&format!(" --runtime-endpoint {}", shell_quote(e)));
         }
     } else {
-        s.push_str(" --valid");
         for v in &a.valid {
-            s.push(' ');
-            s.push_str(&shell_quote(v));
+            s.push_str(&format!(" --valid {}", shell_quote(&v.to_string())));
         }
     }
     if a.min_age != parse_duration(DEFAULT_MIN_AGE).unwrap_or_default() {
         s.push_str(&format!(" --min-age {}s", a.min_age.as_secs()));
     }
     s
+}
+
+/// The CONTAINER and IF cells of a holder.
+pub(super) fn holder_cells(o: Option<&Owner>, full: bool) -> (String, String) {
+    match o {
+        Some(o) => (
+            output::short_id(&o.id, full),
+            o.ifname.clone().unwrap_or_else(|| "-".into()),
+        ),
+        None => ("(no holder)".to_string(), "-".to_string()),
+    }
 }

@@ -7,9 +7,11 @@ use ipam_store::inspect::{self, Inspection};
 use ipam_store::{Owner, Range};
 use serde_json::{Value, json};
 
+use super::gc::holder_cells;
 use super::network::{Network, select};
 use super::{LS_LOCK_WAIT, LsArgs, fmt_age, fmt_range, say};
 use crate::error::{Failure, Result};
+use crate::output;
 use crate::paths::Dirs;
 
 /// Used and free addresses of one range.
@@ -63,6 +65,13 @@ fn owner_json(o: Option<&Owner>) -> (Value, Value) {
 }
 
 pub(super) fn ls(dirs: &Dirs, a: &LsArgs) -> Result<u8> {
+    if a.store.ipam_dir.is_none() && !dirs.cni_conf_dir.is_dir() {
+        return Err(Failure::new(format!(
+            "the conf dir {} does not exist: pick the one with the network configs with \
+             --cni-conf-dir DIR (or NETCONFPATH), or name a store directly with --ipam-dir DIR",
+            dirs.cni_conf_dir.display()
+        )));
+    }
     let nets = select(dirs, &a.store, a.network.as_deref())?;
     if nets.is_empty() {
         say(&format!(
@@ -88,13 +97,10 @@ pub(super) fn ls(dirs: &Dirs, a: &LsArgs) -> Result<u8> {
         if i > 0 {
             println!();
         }
-        ls_text(net, found.as_ref());
+        ls_text(net, found.as_ref(), a.no_trunc);
     }
     if a.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&json!({ "networks": all })).unwrap_or_default()
-        );
+        output::print_json(&json!({ "networks": all }));
     }
     Ok(0)
 }
@@ -107,9 +113,7 @@ fn ls_json(net: &Network, found: Option<&Inspection>) -> Value {
         .map(|u| {
             json!({"set": u.set, "subnet": u.range.subnet.to_string(), "rangeStart": u.range.start.to_string(),
                    "rangeEnd": u.range.end.to_string(), "gateway": u.range.gateway.to_string(),
-                   "capacity": u64::try_from(u.capacity).unwrap_or(u64::MAX),
-                   "used": u64::try_from(u.used).unwrap_or(u64::MAX),
-                   "free": u64::try_from(u.free()).unwrap_or(u64::MAX)})
+                   "capacity": count(u.capacity), "used": count(u.used), "free": count(u.free())})
         })
         .collect();
     let reservations: Vec<Value> = f
@@ -145,7 +149,17 @@ fn ls_json(net: &Network, found: Option<&Inspection>) -> Value {
     })
 }
 
-fn ls_text(net: &Network, found: Option<&Inspection>) {
+/// A count as JSON: a number up to 2^53 (exact in every JSON reader), else a decimal string (an
+/// IPv6 range holds up to 2^128 addresses).
+fn count(n: u128) -> Value {
+    if n <= 1 << 53 {
+        json!(n as u64)
+    } else {
+        json!(n.to_string())
+    }
+}
+
+fn ls_text(net: &Network, found: Option<&Inspection>, full: bool) {
     println!(
         "network {}: store {}{}",
         net.name,
@@ -178,13 +192,16 @@ fn ls_text(net: &Network, found: Option<&Inspection>) {
     if f.reservations.is_empty() {
         println!("  no reservations");
     } else {
-        println!("  {:<39}  {:<64}  {:<6}  AGE", "ADDRESS", "CONTAINER", "IF");
-        for r in &f.reservations {
-            let (id, ifname) = match &r.owner {
-                Some(o) => (o.id.clone(), o.ifname.clone().unwrap_or_else(|| "-".into())),
-                None => ("(no holder)".to_string(), "-".to_string()),
-            };
-            println!("  {:<39}  {:<64}  {:<6}  {}", r.ip, id, ifname, fmt_age(r.age));
+        let rows: Vec<Vec<String>> = f
+            .reservations
+            .iter()
+            .map(|r| {
+                let (id, ifname) = holder_cells(r.owner.as_ref(), full);
+                vec![r.ip.to_string(), id, ifname, fmt_age(r.age)]
+            })
+            .collect();
+        for line in output::table(&["ADDRESS", "CONTAINER", "IF", "AGE"], &rows, &[3], full) {
+            println!("  {line}");
         }
     }
     let out = outside(net, f);

@@ -21,9 +21,10 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 use ipam_store::Range;
 
-use crate::error::Result;
-use crate::paths::Dirs;
-use crate::trace_cmd::parse_duration;
+use super::{ConfDirOpt, InstanceOpt, dirs};
+use crate::commands::trace::parse_duration;
+use crate::error::{Failure, Result};
+use crate::valid;
 
 pub use detect::{Finding, detect, live_ids, print_status};
 
@@ -56,6 +57,8 @@ pub struct StoreArgs {
     /// network's `ipam.dataDir` from the configs in the CNI conf dir, else /var/lib/cni/networks]
     #[arg(long, value_name = "DIR")]
     pub ipam_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub conf: ConfDirOpt,
 }
 
 #[derive(Args, Debug)]
@@ -67,6 +70,9 @@ pub struct LsArgs {
     /// Print JSON instead of tables
     #[arg(long)]
     pub json: bool,
+    /// Show whole container IDs (tables show their first 13 characters, as crictl does)
+    #[arg(long, visible_alias = "wide")]
+    pub no_trunc: bool,
 }
 
 #[derive(Args, Debug)]
@@ -81,8 +87,11 @@ pub struct ReleaseArgs {
     #[arg(long, value_name = "ID")]
     pub container: Option<String>,
     /// With --container: only this interface's addresses
-    #[arg(long, value_name = "IF", requires = "container")]
+    #[arg(long, value_name = "IF")]
     pub ifname: Option<String>,
+    /// Print what was released as JSON on stdout
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub store: StoreArgs,
 }
@@ -92,17 +101,22 @@ pub struct ReleaseArgs {
 pub struct GcArgs {
     /// The network (the config's `name`)
     pub network: String,
-    /// The attachments that are live: container ID, optionally /IFNAME; everything else is freed
-    #[arg(long, value_name = "ID[/IFNAME]", num_args = 1..)]
-    pub valid: Vec<String>,
+    /// A live attachment: a container ID (every interface of it) or ID/IFNAME; repeat the option
+    /// for more. Everything else older than --min-age is freed
+    #[arg(long, value_name = "ID[/IFNAME]", value_parser = valid::parse)]
+    pub valid: Vec<valid::Attachment>,
     /// Take the live attachments from the container runtime's pod sandboxes (k3s crictl, or
     /// crictl on PATH); refuses when the runtime cannot be asked
     #[arg(long)]
     pub from_cri: bool,
-    /// CRI endpoint for --from-cri [default: CONTAINER_RUNTIME_ENDPOINT, else the instance's
-    /// k3s containerd socket]
-    #[arg(long, value_name = "ENDPOINT", requires = "from_cri")]
+    /// With --from-cri: the CRI endpoint [default: CONTAINER_RUNTIME_ENDPOINT, else the k3s
+    /// containerd socket of the instance in --data-dir]
+    #[arg(long, value_name = "ENDPOINT")]
     pub runtime_endpoint: Option<String>,
+    /// With --from-cri: the k3s-sandbox instance whose containerd to ask [env:
+    /// K3S_SANDBOX_DATA_DIR] (host-local's dataDir is --ipam-dir)
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
     /// Free them (without it, only show what would be freed)
     #[arg(long)]
     pub apply: bool,
@@ -110,11 +124,39 @@ pub struct GcArgs {
     /// runtime lists it
     #[arg(long, value_name = "DURATION", default_value = DEFAULT_MIN_AGE, value_parser = parse_duration)]
     pub min_age: Duration,
-    /// Allow --apply when the runtime lists no pod sandbox at all (everything would be freed)
+    /// With --from-cri --apply: go on when the runtime lists no pod sandbox at all (everything
+    /// would be freed)
     #[arg(long)]
     pub allow_empty: bool,
+    /// Print the plan (and what was freed) as JSON on stdout
+    #[arg(long)]
+    pub json: bool,
+    /// Show whole container IDs (tables show their first 13 characters, as crictl does)
+    #[arg(long, visible_alias = "wide")]
+    pub no_trunc: bool,
     #[command(flatten)]
     pub store: StoreArgs,
+}
+
+impl IpamArgs {
+    /// Whether the command was asked for JSON.
+    pub fn json(&self) -> bool {
+        match &self.command {
+            IpamCommand::Ls(a) => a.json,
+            IpamCommand::Release(a) => a.json,
+            IpamCommand::Gc(a) => a.json,
+        }
+    }
+}
+
+/// Options that apply only together with another one: a usage error otherwise.
+fn needs(given: bool, option: &str, other: &str) -> Result<()> {
+    if given {
+        return Err(Failure::Usage(format!(
+            "{option} applies only with {other}; leave it out or add {other}"
+        )));
+    }
+    Ok(())
 }
 
 fn say(msg: &str) {
@@ -136,10 +178,21 @@ fn fmt_range(r: &Range) -> String {
     format!("{}-{} ({})", r.start, r.end, r.subnet)
 }
 
-pub fn ipam(dirs: &Dirs, a: &IpamArgs) -> Result<u8> {
+pub fn run(a: &IpamArgs) -> Result<u8> {
     match &a.command {
-        IpamCommand::Ls(x) => ls::ls(dirs, x),
-        IpamCommand::Release(x) => release::release(dirs, x),
-        IpamCommand::Gc(x) => gc::gc(dirs, x),
+        IpamCommand::Ls(x) => ls::ls(&dirs(None, None, Some(&x.store.conf))?, x),
+        IpamCommand::Release(x) => {
+            needs(x.ifname.is_some() && x.container.is_none(), "--ifname", "--container")?;
+            release::release(&dirs(None, None, Some(&x.store.conf))?, x)
+        }
+        IpamCommand::Gc(x) => {
+            if !x.from_cri {
+                needs(x.runtime_endpoint.is_some(), "--runtime-endpoint", "--from-cri")?;
+                needs(x.allow_empty, "--allow-empty", "--from-cri")?;
+                needs(x.data_dir.is_some(), "--data-dir", "--from-cri")?;
+            }
+            let instance = InstanceOpt { data_dir: x.data_dir.clone() };
+            gc::gc(&dirs(Some(&instance), None, Some(&x.store.conf))?, x)
+        }
     }
 }

@@ -34,7 +34,7 @@ pub(super) fn release(dirs: &Dirs, a: &ReleaseArgs) -> Result<u8> {
     if let Some(ip) = a.ip {
         return match store.release_address(ip).map_err(store_err)? {
             Some(holder) => {
-                println!("released {ip} ({})", describe_holder(holder.as_ref()));
+                print_released(&net.name, &[(ip, holder)], a.json);
                 Ok(0)
             }
             None => Err(Failure::new(format!(
@@ -79,8 +79,24 @@ pub(super) fn release(dirs: &Dirs, a: &ReleaseArgs) -> Result<u8> {
             net.name
         )));
     }
-    for (ip, o) in released {
-        println!("released {ip} ({o})");
-    }
+    let released: Vec<(IpAddr, Option<Owner>)> = released.into_iter().map(|(ip, o)| (ip, Some(o))).collect();
+    print_released(&net.name, &released, a.json);
     Ok(0)
+}
+
+fn print_released(network: &str, released: &[(IpAddr, Option<Owner>)], json: bool) {
+    if json {
+        let list: Vec<serde_json::Value> = released
+            .iter()
+            .map(|(ip, o)| {
+                serde_json::json!({"ip": ip.to_string(), "containerID": o.as_ref().map(|o| o.id.clone()),
+                                   "ifname": o.as_ref().and_then(|o| o.ifname.clone())})
+            })
+            .collect();
+        crate::output::print_json(&serde_json::json!({"network": network, "released": list}));
+        return;
+    }
+    for (ip, o) in released {
+        println!("released {ip} ({})", describe_holder(o.as_ref()));
+    }
 }

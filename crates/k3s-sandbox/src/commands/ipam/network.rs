@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 
 use cni_runtime::conf::{self, NetworkList};
 use ipam_store::Range;
-use ipam_store::disk::DEFAULT_DATA_DIR;
 use ipnetwork::IpNetwork;
 use serde_json::Value;
 
@@ -105,11 +104,7 @@ pub fn networks_in(conf_dir: &Path) -> (Vec<Network>, Vec<String>) {
             if ipam.get("type").and_then(Value::as_str) != Some("host-local") {
                 continue;
             }
-            let data_dir = ipam
-                .get("dataDir")
-                .and_then(Value::as_str)
-                .filter(|d| !d.is_empty())
-                .map_or_else(|| PathBuf::from(DEFAULT_DATA_DIR), PathBuf::from);
+            let data_dir = crate::paths::ipam_dir(None, ipam.get("dataDir").and_then(Value::as_str));
             if out.iter().any(|n| n.name == name && n.data_dir == data_dir) {
                 continue;
             }
@@ -133,6 +128,8 @@ pub fn networks_in(conf_dir: &Path) -> (Vec<Network>, Vec<String>) {
 /// a config of the same name when there is one).
 pub(super) fn select(dirs: &Dirs, store: &StoreArgs, only: Option<&str>) -> Result<Vec<Network>> {
     let (known, problems) = networks_in(&dirs.cni_conf_dir);
+    let mut known_names: Vec<String> = known.iter().map(|k| k.name.clone()).collect();
+    known_names.dedup();
     for p in &problems {
         say(&format!("warning: {p}"));
     }
@@ -170,9 +167,17 @@ pub(super) fn select(dirs: &Dirs, store: &StoreArgs, only: Option<&str>) -> Resu
     if let Some(n) = only {
         nets.retain(|k| k.name == n);
         if nets.is_empty() {
+            let names: Vec<&str> = known_names.iter().map(String::as_str).collect();
             return Err(Failure::new(format!(
-                "no config in {} names a host-local network {n:?}; pass --ipam-dir DIR (host-local's dataDir) to use its store anyway",
-                dirs.cni_conf_dir.display()
+                "no config in {} names a host-local network {n:?}{}; {}pass --ipam-dir DIR \
+                 (host-local's dataDir) to use its store anyway",
+                dirs.cni_conf_dir.display(),
+                crate::suggest::did_you_mean(n, names.iter().copied()),
+                if names.is_empty() {
+                    String::new()
+                } else {
+                    format!("known host-local networks: {}; or ", names.join(", "))
+                }
             )));
         }
     }

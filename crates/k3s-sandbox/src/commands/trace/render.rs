@@ -70,7 +70,7 @@ fn addresses(reply: &Value) -> Vec<String> {
     out
 }
 
-pub(super) fn row(v: &Value, parent: &str) -> Row {
+pub(super) fn row(v: &Value, parent: &str, full: bool) -> Row {
     let plugin = text(v, "plugin");
     let reply = v.get("reply").unwrap_or(&Value::Null);
     let error = reply.get("code").is_some();
@@ -98,7 +98,7 @@ pub(super) fn row(v: &Value, parent: &str) -> Row {
         },
         verb: text(v, "verb"),
         network: text(v, "network"),
-        container: text(v, "containerID").chars().take(12).collect(),
+        container: crate::output::short_id(&text(v, "containerID"), full),
         ifname: text(v, "ifname"),
         result,
         error,
@@ -148,11 +148,31 @@ const HEADER: [&str; 9] = [
     "RESULT",
 ];
 
-fn format_row(cols: [&str; 9]) -> String {
-    format!(
-        "{:<23}  {:<18}  {:<7}  {:<14}  {:<12}  {:<5}  {:>7}  {:>7}  {}",
-        cols[0], cols[1], cols[2], cols[3], cols[4], cols[5], cols[6], cols[7], cols[8]
-    )
+/// One line of the table: fixed columns (rows are printed as they come, while following), the
+/// time without its date (`--json` has it), the result cut so a line fits 100 columns unless
+/// `full`.
+fn format_row(cols: [&str; 9], full: bool) -> String {
+    let time = cols[0].get(11..).unwrap_or(cols[0]);
+    let id_width = if full { 64 } else { crate::output::SHORT_ID };
+    let mut s = format!(
+        "{:<12}  {:<17}  {:<7}  {:<10}  {:<id_width$}  {:<5}  {:>6}  {:>7}  ",
+        if cols[0] == HEADER[0] { cols[0] } else { time },
+        cols[1],
+        cols[2],
+        cols[3],
+        cols[4],
+        cols[5],
+        cols[6],
+        cols[7],
+    );
+    let room = crate::output::WIDTH.saturating_sub(s.chars().count());
+    if !full && cols[8].chars().count() > room {
+        s.extend(cols[8].chars().take(room.saturating_sub(1)));
+        s.push('…');
+    } else {
+        s.push_str(cols[8]);
+    }
+    s
 }
 
 /// Prints one line; when stdout is gone (`trace | head`), stops quietly, as `cat` does.
@@ -166,6 +186,10 @@ fn emit(line: &str) {
 
 pub(super) struct Printer {
     pub(super) json: bool,
+    /// Whole container IDs and results (`--no-trunc`).
+    pub(super) full: bool,
+    /// Records older than --since, not shown.
+    pub(super) skipped: usize,
     pub(super) color: bool,
     pub(super) since: Option<f64>,
     pub(super) header_done: bool,
@@ -187,6 +211,7 @@ impl Printer {
             if let Some(since) = self.since
                 && v.get("time").and_then(Value::as_f64).is_none_or(|t| t < since)
             {
+                self.skipped += 1;
                 continue;
             }
             if self.json {
@@ -197,10 +222,10 @@ impl Printer {
                 continue;
             }
             if !self.header_done {
-                emit(&format_row(HEADER));
+                emit(&format_row(HEADER, self.full));
                 self.header_done = true;
             }
-            let r = row(&v, &parent);
+            let r = row(&v, &parent, self.full);
             let s = format_row([
                 &r.time,
                 &r.plugin,
@@ -211,7 +236,7 @@ impl Printer {
                 &r.duration,
                 &r.pid,
                 &r.result,
-            ]);
+            ], self.full);
             if r.error && self.color {
                 emit(&format!("\x1b[1;31m{s}\x1b[0m"));
             } else {

@@ -37,12 +37,14 @@ fn rows_name_the_parent_and_show_errors() {
     .collect();
     let parents = parents(&recs);
     assert_eq!(parents, vec!["bridge", "", ""]);
-    let r = row(&recs[0], &parents[0]);
+    let r = row(&recs[0], &parents[0], false);
     assert_eq!(r.time, "2025-12-01 23:00:00.123");
     assert_eq!(r.plugin, "bridge>host-local");
-    assert_eq!(r.container, "0123456789ab");
+    // 13 characters, as crictl and docker shorten IDs; whole with --no-trunc.
+    assert_eq!(r.container, "0123456789abc");
+    assert_eq!(row(&recs[0], &parents[0], true).container, "0123456789abcdef");
     assert!(r.error);
     assert_eq!(r.result, "ERROR 100: no IP addresses available");
     assert_eq!(r.duration, "1.5");
-    assert_eq!(row(&recs[2], "").result, "10.0.0.2/24");
+    assert_eq!(row(&recs[2], "", false).result, "10.0.0.2/24");
 }

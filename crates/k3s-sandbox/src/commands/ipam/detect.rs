@@ -6,13 +6,14 @@ use std::time::Duration;
 
 use ipam_store::inspect;
 
-use super::gc::gc_command;
+use super::gc::{gc_command, gc_valid_command, ls_command};
 use super::ls::range_use;
 use super::network::networks_in;
 use super::{DEFAULT_MIN_AGE, NEARLY_FULL_PERCENT, fmt_range, say};
 use crate::cri;
+use crate::output::plural;
 use crate::paths::Dirs;
-use crate::trace_cmd::parse_duration;
+use crate::commands::trace::parse_duration;
 
 /// A problem found in a store by [`detect`], with the command that fixes it.
 #[derive(Debug, Clone)]
@@ -31,6 +32,9 @@ pub enum Fix {
     Run(String),
     /// Nothing to free (every holder is a live pod sandbox): the range itself is too small.
     Widen(String),
+    /// The runtime cannot be asked which pods live: see the holders (this `ipam ls`), then free
+    /// the dead ones' addresses by naming the live ones (this `ipam gc --valid`).
+    Inspect { ls: String, gc: String },
 }
 
 impl Fix {
@@ -39,6 +43,10 @@ impl Fix {
         match self {
             Fix::Run(cmd) => format!("run `{cmd}`"),
             Fix::Widen(advice) => advice.clone(),
+            Fix::Inspect { ls, gc } => format!(
+                "the container runtime does not answer, so `--from-cri` cannot tell the live pods: \
+                 see the holders with `{ls}`, then name the live ones in `{gc} ...` (a dry run; add --apply)"
+            ),
         }
     }
 }
@@ -47,6 +55,7 @@ impl std::fmt::Display for Fix {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Fix::Run(cmd) | Fix::Widen(cmd) => f.write_str(cmd),
+            Fix::Inspect { .. } => f.write_str(&self.remedy()),
         }
     }
 }
@@ -66,8 +75,6 @@ pub fn detect(dirs: &Dirs, live: Option<&BTreeSet<String>>) -> Vec<Finding> {
             continue;
         };
         let uses = range_use(&net, &found);
-        let used: u128 = uses.iter().map(|u| u.used).sum();
-        let cap: u128 = uses.iter().map(|u| u.capacity).sum();
         let mut problems = Vec::new();
         let mut allow_empty = false;
         // Every holder is a live pod sandbox: gc would free nothing.
@@ -93,29 +100,41 @@ pub fn detect(dirs: &Dirs, live: Option<&BTreeSet<String>>) -> Vec<Finding> {
                 .collect();
             if !stale.is_empty() {
                 problems.push(format!(
-                    "{} reservation(s) held by {} container(s), but only {} live pod sandbox(es): {} holder(s) are gone",
-                    found.reservations.len(),
-                    holders.len(),
-                    live.len(),
-                    stale.len()
+                    "{} held by {}, but only {}: {} gone",
+                    plural(found.reservations.len() as u64, "reservation", "reservations"),
+                    plural(holders.len() as u64, "container", "containers"),
+                    plural(live.len() as u64, "live pod sandbox", "live pod sandboxes"),
+                    if stale.len() == 1 { "1 holder is".to_string() } else { format!("{} holders are", stale.len()) }
                 ));
                 allow_empty = live.is_empty();
             }
         }
         for u in &uses {
-            if u.capacity > 0 && u.used * 100 >= u.capacity * NEARLY_FULL_PERCENT {
+            if u.capacity > 0 && u.used.saturating_mul(100) >= u.capacity.saturating_mul(NEARLY_FULL_PERCENT) {
                 problems.push(format!(
-                    "range {} is nearly full: {} of {} addresses used",
+                    "range {} is nearly full: {} of {} used",
                     fmt_range(&u.range),
                     u.used,
-                    u.capacity
+                    plural(u.capacity, "address", "addresses")
                 ));
             }
         }
-        let summary = if cap > 0 {
-            format!("{used} of {cap} addresses used ({})", dir.display())
+        // One figure per range: an IPv4 and an IPv6 range are never summed.
+        let summary = if uses.iter().any(|u| u.capacity > 0) {
+            format!(
+                "{} ({})",
+                uses.iter()
+                    .map(|u| format!("{} of {} used in {}", u.used, plural(u.capacity, "address", "addresses"), u.range.subnet))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                dir.display()
+            )
         } else {
-            format!("{} reservation(s) ({})", found.reservations.len(), dir.display())
+            format!(
+                "{} ({})",
+                plural(found.reservations.len() as u64, "reservation", "reservations"),
+                dir.display()
+            )
         };
         let problem = (!problems.is_empty()).then(|| {
             let fix = if all_live {
@@ -130,8 +149,10 @@ pub fn detect(dirs: &Dirs, live: Option<&BTreeSet<String>>) -> Vec<Finding> {
             } else if live.is_some() {
                 Fix::Run(gc_command(dirs, &net, true, allow_empty))
             } else {
-                // Without the runtime's answer, show what would go first.
-                Fix::Run(gc_command(dirs, &net, false, false))
+                Fix::Inspect {
+                    ls: ls_command(dirs, &net),
+                    gc: gc_valid_command(dirs, &net),
+                }
             };
             (problems.join("; "), fix)
         });

@@ -4,21 +4,20 @@
 use cni_runtime::{plugins, runtime, version};
 use serde_json::{Map, json};
 
-use super::{Ctx, fail, print_json};
+use super::{Ctx, fail, show_path};
+use crate::output::print_json;
 use crate::error::{Failure, Result};
 
 pub(super) fn status(ctx: &Ctx, name: &str) -> Result<u8> {
     let list = ctx.network(name)?;
     let ran = ctx.runtime().status(&list).map_err(fail)?;
     if ctx.json {
-        print_json(
-            &json!({"network": list.name, "cniVersion": list.cni_version, "ready": true, "asked": ran}),
-        )?;
+        print_json(&json!({"network": list.name, "cniVersion": list.cni_version, "ready": true, "asked": ran}));
     } else if ran {
         eprintln!(
-            "k3s-sandbox: network {} is ready ({} plugins answered STATUS)",
+            "k3s-sandbox: network {} is ready ({} answered STATUS)",
             list.name,
-            list.plugins.len()
+            crate::output::plural(list.plugins.len() as u64, "plugin", "plugins")
         );
     } else {
         eprintln!(
@@ -41,13 +40,10 @@ pub(super) fn versions(ctx: &Ctx, plugin: Option<&str>) -> Result<u8> {
     };
     if names.is_empty() {
         return Err(Failure::new(format!(
-            "none of the sandbox-cni plugins ({}) is on CNI_PATH ({}); name a plugin or set CNI_PATH",
+            "none of the sandbox-cni plugins ({}) is in {}; name a plugin, or pick the plugin dir \
+             with --cni-bin-dir (or CNI_PATH)",
             plugins::ALL.join(", "),
-            ctx.path
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(":")
+            show_path(&ctx.path)
         )));
     }
     let mut out = Map::new();
@@ -64,10 +60,12 @@ pub(super) fn versions(ctx: &Ctx, plugin: Option<&str>) -> Result<u8> {
         }
     }
     if ctx.json {
-        print_json(&json!({"runtime": version::CURRENT, "plugins": out}))?;
+        print_json(&json!({"runtime": version::CURRENT, "plugins": out, "errors": failed}));
     }
     if failed.is_empty() {
         Ok(0)
+    } else if ctx.json {
+        Err(Failure::Reported(failed.join("\n")))
     } else {
         Err(Failure::new(failed.join("\n")))
     }

@@ -2,7 +2,7 @@
 //! rotations and off/on switches.
 
 use std::fs::{self, File};
-use std::io::{IsTerminal, Read, Seek, SeekFrom};
+use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -35,7 +35,9 @@ pub(super) fn show(dir: &Path, a: &TraceArgs) -> Result<u8> {
     });
     let mut p = Printer {
         json: a.json,
-        color: std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+        full: a.no_trunc,
+        skipped: 0,
+        color: crate::output::stdout_color(),
         since,
         header_done: false,
         bad_lines: 0,
@@ -73,7 +75,14 @@ pub(super) fn show(dir: &Path, a: &TraceArgs) -> Result<u8> {
         return follow(dir, &mut p, current);
     }
     if !p.header_done && !p.json {
-        say("no calls recorded");
+        match a.since {
+            Some(d) if p.skipped > 0 => say(&format!(
+                "no calls in the last {}s ({} older)",
+                d.as_secs(),
+                crate::output::plural(p.skipped as u64, "call", "calls")
+            )),
+            _ => say("no calls recorded"),
+        }
     }
     if p.bad_lines > 0 {
         say(&format!("{} unreadable line(s) skipped", p.bad_lines));
