@@ -4,9 +4,7 @@
 
 use clap::{Parser, Subcommand};
 
-use crate::commands::{
-    cni, completions, doctor, down, env, ipam, logs, man, selftest, status, trace, up,
-};
+use crate::commands::{cni, completions, doctor, down, env, ipam, logs, man, selftest, status, trace, up};
 use crate::error::{Failure, USAGE_EXIT};
 use crate::output;
 
@@ -137,26 +135,55 @@ pub fn usage_hint(argv: &[String], err: &clap::Error) -> Option<String> {
         return None;
     };
     let name = arg.split('=').next().unwrap_or(arg);
-    let sub = argv.iter().skip(1).find(|a| !a.starts_with('-'));
-    match (name, sub.map(String::as_str)) {
-        ("--data-dir", Some("ipam")) => Some(
+    let subs = [
+        "doctor", "selftest", "up", "down", "status", "env", "logs", "cni", "trace", "ipam",
+    ];
+    let sub_at = argv
+        .iter()
+        .skip(1)
+        .position(|a| subs.contains(&a.as_str()))
+        .map(|i| i + 1);
+    let opt_at = argv.iter().position(|a| a.split('=').next() == Some(name));
+    let known = [
+        "--data-dir",
+        "--cni-conf-dir",
+        "--cni-bin-dir",
+        "--cache-dir",
+        "--json",
+    ];
+    let (Some(sub_at), Some(opt_at)) = (sub_at, opt_at) else {
+        return None;
+    };
+    if !known.contains(&name) {
+        return None;
+    }
+    let sub = argv[sub_at].as_str();
+    // `cni` and `ipam` have subcommands of their own: the option belongs after that one.
+    let nested = matches!(sub, "cni" | "ipam")
+        .then(|| argv.iter().skip(sub_at + 1).find(|a| !a.starts_with('-')))
+        .flatten();
+    let path = match nested {
+        Some(n) => format!("{sub} {n}"),
+        None => sub.to_string(),
+    };
+    let deepest = nested
+        .and_then(|n| argv.iter().position(|a| a == n))
+        .unwrap_or(sub_at);
+    if opt_at < deepest {
+        return Some(format!(
+            "options go after the subcommand they belong to, e.g. `k3s-sandbox {path} {name} ...`"
+        ));
+    }
+    if sub == "ipam" && name == "--data-dir" {
+        return Some(
             "--data-dir is k3s-sandbox's instance directory (only `ipam gc --from-cri` uses it, to ask \
              that instance's containerd); host-local's dataDir is --ipam-dir DIR"
                 .into(),
-        ),
-        ("--data-dir" | "--cni-conf-dir" | "--cni-bin-dir" | "--json", _)
-            if argv.iter().position(|a| a.starts_with(name)) < argv.iter().position(|a| Some(a) == sub) =>
-        {
-            Some(format!(
-                "options go after the subcommand they belong to, e.g. `k3s-sandbox {} {name} ...`",
-                sub.map_or("SUBCOMMAND", String::as_str)
-            ))
-        }
-        ("--data-dir" | "--cni-conf-dir" | "--cni-bin-dir" | "--cache-dir" | "--json", Some(s)) => Some(
-            format!("`{s}` has no use for {name}: `k3s-sandbox {s} --help` lists the options that apply"),
-        ),
-        _ => None,
+        );
     }
+    Some(format!(
+        "`{path}` has no use for {name}: `k3s-sandbox {path} --help` lists the options that apply"
+    ))
 }
 
 /// The whole program: parse, run, report. Returns the exit status.

@@ -211,7 +211,9 @@ pub fn reinstall_remedy(bin_dir: &Path) -> String {
     } else if bin_dir.join(".sandbox-cni.manifest").is_file() {
         format!("run install.sh again (from the source tree or the release tarball it came from); or {up}")
     } else {
-        format!("install sandbox-cni (install.sh of the source tree or release tarball, or the .deb); or {up}")
+        format!(
+            "install sandbox-cni (install.sh of the source tree or release tarball, or the .deb); or {up}"
+        )
     }
 }
 

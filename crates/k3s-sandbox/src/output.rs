@@ -103,7 +103,10 @@ mod tests {
 
     #[test]
     fn json_has_one_indentation() {
-        assert_eq!(json_text(&serde_json::json!({"a": [1]})), "{\n    \"a\": [\n        1\n    ]\n}");
+        assert_eq!(
+            json_text(&serde_json::json!({"a": [1]})),
+            "{\n    \"a\": [\n        1\n    ]\n}"
+        );
     }
 
     #[test]

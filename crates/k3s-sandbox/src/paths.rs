@@ -83,7 +83,10 @@ impl Dirs {
         cni_bin_dir: Option<&Path>,
         cni_conf_dir: Option<&Path>,
     ) -> Result<Dirs> {
-        let data_dir = match data_dir.map(Path::to_path_buf).or_else(|| env_dir("K3S_SANDBOX_DATA_DIR")) {
+        let data_dir = match data_dir
+            .map(Path::to_path_buf)
+            .or_else(|| env_dir("K3S_SANDBOX_DATA_DIR"))
+        {
             Some(d) => d,
             None => default_data_dir(
                 rustix::process::geteuid().is_root(),

@@ -4,11 +4,11 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{InstanceOpt, ConfDirOpt, BinDirOpt, dirs, say};
+use super::{BinDirOpt, ConfDirOpt, InstanceOpt, dirs, say};
 use crate::doctor::{self, Level};
 use crate::error::Result;
-use crate::output::plural;
 use crate::flags::{self, Profile};
+use crate::output::plural;
 use crate::probe::{self, HostFacts};
 use crate::process::{self, LiveProcesses, Liveness};
 use crate::sandbox::{self, SandboxFacts};
@@ -52,7 +52,9 @@ pub fn run(a: &DoctorArgs) -> Result<u8> {
     checks.extend(doctor::plugin_checks(&dirs.cni_bin_dir, &types, a.profile));
     checks.extend(conf_checks);
     // Leaked reservations: compared with the live pods when this data dir's agent runs.
-    let live = agent_running.then(|| crate::commands::ipam::live_ids(&dirs)).flatten();
+    let live = agent_running
+        .then(|| crate::commands::ipam::live_ids(&dirs))
+        .flatten();
     checks.extend(doctor::ipam_checks(&crate::commands::ipam::detect(
         &dirs,
         live.as_ref(),

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::{InstanceOpt, ConfDirOpt, BinDirOpt, LOCK_WAIT, data_dir_flag, dirs, say};
+use super::{BinDirOpt, ConfDirOpt, InstanceOpt, LOCK_WAIT, data_dir_flag, dirs, say};
 use crate::conflist;
 use crate::error::{Failure, Result};
 use crate::paths::{Dirs, StateFiles};

@@ -9,7 +9,7 @@ use clap::Args;
 use cni_runtime::NetworkList;
 use cni_runtime::runner::ProcessRunner;
 
-use super::{ConfDirOpt, BinDirOpt, dirs, say};
+use super::{BinDirOpt, ConfDirOpt, dirs, say};
 use crate::conflist;
 use crate::error::{Failure, Result};
 use crate::paths::Dirs;

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{InstanceOpt, ConfDirOpt, data_dir_flag, dirs, say};
+use super::{ConfDirOpt, InstanceOpt, data_dir_flag, dirs, say};
 use crate::error::Result;
 use crate::process::{self, LiveProcesses, Liveness};
 use crate::util;
@@ -132,7 +132,10 @@ pub fn run(a: &StatusArgs) -> Result<u8> {
             );
             out.line("pid", format!("{} (process group {})", inst.pid, inst.pgid));
             out.line("profile", inst.profile.as_deref().unwrap_or("unknown"));
-            out.line("k3s", format!("{k3s_name} {}", inst.version.as_deref().unwrap_or("")));
+            out.line(
+                "k3s",
+                format!("{k3s_name} {}", inst.version.as_deref().unwrap_or("")),
+            );
             if let Some(n) = &inst.node_name {
                 out.line("node", n.clone());
             }

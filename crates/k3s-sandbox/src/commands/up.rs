@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 
-use super::{InstanceOpt, ConfDirOpt, BinDirOpt, LOCK_WAIT, data_dir_flag, dirs, print_export, say};
+use super::{BinDirOpt, ConfDirOpt, InstanceOpt, LOCK_WAIT, data_dir_flag, dirs, print_export, say};
 use crate::conflist;
 use crate::error::{Failure, Result};
 use crate::flags::{self, FlagInput, K3sCommand, K3sVersion, Profile};

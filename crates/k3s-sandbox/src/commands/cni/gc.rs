@@ -25,9 +25,8 @@ pub(super) fn gc(ctx: &Ctx, g: &GcArgs, apply: bool) -> Result<u8> {
         .into_iter()
         .map(|e| (e.container_id, e.ifname))
         .collect();
-    let (mut keep, doomed): (Vec<_>, Vec<_>) = cached
-        .into_iter()
-        .partition(|(id, i)| valid.keeps(id, Some(i)));
+    let (mut keep, doomed): (Vec<_>, Vec<_>) =
+        cached.into_iter().partition(|(id, i)| valid.keeps(id, Some(i)));
     // A listed attachment without a cached result still goes to the plugins as valid, so their GC
     // keeps what it holds (an ID alone: on CNI_IFNAME, else eth0).
     for a in &g.valid {
@@ -58,7 +57,11 @@ pub(super) fn gc(ctx: &Ctx, g: &GcArgs, apply: bool) -> Result<u8> {
         }
         eprintln!(
             "k3s-sandbox: dry run: nothing released. Release {} and send GC with: {again} --apply",
-            if doomed.is_empty() { "nothing cached, but still" } else { "them" }
+            if doomed.is_empty() {
+                "nothing cached, but still"
+            } else {
+                "them"
+            }
         );
         return Ok(0);
     }
@@ -68,10 +71,7 @@ pub(super) fn gc(ctx: &Ctx, g: &GcArgs, apply: bool) -> Result<u8> {
         .into_iter()
         .filter(|(id, i)| !after.iter().any(|a| a.container_id == *id && a.ifname == *i))
         .collect();
-    let kept: Vec<(String, String)> = after
-        .into_iter()
-        .map(|e| (e.container_id, e.ifname))
-        .collect();
+    let kept: Vec<(String, String)> = after.into_iter().map(|e| (e.container_id, e.ifname)).collect();
     let errors: Vec<String> = outcome
         .err()
         .unwrap_or_default()

@@ -13,7 +13,11 @@ use crate::output::{self, print_json};
 
 pub(super) fn ls(ctx: &Ctx) -> Result<u8> {
     let files = conf::config_files(&ctx.conf_dir).map_err(|e| {
-        Failure::io("read the conf dir (pick another with --cni-conf-dir or NETCONFPATH)", &ctx.conf_dir, &e)
+        Failure::io(
+            "read the conf dir (pick another with --cni-conf-dir or NETCONFPATH)",
+            &ctx.conf_dir,
+            &e,
+        )
     })?;
     let lists: Vec<(String, std::result::Result<NetworkList, String>)> = files
         .iter()
@@ -32,7 +36,10 @@ pub(super) fn ls(ctx: &Ctx) -> Result<u8> {
             Ok(l) => {
                 let mut problems = Vec::new();
                 if let Some(first) = seen.get(&l.name) {
-                    problems.push(format!("duplicate name: {first} already names {:?}, and wins", l.name));
+                    problems.push(format!(
+                        "duplicate name: {first} already names {:?}, and wins",
+                        l.name
+                    ));
                 } else {
                     seen.insert(l.name.clone(), file.clone());
                 }
@@ -78,7 +85,12 @@ fn print_table(rows: &[Value]) {
         .map(|r| {
             let chain = r["plugins"]
                 .as_array()
-                .map(|p| p.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(" -> "))
+                .map(|p| {
+                    p.iter()
+                        .filter_map(Value::as_str)
+                        .collect::<Vec<_>>()
+                        .join(" -> ")
+                })
                 .unwrap_or_default();
             let problems: Vec<String> = r["problems"]
                 .as_array()
@@ -88,9 +100,21 @@ fn print_table(rows: &[Value]) {
             vec![
                 if r["containerdDefault"] == true { "*" } else { "" }.to_string(),
                 s(&r["file"]),
-                if r.get("error").is_some() { "-".to_string() } else { s(&r["name"]) },
-                if version.is_empty() { "-".to_string() } else { version },
-                if problems.is_empty() { chain } else { format!("{chain}  [{}]", problems.join("; ")) },
+                if r.get("error").is_some() {
+                    "-".to_string()
+                } else {
+                    s(&r["name"])
+                },
+                if version.is_empty() {
+                    "-".to_string()
+                } else {
+                    version
+                },
+                if problems.is_empty() {
+                    chain
+                } else {
+                    format!("{chain}  [{}]", problems.join("; "))
+                },
             ]
         })
         .collect();

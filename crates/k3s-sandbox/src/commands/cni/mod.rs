@@ -222,7 +222,13 @@ struct Ctx {
 }
 
 impl Ctx {
-    fn new(conf: Option<&ConfDirOpt>, bin: &BinDirOpt, cache: Option<&CacheOpt>, timeout: u64, json: bool) -> Ctx {
+    fn new(
+        conf: Option<&ConfDirOpt>,
+        bin: &BinDirOpt,
+        cache: Option<&CacheOpt>,
+        timeout: u64,
+        json: bool,
+    ) -> Ctx {
         Ctx {
             runner: ProcessRunner {
                 timeout: Duration::from_secs(timeout),
@@ -237,9 +243,8 @@ impl Ctx {
 
     fn runtime(&self) -> Runtime<'_> {
         // The plugins see the directories this command resolved, whatever the environment said.
-        let mut base_env: Vec<(OsString, OsString)> = std::env::vars_os()
-            .filter(|(k, _)| k != "CNI_PATH")
-            .collect();
+        let mut base_env: Vec<(OsString, OsString)> =
+            std::env::vars_os().filter(|(k, _)| k != "CNI_PATH").collect();
         if let Ok(p) = std::env::join_paths(&self.path) {
             base_env.push(("CNI_PATH".into(), p));
         }
@@ -329,7 +334,13 @@ pub fn run(a: &CniArgs) -> Result<u8> {
 fn run_with(a: &CniArgs, as_cnitool: bool) -> Result<u8> {
     match &a.command {
         CniCommand::Add(at) | CniCommand::Check(at) | CniCommand::Del(at) => {
-            let ctx = Ctx::new(Some(&at.conf), &at.bin, Some(&at.cache), at.timeout.timeout, false);
+            let ctx = Ctx::new(
+                Some(&at.conf),
+                &at.bin,
+                Some(&at.cache),
+                at.timeout.timeout,
+                false,
+            );
             attach(&ctx, &a.command, at)
         }
         CniCommand::Gc(g) => {
@@ -385,7 +396,8 @@ fn attach(ctx: &Ctx, verb: &CniCommand, at: &Attach) -> Result<u8> {
             }
         },
         CniCommand::Check(_) => {
-            let checks = version::at_least(&list.cni_version, "0.4.0").unwrap_or(false) && !list.disable_check;
+            let checks =
+                version::at_least(&list.cni_version, "0.4.0").unwrap_or(false) && !list.disable_check;
             if checks && matches!(ctx.cache.read(&list.name, &rt.container_id, &rt.ifname), Ok(None)) {
                 return Err(Failure::new(format!(
                     "no cached result for {} ({}, {}) in network {}: nothing was added, or it was \

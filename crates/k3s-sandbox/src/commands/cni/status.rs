@@ -5,14 +5,16 @@ use cni_runtime::{plugins, runtime, version};
 use serde_json::{Map, json};
 
 use super::{Ctx, fail, show_path};
-use crate::output::print_json;
 use crate::error::{Failure, Result};
+use crate::output::print_json;
 
 pub(super) fn status(ctx: &Ctx, name: &str) -> Result<u8> {
     let list = ctx.network(name)?;
     let ran = ctx.runtime().status(&list).map_err(fail)?;
     if ctx.json {
-        print_json(&json!({"network": list.name, "cniVersion": list.cni_version, "ready": true, "asked": ran}));
+        print_json(
+            &json!({"network": list.name, "cniVersion": list.cni_version, "ready": true, "asked": ran}),
+        );
     } else if ran {
         eprintln!(
             "k3s-sandbox: network {} is ready ({} answered STATUS)",

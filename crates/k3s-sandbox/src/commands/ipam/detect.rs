@@ -10,10 +10,10 @@ use super::gc::{gc_command, gc_valid_command, ls_command};
 use super::ls::range_use;
 use super::network::networks_in;
 use super::{DEFAULT_MIN_AGE, NEARLY_FULL_PERCENT, fmt_range, say};
+use crate::commands::trace::parse_duration;
 use crate::cri;
 use crate::output::plural;
 use crate::paths::Dirs;
-use crate::commands::trace::parse_duration;
 
 /// A problem found in a store by [`detect`], with the command that fixes it.
 #[derive(Debug, Clone)]
@@ -44,7 +44,7 @@ impl Fix {
             Fix::Run(cmd) => format!("run `{cmd}`"),
             Fix::Widen(advice) => advice.clone(),
             Fix::Inspect { ls, gc } => format!(
-                "the container runtime does not answer, so `--from-cri` cannot tell the live pods: \
+                "the container runtime does not answer, so the live pods are unknown: \
                  see the holders with `{ls}`, then name the live ones in `{gc} ...` (a dry run; add --apply)"
             ),
         }
@@ -104,13 +104,18 @@ pub fn detect(dirs: &Dirs, live: Option<&BTreeSet<String>>) -> Vec<Finding> {
                     plural(found.reservations.len() as u64, "reservation", "reservations"),
                     plural(holders.len() as u64, "container", "containers"),
                     plural(live.len() as u64, "live pod sandbox", "live pod sandboxes"),
-                    if stale.len() == 1 { "1 holder is".to_string() } else { format!("{} holders are", stale.len()) }
+                    if stale.len() == 1 {
+                        "1 holder is".to_string()
+                    } else {
+                        format!("{} holders are", stale.len())
+                    }
                 ));
                 allow_empty = live.is_empty();
             }
         }
         for u in &uses {
-            if u.capacity > 0 && u.used.saturating_mul(100) >= u.capacity.saturating_mul(NEARLY_FULL_PERCENT) {
+            if u.capacity > 0 && u.used.saturating_mul(100) >= u.capacity.saturating_mul(NEARLY_FULL_PERCENT)
+            {
                 problems.push(format!(
                     "range {} is nearly full: {} of {} used",
                     fmt_range(&u.range),
@@ -124,7 +129,12 @@ pub fn detect(dirs: &Dirs, live: Option<&BTreeSet<String>>) -> Vec<Finding> {
             format!(
                 "{} ({})",
                 uses.iter()
-                    .map(|u| format!("{} of {} used in {}", u.used, plural(u.capacity, "address", "addresses"), u.range.subnet))
+                    .map(|u| format!(
+                        "{} of {} used in {}",
+                        u.used,
+                        plural(u.capacity, "address", "addresses"),
+                        u.range.subnet
+                    ))
                     .collect::<Vec<_>>()
                     .join(", "),
                 dir.display()

@@ -12,14 +12,14 @@ use ipam_store::inspect::{self, Inspection};
 use super::network::{Network, one};
 use super::release::open_store;
 use super::{DEFAULT_MIN_AGE, GcArgs, fmt_age, say};
+use crate::commands::trace::parse_duration;
 use crate::cri;
 use crate::error::{Failure, Result};
 use crate::output::{self, plural};
+use crate::paths::Dirs;
+use crate::util::shell_quote;
 use crate::valid::Valid;
 use serde_json::{Value, json};
-use crate::paths::Dirs;
-use crate::commands::trace::parse_duration;
-use crate::util::shell_quote;
 
 /// One reservation gc would free, and why.
 #[derive(Debug, Clone)]
@@ -56,7 +56,10 @@ pub fn plan(found: &Inspection, valid: &Valid, min_age: Duration) -> Plan {
             p.blocked.push(r.ip);
             continue;
         }
-        if r.owner.as_ref().is_some_and(|o| valid.keeps(&o.id, o.ifname.as_deref())) {
+        if r.owner
+            .as_ref()
+            .is_some_and(|o| valid.keeps(&o.id, o.ifname.as_deref()))
+        {
             p.live += 1;
         } else if r.age.is_none_or(|a| a < min_age) {
             p.young += 1;

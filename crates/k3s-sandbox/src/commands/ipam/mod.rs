@@ -182,7 +182,11 @@ pub fn run(a: &IpamArgs) -> Result<u8> {
     match &a.command {
         IpamCommand::Ls(x) => ls::ls(&dirs(None, None, Some(&x.store.conf))?, x),
         IpamCommand::Release(x) => {
-            needs(x.ifname.is_some() && x.container.is_none(), "--ifname", "--container")?;
+            needs(
+                x.ifname.is_some() && x.container.is_none(),
+                "--ifname",
+                "--container",
+            )?;
             release::release(&dirs(None, None, Some(&x.store.conf))?, x)
         }
         IpamCommand::Gc(x) => {
@@ -191,7 +195,9 @@ pub fn run(a: &IpamArgs) -> Result<u8> {
                 needs(x.allow_empty, "--allow-empty", "--from-cri")?;
                 needs(x.data_dir.is_some(), "--data-dir", "--from-cri")?;
             }
-            let instance = InstanceOpt { data_dir: x.data_dir.clone() };
+            let instance = InstanceOpt {
+                data_dir: x.data_dir.clone(),
+            };
             gc::gc(&dirs(Some(&instance), None, Some(&x.store.conf))?, x)
         }
     }

@@ -219,12 +219,19 @@ fn status(dir: &Path, json: bool) -> Result<u8> {
     if on {
         println!("trace: on");
         println!("file: {}", dir.join(FILE).display());
-        println!("size: {}{with}", crate::output::plural(size(dir), "byte", "bytes"));
+        println!(
+            "size: {}{with}",
+            crate::output::plural(size(dir), "byte", "bytes")
+        );
         Ok(0)
     } else {
         println!("trace: off");
         if let Some(d) = records {
-            println!("records: {} ({}{with})", d.display(), crate::output::plural(size(&d), "byte", "bytes"));
+            println!(
+                "records: {} ({}{with})",
+                d.display(),
+                crate::output::plural(size(&d), "byte", "bytes")
+            );
         }
         Ok(1)
     }

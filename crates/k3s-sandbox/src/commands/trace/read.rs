@@ -77,9 +77,9 @@ pub(super) fn show(dir: &Path, a: &TraceArgs) -> Result<u8> {
     if !p.header_done && !p.json {
         match a.since {
             Some(d) if p.skipped > 0 => say(&format!(
-                "no calls in the last {}s ({} older)",
+                "no calls in the last {}s ({})",
                 d.as_secs(),
-                crate::output::plural(p.skipped as u64, "call", "calls")
+                crate::output::plural(p.skipped as u64, "older call", "older calls")
             )),
             _ => say("no calls recorded"),
         }

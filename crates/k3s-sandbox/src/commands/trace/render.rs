@@ -31,6 +31,8 @@ pub fn fmt_time(t: f64) -> String {
 
 /// One record for the table.
 pub(super) struct Row {
+    /// An error's message, printed under its row.
+    pub(super) message: String,
     pub(super) time: String,
     pub(super) plugin: String,
     pub(super) verb: String,
@@ -75,7 +77,7 @@ pub(super) fn row(v: &Value, parent: &str, full: bool) -> Row {
     let reply = v.get("reply").unwrap_or(&Value::Null);
     let error = reply.get("code").is_some();
     let result = if error {
-        format!("ERROR {}: {}", text(reply, "code"), text(reply, "msg"))
+        format!("ERROR {}", text(reply, "code"))
     } else if reply.get("supportedVersions").is_some() {
         "versions".to_string()
     } else {
@@ -87,6 +89,7 @@ pub(super) fn row(v: &Value, parent: &str, full: bool) -> Row {
         }
     };
     Row {
+        message: if error { text(reply, "msg") } else { String::new() },
         time: v
             .get("time")
             .and_then(Value::as_f64)
@@ -149,30 +152,28 @@ const HEADER: [&str; 9] = [
 ];
 
 /// One line of the table: fixed columns (rows are printed as they come, while following), the
-/// time without its date (`--json` has it), the result cut so a line fits 100 columns unless
-/// `full`.
+/// time without its date and no PID (`--json` has both; `--no-trunc` shows the PID and whole
+/// IDs), so a line fits 100 columns.
 fn format_row(cols: [&str; 9], full: bool) -> String {
-    let time = cols[0].get(11..).unwrap_or(cols[0]);
+    let time = if cols[0] == HEADER[0] {
+        cols[0]
+    } else {
+        cols[0].get(11..).unwrap_or(cols[0])
+    };
     let id_width = if full { 64 } else { crate::output::SHORT_ID };
     let mut s = format!(
-        "{:<12}  {:<17}  {:<7}  {:<10}  {:<id_width$}  {:<5}  {:>6}  {:>7}  ",
-        if cols[0] == HEADER[0] { cols[0] } else { time },
-        cols[1],
-        cols[2],
-        cols[3],
-        cols[4],
-        cols[5],
-        cols[6],
-        cols[7],
+        "{time:<12}  {:<17}  {:<7}  {:<11}  {:<id_width$}  {:<5}  {:>6}  ",
+        cols[1], cols[2], cols[3], cols[4], cols[5], cols[6],
     );
-    let room = crate::output::WIDTH.saturating_sub(s.chars().count());
-    if !full && cols[8].chars().count() > room {
-        s.extend(cols[8].chars().take(room.saturating_sub(1)));
-        s.push('…');
-    } else {
-        s.push_str(cols[8]);
+    if full {
+        s.push_str(&format!("{:>7}  ", cols[7]));
     }
-    s
+    s.push_str(cols[8]);
+    if !full && s.chars().count() > crate::output::WIDTH {
+        s = s.chars().take(crate::output::WIDTH - 1).collect();
+        s.push('…');
+    }
+    s.trim_end().to_string()
 }
 
 /// Prints one line; when stdout is gone (`trace | head`), stops quietly, as `cat` does.
@@ -226,21 +227,35 @@ impl Printer {
                 self.header_done = true;
             }
             let r = row(&v, &parent, self.full);
-            let s = format_row([
-                &r.time,
-                &r.plugin,
-                &r.verb,
-                &r.network,
-                &r.container,
-                &r.ifname,
-                &r.duration,
-                &r.pid,
-                &r.result,
-            ], self.full);
-            if r.error && self.color {
-                emit(&format!("\x1b[1;31m{s}\x1b[0m"));
-            } else {
-                emit(&s);
+            let s = format_row(
+                [
+                    &r.time,
+                    &r.plugin,
+                    &r.verb,
+                    &r.network,
+                    &r.container,
+                    &r.ifname,
+                    &r.duration,
+                    &r.pid,
+                    &r.result,
+                ],
+                self.full,
+            );
+            let mut lines = vec![s];
+            if !r.message.is_empty() {
+                let mut m = format!("    {}", r.message);
+                if !self.full && m.chars().count() > crate::output::WIDTH {
+                    m = m.chars().take(crate::output::WIDTH - 1).collect();
+                    m.push('…');
+                }
+                lines.push(m);
+            }
+            for l in lines {
+                if r.error && self.color {
+                    emit(&format!("\x1b[1;31m{l}\x1b[0m"));
+                } else {
+                    emit(&l);
+                }
             }
         }
     }

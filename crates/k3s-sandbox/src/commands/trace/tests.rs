@@ -44,7 +44,8 @@ fn rows_name_the_parent_and_show_errors() {
     assert_eq!(r.container, "0123456789abc");
     assert_eq!(row(&recs[0], &parents[0], true).container, "0123456789abcdef");
     assert!(r.error);
-    assert_eq!(r.result, "ERROR 100: no IP addresses available");
+    assert_eq!(r.result, "ERROR 100");
+    assert_eq!(r.message, "no IP addresses available");
     assert_eq!(r.duration, "1.5");
     assert_eq!(row(&recs[2], "", false).result, "10.0.0.2/24");
 }
