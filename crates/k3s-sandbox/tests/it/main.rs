@@ -8,4 +8,5 @@ mod common;
 mod cli;
 mod doctor_json;
 mod ipam;
+mod options;
 mod real_plugins;

@@ -26,7 +26,8 @@ use crate::util::shell_quote;
 use crate::{paths, suggest, valid};
 
 use crate::error::{Failure, Result};
-use env::{absolute, container_id, ifname, parse_cap_args, parse_cni_args};
+pub use env::container_id;
+use env::{absolute, ifname, parse_cap_args, parse_cni_args};
 
 const AFTER_HELP: &str = "\
 Environment (cnitool's variables; an option wins over them, and they over k3s-sandbox's):
@@ -217,6 +218,7 @@ struct Ctx {
     runner: ProcessRunner,
     path: Vec<PathBuf>,
     cache: Cache,
+    cache_dir: PathBuf,
     conf_dir: PathBuf,
     json: bool,
 }
@@ -229,13 +231,15 @@ impl Ctx {
         timeout: u64,
         json: bool,
     ) -> Ctx {
+        let cache_dir = paths::cache_dir(cache.and_then(|c| c.cache_dir.as_deref()));
         Ctx {
             runner: ProcessRunner {
                 timeout: Duration::from_secs(timeout),
                 pass_stderr: true,
             },
             path: paths::bin_path(bin.cni_bin_dir.as_deref()),
-            cache: Cache::new(paths::cache_dir(cache.and_then(|c| c.cache_dir.as_deref()))),
+            cache: Cache::new(cache_dir.clone()),
+            cache_dir,
             conf_dir: paths::conf_dir(conf.and_then(|c| c.cni_conf_dir.as_deref())),
             json,
         }
@@ -400,14 +404,24 @@ fn attach(ctx: &Ctx, verb: &CniCommand, at: &Attach) -> Result<u8> {
                 version::at_least(&list.cni_version, "0.4.0").unwrap_or(false) && !list.disable_check;
             if checks && matches!(ctx.cache.read(&list.name, &rt.container_id, &rt.ifname), Ok(None)) {
                 return Err(Failure::new(format!(
-                    "no cached result for {} ({}, {}) in network {}: nothing was added, or it was \
-                     deleted; add it with `k3s-sandbox cni add {again}`",
-                    rt.netns, rt.container_id, rt.ifname, list.name
+                    "no cached result for {} ({}, {}) in network {} (cache {}): nothing was added, \
+                     or it was deleted; add it with `k3s-sandbox cni add {again}`",
+                    rt.netns,
+                    rt.container_id,
+                    rt.ifname,
+                    list.name,
+                    ctx.cache_dir.display()
                 )));
             }
             r.check(&list, &rt).map_err(fail)?;
         }
-        _ => r.del(&list, &rt).map_err(fail)?,
+        _ => {
+            r.del(&list, &rt).map_err(fail)?;
+            eprintln!(
+                "k3s-sandbox: deleted {} ({}, {}) from network {}",
+                rt.netns, rt.container_id, rt.ifname, list.name
+            );
+        }
     }
     Ok(0)
 }

@@ -188,7 +188,14 @@ pub fn print_status(dirs: &Dirs) {
     if live.is_none() {
         say("the container runtime did not answer `crictl pods`: leaked reservations cannot be counted");
     }
-    for f in detect(dirs, live.as_ref()) {
+    let found = detect(dirs, live.as_ref());
+    if found.is_empty() {
+        println!(
+            "ipam: no host-local store in use by the configs of {}",
+            dirs.cni_conf_dir.display()
+        );
+    }
+    for f in found {
         println!("ipam {}: {}", f.network, f.summary);
         if let Some((what, cmd)) = &f.problem {
             say(&format!("warning: network {}: {what}; fix: {cmd}", f.network));

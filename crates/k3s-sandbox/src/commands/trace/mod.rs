@@ -226,6 +226,7 @@ fn status(dir: &Path, json: bool) -> Result<u8> {
         Ok(0)
     } else {
         println!("trace: off");
+        println!("dir: {}", dir.display());
         if let Some(d) = records {
             println!(
                 "records: {} ({}{with})",
