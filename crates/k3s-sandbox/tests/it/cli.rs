@@ -256,6 +256,8 @@ fn missing_k3s_gives_instructions() {
         .stderr_has("https://github.com/k3s-io/k3s/releases")
         .stderr_has("K3S_BIN");
     assert!(sb.pid().is_none());
+    // Issue 20: a failed `up` leaves no lock file behind.
+    assert!(!sb.state().lock.exists(), "{}", sb.state().lock.display());
 
     sb.set_env("K3S_BIN", &sb.tmp.path().join("nope").to_string_lossy());
     sb.run(&["up", "--timeout", "2"])

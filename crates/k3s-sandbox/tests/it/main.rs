@@ -6,6 +6,7 @@
 mod common;
 
 mod cli;
+mod defects;
 mod doctor_json;
 mod ipam;
 mod options;
