@@ -210,10 +210,10 @@ pub fn main() -> u8 {
 /// Prints a failure (and, under `--json`, its JSON object on stdout); returns the exit status.
 fn report(f: &Failure, json: bool) -> u8 {
     let code = f.exit_code();
-    eprintln!("k3s-sandbox: error: {f}");
     if json && !matches!(f, Failure::Reported(_)) {
         output::print_json(&output::error_json(&f.message(), code));
     }
+    eprintln!("k3s-sandbox: error: {f}");
     code
 }
 

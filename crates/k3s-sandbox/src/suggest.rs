@@ -29,9 +29,9 @@ pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) ->
         .map(|(_, c)| c)
 }
 
-/// `; did you mean "X"?`, or nothing.
+/// ` (did you mean "X"?)`, or nothing.
 pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> String {
-    closest(word, candidates).map_or_else(String::new, |c| format!("; did you mean {c:?}?"))
+    closest(word, candidates).map_or_else(String::new, |c| format!(" (did you mean {c:?}?)"))
 }
 
 #[cfg(test)]
@@ -44,7 +44,7 @@ mod tests {
         assert_eq!(closest("brige", names), Some("bridge"));
         assert_eq!(closest("host-locl", names), Some("host-local"));
         assert_eq!(closest("flannel", names), None);
-        assert_eq!(did_you_mean("loopbak", names), "; did you mean \"loopback\"?");
+        assert_eq!(did_you_mean("loopbak", names), " (did you mean \"loopback\"?)");
         assert_eq!(did_you_mean("zzz", names), "");
     }
 }

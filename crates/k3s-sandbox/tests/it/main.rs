@@ -7,6 +7,7 @@ mod common;
 
 mod cli;
 mod defects;
+mod docs;
 mod doctor_json;
 mod ipam;
 mod options;
