@@ -27,6 +27,7 @@ pub(super) fn gc(ctx: &Ctx, g: &GcArgs, apply: bool) -> Result<u8> {
         .collect();
     let (mut keep, doomed): (Vec<_>, Vec<_>) =
         cached.into_iter().partition(|(id, i)| valid.keeps(id, Some(i)));
+    let kept_cached = keep.clone();
     // A listed attachment without a cached result still goes to the plugins as valid, so their GC
     // keeps what it holds (an ID alone: on CNI_IFNAME, else eth0).
     for a in &g.valid {
@@ -38,14 +39,14 @@ pub(super) fn gc(ctx: &Ctx, g: &GcArgs, apply: bool) -> Result<u8> {
         if ctx.json {
             output::print_json(&json!({
                 "network": list.name, "cniVersion": list.cni_version, "dryRun": true,
-                "release": ids(&doomed), "keep": ids(&keep), "errors": [],
+                "release": ids(&doomed), "keep": ids(&kept_cached), "errors": [],
             }));
         } else {
             println!(
                 "network {}: {} to release, {} kept",
                 list.name,
                 plural(doomed.len() as u64, "cached attachment", "cached attachments"),
-                keep.len()
+                kept_cached.len()
             );
             for (id, i) in &doomed {
                 println!("  release  {id}/{i}");
