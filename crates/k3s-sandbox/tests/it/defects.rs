@@ -186,10 +186,32 @@ fn ipam_ls_of_a_missing_conf_dir_says_so_and_tables_fit_100_columns() {
         .expect_code(1)
         .stderr_has("/nonexistent/net.d does not exist");
     c.run(&["cni", "add", "sandbox-cni", &c.netns("a")]).ok();
+    // A reservation with LF instead of CRLF is malformed, not "empty or unreadable" (issue 20).
+    let store = c.tmp.path().join("networks/sandbox-cni");
+    fs::write(store.join("10.42.0.77"), "ctr-x\neth0").unwrap();
+    fs::write(store.join("10.42.0.78"), "").unwrap();
     let out = c.run(&["ipam", "ls"]);
-    out.ok();
+    out.ok()
+        .stdout_has("reservation 10.42.0.77 is malformed (10 bytes)")
+        .stdout_has("reservation 10.42.0.78 is empty or unreadable");
+    let js: Value = serde_json::from_str(&c.run(&["ipam", "ls", "--json"]).stdout).unwrap();
+    let kinds: Vec<&str> = js["networks"][0]["damage"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|d| d["kind"].as_str())
+        .collect();
+    assert!(
+        kinds.contains(&"malformed") && kinds.contains(&"no-holder"),
+        "{kinds:?}"
+    );
     // The table (indented rows) fits; the header names the store's and config's paths.
-    let rows: Vec<&str> = out.stdout.lines().filter(|l| l.starts_with("  ")).collect();
+    let rows: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("  ADDRESS") || l.starts_with("  10."))
+        .collect();
+    assert_eq!(rows.len(), 4, "{}", out.stdout);
     assert!(rows.iter().all(|l| l.chars().count() <= 100), "{}", out.stdout);
     assert!(out.stdout.contains("cnitool-"), "{}", out.stdout);
 }

@@ -128,7 +128,10 @@ fn ls_json(net: &Network, found: Option<&Inspection>) -> Value {
     let damage: Vec<Value> = f
         .damage
         .iter()
-        .map(|d| json!({"kind": d.kind(), "detail": d.to_string()}))
+        .map(|d| {
+            let (kind, detail) = describe(net, d);
+            json!({"kind": kind, "detail": detail})
+        })
         .chain(
             outside(net, f)
                 .iter()
@@ -147,6 +150,28 @@ fn ls_json(net: &Network, found: Option<&Inspection>) -> Value {
         "indexed": f.has_index,
         "locked": f.locked,
     })
+}
+
+/// A damage's kind and text. A reservation that names no holder is "malformed" when its file is
+/// not empty (host-local wrote `ID\r\nIFNAME`; an LF instead of the CRLF, for one, names nobody),
+/// "empty or unreadable" otherwise. Only the file's size is looked at, never its content.
+fn describe(net: &Network, d: &inspect::Damage) -> (&'static str, String) {
+    if let inspect::Damage::NoHolder { ip } = d
+        && let Ok(md) = std::fs::symlink_metadata(net.store_dir().join(ip.to_string()))
+        && md.is_file()
+        && md.len() > 0
+    {
+        return (
+            "malformed",
+            format!(
+                "reservation {ip} is malformed ({}): it is not `ID` or `ID\\r\\nIFNAME` (an LF instead \
+                 of the CRLF, for one), so it names no holder and no DEL frees it (free it with \
+                 `ipam release --ip {ip}` or `ipam gc`)",
+                output::plural(md.len(), "byte", "bytes")
+            ),
+        );
+    }
+    (d.kind(), d.to_string())
 }
 
 /// A count as JSON: a number up to 2^53 (exact in every JSON reader), else a decimal string (an
@@ -211,7 +236,7 @@ fn ls_text(net: &Network, found: Option<&Inspection>, full: bool) {
     } else {
         println!("  damage: {damage}");
         for d in &f.damage {
-            println!("    - {d}");
+            println!("    - {}", describe(net, d).1);
         }
         for ip in out {
             println!(
