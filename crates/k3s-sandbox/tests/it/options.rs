@@ -26,13 +26,12 @@ fn tree(cmd: &clap::Command, path: &str, out: &mut BTreeSet<(String, String)>) {
         out.insert((path.to_string(), name));
     }
     for sub in cmd.get_subcommands() {
-        tree(
-            sub,
-            &format!("{path} {}", sub.get_name()).trim_start().to_string(),
-            out,
-        );
+        tree(sub, format!("{path} {}", sub.get_name()).trim_start(), out);
     }
 }
+
+/// Extra environment of a command.
+type Env = Vec<(&'static str, String)>;
 
 struct Probe {
     path: &'static str,
@@ -48,7 +47,7 @@ struct Probe {
     /// The marker must be in the run without the option, and not in the run with it.
     absent_with: bool,
     /// Commands run first (argv, environment), for the state the probe needs.
-    before: Vec<(Vec<String>, Vec<(&'static str, String)>)>,
+    before: Vec<(Vec<String>, Env)>,
     /// A command run right after, whose output counts as the probe's (with the option only).
     after: Option<Vec<String>>,
     /// The command runs until stopped (`trace --follow`): stop it after a second.

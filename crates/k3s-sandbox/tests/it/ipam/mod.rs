@@ -113,7 +113,7 @@ impl Net {
     }
 
     /// ` --from-cri --data-dir D`: the runtime of this sandbox's instance.
-    fn from_cri(&self) -> String {
+    fn cri_flags(&self) -> String {
         format!(" --from-cri --data-dir {}", self.sb.data.display())
     }
 

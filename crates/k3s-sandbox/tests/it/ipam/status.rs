@@ -190,7 +190,7 @@ fn status_of_an_agent_shows_leaked_reservations_and_the_gc_command_that_frees_th
              but only 2 live pod sandboxes: 2 holders are gone; \
              fix: {}{} --apply",
             n.printed_gc(),
-            n.from_cri()
+            n.cri_flags()
         )
     );
     // The runtime was asked through the instance's k3s, at k3s's containerd socket.
@@ -226,7 +226,7 @@ fn status_of_an_agent_shows_leaked_reservations_and_the_gc_command_that_frees_th
         warning.ends_with(&format!(
             "{}{} --apply --allow-empty",
             n.printed_gc(),
-            n.from_cri()
+            n.cri_flags()
         )),
         "{warning}"
     );
@@ -250,7 +250,7 @@ fn status_of_an_agent_warns_when_a_range_is_nearly_full() {
             "k3s-sandbox: warning: network sandbox-cni: range 10.88.0.10-10.88.0.19 (10.88.0.0/24) is nearly full: \
              9 of 10 addresses used; fix: {}{} --apply",
             n.printed_gc(),
-            n.from_cri()
+            n.cri_flags()
         )
     );
     assert!(!s.warning().contains("holders are gone"), "{:?}", s.warning);
