@@ -66,7 +66,10 @@ pub fn run(a: &DownArgs) -> Result<u8> {
             ));
             let n = process::stop_leftovers(&inst, Duration::from_secs(a.timeout));
             if n > 0 {
-                say(&format!("stopped {n} leftover process(es) of its process group"));
+                say(&format!(
+                    "stopped {} of its process group",
+                    crate::output::plural(n as u64, "leftover process", "leftover processes")
+                ));
             }
         }
         Liveness::Corrupt(why) => say(&format!("removing an unusable pid file: {why}")),

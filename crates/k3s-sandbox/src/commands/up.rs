@@ -187,7 +187,8 @@ fn prepare(up: &Up, a: &UpArgs) -> Result<Prepared> {
             let n = process::stop_leftovers(&inst, Duration::from_secs(10));
             if n > 0 {
                 say(&format!(
-                    "stopped {n} leftover process(es) of the old k3s process group"
+                    "stopped {} of the old k3s process group",
+                    crate::output::plural(n as u64, "leftover process", "leftover processes")
                 ));
             }
             process::remove_process_files(state)?;

@@ -85,7 +85,10 @@ pub(super) fn show(dir: &Path, a: &TraceArgs) -> Result<u8> {
         }
     }
     if p.bad_lines > 0 {
-        say(&format!("{} unreadable line(s) skipped", p.bad_lines));
+        say(&format!(
+            "{} skipped",
+            crate::output::plural(p.bad_lines as u64, "unreadable line", "unreadable lines")
+        ));
     }
     Ok(0)
 }
