@@ -62,8 +62,8 @@ impl Command {
             Command::Trace(a) => a.json,
             Command::Ipam(a) => a.json(),
             Command::Status(a) => a.json,
-            Command::Selftest(_)
-            | Command::Up(_)
+            Command::Selftest(a) => a.json,
+            Command::Up(_)
             | Command::Down(_)
             | Command::Env(_)
             | Command::Logs(_)

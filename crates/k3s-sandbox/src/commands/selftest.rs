@@ -25,6 +25,9 @@ pub struct SelftestArgs {
     /// else the built-in sandbox-cni conflist]
     #[arg(long, value_name = "FILE")]
     pub conflist: Option<PathBuf>,
+    /// Print the pod addresses as one JSON object on stdout ({"podIP", "podIPs"})
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// The network containerd would use: the first config of the conf dir, or
@@ -79,6 +82,10 @@ pub fn run(a: &SelftestArgs) -> Result<u8> {
         "self-test passed: pod IP {ip} (all eth0 addresses: {})",
         report.pod_ips.join(", ")
     ));
-    println!("{ip}");
+    if a.json {
+        crate::output::print_json(&serde_json::json!({"podIP": ip, "podIPs": report.pod_ips}));
+    } else {
+        println!("{ip}");
+    }
     Ok(0)
 }

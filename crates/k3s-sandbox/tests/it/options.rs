@@ -275,6 +275,7 @@ fn probes(w: &World) -> Vec<Probe> {
             words(&format!("selftest --cni-bin-dir {}", s("sb"))),
             &s("sb"),
         ),
+        flag("selftest", "--json", "selftest", "\"error\": {"),
         p(
             "selftest",
             "--conflist",
