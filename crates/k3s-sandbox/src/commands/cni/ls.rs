@@ -78,6 +78,7 @@ pub(super) fn ls(ctx: &Ctx) -> Result<u8> {
     Ok(0)
 }
 
+/// The table (fitted to 100 columns), each row's problems on lines of their own under it.
 fn print_table(rows: &[Value]) {
     let s = |v: &Value| v.as_str().unwrap_or_default().to_string();
     let cells: Vec<Vec<String>> = rows
@@ -91,10 +92,6 @@ fn print_table(rows: &[Value]) {
                         .collect::<Vec<_>>()
                         .join(" -> ")
                 })
-                .unwrap_or_default();
-            let problems: Vec<String> = r["problems"]
-                .as_array()
-                .map(|p| p.iter().map(s).collect())
                 .unwrap_or_default();
             let version = s(&r["cniVersion"]);
             vec![
@@ -110,16 +107,20 @@ fn print_table(rows: &[Value]) {
                 } else {
                     version
                 },
-                if problems.is_empty() {
-                    chain
-                } else {
-                    format!("{chain}  [{}]", problems.join("; "))
-                },
+                if chain.is_empty() { "-".to_string() } else { chain },
             ]
         })
         .collect();
-    for line in output::table(&["", "FILE", "NETWORK", "VERSION", "PLUGINS"], &cells, &[], true) {
-        println!("{line}");
+    let lines = output::table(&["", "FILE", "NETWORK", "VERSION", "PLUGINS"], &cells, &[], false);
+    let mut lines = lines.into_iter();
+    if let Some(header) = lines.next() {
+        println!("{header}");
     }
-    println!("(* = the file containerd picks as its default network)");
+    for (line, r) in lines.zip(rows) {
+        println!("{line}");
+        for p in r["problems"].as_array().into_iter().flatten() {
+            println!("   ! {}", s(p));
+        }
+    }
+    println!("(* = the file containerd picks as its default network; ! = a problem)");
 }
