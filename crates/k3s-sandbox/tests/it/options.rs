@@ -7,6 +7,7 @@
 
 use std::collections::BTreeSet;
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -81,6 +82,21 @@ impl World {
         fs::write(conf.join("10-sandbox-cni.conflist"), v.to_string()).unwrap();
         let file = root.join("a-file");
         fs::write(&file, "not a directory").unwrap();
+        // A network whose one plugin answers ADD at once (unless the netns ends in -sleep) and
+        // sleeps on every other verb, for the --timeout probes.
+        let slow = root.join("slow-bin");
+        fs::create_dir_all(&slow).unwrap();
+        fs::write(
+            slow.join("sleepy"),
+            "#!/bin/sh\ncase $CNI_COMMAND:$CNI_NETNS in ADD:*-sleep) ;; ADD:*) echo '{\"cniVersion\":\"1.1.0\"}'; exit 0 ;; esac\nexec sleep 5\n",
+        )
+        .unwrap();
+        fs::set_permissions(slow.join("sleepy"), fs::Permissions::from_mode(0o755)).unwrap();
+        fs::write(
+            conf.join("20-slow.conflist"),
+            r#"{"cniVersion":"1.1.0","name":"slow","plugins":[{"type":"sleepy"}]}"#,
+        )
+        .unwrap();
         let bin = root.join("fake-bin");
         fs::create_dir_all(&bin).unwrap();
         fs::copy(crate::common::fixture("fake-crictl.sh"), bin.join("crictl")).unwrap();
@@ -190,6 +206,7 @@ fn probes(w: &World) -> Vec<Probe> {
     let src = w.sb.plugin_src.to_string_lossy().into_owned();
     let conf = w.conf.to_string_lossy().into_owned();
     let net = "sandbox-cni";
+    let slow_bin = w.root().join("slow-bin").to_string_lossy().into_owned();
     let ns = &w.netns;
     let under_file = w.file.join("x").to_string_lossy().into_owned();
     let up = |d: &str, extra: &str| {
@@ -519,12 +536,24 @@ fn probes(w: &World) -> Vec<Probe> {
                 )
             },
         });
-        v.push(p(
-            path,
-            "--timeout",
-            words(&format!("{base} --timeout 99999999999999999999")),
-            "99999999999999999999",
-        ));
+        // The plugin of network `slow` sleeps (on ADD of a netns ending in -sleep, on CHECK and
+        // DEL): killed after the --timeout given.
+        let slow_ns = w.root().join("netns-slow").to_string_lossy().into_owned();
+        v.push(Probe {
+            before: vec![(
+                words(&format!("cni add slow {slow_ns} --cni-bin-dir {slow_bin}")),
+                Vec::new(),
+            )],
+            ..p(
+                path,
+                "--timeout",
+                words(&format!(
+                    "cni {verb} slow {slow_ns}{} --cni-bin-dir {slow_bin} --timeout 1",
+                    if verb == "add" { "-sleep" } else { "" }
+                )),
+                "timed out after 1 s",
+            )
+        });
     }
     v.extend([
         p("cni gc", "network", words("cni gc nosuchnet"), "nosuchnet"),
@@ -559,8 +588,10 @@ fn probes(w: &World) -> Vec<Probe> {
         p(
             "cni gc",
             "--timeout",
-            words(&format!("cni gc {net} --timeout 99999999999999999999")),
-            "99999999999999999999",
+            words(&format!(
+                "cni gc slow --apply --cni-bin-dir {slow_bin} --timeout 1"
+            )),
+            "timed out after 1 s",
         ),
         p(
             "cni status",
@@ -584,8 +615,8 @@ fn probes(w: &World) -> Vec<Probe> {
         p(
             "cni status",
             "--timeout",
-            words(&format!("cni status {net} --timeout 99999999999999999999")),
-            "99999999999999999999",
+            words(&format!("cni status slow --cni-bin-dir {slow_bin} --timeout 1")),
+            "timed out after 1 s",
         ),
         p(
             "cni version",
@@ -603,8 +634,10 @@ fn probes(w: &World) -> Vec<Probe> {
         p(
             "cni version",
             "--timeout",
-            words("cni version --timeout 99999999999999999999"),
-            "99999999999999999999",
+            words(&format!(
+                "cni version sleepy --cni-bin-dir {slow_bin} --timeout 1"
+            )),
+            "timed out after 1 s",
         ),
         flag("cni ls", "--json", "cni ls", "\"containerdDefault\""),
         p(
