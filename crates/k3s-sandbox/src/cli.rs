@@ -194,6 +194,14 @@ pub fn main() -> u8 {
     let cli = match parse(std::env::args_os()) {
         Ok(c) => c,
         Err(e) => {
+            if e.use_stderr() && argv.iter().any(|a| a == "--json") {
+                let text = e.render().to_string();
+                let first = text.lines().next().unwrap_or_default();
+                output::print_json(&output::error_json(
+                    first.trim_start_matches("error: "),
+                    USAGE_EXIT,
+                ));
+            }
             let _ = e.print();
             if let Some(h) = usage_hint(&argv, &e) {
                 eprintln!("hint: {h}");
