@@ -14,6 +14,7 @@ BACKUP_SUFFIX=".sandbox-cni-backup"
 bin_dir=/opt/cni/bin
 conf_dir=/etc/cni/net.d
 cli_dir=/usr/local/bin
+share_dir=""
 install_conf=1
 install_cli=1
 force=0
@@ -25,6 +26,7 @@ package=0
 package_target=""
 dist_dir=""
 build_deb=1
+given=""
 
 usage() {
     cat <<'EOF'
@@ -35,19 +37,25 @@ added) and installs:
   - the CNI plugins named in plugins/list.txt (loopback, host-local, bridge, portmap, ...) into --bin-dir,
   - the default network 10-sandbox-cni.conflist into --conf-dir,
   - the k3s-sandbox CLI into --cli-dir, with a `cnitool` link to it when no cnitool is on PATH,
+  - its shell completions (bash, zsh, fish) and manual page k3s-sandbox(1) under --share-dir,
 then runs a self-test of what it installed.
 
 Options:
   --bin-dir DIR    CNI plugin directory (default /opt/cni/bin)
   --conf-dir DIR   CNI configuration directory (default /etc/cni/net.d)
   --cli-dir DIR    where k3s-sandbox goes (default /usr/local/bin)
+  --share-dir DIR  where its completions and manual page go: bash-completion/completions/,
+                   zsh/site-functions/, fish/vendor_completions.d/, man/man1/ (default: the
+                   share/ directory beside --cli-dir, /usr/local/share by default)
   --no-conf        do not install the default conflist
   --no-cli         do not install k3s-sandbox
   --force          replace files this script did not install, keeping a backup
                    (<file>.sandbox-cni-backup) that --uninstall restores
-  --dry-run        show what would change; change nothing
-  --uninstall      remove what an earlier run installed (per the manifest in --bin-dir) and
-                   restore backups; files changed since are left in place
+  --dry-run        show what would change and change nothing on the system (a build from
+                   source still compiles into the cargo target dir)
+  --uninstall      remove what an earlier run installed (per the manifest in --bin-dir, which
+                   names every path) and restore backups; files changed since are left in place.
+                   Takes only --bin-dir and --dry-run
   --from SRC       install prebuilt binaries instead of building; SRC is a release tarball
                    (sandbox-cni-<version>-<arch>-linux-musl.tar.gz), an unpacked release, a
                    directory of release tarballs (this machine's is taken), or a directory
@@ -64,8 +72,10 @@ Release artefacts (needs cargo; the aarch64 cross-build needs gcc-aarch64-linux-
   --target ARCH    x86_64, aarch64 or all (default: this machine's architecture)
   --dist-dir DIR   where the artefacts go (default dist/ next to install.sh)
   --no-deb         do not build .deb packages
+  --package installs nothing: it takes none of the install options (--dry-run included).
 
-Exit status: 0 on success, 1 on failure, 2 on a usage error.
+The build honours CARGO_TARGET_DIR. Exit status: 0 on success, 1 on failure, 2 on a usage error
+(an unknown option, a missing value, or options that cannot be used together).
 EOF
 }
 
@@ -78,10 +88,12 @@ need_arg() {
 }
 
 while [ $# -gt 0 ]; do
+    case $1 in --*) given="$given $1" ;; esac
     case $1 in
         --bin-dir) need_arg "$@"; bin_dir=$2; shift 2 ;;
         --conf-dir) need_arg "$@"; conf_dir=$2; shift 2 ;;
         --cli-dir) need_arg "$@"; cli_dir=$2; shift 2 ;;
+        --share-dir) need_arg "$@"; share_dir=$2; shift 2 ;;
         --from) need_arg "$@"; from=$2; shift 2 ;;
         --no-conf) install_conf=0; shift ;;
         --no-cli) install_cli=0; shift ;;
@@ -98,14 +110,46 @@ while [ $# -gt 0 ]; do
     esac
 done
 
+# Options that do not apply together are usage errors, never silently ignored.
+given_opt() { case " $given " in *" $1 "*) return 0 ;; esac; return 1; }
+refuse_with() {
+    first=$1; why=$2; shift 2
+    for o in "$@"; do
+        if given_opt "$o"; then
+            printf 'install.sh: %s cannot be used with %s: %s (see --help)\n' "$o" "$first" "$why" >&2; exit 2
+        fi
+    done
+}
+if [ "$uninstall" = 1 ]; then
+    refuse_with --uninstall "it removes what the manifest in --bin-dir lists, wherever that was" \
+        --from --package --force --no-conf --no-cli --no-self-test --conf-dir --cli-dir --share-dir
+fi
+if [ "$package" = 1 ]; then
+    refuse_with --package "it only writes release artefacts into --dist-dir and installs nothing" \
+        --dry-run --from --force --no-conf --no-cli --no-self-test --bin-dir --conf-dir --cli-dir --share-dir
+fi
 if [ "$package" = 0 ] && [ -n "$package_target$dist_dir" ]; then
     printf 'install.sh: --target and --dist-dir go with --package (see --help)\n' >&2; exit 2
 fi
+if [ "$package" = 0 ] && given_opt --no-deb; then
+    printf 'install.sh: --no-deb goes with --package (see --help)\n' >&2; exit 2
+fi
+if [ "$install_cli" = 0 ] && given_opt --share-dir; then
+    printf 'install.sh: --share-dir cannot be used with --no-cli: the completions and manual page go with the CLI (see --help)\n' >&2; exit 2
+fi
+share_dir=${share_dir:-$(dirname "$cli_dir")/share}
 case $package_target in ''|x86_64|aarch64|all) ;; *) printf 'install.sh: --target must be x86_64, aarch64 or all, not %s\n' "$package_target" >&2; exit 2 ;; esac
-for d in "$bin_dir" "$conf_dir" "$cli_dir" "$from" "$dist_dir"; do
+for d in "$bin_dir" "$conf_dir" "$cli_dir" "$share_dir" "$from" "$dist_dir"; do
     case $d in *[[:space:]]*) printf 'install.sh: directory names with white space are not supported: %s\n' "$d" >&2; exit 2 ;; esac
 done
 repo=$(cd "$(dirname "$0")" && pwd)
+# Where cargo puts the build: CARGO_TARGET_DIR (relative to the source tree, where cargo runs), else
+# target/ (as --package reads it too).
+case ${CARGO_TARGET_DIR:-} in
+    '') target_dir="$repo/target" ;;
+    /*) target_dir=$CARGO_TARGET_DIR ;;
+    *) target_dir="$repo/$CARGO_TARGET_DIR" ;;
+esac
 # The plugin binaries: plugins/list.txt in a source tree (the project's one list), the `plugins=` line
 # of RELEASE in an unpacked release (written from that list when the release was made).
 if [ -f "$repo/plugins/list.txt" ]; then
@@ -121,6 +165,25 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/sandbox-cni-install.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT INT TERM
 
 sha() { sha256sum "$1" | cut -d' ' -f1; }
+
+# The CLI's completions and manual page, relative to a share/ directory.
+SHARE_FILES="bash-completion/completions/$CLI zsh/site-functions/_$CLI fish/vendor_completions.d/$CLI.fish man/man1/$CLI.1"
+# Writes them into $1 with the CLI $2 (`k3s-sandbox completions SHELL`, `k3s-sandbox man`); fails,
+# writing nothing usable, when that CLI cannot make them.
+make_share() {
+    out=$1; cli=$2
+    mkdir -p "$out/bash-completion/completions" "$out/zsh/site-functions" "$out/fish/vendor_completions.d" "$out/man/man1"
+    if "$cli" completions bash > "$out/bash-completion/completions/$CLI" 2>/dev/null \
+        && "$cli" completions zsh > "$out/zsh/site-functions/_$CLI" 2>/dev/null \
+        && "$cli" completions fish > "$out/fish/vendor_completions.d/$CLI.fish" 2>/dev/null \
+        && "$cli" man > "$out/man/man1/$CLI.1" 2>/dev/null \
+        && grep -q 'complete' "$out/bash-completion/completions/$CLI" \
+        && grep -q '^\.TH' "$out/man/man1/$CLI.1"; then
+        return 0
+    fi
+    rm -rf "$out"
+    return 1
+}
 
 # The sha256 the manifest recorded for a path, or nothing.
 recorded_sha() { [ -f "$manifest" ] && awk -v p="$1" '$1 == "file" && $3 == p { print $2 }' "$manifest" | tail -n 1; }
@@ -233,6 +296,13 @@ build_deb_from() {
     cp "$rel/cni-conf/$CONFLIST" "$root/etc/cni/net.d/$CONFLIST.example"
     cp "$rel"/cni-conf/*.conflist "$root/usr/share/doc/sandbox-cni/examples/"
     cp "$rel/README" "$root/usr/share/doc/sandbox-cni/README"
+    # Where bash-completion, zsh (Debian's vendor dir), fish and man(1) look.
+    mkdir -p "$root/usr/share/bash-completion/completions" "$root/usr/share/zsh/vendor-completions" \
+        "$root/usr/share/fish/vendor_completions.d" "$root/usr/share/man/man1"
+    cp "$rel/share/bash-completion/completions/$CLI" "$root/usr/share/bash-completion/completions/$CLI"
+    cp "$rel/share/zsh/site-functions/_$CLI" "$root/usr/share/zsh/vendor-completions/_$CLI"
+    cp "$rel/share/fish/vendor_completions.d/$CLI.fish" "$root/usr/share/fish/vendor_completions.d/$CLI.fish"
+    gzip -9n < "$rel/share/man/man1/$CLI.1" > "$root/usr/share/man/man1/$CLI.1.gz"
     cat > "$root/usr/share/doc/sandbox-cni/copyright" <<COPYRIGHT
 Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
 Upstream-Name: sandbox-cni
@@ -334,7 +404,7 @@ package_release() {
         fi
         say "building  $triple"
         (cd "$repo" && cargo build --release --locked --workspace --target "$triple") || die "build for $triple failed"
-        built="${CARGO_TARGET_DIR:-$repo/target}/$triple/release"
+        built="$target_dir/$triple/release"
         name="sandbox-cni-$version-$arch-linux-musl"
         rel="$tmp/stage/$name"
         rm -rf "$rel"
@@ -345,6 +415,14 @@ package_release() {
             cp "$built/$f" "$rel/bin/$f"
         done
         cp "$repo"/cni-conf/*.conflist "$rel/cni-conf/"
+        # Completions and the manual page do not depend on the architecture: made by this build's
+        # CLI when it runs here, else by a build for this machine.
+        if ! make_share "$rel/share" "$built/$CLI"; then
+            if [ ! -x "$target_dir/release/$CLI" ]; then
+                (cd "$repo" && cargo build --release --locked -p k3s-sandbox) || die "build of $CLI for this machine failed"
+            fi
+            make_share "$rel/share" "$target_dir/release/$CLI" || die "$CLI cannot write its completions and manual page"
+        fi
         cp "$repo/install.sh" "$rel/install.sh"
         cp "$repo/LICENSE" "$rel/LICENSE"
         release_readme "$version" "$arch" "$commit" > "$rel/README"
@@ -428,9 +506,11 @@ if [ -n "$from" ] && [ -d "$from" ] && [ ! -f "$from/$RELEASE_FILE" ] && [ ! -e 
     fi
 fi
 if [ -n "$from" ] && [ -f "$from" ]; then from=$(unpack_release "$from") || exit 1; fi
+share_src=""
 if [ -n "$from" ] && [ -f "$from/$RELEASE_FILE" ]; then
     verify_release "$from"
     conf_src="$from/cni-conf/$CONFLIST"
+    [ -d "$from/share" ] && share_src="$from/share"
     from="$from/bin"
 fi
 if [ -z "$from" ]; then
@@ -441,11 +521,11 @@ if [ -z "$from" ]; then
     if command -v rustup >/dev/null 2>&1 && { rustup target list --installed 2>/dev/null | grep -qx "$musl" || rustup target add "$musl" >/dev/null 2>&1; }; then
         say "building static binaries for $musl"
         (cd "$repo" && cargo build --release --locked --workspace --target "$musl") || die "build failed"
-        from="$repo/target/$musl/release"
+        from="$target_dir/$musl/release"
     else
         warn "the $musl target is not available: building glibc binaries with +crt-static instead"
         (cd "$repo" && RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static" cargo build --release --locked --workspace --target "$gnu") || die "build failed"
-        from="$repo/target/$gnu/release"
+        from="$target_dir/$gnu/release"
     fi
 fi
 [ -d "$from" ] || die "$from is not a directory"
@@ -473,7 +553,16 @@ plan() {
 
 for p in $PLUGINS; do plan "$from/$p" "$bin_dir/$p"; done
 if [ "$install_conf" = 1 ]; then plan "$conf_src" "$conf_dir/$CONFLIST"; fi
-if [ "$install_cli" = 1 ]; then plan "$from/$CLI" "$cli_dir/$CLI"; fi
+if [ "$install_cli" = 1 ]; then
+    plan "$from/$CLI" "$cli_dir/$CLI"
+    # Completions and the manual page: the release's, else made by the CLI being installed.
+    if [ -z "$share_src" ] && make_share "$tmp/share" "$from/$CLI"; then share_src="$tmp/share"; fi
+    if [ -n "$share_src" ]; then
+        for f in $SHARE_FILES; do plan "$share_src/$f" "$share_dir/$f"; done
+    else
+        warn "$from/$CLI cannot write its completions and manual page: they are not installed"
+    fi
+fi
 
 if grep -q '^conflict ' "$tmp/plan"; then
     say "install.sh: these files exist and were not installed by sandbox-cni (or were changed since):" >&2
@@ -495,7 +584,7 @@ while read -r action src dst; do
     dir=$(dirname "$dst")
     mkdir -p "$dir"
     mode=0755
-    case $dst in *.conflist) mode=0644 ;; esac
+    case $dst in *.conflist|"$share_dir"/*) mode=0644 ;; esac
     staged="$dir/.$(basename "$dst").sandbox-cni-new.$$"
     if ! { cp "$src" "$staged" && chmod "$mode" "$staged"; }; then rm -f "$staged"; die "cannot write into $dir"; fi
     if [ "$action" = replace ]; then

@@ -332,10 +332,11 @@ class Suite:
         if not exe:
             return
         base = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": self.work, "TMPDIR": self.work}
-        common = ["--cni-bin-dir", self.bin, "--cni-conf-dir", os.path.join(self.work, "net.d"),
-                  "--data-dir", os.path.join(self.work, "k3s-sandbox")]
+        # Options go after the subcommand that reads them; selftest has no instance (--data-dir).
+        common = ["--cni-bin-dir", self.bin, "--cni-conf-dir", os.path.join(self.work, "net.d")]
+        instance = ["--data-dir", os.path.join(self.work, "k3s-sandbox")]
         try:
-            st = subprocess.run([exe, *common, "selftest"], env=base, capture_output=True,
+            st = subprocess.run([exe, "selftest", *common], env=base, capture_output=True,
                                 timeout=60, check=False)
             out = st.stdout.decode(errors="replace").strip()
             ok = st.returncode == 0 and out and ipaddress.ip_address(out) is not None
@@ -347,9 +348,9 @@ class Suite:
             st and st.stderr.decode(errors="replace")[-800:],
         )
         try:
-            doc = subprocess.run([exe, *common, "doctor"], env=base, capture_output=True,
+            doc = subprocess.run([exe, "doctor", *common, *instance], env=base, capture_output=True,
                                  timeout=60, check=False)
-            js = subprocess.run([exe, *common, "doctor", "--json"], env=base, capture_output=True,
+            js = subprocess.run([exe, "doctor", "--json", *common, *instance], env=base, capture_output=True,
                                 timeout=60, check=False)
         except (subprocess.TimeoutExpired, OSError) as err:
             self.r.check("k3s-sandbox doctor runs", False, str(err))

@@ -340,7 +340,41 @@ fn gc_frees_exactly_the_unlisted_attachments() {
         "{ids:?}"
     );
     let keep = ids[1].clone();
-    let out = net.ours(&["--json", "gc", &net.name, "--valid", &format!("{keep}/eth0")]);
+    // Without --apply, a dry run: it lists what it would release and releases nothing (issue 20).
+    let before = net.cache_files();
+    let out = net.ours(&["gc", &net.name, "--json", "--valid", &keep]);
+    assert!(out.ok, "{}\n{}", out.stdout, out.stderr);
+    let plan = parse(&out.stdout);
+    assert_eq!(plan["dryRun"], true);
+    assert_eq!(plan["release"].as_array().unwrap().len(), 2, "{plan}");
+    assert_eq!(net.cache_files(), before);
+    assert_eq!(net.reservations().len(), 3);
+    let out = net.ours(&["gc", &net.name]);
+    assert!(
+        out.ok && out.stdout.contains("3 cached attachments to release"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stderr.contains("dry run: nothing released"), "{}", out.stderr);
+    assert_eq!(net.cache_files(), before);
+    // Malformed --valid values are refused before anything is looked at.
+    for bad in [format!("{keep}/"), String::new(), "/eth0".to_string()] {
+        let out = net.ours(&["gc", &net.name, "--valid", &bad, "--apply"]);
+        assert!(
+            !out.ok && out.stderr.contains("ID[/IFNAME]"),
+            "{bad:?}: {}",
+            out.stderr
+        );
+    }
+    assert_eq!(net.cache_files(), before);
+    let out = net.ours(&[
+        "gc",
+        &net.name,
+        "--json",
+        "--apply",
+        "--valid",
+        &format!("{keep}/eth0"),
+    ]);
     assert!(out.ok, "{}\n{}", out.stdout, out.stderr);
     let report = parse(&out.stdout);
     assert_eq!(report["released"].as_array().unwrap().len(), 2, "{report}");
@@ -348,9 +382,9 @@ fn gc_frees_exactly_the_unlisted_attachments() {
     assert_eq!(net.reservations(), vec![ips[1].clone()]);
     assert_eq!(net.cache_files(), vec![format!("{}-{keep}-eth0", net.name)]);
     // GC with nothing valid frees the rest; a second GC has nothing to do.
-    assert!(net.ours(&["gc", &net.name]).ok);
+    assert!(net.ours(&["gc", &net.name, "--apply"]).ok);
     net.assert_clean("gc without --valid");
-    assert!(net.ours(&["gc", &net.name]).ok);
+    assert!(net.ours(&["gc", &net.name, "--apply"]).ok);
 }
 
 #[test]
@@ -381,7 +415,7 @@ fn drift_cni_versions_picks_the_highest_known() {
     fs::write(tmp.path().join("10.conflist"), fs::read(&src).unwrap()).unwrap();
     let out = Command::new(k3s_sandbox())
         .env_clear()
-        .args(["cni", "--json", "ls"])
+        .args(["cni", "ls", "--json"])
         .env("NETCONFPATH", tmp.path())
         .output()
         .unwrap();
@@ -418,7 +452,7 @@ fn cnitool_link_and_exit_statuses() {
 fn version_status_and_ls_report_what_they_found() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("cni-conf/10-sandbox-cni.conflist");
     let net = Net::new(&src, Some("1.0.0"));
-    let out = net.ours(&["--json", "version"]);
+    let out = net.ours(&["version", "--json"]);
     assert!(out.ok, "{}", out.stderr);
     let v = parse(&out.stdout);
     assert_eq!(v["plugins"].as_object().unwrap().len(), 7, "{v}");
@@ -435,15 +469,22 @@ fn version_status_and_ls_report_what_they_found() {
         out.stderr
     );
     // STATUS exists from 1.1.0: at 1.0.0 nothing is asked.
-    let out = net.ours(&["--json", "status", &net.name]);
+    let out = net.ours(&["status", &net.name, "--json"]);
     assert!(out.ok, "{}", out.stderr);
     assert_eq!(parse(&out.stdout)["asked"], false);
     let net11 = Net::new(&src, Some("1.1.0"));
-    let out = net11.ours(&["--json", "status", &net11.name]);
+    let out = net11.ours(&["status", &net11.name, "--json"]);
     assert_eq!(parse(&out.stdout)["asked"], true, "{}", out.stderr);
     // ls: an unreadable file sorted first is what containerd would pick, and is reported as such.
     fs::write(net.conf_dir.join("00-broken.conflist"), "{").unwrap();
-    let out = net.ours(&["--json", "ls"]);
+    let out = net.ours(&["ls", "--json"]);
+    // containerd cannot load its default network: ls says so and exits 1 (issue 20).
+    assert!(!out.ok, "{}", out.stdout);
+    assert!(
+        out.stderr.contains("containerd fails to load it"),
+        "{}",
+        out.stderr
+    );
     let ls = parse(&out.stdout);
     assert_eq!(ls[0]["file"], "00-broken.conflist");
     assert_eq!(ls[0]["containerdDefault"], true);

@@ -43,18 +43,18 @@ fn setup() -> Setup {
 impl Setup {
     fn install(&self, extra: &[&str]) -> (bool, String) {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("install.sh");
-        let out = Command::new(script)
-            .arg("--from")
-            .arg(&self.from)
-            .arg("--bin-dir")
-            .arg(&self.bin)
-            .arg("--conf-dir")
-            .arg(&self.conf)
-            .arg("--cli-dir")
-            .arg(&self.cli)
-            .args(extra)
-            .output()
-            .expect("run install.sh");
+        let mut cmd = Command::new(script);
+        cmd.arg("--bin-dir").arg(&self.bin);
+        // --uninstall takes only --bin-dir (its manifest names every path).
+        if !extra.contains(&"--uninstall") {
+            cmd.arg("--from")
+                .arg(&self.from)
+                .arg("--conf-dir")
+                .arg(&self.conf)
+                .arg("--cli-dir")
+                .arg(&self.cli);
+        }
+        let out = cmd.args(extra).output().expect("run install.sh");
         let text = format!(
             "{}{}",
             String::from_utf8_lossy(&out.stdout),
@@ -230,7 +230,128 @@ fn usage_errors_exit_2() {
     }
     let help = Command::new(&script).arg("--help").output().unwrap();
     assert!(help.status.success() && String::from_utf8_lossy(&help.stdout).contains("--uninstall"));
+    // Options that do not apply together are usage errors (issue 20): `--uninstall --from x`
+    // uninstalled the system copy, `--package --dry-run` built and wrote dist/.
+    let dist = s.cli.join("dist");
+    for (args, says) in [
+        (
+            &["--uninstall", "--from", "x"][..],
+            "--from cannot be used with --uninstall",
+        ),
+        (
+            &["--uninstall", "--force"],
+            "--force cannot be used with --uninstall",
+        ),
+        (
+            &["--uninstall", "--conf-dir", "/x"],
+            "--conf-dir cannot be used with --uninstall",
+        ),
+        (
+            &["--package", "--dry-run", "--dist-dir", dist.to_str().unwrap()],
+            "--dry-run cannot be used with --package",
+        ),
+        (
+            &["--package", "--from", "x"],
+            "--from cannot be used with --package",
+        ),
+        (
+            &["--package", "--bin-dir", "/x"],
+            "--bin-dir cannot be used with --package",
+        ),
+        (&["--no-deb"], "--no-deb goes with --package"),
+        (
+            &["--no-cli", "--share-dir", "/x"],
+            "--share-dir cannot be used with --no-cli",
+        ),
+    ] {
+        let out = Command::new(&script).args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+    assert!(!dist.exists());
     drop(s);
+}
+
+/// The real CLI of this build.
+fn real_cli() -> PathBuf {
+    crate::harness::plugin("loopback").with_file_name("k3s-sandbox")
+}
+
+#[test]
+fn completions_and_man_page_are_installed_with_the_cli_and_uninstalled() {
+    let s = setup();
+    fs::copy(real_cli(), s.from.join("k3s-sandbox")).unwrap();
+    let share = s.cli.parent().unwrap().join("share");
+    let (ok, out) = s.install(&["--no-self-test"]);
+    assert!(ok, "{out}");
+    let files = [
+        "bash-completion/completions/k3s-sandbox",
+        "zsh/site-functions/_k3s-sandbox",
+        "fish/vendor_completions.d/k3s-sandbox.fish",
+        "man/man1/k3s-sandbox.1",
+    ];
+    for f in files {
+        let p = share.join(f);
+        assert!(out.contains(&format!("new       {}", p.display())), "{out}");
+        assert_eq!(fs::metadata(&p).unwrap().mode() & 0o777, 0o644, "{f}");
+    }
+    assert!(
+        fs::read_to_string(share.join(files[3]))
+            .unwrap()
+            .contains(".TH k3s-sandbox 1")
+    );
+    let (ok, out) = s.install(&["--uninstall"]);
+    assert!(ok, "{out}");
+    for f in files {
+        assert!(!share.join(f).exists(), "{f}: {out}");
+    }
+    // A CLI that cannot write them (the stand-in): said, and nothing half-made is installed.
+    let s = setup();
+    let (ok, out) = s.install(&["--no-self-test"]);
+    assert!(
+        ok && out.contains("cannot write its completions and manual page"),
+        "{out}"
+    );
+    assert!(!s.cli.parent().unwrap().join("share").exists());
+}
+
+#[test]
+fn a_source_build_installs_from_cargo_target_dir() {
+    // A stand-in cargo that "builds" into CARGO_TARGET_DIR: install.sh must install from there,
+    // not from a stale target/ of the source tree (issue 20).
+    let s = setup();
+    let root = s.bin.parent().unwrap().to_path_buf();
+    let fake = root.join("fake-bin");
+    fs::create_dir_all(&fake).unwrap();
+    let target = root.join("custom-target");
+    let marker = "#!/bin/sh\necho built-into-CARGO_TARGET_DIR\n";
+    fs::write(s.from.join("k3s-sandbox"), marker).unwrap();
+    fs::write(
+        fake.join("cargo"),
+        format!(
+            "#!/bin/sh\nfor a; do t=$a; done\nd=\"$CARGO_TARGET_DIR/$t/release\"\nmkdir -p \"$d\"\ncp {}/* \"$d/\"\n",
+            s.from.display()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(fake.join("cargo"), fs::Permissions::from_mode(0o755)).unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("install.sh");
+    let out = Command::new(script)
+        .args(["--no-self-test", "--no-conf", "--bin-dir"])
+        .arg(&s.bin)
+        .arg("--cli-dir")
+        .arg(&s.cli)
+        .env("PATH", format!("{}:/usr/bin:/bin", fake.display()))
+        .env("CARGO_TARGET_DIR", &target)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    assert_eq!(
+        fs::read_to_string(s.cli.join("k3s-sandbox")).unwrap(),
+        marker.replace("\\n", "\n")
+    );
 }
 
 /// This machine's architecture as releases name it, and another one.
@@ -301,13 +422,11 @@ fn tar_gz(rel: &Path) -> PathBuf {
 /// Runs `script` with the target dirs of `s`, `args`, and optionally PATH replaced.
 fn run_script(s: &Setup, script: &Path, args: &[&str], path: Option<&str>) -> (bool, String) {
     let mut cmd = Command::new(script);
-    cmd.arg("--bin-dir")
-        .arg(&s.bin)
-        .arg("--conf-dir")
-        .arg(&s.conf)
-        .arg("--cli-dir")
-        .arg(&s.cli)
-        .args(args);
+    cmd.arg("--bin-dir").arg(&s.bin);
+    if !args.contains(&"--uninstall") {
+        cmd.arg("--conf-dir").arg(&s.conf).arg("--cli-dir").arg(&s.cli);
+    }
+    cmd.args(args);
     if let Some(p) = path {
         cmd.env("PATH", p);
     }
@@ -440,19 +559,17 @@ fn a_cnitool_link_is_made_only_when_no_cnitool_is_on_path() {
             Some(d) => format!("{}:{path}", d.display()),
             None => path.clone(),
         };
-        let out = Command::new(script)
-            .args(["--from"])
-            .arg(&s.from)
-            .arg("--bin-dir")
-            .arg(&s.bin)
-            .arg("--conf-dir")
-            .arg(&s.conf)
-            .arg("--cli-dir")
-            .arg(&s.cli)
-            .args(args)
-            .env("PATH", path)
-            .output()
-            .expect("run install.sh");
+        let mut cmd = Command::new(script);
+        cmd.arg("--bin-dir").arg(&s.bin);
+        if !args.contains(&"--uninstall") {
+            cmd.arg("--from")
+                .arg(&s.from)
+                .arg("--conf-dir")
+                .arg(&s.conf)
+                .arg("--cli-dir")
+                .arg(&s.cli);
+        }
+        let out = cmd.args(args).env("PATH", path).output().expect("run install.sh");
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8_lossy(&out.stdout).into_owned()
     };

@@ -192,11 +192,29 @@ pub fn plugin_checks(bin_dir: &Path, extra_types: &[String], profile: Option<Pro
                     chain_level(profile),
                     &name,
                     format!("{}: {}", path.display(), plugins::describe(&other)),
-                    "run ./install.sh, or `k3s-sandbox up --plugins-from DIR`",
+                    reinstall_remedy(bin_dir),
                 ),
             }
         })
         .collect()
+}
+
+/// How to put the plugins back, for the way sandbox-cni was installed here: the .deb (dpkg knows
+/// the package), install.sh (its manifest in the plugin dir), else either.
+pub fn reinstall_remedy(bin_dir: &Path) -> String {
+    let up = format!(
+        "`k3s-sandbox up --plugins-from DIR --cni-bin-dir {}` installs them from DIR",
+        bin_dir.display()
+    );
+    if Path::new("/var/lib/dpkg/info/sandbox-cni.list").is_file() {
+        format!("reinstall the package: `dpkg -i sandbox-cni_<version>_<arch>.deb`; or {up}")
+    } else if bin_dir.join(".sandbox-cni.manifest").is_file() {
+        format!("run install.sh again (from the source tree or the release tarball it came from); or {up}")
+    } else {
+        format!(
+            "install sandbox-cni (install.sh of the source tree or release tarball, or the .deb); or {up}"
+        )
+    }
 }
 
 /// Conf-dir checks; also returns the plugin types of the file containerd
@@ -281,7 +299,7 @@ pub fn conflist_checks(conf_dir: &Path, profile: Option<Profile>) -> (Vec<Check>
 
 /// One line per host-local store: a warning with the exact `ipam gc` command when a range set is
 /// nearly full or reservations are held by containers that are not live pod sandboxes.
-pub fn ipam_checks(findings: &[crate::ipam_cmd::Finding]) -> Vec<Check> {
+pub fn ipam_checks(findings: &[crate::commands::ipam::Finding]) -> Vec<Check> {
     findings
         .iter()
         .map(|f| {

@@ -14,8 +14,8 @@ pub enum Failure {
     #[error("{0}")]
     Other(String),
     /// Arguments that parse but cannot be used together, or refer to something unusable (a
-    /// guarded k3s flag without `--force`, an empty directory option). Command-line syntax errors
-    /// never get here: clap reports them with the status [`USAGE_EXIT`].
+    /// guarded k3s flag without `--force`, an empty directory option, an option that does not
+    /// apply without another). Exits [`USAGE_EXIT`], as clap's own syntax errors do.
     #[error("{0}")]
     Usage(String),
     /// A file-system call on a path failed.
@@ -42,6 +42,10 @@ pub enum Failure {
     /// Another k3s-sandbox command holds the data dir's lock.
     #[error("{0}")]
     Busy(String),
+    /// A failure already reported on stdout (as the `errors` of a `--json` object): the process
+    /// exits 1 without a second JSON error object.
+    #[error("{0}")]
+    Reported(String),
     /// A pod range that is IPv6: the default sandbox-cni network is IPv4-only. `up` only warns
     /// about it when it comes from a node's podCIDR.
     #[error(
@@ -76,12 +80,13 @@ impl Failure {
         self.to_string()
     }
 
-    /// The process exit status for this failure. Every kind exits 1 today, as the CLI always has;
+    /// The process exit status for this failure: [`USAGE_EXIT`] for a usage error, else 1;
     /// `status` reports its states with its own codes and never through a failure.
     pub fn exit_code(&self) -> u8 {
         match self {
+            Failure::Usage(_) => USAGE_EXIT,
             Failure::Other(_)
-            | Failure::Usage(_)
+            | Failure::Reported(_)
             | Failure::Io { .. }
             | Failure::NotFound(_)
             | Failure::Plugin(_)

@@ -228,7 +228,7 @@ pub fn build_k3s_args(input: &FlagInput<'_>) -> Result<K3sCommand, String> {
         if FIXED.contains(&name.as_str()) {
             return Err(format!(
                 "the extra k3s argument `{arg}` is not allowed: k3s-sandbox sets --{name} itself \
-                 (use `k3s-sandbox --data-dir DIR` to choose where the instance lives; the kubeconfig \
+                 (use `k3s-sandbox up --data-dir DIR` to choose where the instance lives; the kubeconfig \
                  is always <data-dir>/kubeconfig.yaml)"
             ));
         }

@@ -4,7 +4,7 @@
 //! integration tests use the same code as the binary. Each subcommand is a module of
 //! [`commands`] (or `*_cmd`) with its clap `Args` and a `run`.
 
-pub mod cni_cmd;
+pub mod cli;
 pub mod commands;
 pub mod conflist;
 pub mod cri;
@@ -13,8 +13,8 @@ pub mod error;
 pub mod flags;
 pub mod gvisor_pods;
 pub mod hints;
-pub mod ipam_cmd;
 pub mod k3s;
+pub mod output;
 pub mod paths;
 pub mod plugins;
 pub mod probe;
@@ -23,5 +23,6 @@ pub mod ready;
 pub mod report;
 pub mod sandbox;
 pub mod selftest;
-pub mod trace_cmd;
+pub mod suggest;
 pub mod util;
+pub mod valid;

@@ -10,23 +10,83 @@ pub const DEFAULT_CNI_BIN_DIR: &str = "/opt/cni/bin";
 pub const DEFAULT_CNI_CONF_DIR: &str = "/etc/cni/net.d";
 pub const ROOT_DATA_DIR: &str = "/var/lib/k3s-sandbox";
 
-/// The three directories every subcommand works with.
+/// libcni's result cache directory when neither --cache-dir nor CNI_CACHE_DIR names one.
+pub const DEFAULT_CACHE_DIR: &str = cni_runtime::cache::DEFAULT_DIR;
+
+/// A directory from the environment; empty counts as unset.
+pub fn env_dir(name: &str) -> Option<PathBuf> {
+    std::env::var_os(name)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+}
+
+/// The CNI conf dir: `--cni-conf-dir`, then NETCONFPATH (cnitool's), then CNI_CONF_DIR, then
+/// /etc/cni/net.d. The one resolution order of every subcommand (docs/k3s.md, "Directories").
+pub fn conf_dir(option: Option<&Path>) -> PathBuf {
+    option
+        .map(Path::to_path_buf)
+        .or_else(|| env_dir("NETCONFPATH"))
+        .or_else(|| env_dir("CNI_CONF_DIR"))
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_CNI_CONF_DIR))
+}
+
+/// The plugin directories: `--cni-bin-dir`, then CNI_PATH (cnitool's, `:`-separated), then
+/// CNI_BIN_DIR, then /opt/cni/bin.
+pub fn bin_path(option: Option<&Path>) -> Vec<PathBuf> {
+    if let Some(d) = option {
+        return vec![d.to_path_buf()];
+    }
+    if let Some(p) = std::env::var_os("CNI_PATH").filter(|v| !v.is_empty()) {
+        let dirs: Vec<PathBuf> = std::env::split_paths(&p)
+            .filter(|d| !d.as_os_str().is_empty())
+            .collect();
+        if !dirs.is_empty() {
+            return dirs;
+        }
+    }
+    vec![env_dir("CNI_BIN_DIR").unwrap_or_else(|| PathBuf::from(DEFAULT_CNI_BIN_DIR))]
+}
+
+/// libcni's result cache: `--cache-dir`, then CNI_CACHE_DIR, then /var/lib/cni.
+pub fn cache_dir(option: Option<&Path>) -> PathBuf {
+    option
+        .map(Path::to_path_buf)
+        .or_else(|| env_dir("CNI_CACHE_DIR"))
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_CACHE_DIR))
+}
+
+/// host-local's dataDir for a network: `--ipam-dir`, then the config's `ipam.dataDir`, then
+/// /var/lib/cni/networks.
+pub fn ipam_dir(option: Option<&Path>, from_config: Option<&str>) -> PathBuf {
+    option
+        .map(Path::to_path_buf)
+        .or_else(|| from_config.filter(|d| !d.is_empty()).map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from(ipam_store::disk::DEFAULT_DATA_DIR))
+}
+
+/// The directories a command works with.
 #[derive(Debug, Clone)]
 pub struct Dirs {
+    /// k3s-sandbox's instance directory (not host-local's dataDir: that is `--ipam-dir`).
     pub data_dir: PathBuf,
+    /// The one plugin directory of commands that install or check plugins: the first of
+    /// [`bin_path`].
     pub cni_bin_dir: PathBuf,
     pub cni_conf_dir: PathBuf,
 }
 
 impl Dirs {
-    /// Fill in defaults for whatever was not given on the command line or in
-    /// the environment.
+    /// The directories from the options given (`None`: not given, or not an option of the
+    /// command), each resolved in the one order: option, environment, default.
     pub fn resolve(
-        data_dir: Option<PathBuf>,
-        cni_bin_dir: Option<PathBuf>,
-        cni_conf_dir: Option<PathBuf>,
+        data_dir: Option<&Path>,
+        cni_bin_dir: Option<&Path>,
+        cni_conf_dir: Option<&Path>,
     ) -> Result<Dirs> {
-        let data_dir = match data_dir {
+        let data_dir = match data_dir
+            .map(Path::to_path_buf)
+            .or_else(|| env_dir("K3S_SANDBOX_DATA_DIR"))
+        {
             Some(d) => d,
             None => default_data_dir(
                 rustix::process::geteuid().is_root(),
@@ -35,8 +95,9 @@ impl Dirs {
             )?,
         };
         let data_dir = absolute(&data_dir)?;
-        let cni_bin_dir = absolute(&cni_bin_dir.unwrap_or_else(|| DEFAULT_CNI_BIN_DIR.into()))?;
-        let cni_conf_dir = absolute(&cni_conf_dir.unwrap_or_else(|| DEFAULT_CNI_CONF_DIR.into()))?;
+        let bin = bin_path(cni_bin_dir).into_iter().next().unwrap_or_default();
+        let cni_bin_dir = absolute(&bin)?;
+        let cni_conf_dir = absolute(&conf_dir(cni_conf_dir))?;
         Ok(Dirs {
             data_dir,
             cni_bin_dir,

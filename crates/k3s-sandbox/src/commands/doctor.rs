@@ -4,16 +4,23 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{GlobalArgs, dirs, say};
+use super::{BinDirOpt, ConfDirOpt, InstanceOpt, dirs, say};
 use crate::doctor::{self, Level};
 use crate::error::Result;
 use crate::flags::{self, Profile};
+use crate::output::plural;
 use crate::probe::{self, HostFacts};
 use crate::process::{self, LiveProcesses, Liveness};
 use crate::sandbox::{self, SandboxFacts};
 
 #[derive(Args, Debug)]
 pub struct DoctorArgs {
+    #[command(flatten)]
+    pub instance: InstanceOpt,
+    #[command(flatten)]
+    pub conf: ConfDirOpt,
+    #[command(flatten)]
+    pub bin: BinDirOpt,
     /// Judge the checks for this profile (agent-only requirements FAIL instead of warn)
     #[arg(long, value_enum)]
     pub profile: Option<Profile>,
@@ -35,8 +42,8 @@ fn gvisor_pods_checks(s: &SandboxFacts, facts: &HostFacts, profile: Option<Profi
     crate::gvisor_pods::verdict::checks(&measured, s.boot_id_exists, &facts.root_fs, profile)
 }
 
-pub fn run(g: &GlobalArgs, a: &DoctorArgs) -> Result<u8> {
-    let dirs = dirs(g)?;
+pub fn run(a: &DoctorArgs) -> Result<u8> {
+    let dirs = dirs(Some(&a.instance), Some(&a.bin), Some(&a.conf))?;
     let state = dirs.state();
     let facts = HostFacts::probe(&dirs.data_dir);
     let sandbox_facts = SandboxFacts::probe();
@@ -59,8 +66,10 @@ pub fn run(g: &GlobalArgs, a: &DoctorArgs) -> Result<u8> {
     checks.extend(doctor::plugin_checks(&dirs.cni_bin_dir, &types, a.profile));
     checks.extend(conf_checks);
     // Leaked reservations: compared with the live pods when this data dir's agent runs.
-    let live = agent_running.then(|| crate::ipam_cmd::live_ids(&dirs)).flatten();
-    checks.extend(doctor::ipam_checks(&crate::ipam_cmd::detect(
+    let live = agent_running
+        .then(|| crate::commands::ipam::live_ids(&dirs))
+        .flatten();
+    checks.extend(doctor::ipam_checks(&crate::commands::ipam::detect(
         &dirs,
         live.as_ref(),
     )));
@@ -79,8 +88,9 @@ pub fn run(g: &GlobalArgs, a: &DoctorArgs) -> Result<u8> {
     let warns = checks.iter().filter(|c| c.level == Level::Warn).count();
     let (profile, why) = flags::choose_profile(a.profile, &facts);
     say(&format!(
-        "{} checks: {fails} failed, {warns} warnings; `up` would use {why}",
-        checks.len()
+        "{}: {fails} failed, {}; `up` would use {why}",
+        plural(checks.len() as u64, "check", "checks"),
+        plural(warns as u64, "warning", "warnings")
     ));
     let _ = profile;
     Ok(if fails > 0 { 1 } else { 0 })

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::{GlobalArgs, LOCK_WAIT, data_dir_flag, dirs, say};
+use super::{BinDirOpt, ConfDirOpt, InstanceOpt, LOCK_WAIT, data_dir_flag, dirs, say};
 use crate::conflist;
 use crate::error::{Failure, Result};
 use crate::gvisor_pods;
@@ -17,6 +17,12 @@ use crate::process::{self, LiveProcesses, Liveness};
 
 #[derive(Args, Debug)]
 pub struct DownArgs {
+    #[command(flatten)]
+    pub instance: InstanceOpt,
+    #[command(flatten)]
+    pub conf: ConfDirOpt,
+    #[command(flatten)]
+    pub bin: BinDirOpt,
     /// Seconds to wait after SIGTERM before sending SIGKILL
     #[arg(long, default_value_t = 30, value_name = "SECS")]
     pub timeout: u64,
@@ -25,8 +31,8 @@ pub struct DownArgs {
     pub purge: bool,
 }
 
-pub fn run(g: &GlobalArgs, a: &DownArgs) -> Result<u8> {
-    let dirs = dirs(g)?;
+pub fn run(a: &DownArgs) -> Result<u8> {
+    let dirs = dirs(Some(&a.instance), Some(&a.bin), Some(&a.conf))?;
     let state = dirs.state();
     if !state.dir.is_dir() {
         say(&format!("nothing to do: {} does not exist", state.dir.display()));
@@ -61,7 +67,10 @@ pub fn run(g: &GlobalArgs, a: &DownArgs) -> Result<u8> {
             ));
             let n = process::stop_leftovers(&inst, Duration::from_secs(a.timeout));
             if n > 0 {
-                say(&format!("stopped {n} leftover process(es) of its process group"));
+                say(&format!(
+                    "stopped {} of its process group",
+                    crate::output::plural(n as u64, "leftover process", "leftover processes")
+                ));
             }
         }
         Liveness::Corrupt(why) => say(&format!("removing an unusable pid file: {why}")),

@@ -2,15 +2,18 @@
 
 use clap::Args;
 
-use super::{GlobalArgs, data_dir_flag, dirs, print_export};
+use super::{InstanceOpt, data_dir_flag, dirs, print_export};
 use crate::error::{Failure, Result};
 
-/// `env` has no options of its own.
+/// `env` takes only the instance directory.
 #[derive(Args, Debug)]
-pub struct EnvArgs {}
+pub struct EnvArgs {
+    #[command(flatten)]
+    pub instance: InstanceOpt,
+}
 
-pub fn run(g: &GlobalArgs, _a: &EnvArgs) -> Result<u8> {
-    let dirs = dirs(g)?;
+pub fn run(a: &EnvArgs) -> Result<u8> {
+    let dirs = dirs(Some(&a.instance), None, None)?;
     let state = dirs.state();
     if !state.kubeconfig.exists() {
         return Err(Failure::NotFound(format!(

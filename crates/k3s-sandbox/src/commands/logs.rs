@@ -2,19 +2,21 @@
 
 use clap::Args;
 
-use super::{GlobalArgs, dirs};
+use super::{InstanceOpt, dirs};
 use crate::error::{Failure, Result};
 use crate::util;
 
 #[derive(Args, Debug)]
 pub struct LogsArgs {
+    #[command(flatten)]
+    pub instance: InstanceOpt,
     /// Number of lines to print
     #[arg(short = 'n', long, default_value_t = 100)]
     pub lines: usize,
 }
 
-pub fn run(g: &GlobalArgs, a: &LogsArgs) -> Result<u8> {
-    let dirs = dirs(g)?;
+pub fn run(a: &LogsArgs) -> Result<u8> {
+    let dirs = dirs(Some(&a.instance), None, None)?;
     let state = dirs.state();
     let text = match util::read_tail(&state.log, 8 * 1024 * 1024) {
         Ok(t) => t,

@@ -11,50 +11,63 @@ use crate::error::Result;
 use crate::paths::{Dirs, StateFiles};
 use crate::util::shell_quote;
 
+pub mod cni;
+pub mod completions;
 pub mod doctor;
 pub mod down;
 pub mod env;
+pub mod ipam;
 pub mod logs;
+pub mod man;
 pub mod pods_profile;
 pub mod selftest;
 pub mod status;
+pub mod trace;
 pub mod up;
 
 /// How long a command waits for another one holding the data dir's lock.
 const LOCK_WAIT: Duration = Duration::from_secs(10);
 
-/// The options every subcommand takes.
-#[derive(Args, Debug, Clone)]
-pub struct GlobalArgs {
-    /// Instance directory: state files, log, kubeconfig and the k3s data dir
-    /// [env: K3S_SANDBOX_DATA_DIR]
-    #[arg(long, global = true, value_name = "DIR")]
+/// `--data-dir`, for the commands that work on a k3s instance.
+#[derive(Args, Debug, Clone, Default)]
+pub struct InstanceOpt {
+    /// k3s-sandbox's instance directory: state files, log, kubeconfig and k3s's own data (not
+    /// host-local's dataDir) [env: K3S_SANDBOX_DATA_DIR] [default: /var/lib/k3s-sandbox for
+    /// root, else $XDG_DATA_HOME/k3s-sandbox or ~/.local/share/k3s-sandbox]
+    #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Directory with the CNI plugin executables [env: CNI_BIN_DIR] [default: /opt/cni/bin]
-    #[arg(long, global = true, value_name = "DIR")]
-    pub cni_bin_dir: Option<PathBuf>,
-    /// Directory with the CNI network configs [env: CNI_CONF_DIR] [default: /etc/cni/net.d]
-    #[arg(long, global = true, value_name = "DIR")]
+}
+
+/// `--cni-conf-dir`, for the commands that read network configs.
+#[derive(Args, Debug, Clone, Default)]
+pub struct ConfDirOpt {
+    /// Directory with the CNI network configs [env: NETCONFPATH, else CNI_CONF_DIR] [default:
+    /// /etc/cni/net.d]
+    #[arg(long, value_name = "DIR")]
     pub cni_conf_dir: Option<PathBuf>,
+}
+
+/// `--cni-bin-dir`, for the commands that run or install plugins.
+#[derive(Args, Debug, Clone, Default)]
+pub struct BinDirOpt {
+    /// Directory with the CNI plugin executables [env: CNI_PATH, else CNI_BIN_DIR] [default:
+    /// /opt/cni/bin]
+    #[arg(long, value_name = "DIR")]
+    pub cni_bin_dir: Option<PathBuf>,
 }
 
 fn say(msg: &str) {
     eprintln!("k3s-sandbox: {msg}");
 }
 
-/// A directory from the environment; empty counts as unset.
-fn env_dir(name: &str) -> Option<PathBuf> {
-    std::env::var_os(name)
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-}
-
-/// The directories of the command line: the flags, else the environment, else the defaults.
-pub fn dirs(g: &GlobalArgs) -> Result<Dirs> {
+/// The directories of a command's options, each in the one resolution order (option, then
+/// environment, then default; see [`crate::paths`]). A command passes `None` for an option it
+/// does not have.
+pub fn dirs(data: Option<&InstanceOpt>, bin: Option<&BinDirOpt>, conf: Option<&ConfDirOpt>) -> Result<Dirs> {
     Dirs::resolve(
-        g.data_dir.clone().or_else(|| env_dir("K3S_SANDBOX_DATA_DIR")),
-        g.cni_bin_dir.clone().or_else(|| env_dir("CNI_BIN_DIR")),
-        g.cni_conf_dir.clone().or_else(|| env_dir("CNI_CONF_DIR")),
+        data.and_then(|d| d.data_dir.as_deref()),
+        bin.and_then(|b| b.cni_bin_dir.as_deref()),
+        conf.and_then(|c| c.cni_conf_dir.as_deref()),
     )
 }
 

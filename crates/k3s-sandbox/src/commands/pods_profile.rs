@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
 
-use super::GlobalArgs;
 use crate::error::{Failure, Result};
 use crate::gvisor_pods::{self as gp, ConfigVersion, Record};
 
@@ -45,7 +44,7 @@ pub enum What {
     },
 }
 
-pub fn run(_g: &GlobalArgs, a: &PodsProfileArgs) -> Result<u8> {
+pub fn run(a: &PodsProfileArgs) -> Result<u8> {
     match &a.what {
         What::Cgroups => println!("{}", gp::CGROUP_V1.join(" ")),
         What::Runtime => println!("{} {}", gp::RUNTIME, crun()?.display()),

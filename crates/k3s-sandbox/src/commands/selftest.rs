@@ -9,7 +9,7 @@ use clap::Args;
 use cni_runtime::NetworkList;
 use cni_runtime::runner::ProcessRunner;
 
-use super::{GlobalArgs, dirs, say};
+use super::{BinDirOpt, ConfDirOpt, dirs, say};
 use crate::conflist;
 use crate::error::{Failure, Result};
 use crate::paths::Dirs;
@@ -17,10 +17,17 @@ use crate::selftest;
 
 #[derive(Args, Debug)]
 pub struct SelftestArgs {
+    #[command(flatten)]
+    pub conf: ConfDirOpt,
+    #[command(flatten)]
+    pub bin: BinDirOpt,
     /// Network config to test [default: the file containerd would pick from the conf dir,
     /// else the built-in sandbox-cni conflist]
     #[arg(long, value_name = "FILE")]
     pub conflist: Option<PathBuf>,
+    /// Print the pod addresses as one JSON object on stdout ({"podIP", "podIPs"})
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// The network containerd would use: the first config of the conf dir, or
@@ -64,8 +71,8 @@ pub(super) fn run_selftest(dirs: &Dirs, explicit: Option<&Path>) -> Result<selft
     result.map_err(|e| Failure::SelfTest(format!("CNI self-test failed: {e}")))
 }
 
-pub fn run(g: &GlobalArgs, a: &SelftestArgs) -> Result<u8> {
-    let dirs = dirs(g)?;
+pub fn run(a: &SelftestArgs) -> Result<u8> {
+    let dirs = dirs(None, Some(&a.bin), Some(&a.conf))?;
     let report = run_selftest(&dirs, a.conflist.as_deref())?;
     let ip = report
         .pod_ip()
@@ -75,6 +82,10 @@ pub fn run(g: &GlobalArgs, a: &SelftestArgs) -> Result<u8> {
         "self-test passed: pod IP {ip} (all eth0 addresses: {})",
         report.pod_ips.join(", ")
     ));
-    println!("{ip}");
+    if a.json {
+        crate::output::print_json(&serde_json::json!({"podIP": ip, "podIPs": report.pod_ips}));
+    } else {
+        println!("{ip}");
+    }
     Ok(0)
 }

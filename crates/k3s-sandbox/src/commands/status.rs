@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{GlobalArgs, data_dir_flag, dirs, say};
+use super::{ConfDirOpt, InstanceOpt, data_dir_flag, dirs, say};
 use crate::error::Result;
 use crate::process::{self, LiveProcesses, Liveness};
 use crate::util;
@@ -18,13 +18,59 @@ pub const STATUS_NOT_READY: u8 = 2;
 /// A pid file whose process is gone, or an unreadable one.
 pub const STATUS_STALE: u8 = 3;
 
-/// `status` has no options of its own.
+/// `status` takes the instance directory, and the conf dir for the agent's address stores.
 #[derive(Args, Debug)]
-pub struct StatusArgs {}
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub instance: InstanceOpt,
+    #[command(flatten)]
+    pub conf: ConfDirOpt,
+    /// Print the report as one JSON object on stdout (same fields, same exit status)
+    #[arg(long)]
+    pub json: bool,
+}
 
-pub fn run(g: &GlobalArgs, _a: &StatusArgs) -> Result<u8> {
-    let dirs = dirs(g)?;
+/// The report's lines, printed as `key: value` or as one JSON object.
+struct Report {
+    json: bool,
+    fields: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Report {
+    fn line(&mut self, key: &str, value: impl Into<String>) {
+        let value = value.into();
+        if self.json {
+            // `data dir` -> `dataDir`, as every JSON key of the CLI is written.
+            let mut words = key.split(' ');
+            let mut k = words.next().unwrap_or_default().to_string();
+            for w in words {
+                let mut c = w.chars();
+                k.extend(c.next().map(|f| f.to_ascii_uppercase()));
+                k.push_str(c.as_str());
+            }
+            self.fields.insert(k, serde_json::Value::String(value));
+        } else {
+            println!("{key}: {value}");
+        }
+    }
+
+    fn done(self, code: u8) -> u8 {
+        if self.json {
+            let mut f = self.fields;
+            f.insert("exitCode".into(), code.into());
+            crate::output::print_json(&serde_json::Value::Object(f));
+        }
+        code
+    }
+}
+
+pub fn run(a: &StatusArgs) -> Result<u8> {
+    let dirs = dirs(Some(&a.instance), None, Some(&a.conf))?;
     let state = dirs.state();
+    let mut out = Report {
+        json: a.json,
+        fields: serde_json::Map::new(),
+    };
     let live = if state.dir.is_dir() {
         process::liveness(&state, &LiveProcesses)
     } else {
@@ -32,31 +78,31 @@ pub fn run(g: &GlobalArgs, _a: &StatusArgs) -> Result<u8> {
     };
     match live {
         Liveness::Stopped => {
-            println!("state: stopped");
-            println!("data dir: {}", state.dir.display());
-            Ok(STATUS_STOPPED)
+            out.line("state", "stopped");
+            out.line("data dir", state.dir.display().to_string());
+            Ok(out.done(STATUS_STOPPED))
         }
         Liveness::Stale(inst) => {
-            println!(
-                "state: stale (pid file names pid {}, which is not running)",
-                inst.pid
+            out.line(
+                "state",
+                format!("stale (pid file names pid {}, which is not running)", inst.pid),
             );
-            println!("data dir: {}", state.dir.display());
-            println!("log: {}", state.log.display());
+            out.line("data dir", state.dir.display().to_string());
+            out.line("log", state.log.display().to_string());
             say(&format!(
                 "clean up with `k3s-sandbox down {}`",
                 data_dir_flag(&dirs)
             ));
-            Ok(STATUS_STALE)
+            Ok(out.done(STATUS_STALE))
         }
         Liveness::Corrupt(why) => {
-            println!("state: stale ({why})");
-            println!("data dir: {}", state.dir.display());
+            out.line("state", format!("stale ({why})"));
+            out.line("data dir", state.dir.display().to_string());
             say(&format!(
                 "clean up with `k3s-sandbox down {}`",
                 data_dir_flag(&dirs)
             ));
-            Ok(STATUS_STALE)
+            Ok(out.done(STATUS_STALE))
         }
         Liveness::Running(inst) => {
             let k3s = inst
@@ -76,33 +122,36 @@ pub fn run(g: &GlobalArgs, _a: &StatusArgs) -> Result<u8> {
             let k3s_name = k3s
                 .map(|p| p.display().to_string())
                 .unwrap_or_else(|_| "?".into());
-            println!(
-                "state: {}",
+            out.line(
+                "state",
                 if ready.is_ok() {
                     "running, ready"
                 } else {
                     "running, not ready"
-                }
+                },
             );
-            println!("pid: {} (process group {})", inst.pid, inst.pgid);
-            println!("profile: {}", inst.profile.as_deref().unwrap_or("unknown"));
-            println!("k3s: {k3s_name} {}", inst.version.as_deref().unwrap_or(""));
+            out.line("pid", format!("{} (process group {})", inst.pid, inst.pgid));
+            out.line("profile", inst.profile.as_deref().unwrap_or("unknown"));
+            out.line(
+                "k3s",
+                format!("{k3s_name} {}", inst.version.as_deref().unwrap_or("")),
+            );
             if let Some(n) = &inst.node_name {
-                println!("node: {n}");
+                out.line("node", n.clone());
             }
-            println!("kubeconfig: {}", state.kubeconfig.display());
-            println!("log: {}", state.log.display());
-            if inst.profile.as_deref() == Some("agent") {
-                crate::ipam_cmd::print_status(&dirs);
+            out.line("kubeconfig", state.kubeconfig.display().to_string());
+            out.line("log", state.log.display().to_string());
+            if inst.profile.as_deref() == Some("agent") && !a.json {
+                crate::commands::ipam::print_status(&dirs);
             }
             match ready {
                 Ok(()) => {
-                    println!("readyz: ok");
-                    Ok(STATUS_READY)
+                    out.line("readyz", "ok");
+                    Ok(out.done(STATUS_READY))
                 }
                 Err(e) => {
-                    println!("readyz: {e}");
-                    Ok(STATUS_NOT_READY)
+                    out.line("readyz", e);
+                    Ok(out.done(STATUS_NOT_READY))
                 }
             }
         }

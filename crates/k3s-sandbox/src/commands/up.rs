@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 
-use super::{GlobalArgs, LOCK_WAIT, data_dir_flag, dirs, print_export, say};
+use super::{BinDirOpt, ConfDirOpt, InstanceOpt, LOCK_WAIT, data_dir_flag, dirs, print_export, say};
 use crate::conflist;
 use crate::error::{Failure, Result};
 use crate::flags::{self, FlagInput, K3sCommand, K3sVersion, Profile};
@@ -38,6 +38,12 @@ use wait::{Watched, print_log_tail_and_hints, wait_ready};
 
 #[derive(Args, Debug)]
 pub struct UpArgs {
+    #[command(flatten)]
+    pub instance: InstanceOpt,
+    #[command(flatten)]
+    pub conf: ConfDirOpt,
+    #[command(flatten)]
+    pub bin: BinDirOpt,
     /// control-plane: API server only, no root needed; agent: also kubelet and containerd
     /// [default: agent when running as root, / is not 9p, and /dev/kmsg, network namespaces and
     /// cgroups are usable; else control-plane]
@@ -62,21 +68,29 @@ pub struct UpArgs {
     pub extra: Vec<String>,
 }
 
-pub fn run(g: &GlobalArgs, a: &UpArgs) -> Result<u8> {
-    let dirs = dirs(g)?;
+pub fn run(a: &UpArgs) -> Result<u8> {
+    let dirs = dirs(Some(&a.instance), Some(&a.bin), Some(&a.conf))?;
     let state = dirs.state();
     ensure_data_dir(&state.dir)?;
-    let _lock = process::lock(&state.lock, LOCK_WAIT)?;
+    let lock = process::lock(&state.lock, LOCK_WAIT)?;
+    let (lock_file, pid_file) = (state.lock.clone(), state.pid.clone());
     let deadline = Instant::now() + Duration::from_secs(a.timeout);
-    let up = Up::settle(dirs, state, deadline, a)?;
-    match prepare(&up, a)? {
-        Prepared::AlreadyRunning(inst) => wait_for_running(&up, &inst, a)?,
-        Prepared::ToStart => {
-            let started = start(&up)?;
-            wait(&up, started, a)?;
+    let result = Up::settle(dirs, state, deadline, a).and_then(|up| {
+        match prepare(&up, a)? {
+            Prepared::AlreadyRunning(inst) => wait_for_running(&up, &inst, a)?,
+            Prepared::ToStart => {
+                let started = start(&up)?;
+                wait(&up, started, a)?;
+            }
         }
+        finish(&up)
+    });
+    // A failed start records no instance: leave no lock file behind either (removed while held).
+    if result.is_err() && !pid_file.exists() {
+        let _ = fs::remove_file(&lock_file);
     }
-    finish(&up)
+    drop(lock);
+    result
 }
 
 /// What `up` works with once the k3s command line is settled.
@@ -182,7 +196,8 @@ fn prepare(up: &Up, a: &UpArgs) -> Result<Prepared> {
             let n = process::stop_leftovers(&inst, Duration::from_secs(10));
             if n > 0 {
                 say(&format!(
-                    "stopped {n} leftover process(es) of the old k3s process group"
+                    "stopped {} of the old k3s process group",
+                    crate::output::plural(n as u64, "leftover process", "leftover processes")
                 ));
             }
             process::remove_process_files(state)?;

@@ -256,6 +256,8 @@ fn missing_k3s_gives_instructions() {
         .stderr_has("https://github.com/k3s-io/k3s/releases")
         .stderr_has("K3S_BIN");
     assert!(sb.pid().is_none());
+    // Issue 20: a failed `up` leaves no lock file behind.
+    assert!(!sb.state().lock.exists(), "{}", sb.state().lock.display());
 
     sb.set_env("K3S_BIN", &sb.tmp.path().join("nope").to_string_lossy());
     sb.run(&["up", "--timeout", "2"])
@@ -284,14 +286,15 @@ fn k3s_is_found_on_path() {
 fn extra_arguments_cannot_move_instance_files() {
     let sb = Sandbox::new();
     let up = sb.up_cp(&["--", "--data-dir=/somewhere/else"]);
-    up.expect_code(1).stderr_has("k3s-sandbox sets --data-dir itself");
+    up.expect_code(64)
+        .stderr_has("k3s-sandbox sets --data-dir itself");
     assert!(
         sb.invocations()
             .iter()
             .all(|a| a.first().map(String::as_str) != Some("server"))
     );
     sb.up_cp(&["--", "--flannel-backend=vxlan"])
-        .expect_code(1)
+        .expect_code(64)
         .stderr_has("--force");
 }
 
@@ -441,7 +444,7 @@ fn doctor_reports_plugins_conflist_and_k3s() {
     let d = sb.run(&["doctor"]);
     d.expect_code(1)
         .stdout_has("FAIL  plugin loopback:")
-        .stdout_has("-> run ./install.sh")
+        .stdout_has("-> install sandbox-cni (install.sh of the source tree or release tarball, or the .deb)")
         .stdout_has("ok    k3s: k3s version v1.30.4+k3s1 (fake)");
     for line in d.stdout.lines() {
         assert!(
@@ -489,17 +492,37 @@ fn doctor_reports_plugins_conflist_and_k3s() {
 
 #[test]
 fn every_subcommand_has_help_and_bad_usage_is_exit_64() {
-    for sub in ["doctor", "selftest", "up", "down", "status", "env", "logs"] {
+    // Each subcommand lists the directory options it uses, and only those (issue 20).
+    for (sub, data, bin, conf) in [
+        ("doctor", true, true, true),
+        ("selftest", false, true, true),
+        ("up", true, true, true),
+        ("down", true, true, true),
+        ("status", true, false, true),
+        ("env", true, false, false),
+        ("logs", true, false, false),
+        ("trace", false, false, false),
+    ] {
         let out = Out::from(
             std::process::Command::new(exe())
                 .args([sub, "--help"])
                 .output()
                 .unwrap(),
         );
-        out.ok()
-            .stdout_has("Usage: k3s-sandbox")
-            .stdout_has("--data-dir")
-            .stdout_has("--cni-bin-dir");
+        let out = out.ok();
+        out.stdout_has("Usage: k3s-sandbox");
+        for (opt, listed) in [
+            ("--data-dir", data),
+            ("--cni-bin-dir", bin),
+            ("--cni-conf-dir", conf),
+        ] {
+            assert_eq!(
+                out.stdout.contains(opt),
+                listed,
+                "{sub} --help and {opt}:\n{}",
+                out.stdout
+            );
+        }
     }
     Out::from(std::process::Command::new(exe()).arg("--help").output().unwrap())
         .ok()
@@ -574,7 +597,8 @@ fn leftovers_of_a_dead_k3s_are_stopped_and_a_corrupt_pid_file_is_stale() {
     assert!(group_alive(pid), "the helper should still run");
     sb.run(&["down", "--timeout", "5"])
         .ok()
-        .stderr_has("leftover process(es) of its process group");
+        .stderr_has(" leftover process")
+        .stderr_has(" of its process group");
     assert!(wait_until(|| !group_alive(pid), Duration::from_secs(5)));
 
     fs::write(sb.data.join("k3s.pid"), "garbage\n").unwrap();

@@ -6,7 +6,10 @@
 mod common;
 
 mod cli;
+mod defects;
+mod docs;
 mod doctor_json;
 mod gvisor_pods;
 mod ipam;
+mod options;
 mod real_plugins;

@@ -95,18 +95,28 @@ impl Sandbox {
     }
 
     /// `k3s-sandbox <args>` with the sandbox environment; `--data-dir` is
-    /// added after the subcommand.
+    /// added after the subcommand when the subcommand takes it (the instance's commands).
     pub fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(exe());
         c.env_remove("K3S_BIN")
             .env_remove("K3S_SANDBOX_DATA_DIR")
             .env_remove("CNI_BIN_DIR")
-            .env_remove("CNI_CONF_DIR");
+            .env_remove("CNI_CONF_DIR")
+            .env_remove("NETCONFPATH")
+            .env_remove("CNI_PATH")
+            .env_remove("CNI_CACHE_DIR")
+            .env_remove("NO_COLOR")
+            .env_remove("CLICOLOR")
+            .env_remove("CLICOLOR_FORCE");
         for (k, v) in &self.env {
             c.env(k, v);
         }
         let (sub, rest) = args.split_first().expect("a subcommand");
-        c.arg(sub).arg("--data-dir").arg(&self.data).args(rest);
+        c.arg(sub);
+        if ["doctor", "up", "down", "status", "env", "logs"].contains(sub) {
+            c.arg("--data-dir").arg(&self.data);
+        }
+        c.args(rest);
         c
     }
 

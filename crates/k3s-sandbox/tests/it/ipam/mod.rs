@@ -104,13 +104,17 @@ impl Net {
         self.run(&[&["ipam"], &words(args)[..]].concat())
     }
 
-    /// `k3s-sandbox --cni-conf-dir C --data-dir D`: how the printed commands start here.
-    fn printed_start(&self) -> String {
+    /// `k3s-sandbox ipam gc sandbox-cni --cni-conf-dir C`: how the printed gc commands start here.
+    fn printed_gc(&self) -> String {
         format!(
-            "k3s-sandbox --cni-conf-dir {} --data-dir {}",
-            self.sb.conf.display(),
-            self.sb.data.display()
+            "k3s-sandbox ipam gc sandbox-cni --cni-conf-dir {}",
+            self.sb.conf.display()
         )
+    }
+
+    /// ` --from-cri --data-dir D`: the runtime of this sandbox's instance.
+    fn cri_flags(&self) -> String {
+        format!(" --from-cri --data-dir {}", self.sb.data.display())
     }
 
     fn crictl_log(&self) -> PathBuf {

@@ -21,7 +21,7 @@ impl Status {
     fn used(&self, used: &str) -> &Status {
         assert!(
             self.ipam
-                .starts_with(&format!("ipam sandbox-cni: {used} addresses used (")),
+                .starts_with(&format!("ipam sandbox-cni: {used} addresses used in ")),
             "{}",
             self.ipam
         );
@@ -140,11 +140,21 @@ fn doctor_warns_about_a_nearly_full_range_with_the_gc_command() {
     assert!(line.starts_with("warn"), "{line}");
     assert!(line.contains("nearly full: 5 of 5 addresses used"), "{line}");
     let conf = n.sb.conf.to_str().unwrap();
+    // k3s is not running here: the remedy shows the holders and a gc naming the live ones, never
+    // a --from-cri that would fail (issue 20).
     assert!(
-        line.contains(&format!("run `k3s-sandbox --cni-conf-dir {conf}")),
+        line.contains(&format!(
+            "`k3s-sandbox ipam ls sandbox-cni --cni-conf-dir {conf}`"
+        )),
         "{line}"
     );
-    assert!(line.contains("ipam gc sandbox-cni --from-cri`"), "{line}");
+    assert!(
+        line.contains(&format!(
+            "`k3s-sandbox ipam gc sandbox-cni --cni-conf-dir {conf} --valid LIVE-ID ...`"
+        )),
+        "{line}"
+    );
+    assert!(!line.contains("--from-cri"), "{line}");
 
     // With room left, an ok line.
     let n = Net::new("10.86.0.0/24");
@@ -169,17 +179,18 @@ fn status_of_an_agent_shows_leaked_reservations_and_the_gc_command_that_frees_th
     assert_eq!(
         s.ipam,
         format!(
-            "ipam sandbox-cni: 4 of 253 addresses used ({})",
+            "ipam sandbox-cni: 4 of 253 addresses used in 10.87.0.0/24 ({})",
             n.store().display()
         )
     );
     assert_eq!(
         s.warning(),
         format!(
-            "k3s-sandbox: warning: network sandbox-cni: 4 reservation(s) held by 4 container(s), \
-             but only 2 live pod sandbox(es): 2 holder(s) are gone; \
-             fix: {} ipam gc sandbox-cni --from-cri --apply",
-            n.printed_start()
+            "k3s-sandbox: warning: network sandbox-cni: 4 reservations held by 4 containers, \
+             but only 2 live pod sandboxes: 2 holders are gone; \
+             fix: {}{} --apply",
+            n.printed_gc(),
+            n.cri_flags()
         )
     );
     // The runtime was asked through the instance's k3s, at k3s's containerd socket.
@@ -194,7 +205,7 @@ fn status_of_an_agent_shows_leaked_reservations_and_the_gc_command_that_frees_th
     // The printed command, run as printed, frees exactly the leaked reservations...
     n.run_printed(s.warning(), "up", Some("pods-two.json"))
         .ok()
-        .stderr_has("freed 2 reservation(s)");
+        .stderr_has("freed 2 reservations");
     let mut want = ips[..2].to_vec();
     want.sort();
     assert_eq!(n.reserved(), want);
@@ -208,11 +219,15 @@ fn status_of_an_agent_shows_leaked_reservations_and_the_gc_command_that_frees_th
     let s = n.status("up", Some("pods-none.json"));
     let warning = s.warning();
     assert!(
-        warning.contains("2 reservation(s) held by 2 container(s), but only 0 live pod sandbox(es)"),
+        warning.contains("2 reservations held by 2 containers, but only 0 live pod sandboxes"),
         "{warning}"
     );
     assert!(
-        warning.ends_with("ipam gc sandbox-cni --from-cri --apply --allow-empty"),
+        warning.ends_with(&format!(
+            "{}{} --apply --allow-empty",
+            n.printed_gc(),
+            n.cri_flags()
+        )),
         "{warning}"
     );
     n.run(&["down"]).ok();
@@ -233,11 +248,12 @@ fn status_of_an_agent_warns_when_a_range_is_nearly_full() {
         s.warning(),
         format!(
             "k3s-sandbox: warning: network sandbox-cni: range 10.88.0.10-10.88.0.19 (10.88.0.0/24) is nearly full: \
-             9 of 10 addresses used; fix: {} ipam gc sandbox-cni --from-cri --apply",
-            n.printed_start()
+             9 of 10 addresses used; fix: {}{} --apply",
+            n.printed_gc(),
+            n.cri_flags()
         )
     );
-    assert!(!s.warning().contains("holder(s) are gone"), "{:?}", s.warning);
+    assert!(!s.warning().contains("holders are gone"), "{:?}", s.warning);
 
     // Below 90%: no warning.
     n.ipam("release sandbox-cni --container starting-0").ok();
@@ -273,7 +289,7 @@ fn status_of_a_healthy_agent_store_prints_no_warning() {
     assert_eq!(
         s.ipam,
         format!(
-            "ipam sandbox-cni: 2 of 253 addresses used ({})",
+            "ipam sandbox-cni: 2 of 253 addresses used in 10.89.0.0/24 ({})",
             n.store().display()
         )
     );
@@ -298,19 +314,20 @@ fn status_cannot_count_leaks_when_the_runtime_does_not_answer_and_touches_nothin
              leaked reservations cannot be counted",
         );
         let warning = s.used("2 of 2").warning();
-        assert!(!warning.contains("holder(s) are gone"), "{mode}: {warning}");
+        assert!(!warning.contains("holders are gone"), "{mode}: {warning}");
         assert!(
             warning.contains("is nearly full: 2 of 2 addresses used"),
             "{mode}: {warning}"
         );
         // Without the runtime's answer the command is the dry run, never --apply.
         assert!(
-            warning.ends_with(&format!(
-                "fix: {} ipam gc sandbox-cni --from-cri",
-                n.printed_start()
+            warning.contains(&format!(
+                "`{} --valid LIVE-ID ...` (a dry run; add --apply)",
+                n.printed_gc()
             )),
             "{mode}: {warning}"
         );
+        assert!(!warning.contains("--from-cri"), "{mode}: {warning}");
         assert_eq!(n.snapshot(), before, "{mode}");
     }
     // The runtime down and no reservation to speak of: only the note, no warning.

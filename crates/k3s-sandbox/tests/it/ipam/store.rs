@@ -129,10 +129,10 @@ fn gc_with_valid_is_a_dry_run_until_apply() {
     let _b = n.add("ctr-b");
     let c = n.add("ctr-c");
     let before = n.reserved();
-    n.ipam("gc sandbox-cni --valid ctr-a ctr-c/eth0 --min-age 0")
+    n.ipam("gc sandbox-cni --valid ctr-a --valid ctr-c/eth0 --min-age 0")
         .ok()
-        .stdout_has("3 reservation(s): 2 held by live attachments (--valid), 0 younger than --min-age 0s (kept), 1 to free")
-        .stdout_has("container ctr-b (interface eth0)")
+        .stdout_has("3 reservations: 2 held by live attachments (--valid), 0 younger than --min-age 0s (kept), 1 to free")
+        .stdout_has(" ctr-b      eth0  ")
         .stderr_has("dry run: nothing freed")
         .stderr_has("--apply");
     assert_eq!(n.reserved(), before);
@@ -141,14 +141,14 @@ fn gc_with_valid_is_a_dry_run_until_apply() {
         .ok()
         .stdout_has("2 younger than --min-age 300s (kept), 0 to free");
     assert_eq!(n.reserved(), before);
-    n.ipam("gc sandbox-cni --valid ctr-a ctr-c/eth0 --min-age 0 --apply")
+    n.ipam("gc sandbox-cni --valid ctr-a --valid ctr-c/eth0 --min-age 0 --apply")
         .ok()
-        .stderr_has("freed 1 reservation(s)");
+        .stderr_has("freed 1 reservation");
     let mut want = vec![a, c];
     want.sort();
     assert_eq!(n.reserved(), want);
     // A --valid naming another interface does not keep the eth0 reservation.
-    n.ipam("gc sandbox-cni --valid ctr-a ctr-c/net1 --min-age 0 --apply")
+    n.ipam("gc sandbox-cni --valid ctr-a --valid ctr-c/net1 --min-age 0 --apply")
         .ok();
     assert_eq!(n.reserved().len(), 1);
 }
@@ -187,10 +187,11 @@ fn gc_from_cri_frees_only_what_the_runtime_does_not_list() {
     let gc = "gc sandbox-cni --from-cri --min-age 0";
     n.ipam_cri(gc, "up", Some("pods-two.json"))
         .ok()
-        .stderr_has("lists 2 pod sandbox(es)")
+        .stderr_has("lists 2 pod sandboxes")
         .stdout_has("2 held by live attachments (the runtime's pod sandboxes)")
-        .stdout_has("container leaked-1")
-        .stdout_has("container leaked-2");
+        .stdout_has("  ADDRESS    CONTAINER  IF    AGE\n")
+        .stdout_has(" leaked-1   eth0  ")
+        .stdout_has(" leaked-2   eth0  ");
     assert_eq!(n.reserved().len(), 4);
     let log = fs::read_to_string(n.crictl_log()).unwrap();
     assert!(
@@ -199,7 +200,7 @@ fn gc_from_cri_frees_only_what_the_runtime_does_not_list() {
     );
     n.ipam_cri(GC_CRI_APPLY, "up", Some("pods-two.json"))
         .ok()
-        .stderr_has("freed 2 reservation(s)");
+        .stderr_has("freed 2 reservations");
     let mut want = vec![a, b];
     want.sort();
     assert_eq!(n.reserved(), want);
@@ -216,7 +217,7 @@ fn gc_from_cri_needs_allow_empty_to_free_everything() {
         Some("pods-none.json"),
     )
     .ok()
-    .stderr_has("lists 0 pod sandbox(es)")
+    .stderr_has("lists 0 pod sandboxes")
     .stderr_has("--apply also needs --allow-empty");
     n.ipam_cri(GC_CRI_APPLY, "up", Some("pods-none.json"))
         .expect_code(1)
@@ -228,7 +229,7 @@ fn gc_from_cri_needs_allow_empty_to_free_everything() {
         Some("pods-none.json"),
     )
     .ok()
-    .stderr_has("freed 2 reservation(s) (all of them)");
+    .stderr_has("freed 2 reservations (all of them)");
     assert!(n.reserved().is_empty());
 }
 
@@ -243,7 +244,7 @@ fn gc_from_cri_prefers_k3s_crictl_with_the_instance_endpoint() {
     n.with_cri(c, "up", Some("pods-two.json"))
         .ok()
         .stderr_has("fake-k3s.sh crictl (runtime endpoint unix:///tmp/other.sock)")
-        .stderr_has("freed 1 reservation(s)");
+        .stderr_has("freed 1 reservation");
     let text = fs::read_to_string(n.crictl_log()).unwrap();
     assert!(
         text.contains("--runtime-endpoint unix:///tmp/other.sock version"),
@@ -264,12 +265,16 @@ fn ls_of_a_network_without_a_store_and_the_dry_run_hint_with_ipam_dir() {
     // The hint repeats the command line (--ipam-dir and --valid quoted for a shell) with --apply.
     let ipam_dir = n.ipam_dir.to_str().unwrap();
     let args = ["ipam", "gc", "sandbox-cni", "--ipam-dir", ipam_dir];
-    n.run(&[&args[..], &["--valid", "it's", "--min-age", "0"]].concat())
+    // A value that is no container ID is a usage error (issue 20: one --valid parser).
+    n.run(&[&args[..], &["--valid", "it's"]].concat())
+        .expect_code(64)
+        .stderr_has("is not ID[/IFNAME]");
+    n.run(&[&args[..], &["--valid", "ctr-z.1", "--min-age", "0"]].concat())
         .ok()
         .stdout_has("1 to free")
         .stderr_has(&format!(
-            "dry run: nothing freed. Free them with: {} ipam gc sandbox-cni --ipam-dir {ipam_dir} \
-             --valid 'it'\\''s' --min-age 0s --apply\n",
-            n.printed_start()
+            "dry run: nothing freed. Free them with: {} --ipam-dir {ipam_dir} \
+             --valid ctr-z.1 --min-age 0s --apply\n",
+            n.printed_gc()
         ));
 }

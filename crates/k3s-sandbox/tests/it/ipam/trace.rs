@@ -31,8 +31,18 @@ fn trace_switches_and_prints_the_calls_of_the_real_plugins() {
     run_plugin("bridge", "ADD", "ctr-off", &conf, &env);
     assert!(!dir.exists());
 
-    trace(&dir, &["on"]).ok().stderr_has("trace on");
-    trace(&dir, &["status"]).ok().stdout_has("trace: on");
+    // A directory other than the default: `on` says what the plugins need to write there
+    // (issue 20: it promised they would, and they never did).
+    trace(&dir, &["on"])
+        .ok()
+        .stderr_has("trace on in")
+        .stderr_has(&format!("SANDBOX_CNI_TRACE_DIR={}", dir.display()));
+    // No rotated file: status does not claim one.
+    let st = trace(&dir, &["status"]);
+    st.ok().stdout_has("trace: on").stdout_has("size: 0 bytes\n");
+    assert!(!st.stdout.contains("trace.jsonl.1"), "{}", st.stdout);
+    let js: Value = serde_json::from_str(&trace(&dir, &["status", "--json"]).stdout).unwrap();
+    assert_eq!(js["on"], true);
     let ok = run_plugin("bridge", "ADD", "ctr-on", &conf, &env);
     assert!(ok.contains("10.87.0."), "{ok}");
     // Exhaust the /29 (5 addresses, one taken above by ctr-off and one by ctr-on).
@@ -47,11 +57,13 @@ fn trace_switches_and_prints_the_calls_of_the_real_plugins() {
     out.ok()
         .stdout_has("TIME (UTC)")
         .stdout_has("bridge>host-local")
-        .stdout_has("ERROR 100: failed to allocate for range 0: no IP addresses available in range set")
+        .stdout_has("ERROR 100\n    failed to allocate for range 0: no IP addresses available in range set")
         .stdout_has("ctr-on");
     let lines: Vec<&str> = out.stdout.lines().collect();
-    // Header, then ADD (host-local, bridge) x 4, failed ADD x 2, DEL x 2.
-    assert_eq!(lines.len(), 1 + 8 + 2 + 2, "{}", out.stdout);
+    // Header, then ADD (host-local, bridge) x 4, failed ADD x 2 (each with its message under
+    // it), DEL x 2; every line within 100 columns, IDs shortened to 13 characters (issue 20).
+    assert_eq!(lines.len(), 1 + 8 + 2 * 2 + 2, "{}", out.stdout);
+    assert!(lines.iter().all(|l| l.chars().count() <= 100), "{}", out.stdout);
     assert!(
         lines[1].contains("bridge>host-local") && lines[1].contains(" ADD "),
         "{}",
@@ -115,6 +127,12 @@ fn trace_switches_and_prints_the_calls_of_the_real_plugins() {
         trace(&dir, &["--since", "0s", "--json"]).stdout.lines().count(),
         0
     );
+    // Only older records: said so, not "no calls recorded".
+    trace(&dir, &["--since", "0s"])
+        .ok()
+        .stderr_has("no calls in the last 0s (12 older calls)");
+    // --no-trunc: whole IDs and the PID column.
+    trace(&dir, &["--no-trunc"]).ok().stdout_has("PID  RESULT");
 
     // Off keeps the records readable; calls are no longer recorded.
     trace(&dir, &["off"]).ok();

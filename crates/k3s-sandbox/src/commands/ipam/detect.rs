@@ -1,0 +1,204 @@
+//! Leak and fill-level detection for `doctor` and `status`: a range set nearly full, or reservations
+//! held by containers that are not live pod sandboxes, each with the command that fixes it.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use ipam_store::inspect;
+
+use super::gc::{gc_command, gc_valid_command, ls_command};
+use super::ls::range_use;
+use super::network::networks_in;
+use super::{DEFAULT_MIN_AGE, NEARLY_FULL_PERCENT, fmt_range, say};
+use crate::commands::trace::parse_duration;
+use crate::cri;
+use crate::output::plural;
+use crate::paths::Dirs;
+
+/// A problem found in a store by [`detect`], with the command that fixes it.
+#[derive(Debug, Clone)]
+pub struct Finding {
+    pub network: String,
+    /// What is wrong, and what fixes it.
+    pub problem: Option<(String, Fix)>,
+    /// One line on the store when there is no problem.
+    pub summary: String,
+}
+
+/// What fixes a finding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fix {
+    /// This `ipam gc` command line.
+    Run(String),
+    /// Nothing to free (every holder is a live pod sandbox): the range itself is too small.
+    Widen(String),
+    /// The runtime cannot be asked which pods live: see the holders (this `ipam ls`), then free
+    /// the dead ones' addresses by naming the live ones (this `ipam gc --valid`).
+    Inspect { ls: String, gc: String },
+}
+
+impl Fix {
+    /// The remedy as doctor words it.
+    pub fn remedy(&self) -> String {
+        match self {
+            Fix::Run(cmd) => format!("run `{cmd}`"),
+            Fix::Widen(advice) => advice.clone(),
+            Fix::Inspect { ls, gc } => format!(
+                "the container runtime does not answer, so the live pods are unknown: \
+                 see the holders with `{ls}`, then name the live ones in `{gc} ...` (a dry run; add --apply)"
+            ),
+        }
+    }
+}
+
+impl std::fmt::Display for Fix {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Fix::Run(cmd) | Fix::Widen(cmd) => f.write_str(cmd),
+            Fix::Inspect { .. } => f.write_str(&self.remedy()),
+        }
+    }
+}
+
+/// Checks every host-local store of the conf dir: a range set nearly full, or reservations held by
+/// containers that are not live pod sandboxes (when `live` is known).
+pub fn detect(dirs: &Dirs, live: Option<&BTreeSet<String>>) -> Vec<Finding> {
+    let (nets, _) = networks_in(&dirs.cni_conf_dir);
+    let grace = parse_duration(DEFAULT_MIN_AGE).unwrap_or_default();
+    let mut out = Vec::new();
+    for net in nets {
+        let dir = net.store_dir();
+        if !dir.is_dir() {
+            continue;
+        }
+        let Ok(found) = inspect::inspect(&dir, Duration::from_secs(2)) else {
+            continue;
+        };
+        let uses = range_use(&net, &found);
+        let mut problems = Vec::new();
+        let mut allow_empty = false;
+        // Every holder is a live pod sandbox: gc would free nothing.
+        let all_live = live.is_some_and(|live| {
+            found
+                .reservations
+                .iter()
+                .all(|r| r.owner.as_ref().is_some_and(|o| live.contains(&o.id)))
+        });
+        if let Some(live) = live {
+            let stale: BTreeSet<&str> = found
+                .reservations
+                .iter()
+                .filter(|r| r.age.is_some_and(|a| a >= grace))
+                .filter_map(|r| r.owner.as_ref())
+                .filter(|o| !live.contains(&o.id))
+                .map(|o| o.id.as_str())
+                .collect();
+            let holders: BTreeSet<&str> = found
+                .reservations
+                .iter()
+                .filter_map(|r| r.owner.as_ref().map(|o| o.id.as_str()))
+                .collect();
+            if !stale.is_empty() {
+                problems.push(format!(
+                    "{} held by {}, but only {}: {} gone",
+                    plural(found.reservations.len() as u64, "reservation", "reservations"),
+                    plural(holders.len() as u64, "container", "containers"),
+                    plural(live.len() as u64, "live pod sandbox", "live pod sandboxes"),
+                    if stale.len() == 1 {
+                        "1 holder is".to_string()
+                    } else {
+                        format!("{} holders are", stale.len())
+                    }
+                ));
+                allow_empty = live.is_empty();
+            }
+        }
+        for u in &uses {
+            if u.capacity > 0 && u.used.saturating_mul(100) >= u.capacity.saturating_mul(NEARLY_FULL_PERCENT)
+            {
+                problems.push(format!(
+                    "range {} is nearly full: {} of {} used",
+                    fmt_range(&u.range),
+                    u.used,
+                    plural(u.capacity, "address", "addresses")
+                ));
+            }
+        }
+        // One figure per range: an IPv4 and an IPv6 range are never summed.
+        let summary = if uses.iter().any(|u| u.capacity > 0) {
+            format!(
+                "{} ({})",
+                uses.iter()
+                    .map(|u| format!(
+                        "{} of {} used in {}",
+                        u.used,
+                        plural(u.capacity, "address", "addresses"),
+                        u.range.subnet
+                    ))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                dir.display()
+            )
+        } else {
+            format!(
+                "{} ({})",
+                plural(found.reservations.len() as u64, "reservation", "reservations"),
+                dir.display()
+            )
+        };
+        let problem = (!problems.is_empty()).then(|| {
+            let fix = if all_live {
+                Fix::Widen(format!(
+                    "every address is held by a live pod sandbox, so gc would free none: give network {} a larger range{}",
+                    net.name,
+                    net.config
+                        .as_ref()
+                        .map(|c| format!(" (ipam ranges in {})", c.display()))
+                        .unwrap_or_default()
+                ))
+            } else if live.is_some() {
+                Fix::Run(gc_command(dirs, &net, true, allow_empty))
+            } else {
+                Fix::Inspect {
+                    ls: ls_command(dirs, &net),
+                    gc: gc_valid_command(dirs, &net),
+                }
+            };
+            (problems.join("; "), fix)
+        });
+        out.push(Finding {
+            network: net.name.clone(),
+            problem,
+            summary,
+        });
+    }
+    out
+}
+
+/// The live sandbox IDs, when this data dir's k3s agent is running and its runtime answers.
+pub fn live_ids(dirs: &Dirs) -> Option<BTreeSet<String>> {
+    cri::live_sandboxes(dirs, None)
+        .ok()
+        .map(|a| a.sandboxes.into_iter().map(|s| s.id).collect())
+}
+
+/// `status` lines: one per store, and a warning with the fixing command for each problem.
+pub fn print_status(dirs: &Dirs) {
+    let live = live_ids(dirs);
+    if live.is_none() {
+        say("the container runtime did not answer `crictl pods`: leaked reservations cannot be counted");
+    }
+    let found = detect(dirs, live.as_ref());
+    if found.is_empty() {
+        println!(
+            "ipam: no host-local store in use by the configs of {}",
+            dirs.cni_conf_dir.display()
+        );
+    }
+    for f in found {
+        println!("ipam {}: {}", f.network, f.summary);
+        if let Some((what, cmd)) = &f.problem {
+            say(&format!("warning: network {}: {what}; fix: {cmd}", f.network));
+        }
+    }
+}

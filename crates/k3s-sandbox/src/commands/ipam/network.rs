@@ -1,0 +1,201 @@
+//! The host-local networks to work on: found in the conf dir's configs (name, `dataDir`, ranges)
+//! or given with --ipam-dir.
+
+use std::fs;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use cni_runtime::conf::{self, NetworkList};
+use ipam_store::Range;
+use ipnetwork::IpNetwork;
+use serde_json::Value;
+
+use super::{StoreArgs, say};
+use crate::error::{Failure, Result};
+use crate::paths::Dirs;
+
+/// One host-local network found in a config.
+#[derive(Debug, Clone)]
+pub struct Network {
+    pub name: String,
+    pub data_dir: PathBuf,
+    /// Where it was found (a config file), if anywhere.
+    pub config: Option<PathBuf>,
+    /// Range sets from the config; empty when unknown.
+    pub sets: Vec<Vec<Range>>,
+    /// Why the ranges could not be read.
+    pub range_error: Option<String>,
+}
+
+impl Network {
+    pub fn store_dir(&self) -> PathBuf {
+        self.data_dir.join(&self.name)
+    }
+}
+
+/// A key of `obj`, matched case-insensitively (as host-local reads range keys).
+fn get_ci<'a>(obj: &'a Value, key: &str) -> Option<&'a Value> {
+    obj.as_object()?
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(key))
+        .map(|(_, v)| v)
+}
+
+fn range_of(obj: &Value) -> std::result::Result<Range, String> {
+    let s = |k: &str| get_ci(obj, k).and_then(Value::as_str).filter(|s| !s.is_empty());
+    let ip = |k: &str| -> std::result::Result<Option<IpAddr>, String> {
+        s(k).map(|v| {
+            v.parse::<IpAddr>()
+                .map_err(|_| format!("{k} {v:?} is not an address"))
+        })
+        .transpose()
+    };
+    let subnet: IpNetwork = s("subnet")
+        .ok_or("a range has no subnet")?
+        .parse()
+        .map_err(|e| format!("bad subnet: {e}"))?;
+    Range::new(subnet, ip("rangeStart")?, ip("rangeEnd")?, ip("gateway")?).map_err(|e| e.to_string())
+}
+
+/// The range sets of an `ipam` object: the legacy single-range form first, then `ranges`.
+pub(super) fn range_sets(ipam: &Value) -> std::result::Result<Vec<Vec<Range>>, String> {
+    let mut sets = Vec::new();
+    if get_ci(ipam, "subnet").is_some() {
+        sets.push(vec![range_of(ipam)?]);
+    }
+    if let Some(list) = get_ci(ipam, "ranges").and_then(Value::as_array) {
+        for set in list {
+            let ranges = set.as_array().ok_or("a range set is not a list")?;
+            sets.push(
+                ranges
+                    .iter()
+                    .map(range_of)
+                    .collect::<std::result::Result<_, _>>()?,
+            );
+        }
+    }
+    Ok(sets)
+}
+
+/// Every host-local network of the configs in `conf_dir`, in the configs' sort order; configs
+/// that cannot be read are reported in the second list.
+pub fn networks_in(conf_dir: &Path) -> (Vec<Network>, Vec<String>) {
+    let mut out: Vec<Network> = Vec::new();
+    let mut problems = Vec::new();
+    let files = match conf::config_files(conf_dir) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => {
+            problems.push(format!("cannot list {}: {e}", conf_dir.display()));
+            Vec::new()
+        }
+    };
+    for file in files {
+        let list = match NetworkList::load_file(&file) {
+            Ok(l) => l,
+            Err(e) => {
+                problems.push(format!("{}: {e}", file.display()));
+                continue;
+            }
+        };
+        let name = list.name.clone();
+        for p in &list.plugins {
+            let Some(ipam) = p.get("ipam") else { continue };
+            if ipam.get("type").and_then(Value::as_str) != Some("host-local") {
+                continue;
+            }
+            let data_dir = crate::paths::ipam_dir(None, ipam.get("dataDir").and_then(Value::as_str));
+            if out.iter().any(|n| n.name == name && n.data_dir == data_dir) {
+                continue;
+            }
+            let (sets, range_error) = match range_sets(ipam) {
+                Ok(s) => (s, None),
+                Err(e) => (Vec::new(), Some(e)),
+            };
+            out.push(Network {
+                name: name.clone(),
+                data_dir,
+                config: Some(file.clone()),
+                sets,
+                range_error,
+            });
+        }
+    }
+    (out, problems)
+}
+
+/// The networks to work on: from the configs, or every store under --ipam-dir (with the ranges of
+/// a config of the same name when there is one).
+pub(super) fn select(dirs: &Dirs, store: &StoreArgs, only: Option<&str>) -> Result<Vec<Network>> {
+    let (known, problems) = networks_in(&dirs.cni_conf_dir);
+    let mut known_names: Vec<String> = known.iter().map(|k| k.name.clone()).collect();
+    known_names.dedup();
+    for p in &problems {
+        say(&format!("warning: {p}"));
+    }
+    let mut nets: Vec<Network> = match &store.ipam_dir {
+        Some(dir) => {
+            let mut names: Vec<String> = match only {
+                Some(n) => vec![n.to_string()],
+                None => fs::read_dir(dir)
+                    .map_err(|e| Failure::io("list", dir, &e))?
+                    .filter_map(|e| e.ok())
+                    .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect(),
+            };
+            names.sort();
+            names
+                .into_iter()
+                .map(|name| match known.iter().find(|k| k.name == name) {
+                    Some(k) => Network {
+                        data_dir: dir.clone(),
+                        ..k.clone()
+                    },
+                    None => Network {
+                        name,
+                        data_dir: dir.clone(),
+                        config: None,
+                        sets: Vec::new(),
+                        range_error: None,
+                    },
+                })
+                .collect()
+        }
+        None => known,
+    };
+    if let Some(n) = only {
+        nets.retain(|k| k.name == n);
+        if nets.is_empty() {
+            let names: Vec<&str> = known_names.iter().map(String::as_str).collect();
+            return Err(Failure::new(format!(
+                "no config in {} names a host-local network {n:?}{}; {}pass --ipam-dir DIR \
+                 (host-local's dataDir) to use its store anyway",
+                dirs.cni_conf_dir.display(),
+                crate::suggest::did_you_mean(n, names.iter().copied()),
+                if names.is_empty() {
+                    String::new()
+                } else {
+                    format!("known host-local networks: {}; or ", names.join(", "))
+                }
+            )));
+        }
+    }
+    Ok(nets)
+}
+
+/// Exactly one network for release and gc.
+pub(super) fn one(dirs: &Dirs, store: &StoreArgs, name: &str) -> Result<Network> {
+    let mut nets = select(dirs, store, Some(name))?;
+    if nets.len() > 1 {
+        return Err(Failure::new(format!(
+            "network {name:?} uses several stores ({}); pick one with --ipam-dir DIR",
+            nets.iter()
+                .map(|n| n.store_dir().display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    nets.pop()
+        .ok_or_else(|| Failure::new(format!("no network {name:?}")))
+}

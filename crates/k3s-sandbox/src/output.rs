@@ -1,0 +1,135 @@
+//! How every command prints: JSON with one indentation, errors as JSON objects under `--json`,
+//! plurals, container IDs shortened as crictl and docker do, aligned tables that fit 100
+//! columns, and colour only where NO_COLOR and CLICOLOR allow it.
+
+use serde::Serialize;
+use serde_json::Value;
+
+/// Width a table is fitted to (unless `--no-trunc`).
+pub const WIDTH: usize = 100;
+/// Characters of a container ID shown in tables, as crictl and docker show them.
+pub const SHORT_ID: usize = 13;
+/// The one indentation of pretty-printed JSON (cnitool's, for `cni add`'s result).
+pub const INDENT: &[u8] = b"    ";
+
+/// `v` as indented JSON text.
+pub fn json_text(v: &impl Serialize) -> String {
+    let mut out = Vec::new();
+    let fmt = serde_json::ser::PrettyFormatter::with_indent(INDENT);
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, fmt);
+    if v.serialize(&mut ser).is_err() {
+        return "null".to_string();
+    }
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Prints `v` as indented JSON on stdout.
+pub fn print_json(v: &impl Serialize) {
+    println!("{}", json_text(v));
+}
+
+/// The object `--json` prints on stdout when a command fails.
+pub fn error_json(message: &str, exit_code: u8) -> Value {
+    serde_json::json!({"error": {"message": message, "exitCode": exit_code}})
+}
+
+/// `1 warning`, `2 warnings`.
+pub fn plural(n: impl Into<u128>, one: &str, many: &str) -> String {
+    let n = n.into();
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// A container ID as tables show it: its first 13 characters, unless `full`.
+pub fn short_id(id: &str, full: bool) -> String {
+    if full {
+        id.to_string()
+    } else {
+        id.chars().take(SHORT_ID).collect()
+    }
+}
+
+/// Whether stdout gets colour: NO_COLOR (set and not empty) turns it off, CLICOLOR_FORCE (set,
+/// not empty, not 0) on, CLICOLOR=0 off, else only on a terminal (anstream reads these).
+pub fn stdout_color() -> bool {
+    !matches!(
+        anstream::AutoStream::choice(&std::io::stdout()),
+        anstream::ColorChoice::Never
+    )
+}
+
+/// An aligned table: columns padded to their widest cell (the `right` ones aligned right), two
+/// spaces apart, the last column cut with `…` so a line fits [`WIDTH`] unless `wide`.
+pub fn table(header: &[&str], rows: &[Vec<String>], right: &[usize], wide: bool) -> Vec<String> {
+    let n = header.len();
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate().take(n) {
+            widths[i] = widths[i].max(c.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| -> String {
+        let mut s = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            let last = i + 1 == n;
+            if i > 0 {
+                s.push_str("  ");
+            }
+            if last {
+                let room = WIDTH.saturating_sub(s.chars().count()).max(12);
+                if !wide && c.chars().count() > room {
+                    s.extend(c.chars().take(room - 1));
+                    s.push('…');
+                } else {
+                    s.push_str(c);
+                }
+            } else if right.contains(&i) {
+                s.push_str(&format!("{c:>w$}", w = widths[i]));
+            } else {
+                s.push_str(&format!("{c:<w$}", w = widths[i]));
+            }
+        }
+        s.trim_end().to_string()
+    };
+    let mut out = vec![line(header.to_vec())];
+    for r in rows {
+        out.push(line(r.iter().map(String::as_str).collect()));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_has_one_indentation() {
+        assert_eq!(
+            json_text(&serde_json::json!({"a": [1]})),
+            "{\n    \"a\": [\n        1\n    ]\n}"
+        );
+    }
+
+    #[test]
+    fn plurals_and_ids() {
+        assert_eq!(plural(1u8, "warning", "warnings"), "1 warning");
+        assert_eq!(plural(0u8, "warning", "warnings"), "0 warnings");
+        assert_eq!(short_id("cnitool-57af0123456789abcdef", false), "cnitool-57af0");
+        assert_eq!(short_id("abc", false), "abc");
+        assert_eq!(short_id("cnitool-57af0123456789", true), "cnitool-57af0123456789");
+    }
+
+    #[test]
+    fn tables_align_and_fit() {
+        let rows = vec![
+            vec!["a".to_string(), "1".to_string(), "x".repeat(200)],
+            vec!["bbbb".to_string(), "22".to_string(), "short".to_string()],
+        ];
+        let t = table(&["NAME", "N", "TEXT"], &rows, &[1], false);
+        assert_eq!(t[0], "NAME   N  TEXT");
+        assert_eq!(t[2], "bbbb  22  short");
+        assert!(t.iter().all(|l| l.chars().count() <= WIDTH), "{t:?}");
+        assert!(t[1].ends_with('…'));
+        let wide = table(&["NAME", "N", "TEXT"], &rows, &[1], true);
+        assert!(wide[1].chars().count() > WIDTH);
+    }
+}
