@@ -170,6 +170,27 @@ pub(super) fn open_store_file(path: &Path, what: &'static str) -> StoreResult<(F
     )
 }
 
+/// Opens one of the store's own files to be rewritten in place (created 0600 if missing). When it
+/// has a second name (a hard link planted in the store to a file elsewhere), that name is removed
+/// and the file created anew, exclusively: an in-place write never reaches another file.
+pub(super) fn open_single_link(path: &Path) -> StoreResult<(File, fs::Metadata)> {
+    let (file, md) = open_store_file(path, "cannot open")?;
+    if md.nlink() == 1 {
+        return Ok((file, md));
+    }
+    drop(file);
+    remove_if_exists(path)?;
+    open_regular(
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(0o600),
+        path,
+        "cannot create",
+    )
+}
+
 /// The holder named by a reservation file; `None` when it is missing, unreadable, or not a regular
 /// file (a pipe, link or directory with an address's name blocks the address for nobody).
 pub(super) fn read_body(path: &Path) -> StoreResult<Option<Owner>> {
