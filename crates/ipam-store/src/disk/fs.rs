@@ -147,7 +147,7 @@ pub(super) fn read_open(mut file: &File, len: u64, path: &Path) -> StoreResult<V
 }
 
 /// Reads a small file without following a symlink; `None` when it does not exist.
-pub(super) fn read_small(path: &Path) -> StoreResult<Option<Vec<u8>>> {
+pub(crate) fn read_small(path: &Path) -> StoreResult<Option<Vec<u8>>> {
     let (file, md) = match open_regular(OpenOptions::new().read(true), path, "cannot open") {
         Ok(f) => f,
         Err(StoreError::Io { source, .. }) if is_not_found(&source) => return Ok(None),

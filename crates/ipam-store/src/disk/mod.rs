@@ -43,6 +43,7 @@ mod boot;
 mod fs;
 mod index;
 mod reserve;
+mod verdict;
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -54,9 +55,11 @@ use crate::alloc::Reservations;
 use crate::error::{StoreError, StoreResult};
 use crate::owner::Owner;
 
+pub(crate) use self::fs::read_small;
 use self::fs::{apply_seal, create_exclusive, is_not_found, read_body, remove_if_exists, seal_path};
 pub use self::index::read_index_entries;
 use self::index::{entry_name, index_dir_of, reservation_name};
+pub use self::verdict::{Verdict, verdict};
 
 /// The default `dataDir`, as in the reference.
 pub const DEFAULT_DATA_DIR: &str = "/var/lib/cni/networks";

@@ -1,6 +1,7 @@
 //! `ipam ls`: each store's ranges, used and free addresses, reservations and damage, as tables or
 //! JSON.
 
+use cni_core::safefs::printable;
 use std::net::IpAddr;
 
 use ipam_store::inspect::{self, Inspection};
@@ -184,6 +185,7 @@ fn ls_text(net: &Network, found: Option<&Inspection>) {
                 Some(o) => (o.id.clone(), o.ifname.clone().unwrap_or_else(|| "-".into())),
                 None => ("(no holder)".to_string(), "-".to_string()),
             };
+            let (id, ifname) = (printable(&id), printable(&ifname));
             println!("  {:<39}  {:<64}  {:<6}  {}", r.ip, id, ifname, fmt_age(r.age));
         }
     }
