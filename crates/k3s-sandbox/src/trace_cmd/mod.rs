@@ -10,7 +10,7 @@ mod render;
 mod tests;
 
 use std::fs;
-use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -112,17 +112,33 @@ pub fn is_on(dir: &Path) -> bool {
     fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir())
 }
 
+/// Why the plugins would not write into `dir` (see cni-core's `trace`): `None` when it is missing
+/// or fit. Checked as ssh checks `~/.ssh`; the message says how to fix it.
+pub fn refusal(dir: &Path) -> Option<String> {
+    let md = fs::symlink_metadata(dir).ok()?;
+    let euid = rustix::process::geteuid().as_raw();
+    cni_core::safefs::check_private_dir(dir, &md, euid)
+        .err()
+        .map(|why| format!("{why}; the plugins do not write a trace there"))
+}
+
 fn turn_on(dir: &Path) -> Result<()> {
+    if let Some(why) = refusal(dir) {
+        return Err(Failure::new(why));
+    }
     if is_on(dir) {
         say(&format!("the trace is already on ({})", dir.display()));
         return Ok(());
     }
     let off = off_dir(dir);
+    if let Some(why) = refusal(&off) {
+        return Err(Failure::new(format!("not moved back: {why}")));
+    }
     if is_on(&off) {
         fs::rename(&off, dir).map_err(|e| Failure::io("move back", &off, &e))?;
     } else {
         if let Some(parent) = dir.parent() {
-            fs::create_dir_all(parent).map_err(|e| {
+            fs::DirBuilder::new().recursive(true).mode(0o755).create(parent).map_err(|e| {
                 Failure::new(format!(
                     "cannot create {}: {e}{}",
                     parent.display(),
@@ -139,6 +155,9 @@ fn turn_on(dir: &Path) -> Result<()> {
             .create(dir)
             .map_err(|e| Failure::io("create the trace directory", dir, &e))?;
     }
+    // 0700 whatever the umask; the plugins create the files 0600.
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+        .map_err(|e| Failure::io("set the mode of", dir, &e))?;
     say(&format!(
         "trace on: every plugin call appends a line to {}; read it with `k3s-sandbox trace`, stop with `k3s-sandbox trace off`",
         dir.join(FILE).display()
@@ -180,6 +199,11 @@ fn status(dir: &Path) -> Result<u8> {
             .map(|m| m.len())
             .sum::<u64>()
     };
+    if let Some(why) = refusal(dir) {
+        println!("trace: refused");
+        println!("reason: {why}");
+        return Ok(1);
+    }
     if is_on(dir) {
         println!("trace: on");
         println!("file: {}", dir.join(FILE).display());

@@ -201,7 +201,8 @@ impl Printer {
                 self.header_done = true;
             }
             let r = row(&v, &parent);
-            let s = format_row([
+            // Control characters of a forged record never reach the terminal.
+            let s = cni_core::safefs::printable(&format_row([
                 &r.time,
                 &r.plugin,
                 &r.verb,
@@ -211,7 +212,8 @@ impl Printer {
                 &r.duration,
                 &r.pid,
                 &r.result,
-            ]);
+            ]))
+            .into_owned();
             if r.error && self.color {
                 emit(&format!("\x1b[1;31m{s}\x1b[0m"));
             } else {
