@@ -5,7 +5,7 @@
 //! records stay readable, and `on` moves it back.
 
 mod read;
-mod render;
+pub mod render;
 #[cfg(test)]
 mod tests;
 

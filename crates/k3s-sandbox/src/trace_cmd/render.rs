@@ -30,17 +30,17 @@ pub fn fmt_time(t: f64) -> String {
 }
 
 /// One record for the table.
-pub(super) struct Row {
-    pub(super) time: String,
-    pub(super) plugin: String,
-    pub(super) verb: String,
-    pub(super) network: String,
-    pub(super) container: String,
-    pub(super) ifname: String,
-    pub(super) result: String,
-    pub(super) error: bool,
-    pub(super) duration: String,
-    pub(super) pid: String,
+pub struct Row {
+    pub time: String,
+    pub plugin: String,
+    pub verb: String,
+    pub network: String,
+    pub container: String,
+    pub ifname: String,
+    pub result: String,
+    pub error: bool,
+    pub duration: String,
+    pub pid: String,
 }
 
 fn text(v: &Value, key: &str) -> String {
@@ -70,7 +70,7 @@ fn addresses(reply: &Value) -> Vec<String> {
     out
 }
 
-pub(super) fn row(v: &Value, parent: &str) -> Row {
+pub fn row(v: &Value, parent: &str) -> Row {
     let plugin = text(v, "plugin");
     let reply = v.get("reply").unwrap_or(&Value::Null);
     let error = reply.get("code").is_some();
@@ -112,7 +112,7 @@ pub(super) fn row(v: &Value, parent: &str) -> Row {
 
 /// The delegating plugin of each record: the first later record (within a minute) whose pid is
 /// this record's ppid. Records are in file order.
-pub(super) fn parents(recs: &[Value]) -> Vec<String> {
+pub fn parents(recs: &[Value]) -> Vec<String> {
     recs.iter()
         .enumerate()
         .map(|(i, r)| {
