@@ -191,6 +191,10 @@ pub(super) fn gc(dirs: &Dirs, a: &GcArgs) -> Result<u8> {
     for ip in &p.blocked {
         println!("  {ip}: not a regular file, never removed by gc: remove it by hand");
     }
+    // What gc cannot repair: plugin calls on this store keep failing until it is removed by hand.
+    for d in found.damage.iter().filter(|d| d.blocks_calls()) {
+        println!("  {d}");
+    }
     for d in &p.free {
         println!(
             "  {:<39}  {}  age {}",

@@ -352,4 +352,19 @@ fn ls_and_doctor_report_a_store_the_plugin_refuses() {
         line.starts_with("warn") && line.contains("every plugin call on this store fails"),
         "{line}"
     );
+    // A FIFO cursor: gc's dry run says calls fail (the store itself opens).
+    fs::remove_file(&lock).unwrap();
+    let cursor = n.store().join("last_reserved_ip.0");
+    fs::remove_file(&cursor).unwrap();
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&cursor)
+            .status()
+            .unwrap()
+            .success()
+    );
+    n.ipam("gc sandbox-cni --valid ctr-0")
+        .ok()
+        .stdout_has("every plugin call on this store fails (code 5)")
+        .stdout_has("last_reserved_ip.0: is not a regular file");
 }
