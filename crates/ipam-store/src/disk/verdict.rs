@@ -68,11 +68,8 @@ pub fn verdict(network_dir: &Path) -> Verdict {
             let state_path = meta.join("state");
             let state = unless_missing(open_regular(&mut read(), &state_path, "cannot open"))
                 .and_then(|f| f.map(|(f, md)| read_open(&f, md.len(), &state_path)).transpose());
-            match (&owners, &state) {
-                (Ok(Some((_, owners_md))), Ok(Some(text))) => {
-                    index_current = parse_state(text).is_some_and(|st| st.matches(&dir_md, owners_md));
-                }
-                _ => {}
+            if let (Ok(Some((_, owners_md))), Ok(Some(text))) = (&owners, &state) {
+                index_current = parse_state(text).is_some_and(|st| st.matches(&dir_md, owners_md));
             }
             refuse(owners.map(drop));
             refuse(state.map(drop));
