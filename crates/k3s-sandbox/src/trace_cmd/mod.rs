@@ -115,11 +115,21 @@ pub fn is_on(dir: &Path) -> bool {
 /// Why the plugins would not write into `dir` (see cni-core's `trace`): `None` when it is missing
 /// or fit. Checked as ssh checks `~/.ssh`; the message says how to fix it.
 pub fn refusal(dir: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
     let md = fs::symlink_metadata(dir).ok()?;
     let euid = rustix::process::geteuid().as_raw();
-    cni_core::safefs::check_private_dir(dir, &md, euid)
-        .err()
-        .map(|why| format!("{why}; the plugins do not write a trace there"))
+    let file = dir.join(FILE);
+    let why = match cni_core::safefs::check_private_dir(dir, &md, euid) {
+        Err(why) => why,
+        Ok(()) => match fs::symlink_metadata(&file) {
+            Ok(f) if !f.is_file() || f.uid() != euid || f.nlink() != 1 => format!(
+                "{} is not a regular file of uid {euid} with one name; remove it",
+                file.display()
+            ),
+            _ => return None,
+        },
+    };
+    Some(format!("{why}; the plugins do not write a trace there"))
 }
 
 fn turn_on(dir: &Path) -> Result<()> {

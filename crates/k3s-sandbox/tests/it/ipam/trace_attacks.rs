@@ -52,6 +52,17 @@ fn loose_foreign_or_symlinked_directories_are_refused_like_ssh() {
         .stdout_has("trace: refused")
         .stdout_has("lets other users write into it");
 
+    // A hard link in place of the trace file: the plugins skip it, and status says why.
+    let linked = t.path().join("linked");
+    fs::create_dir(&linked).unwrap();
+    fs::set_permissions(&linked, fs::Permissions::from_mode(0o700)).unwrap();
+    fs::write(t.path().join("elsewhere"), "x").unwrap();
+    fs::hard_link(t.path().join("elsewhere"), linked.join("trace.jsonl")).unwrap();
+    trace(&linked, &["status"])
+        .expect_code(1)
+        .stdout_has("trace: refused")
+        .stdout_has("with one name");
+
     let real = t.path().join("real");
     fs::create_dir(&real).unwrap();
     let link = t.path().join("link");
