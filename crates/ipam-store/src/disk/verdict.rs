@@ -74,6 +74,17 @@ pub fn verdict(network_dir: &Path) -> Verdict {
             refuse(owners.map(drop));
             refuse(state.map(drop));
             refuse(read_small(&meta.join("boot_id")).map(drop));
+            // Scratch files written and renamed: a directory there makes the write fail (the first
+            // call after a reboot for `tmp-boot`, every STATUS for `tmp-probe`).
+            for scratch in ["tmp-boot", "tmp-probe"] {
+                let p = meta.join(scratch);
+                if fs::symlink_metadata(&p).is_ok_and(|md| md.is_dir()) {
+                    refuse(Err(StoreError::Unsafe {
+                        path: p,
+                        why: "is a directory where the store writes a scratch file: calls that write it fail; remove it".into(),
+                    }));
+                }
+            }
             // A rebuild first removes these trees; a file there makes every rebuild fail.
             for scratch in ["owners.new", "owners.old"] {
                 let p = meta.join(scratch);

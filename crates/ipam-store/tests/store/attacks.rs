@@ -150,8 +150,9 @@ fn inspection_reports_every_condition_under_which_calls_fail() {
         ("foreign directory in the index", |n, _| {
             fs::create_dir(n.join(".sandbox-cni/owners/foo")).unwrap();
         }),
-        ("directory under a scratch name", |n, _| {
+        ("directory under a scratch name, after a reboot", |n, t| {
             fs::create_dir(n.join(".sandbox-cni/tmp-boot")).unwrap();
+            fs::write(t.join("boot_id"), "boot-2\n").unwrap();
         }),
         ("foreign file", |n, _| fs::write(n.join("notes"), "x").unwrap()),
     ];
