@@ -8,14 +8,15 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Component, Path};
 use std::time::{Duration, UNIX_EPOCH};
 
-use cni_core::oflags::{O_NOFOLLOW, O_NONBLOCK, is_symlink_refused};
+use cni_core::oflags::is_symlink_refused;
+// Flags for opening anything in the store: never through a symlink, never waiting on a FIFO (the
+// rules of the runtime side's file layer, `cni_core::safefs`).
+use cni_core::safefs::SAFE_OPEN;
 
 use super::MAX_READ;
 use crate::error::{StoreError, StoreResult};
 use crate::owner::Owner;
 
-/// Flags for opening anything in the store: never through a symlink, never waiting on a FIFO.
-const SAFE_OPEN: i32 = O_NOFOLLOW | O_NONBLOCK;
 
 pub(super) fn is_not_found(e: &std::io::Error) -> bool {
     e.kind() == ErrorKind::NotFound
