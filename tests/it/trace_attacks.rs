@@ -238,3 +238,28 @@ fn an_older_readable_file_is_made_private() {
     assert_eq!(fs::metadata(d.join("trace.jsonl")).unwrap().mode() & 0o777, 0o600);
     assert_eq!(lines(&d.join("trace.jsonl")).len(), 1);
 }
+
+/// A caller that is not root traces into a directory of its own (its effective user found
+/// through `/proc/self`), and not into root's.
+#[test]
+fn an_unprivileged_caller_traces_into_its_own_directory_only() {
+    if !is_root() || Command::new("setpriv").arg("--version").output().is_err() {
+        eprintln!("needs root and setpriv: skipped");
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    fs::set_permissions(t.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let own = t.path().join("own");
+    fs::create_dir(&own).unwrap();
+    std::os::unix::fs::chown(&own, Some(65534), Some(65534)).unwrap();
+    let roots = t.path().join("roots");
+    fs::create_dir(&roots).unwrap();
+    for d in [&own, &roots] {
+        traced(Cni::new("loopback", "ADD").unprivileged(), d)
+            .run(&lo())
+            .assert_success();
+    }
+    assert_eq!(lines(&own.join("trace.jsonl")).len(), 1);
+    assert_eq!(fs::metadata(own.join("trace.jsonl")).unwrap().uid(), 65534);
+    assert!(!roots.join("trace.jsonl").exists());
+}

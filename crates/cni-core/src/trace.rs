@@ -64,6 +64,8 @@ pub struct Note {
 /// A call being traced.
 pub struct Trace {
     dir: PathBuf,
+    /// The trace directory as found at the start (checked before the file is opened).
+    dir_md: fs::Metadata,
     start: SystemTime,
 }
 
@@ -76,9 +78,10 @@ fn var<'a>(vars: &'a EnvMap, name: &str) -> Option<&'a std::ffi::OsString> {
 pub fn start(vars: &EnvMap) -> Option<Trace> {
     var(vars, CNI_COMMAND)?;
     let dir = PathBuf::from(var(vars, DIR_VAR).map_or(OsStr::new(DEFAULT_DIR), |d| d.as_os_str()));
-    fs::symlink_metadata(&dir).ok()?;
+    let dir_md = fs::symlink_metadata(&dir).ok()?;
     Some(Trace {
         dir,
+        dir_md,
         start: SystemTime::now(),
     })
 }
@@ -91,11 +94,22 @@ fn euid() -> Option<u32> {
 /// Opens `dir/trace.jsonl` for appending when the directory and the file pass the checks of the
 /// module's documentation (a trace directory that fails them is treated as off).
 pub fn open(dir: &Path) -> Option<File> {
-    let md = fs::symlink_metadata(dir).ok()?;
-    let me = euid().unwrap_or(md.uid());
-    if !md.is_dir() || md.mode() & 0o022 != 0 || (md.uid() != me && md.uid() != 0) {
+    open_in(dir, &fs::symlink_metadata(dir).ok()?)
+}
+
+/// [`open`] with the directory's metadata (`lstat`) already at hand.
+fn open_in(dir: &Path, md: &fs::Metadata) -> Option<File> {
+    if !md.is_dir() || md.mode() & 0o022 != 0 {
         return None;
     }
+    // Root's directory (writable by root alone) needs no more: only root can have put a file in
+    // it, and a caller that is not root cannot open root's 0600 file. Any other directory must be
+    // the caller's own (its effective user, from `/proc/self`), and so must the file.
+    let owner = if md.uid() == 0 {
+        0
+    } else {
+        euid().filter(|&me| me == md.uid())?
+    };
     let file = OpenOptions::new()
         .append(true)
         .create(true)
@@ -104,7 +118,7 @@ pub fn open(dir: &Path) -> Option<File> {
         .open(dir.join(FILE))
         .ok()?;
     let f = file.metadata().ok()?;
-    if !f.is_file() || f.nlink() != 1 || f.uid() != me {
+    if !f.is_file() || f.nlink() != 1 || f.uid() != owner {
         return None;
     }
     // A file of ours that others may read (written by an older version): made private first.
@@ -234,7 +248,7 @@ impl Trace {
         put(&mut s, b",\"ppid\":");
         push_num(&mut s, u64::from(std::os::unix::process::parent_id()));
         put(&mut s, b"}\n");
-        if let Some(file) = open(&self.dir) {
+        if let Some(file) = open_in(&self.dir, &self.dir_md) {
             append(&file, &self.dir, &s, MAX_SIZE);
         }
     }

@@ -17,7 +17,6 @@ use super::MAX_READ;
 use crate::error::{StoreError, StoreResult};
 use crate::owner::Owner;
 
-
 pub(super) fn is_not_found(e: &std::io::Error) -> bool {
     e.kind() == ErrorKind::NotFound
 }
