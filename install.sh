@@ -198,11 +198,26 @@ RELEASE_SUMS=MANIFEST.sha256
 
 norm_arch() { case $1 in x86_64|amd64) echo x86_64 ;; aarch64|arm64) echo aarch64 ;; *) echo "$1" ;; esac; }
 host_arch=$(norm_arch "$(uname -m)")
-# The architecture an ELF file is built for, from its e_machine field.
+# A regular file, not a symlink (to a device, a FIFO or /proc, which a read could wait on forever).
+regular() { [ -f "$1" ] && [ ! -L "$1" ]; }
+# The architecture an ELF file is built for: a 64-bit little-endian ELF (magic, EI_CLASS 2,
+# EI_DATA 1) and its e_machine field; "unknown" for anything else (a script, a 32-bit build).
 elf_arch() {
+    regular "$1" || { echo unknown; return; }
+    case $(od -An -tx1 -N20 "$1" 2>/dev/null | tr -d ' \n') in
+        7f454c460201*) ;; *) echo unknown; return ;;
+    esac
     case $(od -An -tx1 -j18 -N2 "$1" 2>/dev/null | tr -d ' \n') in
         3e00) echo x86_64 ;; b700) echo aarch64 ;; *) echo unknown ;;
     esac
+}
+# Checks that every binary in DIR is a regular file built for this machine.
+check_binaries() {
+    for f in $PLUGINS ${2:+$CLI}; do
+        regular "$1/$f" || die "$1/$f is not a regular file (a symlink, pipe or device is never installed): nothing was installed"
+        a=$(elf_arch "$1/$f")
+        [ "$a" = "$host_arch" ] || die "$1/$f is not a 64-bit $host_arch ELF binary (found: $a): nothing was installed"
+    done
 }
 release_value() { awk -F= -v k="$1" '$1 == k { print substr($0, length(k) + 2); exit }' "$2/$RELEASE_FILE"; }
 
@@ -210,12 +225,15 @@ release_value() { awk -F= -v k="$1" '$1 == k { print substr($0, length(k) + 2); 
 # install.sh needs are listed there, and it is built for this machine.
 verify_release() {
     rel=$1
-    [ -f "$rel/$RELEASE_SUMS" ] || die "$rel has no $RELEASE_SUMS: not a sandbox-cni release"
+    regular "$rel/$RELEASE_SUMS" || die "$rel has no $RELEASE_SUMS (or it is not a regular file): not a sandbox-cni release"
+    regular "$rel/$RELEASE_FILE" || die "$rel/$RELEASE_FILE is not a regular file: not a sandbox-cni release"
     bad=0; listed=0
     while read -r want path; do
         case $path in /*|*..*|'') die "$rel/$RELEASE_SUMS names an unsafe path: $path" ;; esac
         listed=$((listed + 1))
-        if [ ! -f "$rel/$path" ]; then
+        if [ -L "$rel/$path" ] || { [ -e "$rel/$path" ] && [ ! -f "$rel/$path" ]; }; then
+            warn "$path is not a regular file (a symlink, pipe or device): refused"; bad=1
+        elif [ ! -f "$rel/$path" ]; then
             warn "$path is listed in $RELEASE_SUMS but missing"; bad=1
         elif [ "$(sha "$rel/$path")" != "$want" ]; then
             warn "$path does not match its sha256 in $RELEASE_SUMS"; bad=1
@@ -232,6 +250,7 @@ verify_release() {
     if [ "$rel_arch" != "$host_arch" ] || [ "$bin_arch" != "$host_arch" ]; then
         die "this release is for ${rel_arch:-an unknown architecture} (its binaries: $bin_arch) but this machine is $host_arch: use sandbox-cni-$(release_value version "$rel")-$host_arch-linux-musl.tar.gz instead; nothing was installed"
     fi
+    check_binaries "$rel/bin" cli
     say "verified  $listed file(s) of sandbox-cni $(release_value version "$rel") for $rel_arch (commit $(release_value commit "$rel"))"
 }
 
@@ -240,7 +259,8 @@ unpack_release() {
     tarball=$1
     sums="$(dirname "$tarball")/SHA256SUMS"
     name=$(basename "$tarball")
-    if [ -f "$sums" ] && awk -v n="$name" '$2 == n || $2 == "*" n { found = 1 } END { exit !found }' "$sums"; then
+    regular "$tarball" || die "$tarball is not a regular file"
+    if regular "$sums" && awk -v n="$name" '$2 == n || $2 == "*" n { found = 1 } END { exit !found }' "$sums"; then
         want=$(awk -v n="$name" '$2 == n || $2 == "*" n { print $1; exit }' "$sums")
         [ "$(sha "$tarball")" = "$want" ] || die "$tarball does not match its sha256 in $sums: download it again"
         say "verified  $name against $sums" >&2
@@ -535,7 +555,8 @@ fi
 : > "$tmp/plan"
 plan() {
     src=$1; dst=$2
-    [ -f "$src" ] || die "$src is missing: the build did not produce it"
+    [ -e "$src" ] || [ -L "$src" ] || die "$src is missing: the build did not produce it"
+    regular "$src" || die "$src is not a regular file (a symlink, pipe or device is never installed): nothing was installed"
     if [ ! -e "$dst" ] && [ ! -L "$dst" ]; then
         action=new
     elif [ -L "$dst" ] || [ ! -f "$dst" ]; then
@@ -551,6 +572,7 @@ plan() {
     printf '%s %s %s\n' "$action" "$src" "$dst" >> "$tmp/plan"
 }
 
+check_binaries "$from" "$( [ "$install_cli" = 1 ] && echo cli)"
 for p in $PLUGINS; do plan "$from/$p" "$bin_dir/$p"; done
 if [ "$install_conf" = 1 ]; then plan "$conf_src" "$conf_dir/$CONFLIST"; fi
 if [ "$install_cli" = 1 ]; then
@@ -569,6 +591,55 @@ if grep -q '^conflict ' "$tmp/plan"; then
     awk '$1 == "conflict" { print "  " $3 }' "$tmp/plan" >&2
     say "Nothing was changed. Re-run with --force to replace them (a backup of each is kept and --uninstall restores it)." >&2
     exit 1
+fi
+
+# ---- self-test, before anything is installed --------------------------------------------------------
+# The binaries about to be installed run from a scratch directory inside the bin dir (the same file
+# system, so a noexec mount shows); a failure leaves the previous install untouched.
+failures=0
+check() { if "$@"; then :; else failures=$((failures + 1)); fi; }
+plugin_version() {
+    out=$(CNI_COMMAND=VERSION "$test_bin/$1" < /dev/null 2>&1) && case $out in *'"supportedVersions"'*'"1.0.0"'*) return 0 ;; esac
+    warn "self-test: $1 VERSION answered: $out"; return 1
+}
+loopback_add_del() {
+    conf='{"cniVersion":"0.3.1","name":"cni-loopback","type":"loopback"}'
+    out=$(printf '%s' "$conf" | CNI_COMMAND=ADD CNI_CONTAINERID=sandbox-cni-selftest CNI_NETNS=/var/run/netns/sandbox-cni-selftest CNI_IFNAME=lo "$test_bin/loopback" 2>&1) \
+        && case $out in *'"127.0.0.1/8"'*) ;; *) false ;; esac \
+        && printf '%s' "$conf" | CNI_COMMAND=DEL CNI_CONTAINERID=sandbox-cni-selftest CNI_NETNS='' CNI_IFNAME=lo "$test_bin/loopback" >/dev/null 2>&1 \
+        && return 0
+    warn "self-test: loopback ADD/DEL failed: $out"; return 1
+}
+bridge_add_del() {
+    data="$tmp/data"
+    conf="{\"cniVersion\":\"1.0.0\",\"name\":\"sandbox-cni-selftest\",\"type\":\"bridge\",\"isGateway\":true,\"ipam\":{\"type\":\"host-local\",\"ranges\":[[{\"subnet\":\"10.254.0.0/29\"}]],\"dataDir\":\"$data\"}}"
+    set -- CNI_CONTAINERID=sandbox-cni-selftest CNI_NETNS=/var/run/netns/sandbox-cni-selftest CNI_IFNAME=eth0 CNI_PATH="$test_bin"
+    out=$(printf '%s' "$conf" | env CNI_COMMAND=ADD "$@" "$test_bin/bridge" 2>&1) \
+        && case $out in *'"eth0"'*'"10.254.0.'*) ;; *) false ;; esac \
+        && [ -n "$(find "$data/sandbox-cni-selftest" -name '10.254.0.*' 2>/dev/null)" ] \
+        && printf '%s' "$conf" | env CNI_COMMAND=DEL "$@" "$test_bin/bridge" >/dev/null 2>&1 \
+        && [ -z "$(find "$data/sandbox-cni-selftest" -name '10.254.0.*' 2>/dev/null)" ] \
+        && return 0
+    warn "self-test: bridge + host-local ADD/DEL failed: $out"; return 1
+}
+if [ "$self_test" = 1 ] && [ "$dry_run" = 0 ]; then
+    made_bin=0
+    if [ ! -d "$bin_dir" ]; then made_bin=1; fi
+    mkdir -p "$bin_dir" || die "cannot create $bin_dir"
+    test_bin=$(mktemp -d "$bin_dir/.sandbox-cni-selftest.XXXXXX") || die "cannot write into $bin_dir"
+    trap 'rm -rf "$tmp" "$test_bin"' EXIT INT TERM
+    for p in $PLUGINS; do
+        { cp "$from/$p" "$test_bin/$p" && chmod 0755 "$test_bin/$p"; } || die "cannot write into $bin_dir"
+    done
+    for p in $PLUGINS; do check plugin_version "$p"; done
+    check loopback_add_del
+    check bridge_add_del
+    rm -rf "$test_bin"
+    if [ "$failures" -gt 0 ]; then
+        if [ "$made_bin" = 1 ]; then rmdir "$bin_dir" 2>/dev/null || true; fi
+        die "self-test: $failures check(s) failed (see warnings above): nothing was installed, the previous install is untouched"
+    fi
+    say "self-test: VERSION of $(echo "$PLUGINS" | wc -w) plugins, loopback ADD/DEL, bridge+host-local ADD/DEL: ok"
 fi
 
 # ---- install ---------------------------------------------------------------------------------------
@@ -627,41 +698,6 @@ if [ "$install_conf" = 1 ] && [ -d "$conf_dir" ]; then
     if [ -n "$first" ] && [ "$(basename "$first")" != "$CONFLIST" ]; then
         warn "$(basename "$first") sorts before $CONFLIST in $conf_dir: containerd will use that network, not ours"
     fi
-fi
-
-# ---- self-test -------------------------------------------------------------------------------------
-failures=0
-check() { if "$@"; then :; else failures=$((failures + 1)); fi; }
-plugin_version() {
-    out=$(CNI_COMMAND=VERSION "$bin_dir/$1" < /dev/null 2>&1) && case $out in *'"supportedVersions"'*'"1.0.0"'*) return 0 ;; esac
-    warn "self-test: $1 VERSION answered: $out"; return 1
-}
-loopback_add_del() {
-    conf='{"cniVersion":"0.3.1","name":"cni-loopback","type":"loopback"}'
-    out=$(printf '%s' "$conf" | CNI_COMMAND=ADD CNI_CONTAINERID=sandbox-cni-selftest CNI_NETNS=/var/run/netns/sandbox-cni-selftest CNI_IFNAME=lo "$bin_dir/loopback" 2>&1) \
-        && case $out in *'"127.0.0.1/8"'*) ;; *) false ;; esac \
-        && printf '%s' "$conf" | CNI_COMMAND=DEL CNI_CONTAINERID=sandbox-cni-selftest CNI_NETNS='' CNI_IFNAME=lo "$bin_dir/loopback" >/dev/null 2>&1 \
-        && return 0
-    warn "self-test: loopback ADD/DEL failed: $out"; return 1
-}
-bridge_add_del() {
-    data="$tmp/data"
-    conf="{\"cniVersion\":\"1.0.0\",\"name\":\"sandbox-cni-selftest\",\"type\":\"bridge\",\"isGateway\":true,\"ipam\":{\"type\":\"host-local\",\"ranges\":[[{\"subnet\":\"10.254.0.0/29\"}]],\"dataDir\":\"$data\"}}"
-    set -- CNI_CONTAINERID=sandbox-cni-selftest CNI_NETNS=/var/run/netns/sandbox-cni-selftest CNI_IFNAME=eth0 CNI_PATH="$bin_dir"
-    out=$(printf '%s' "$conf" | env CNI_COMMAND=ADD "$@" "$bin_dir/bridge" 2>&1) \
-        && case $out in *'"eth0"'*'"10.254.0.'*) ;; *) false ;; esac \
-        && [ -n "$(find "$data/sandbox-cni-selftest" -name '10.254.0.*' 2>/dev/null)" ] \
-        && printf '%s' "$conf" | env CNI_COMMAND=DEL "$@" "$bin_dir/bridge" >/dev/null 2>&1 \
-        && [ -z "$(find "$data/sandbox-cni-selftest" -name '10.254.0.*' 2>/dev/null)" ] \
-        && return 0
-    warn "self-test: bridge + host-local ADD/DEL failed: $out"; return 1
-}
-if [ "$self_test" = 1 ]; then
-    for p in $PLUGINS; do check plugin_version "$p"; done
-    check loopback_add_del
-    check bridge_add_del
-    if [ "$failures" -gt 0 ]; then die "self-test: $failures check(s) failed (see warnings above)"; fi
-    say "self-test: VERSION of $(echo "$PLUGINS" | wc -w) plugins, loopback ADD/DEL, bridge+host-local ADD/DEL: ok"
 fi
 
 say "sandbox-cni installed: $changed file(s) changed, $same already current; plugins in $bin_dir$( [ "$install_conf" = 1 ] && printf ', network in %s' "$conf_dir/$CONFLIST")$( [ "$install_cli" = 1 ] && printf ', CLI %s' "$cli_dir/$CLI")"

@@ -509,7 +509,7 @@ class Bench:
         with the trace-off calls in the reference column, so "faster" reads off/on."""
         data = os.path.join(self.work, "trace-data")
         on = os.path.join(self.work, "trace-on")
-        os.makedirs(on, exist_ok=True)
+        os.makedirs(on, mode=0o700, exist_ok=True)  # the plugins trace only into a private directory
         off = os.path.join(self.work, "trace-absent")
         stdin = self.runner.stdin_file(json.dumps(self.hl_conf(data, "10.23.0.0/16")).encode())
 

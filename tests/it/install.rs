@@ -25,7 +25,8 @@ fn setup() -> Setup {
     for p in PLUGINS {
         fs::copy(crate::harness::plugin(p), from.join(p)).expect("stage plugin");
     }
-    fs::write(from.join("k3s-sandbox"), "#!/bin/sh\necho k3s-sandbox stand-in\n").expect("stage CLI");
+    // The CLI's stand-in: an ELF of this machine (install.sh checks every binary's header).
+    fs::copy(crate::harness::plugin("loopback"), from.join("k3s-sandbox")).expect("stage CLI");
     let (bin, conf, cli) = (
         tmp.path().join("bin"),
         tmp.path().join("net.d"),
@@ -131,7 +132,9 @@ fn fresh_install_then_rerun_is_a_no_op() {
 fn changed_build_updates_only_what_changed() {
     let s = setup();
     assert!(s.install(&["--no-self-test"]).0);
-    fs::write(s.from.join("k3s-sandbox"), "#!/bin/sh\necho newer\n").unwrap();
+    let mut newer = fs::read(s.from.join("k3s-sandbox")).unwrap();
+    newer.extend_from_slice(b"newer");
+    fs::write(s.from.join("k3s-sandbox"), newer).unwrap();
     let (ok, out) = s.install(&["--no-self-test"]);
     assert!(ok, "{out}");
     assert!(
@@ -597,4 +600,86 @@ fn a_cnitool_link_is_made_only_when_no_cnitool_is_on_path() {
     assert!(fs::read_link(&link).is_ok());
     run(&s, &["--uninstall"], None);
     assert!(fs::symlink_metadata(&link).is_err());
+}
+
+/// Attacks on `--from` (issue 21): a release member that is a symlink, a binary of another
+/// architecture, a self-test that fails, a manifest entry that links to a file that never ends.
+#[test]
+fn from_accepts_only_regular_files_of_this_machine_and_tests_before_installing() {
+    let (arch, other) = arches();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("install.sh");
+    let from = |rel: &Path| rel.to_str().unwrap().to_string();
+
+    // A member that is a symlink (to another program).
+    let s = setup();
+    let rel = release(&s, arch);
+    fs::remove_file(rel.join("bin/tuning")).unwrap();
+    std::os::unix::fs::symlink("/usr/bin/id", rel.join("bin/tuning")).unwrap();
+    let st = Command::new("sh")
+        .arg("-c")
+        .arg("find . ! -name MANIFEST.sha256 \\( -type f -o -type l \\) | sed 's|^\\./||' | LC_ALL=C sort | xargs sha256sum > MANIFEST.sha256")
+        .current_dir(&rel)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let (ok, out) = run_script(&s, &script, &["--from", &from(&rel)], None);
+    assert!(!ok && out.contains("bin/tuning is not a regular file"), "{out}");
+    assert!(!s.bin.exists(), "{out}");
+
+    // One binary built for another architecture (its e_machine patched), with a matching manifest.
+    let s = setup();
+    let rel = release(&s, arch);
+    let mut elf = fs::read(rel.join("bin/host-local")).unwrap();
+    elf[18..20].copy_from_slice(if other == "aarch64" {
+        &[0xb7, 0]
+    } else {
+        &[0x3e, 0]
+    });
+    fs::write(rel.join("bin/host-local"), elf).unwrap();
+    write_manifest(&rel);
+    let (ok, out) = run_script(&s, &script, &["--from", &from(&rel)], None);
+    assert!(
+        !ok && out.contains(&format!(
+            "bin/host-local is not a 64-bit {arch} ELF binary (found: {other})"
+        )),
+        "{out}"
+    );
+    assert!(!s.bin.exists(), "{out}");
+    // A plain directory of binaries is checked the same way.
+    let s = setup();
+    fs::write(s.from.join("portmap"), "#!/bin/sh\nexit 0\n").unwrap();
+    let (ok, out) = s.install(&[]);
+    assert!(!ok && out.contains("portmap is not a 64-bit"), "{out}");
+    assert!(!s.bin.exists(), "{out}");
+
+    // A manifest entry that links to a file that never ends: refused at once, never read.
+    let s = setup();
+    let rel = release(&s, arch);
+    std::os::unix::fs::symlink("/dev/zero", rel.join("zero")).unwrap();
+    let mut m = fs::read_to_string(rel.join("MANIFEST.sha256")).unwrap();
+    m.push_str(&format!("{}  zero\n", "0".repeat(64)));
+    fs::write(rel.join("MANIFEST.sha256"), m).unwrap();
+    let start = std::time::Instant::now();
+    let (ok, out) = run_script(&s, &script, &["--from", &from(&rel)], None);
+    assert!(start.elapsed() < std::time::Duration::from_secs(30));
+    assert!(!ok && out.contains("zero is not a regular file"), "{out}");
+
+    // A self-test that fails leaves the previous install untouched.
+    let s = setup();
+    assert!(s.install(&[]).0);
+    let before: Vec<Vec<u8>> = s.installed().iter().map(|f| fs::read(f).unwrap()).collect();
+    // A valid binary of this machine that does not do a bridge's job.
+    fs::copy(s.from.join("loopback"), s.from.join("bridge")).unwrap();
+    let (ok, out) = s.install(&["--force"]);
+    assert!(
+        !ok && out.contains("nothing was installed, the previous install is untouched"),
+        "{out}"
+    );
+    let after: Vec<Vec<u8>> = s.installed().iter().map(|f| fs::read(f).unwrap()).collect();
+    assert!(before == after, "files changed by a failed install");
+    assert_eq!(
+        fs::read_dir(&s.bin).unwrap().count(),
+        PLUGINS.len() + 1,
+        "scratch left behind"
+    );
 }

@@ -23,3 +23,4 @@ mod interop;
 mod loopback;
 mod protocol;
 mod trace;
+mod trace_attacks;

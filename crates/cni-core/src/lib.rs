@@ -22,6 +22,7 @@ pub mod ident;
 pub mod oflags;
 pub mod output;
 pub mod result;
+pub mod safefs;
 pub mod skel;
 pub mod trace;
 pub mod version;

@@ -11,21 +11,27 @@
 //! `time` is seconds since the epoch (UTC) with microseconds; a delegated call's `ppid` is the pid
 //! of the plugin that delegated it, whose own line follows.
 //!
-//! The switch is the directory itself: [`DEFAULT_DIR`] (or `$SANDBOX_CNI_TRACE_DIR`). A call opens
-//! `<dir>/trace.jsonl` with `O_APPEND|O_CREAT`; when the directory does not exist (tracing off), that
-//! one failed open is the whole cost. Nothing about the trace can fail or hold up a call: every error
-//! is ignored, the open never follows a symlink or waits on a FIFO, and the line is written with one
-//! `write` after the reply. One `write` with `O_APPEND` is atomic on a local file system, so lines of
-//! concurrent calls never interleave or tear. When the file has grown past [`MAX_SIZE`], the call
-//! that notices renames it to `trace.jsonl.1` (replacing the previous one); the next call creates a
-//! new file. Everything here is written out by hand: the plugins' size budget leaves no room for
-//! the formatting machinery.
+//! The switch is the directory itself: [`DEFAULT_DIR`] (or `$SANDBOX_CNI_TRACE_DIR`). When it does
+//! not exist (tracing off), one failed `lstat` is the whole cost. Nothing about the trace can fail
+//! or hold up a call, or change its reply: every error is ignored, and the file is opened only after
+//! the reply is written (so the call holds no extra descriptor). The directory is used only the way
+//! ssh uses `~/.ssh`: a real directory (not a symlink), owned by the caller or root, writable by
+//! nobody else; and `trace.jsonl` only when it is a regular file of the caller's with no second
+//! name, mode 0600 (it is created so, and an older file of the caller's is made so). The open never follows a symlink or waits on a FIFO.
+//!
+//! Writers take the file's lock (waiting at most [`LOCK_WAIT_MS`] ms, else the record is dropped),
+//! append the record, and on a short write (a full file system) cut the file back to where the
+//! record began: a record is there whole or not at all, and the next one starts a line. The writer
+//! that takes the file past [`MAX_SIZE`] renames it to `trace.jsonl.1` (replacing the previous
+//! one), under the lock and only while the name still is that file, so each file is rotated once
+//! and no record of the current one is lost; the next call creates a new file. Everything here is
+//! written out by hand: the plugins' size budget leaves no room for the formatting machinery.
 
 use std::ffi::OsStr;
-use std::fs::{File, OpenOptions};
+use std::fs::{self, File, OpenOptions};
 use std::io::Write as _;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::PathBuf;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::env::{CNI_COMMAND, CNI_CONTAINERID, CNI_IFNAME, CNI_NETNS, EnvMap};
@@ -41,6 +47,8 @@ pub const FILE: &str = "trace.jsonl";
 pub const ROTATED: &str = "trace.jsonl.1";
 /// The size at which the file is rotated.
 pub const MAX_SIZE: u64 = 4 << 20;
+/// How long a writer waits for another writer's lock (held for one `write`) before it drops its record.
+pub const LOCK_WAIT_MS: u32 = 20;
 
 /// Never through a symlink, never waiting on a FIFO.
 const FLAGS: i32 = O_NOFOLLOW | O_NONBLOCK;
@@ -53,10 +61,11 @@ pub struct Note {
     pub version: &'static str,
 }
 
-/// An open trace file, for one call.
+/// A call being traced.
 pub struct Trace {
-    file: File,
     dir: PathBuf,
+    /// The trace directory as found at the start (checked before the file is opened).
+    dir_md: fs::Metadata,
     start: SystemTime,
 }
 
@@ -64,22 +73,88 @@ fn var<'a>(vars: &'a EnvMap, name: &str) -> Option<&'a std::ffi::OsString> {
     vars.get(OsStr::new(name)).filter(|v| !v.is_empty())
 }
 
-/// Opens the trace for a CNI call, if tracing is on. `None` when it is off, when it cannot be
-/// opened, or when the binary was run by hand (no CNI_COMMAND).
+/// Starts tracing a CNI call, if tracing is on. `None` when it is off (no trace directory) or
+/// when the binary was run by hand (no CNI_COMMAND). Opens nothing.
 pub fn start(vars: &EnvMap) -> Option<Trace> {
     var(vars, CNI_COMMAND)?;
     let dir = PathBuf::from(var(vars, DIR_VAR).map_or(OsStr::new(DEFAULT_DIR), |d| d.as_os_str()));
+    let dir_md = fs::symlink_metadata(&dir).ok()?;
+    Some(Trace {
+        dir,
+        dir_md,
+        start: SystemTime::now(),
+    })
+}
+
+/// The effective user ID, as the owner of this process's `/proc` entry; `None` without `/proc`.
+fn euid() -> Option<u32> {
+    fs::metadata("/proc/self").ok().map(|m| m.uid())
+}
+
+/// Opens `dir/trace.jsonl` for appending when the directory and the file pass the checks of the
+/// module's documentation (a trace directory that fails them is treated as off).
+pub fn open(dir: &Path) -> Option<File> {
+    open_in(dir, &fs::symlink_metadata(dir).ok()?)
+}
+
+/// [`open`] with the directory's metadata (`lstat`) already at hand.
+fn open_in(dir: &Path, md: &fs::Metadata) -> Option<File> {
+    if !md.is_dir() || md.mode() & 0o022 != 0 {
+        return None;
+    }
+    // Root's directory (writable by root alone) needs no more: only root can have put a file in
+    // it, and a caller that is not root cannot open root's 0600 file. Any other directory must be
+    // the caller's own (its effective user, from `/proc/self`), and so must the file.
+    let owner = if md.uid() == 0 {
+        0
+    } else {
+        euid().filter(|&me| me == md.uid())?
+    };
     let file = OpenOptions::new()
         .append(true)
         .create(true)
+        .mode(0o600)
         .custom_flags(FLAGS)
         .open(dir.join(FILE))
         .ok()?;
-    Some(Trace {
-        file,
-        dir,
-        start: SystemTime::now(),
-    })
+    let f = file.metadata().ok()?;
+    if !f.is_file() || f.nlink() != 1 || f.uid() != owner {
+        return None;
+    }
+    // A file of ours that others may read (written by an older version): made private first.
+    if f.mode() & 0o077 != 0 {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(fs::Permissions::from_mode(0o600)).ok()?;
+    }
+    Some(file)
+}
+
+/// Appends one record (a whole line) to the open trace file of `dir`, as the module's
+/// documentation says: under the lock, whole or not at all, rotating past `max` bytes.
+pub fn append(file: &File, dir: &Path, record: &[u8], max: u64) {
+    let mut waited = 0;
+    loop {
+        match file.try_lock() {
+            Ok(()) => break,
+            Err(fs::TryLockError::WouldBlock) if waited < LOCK_WAIT_MS => {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+                waited += 1;
+            }
+            Err(_) => return,
+        }
+    }
+    let Ok(md) = file.metadata() else { return };
+    if (&*file).write_all(record).is_err() {
+        // Torn (a full file system): cut back to where the record began.
+        let _ = file.set_len(md.len());
+        return;
+    }
+    if md.len() + record.len() as u64 > max {
+        let (from, to) = (dir.join(FILE), dir.join(ROTATED));
+        if fs::symlink_metadata(&from).is_ok_and(|m| m.ino() == md.ino() && m.dev() == md.dev()) {
+            let _ = fs::rename(&from, &to);
+        }
+    }
 }
 
 /// Appends bytes. Out of line: inlined at every use, growing a vector costs kilobytes of code.
@@ -173,14 +248,8 @@ impl Trace {
         put(&mut s, b",\"ppid\":");
         push_num(&mut s, u64::from(std::os::unix::process::parent_id()));
         put(&mut s, b"}\n");
-        // One write: appended whole, never interleaved with another call's line.
-        let _ = (&self.file).write(&s);
-        if self.file.metadata().is_ok_and(|md| md.len() > MAX_SIZE) {
-            // Two calls that both see the file too large may both rename: the second then moves
-            // a fresh file over the first's rotated one, and one generation of records is lost.
-            // (By reference: the same instance of `rename` as the store's.)
-            let (from, to) = (self.dir.join(FILE), self.dir.join(ROTATED));
-            let _ = std::fs::rename(&from, &to);
+        if let Some(file) = open_in(&self.dir, &self.dir_md) {
+            append(&file, &self.dir, &s, MAX_SIZE);
         }
     }
 }

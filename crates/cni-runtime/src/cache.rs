@@ -4,9 +4,13 @@
 //! here are read by libcni (cnitool, containerd, CRI-O) and the other way round.
 
 use std::fs;
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+
+use cni_core::config::valid_identifier;
+use cni_core::env::validate_ifname;
+use cni_core::safefs;
 
 use serde_json::{Map, Value};
 
@@ -17,6 +21,8 @@ use base64::engine::general_purpose::STANDARD;
 pub const DEFAULT_DIR: &str = "/var/lib/cni";
 /// The `kind` of every cache file libcni writes.
 pub const KIND: &str = "cniCacheV1";
+/// The largest cache file read (libcni's are a few kilobytes: a config and a result).
+pub const MAX_ENTRY: u64 = 4 << 20;
 
 /// One cached attachment.
 #[derive(Debug, Clone, PartialEq)]
@@ -129,56 +135,101 @@ impl Cache {
         self.dir.join("results")
     }
 
-    /// The file of one attachment.
-    pub fn path(&self, network: &str, container_id: &str, ifname: &str) -> PathBuf {
-        self.results_dir()
-            .join(format!("{network}-{container_id}-{ifname}"))
+    /// The file name of one attachment, `<network>-<containerID>-<ifname>`, after the three are
+    /// checked as libcni checks them (so that no name can lead out of `results/`).
+    pub fn file_name(network: &str, container_id: &str, ifname: &str) -> io::Result<String> {
+        let bad = |m: String| io::Error::new(io::ErrorKind::InvalidInput, m);
+        if !valid_identifier(container_id) {
+            return Err(bad(format!(
+                "invalid characters in containerID {container_id:?}: it must start with a letter or digit and contain only letters, digits, '_', '.' and '-'"
+            )));
+        }
+        if !valid_identifier(network) {
+            return Err(bad(format!("invalid network name {network:?}")));
+        }
+        validate_ifname(ifname).map_err(bad)?;
+        Ok(format!("{network}-{container_id}-{ifname}"))
     }
 
-    /// Writes an entry (atomically: a temporary file renamed over the target, so a reader never sees
-    /// half a file). Not fsynced, as libcni does not sync its cache either: the entry only matters while
-    /// the attachment lives, and after a power loss, when it may be missing or empty, DEL goes on without
-    /// it (an unreadable entry is dropped) and GC frees by the valid list. A sync cost a whole process
-    /// start on every ADD.
-    pub fn write(&self, e: &Entry) -> std::io::Result<PathBuf> {
+    /// The file of one attachment (names checked first).
+    pub fn path(&self, network: &str, container_id: &str, ifname: &str) -> io::Result<PathBuf> {
+        Ok(self
+            .results_dir()
+            .join(Self::file_name(network, container_id, ifname)?))
+    }
+
+    /// Checks `results/` as a private directory (see [`safefs::check_private_dir`]); with `create`,
+    /// creates it (0700) when missing and tightens one of ours that others could write to.
+    fn check_dir(&self, create: bool) -> io::Result<bool> {
         let dir = self.results_dir();
-        fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir)?;
-        let path = self.path(&e.network, &e.container_id, &e.ifname);
-        let tmp = dir.join(format!(".{}-{}.tmp", e.network, std::process::id()));
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(e.to_json().as_bytes())?;
-        drop(f);
-        fs::rename(&tmp, &path)?;
-        Ok(path)
+        if create {
+            fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir)?;
+        }
+        let md = match fs::symlink_metadata(&dir) {
+            Ok(md) => md,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        let euid = rustix::process::geteuid().as_raw();
+        if create && md.is_dir() && md.uid() == euid && md.mode() & 0o077 != 0 {
+            fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))?;
+            return self.check_dir(false);
+        }
+        safefs::check_private_dir(&dir, &md, euid)
+            .map(|()| true)
+            .map_err(|m| io::Error::new(io::ErrorKind::PermissionDenied, m))
     }
 
-    /// The entry of one attachment: `Ok(None)` when there is no file.
+    /// Writes an entry (atomically: a new temporary file, created exclusively, renamed over the
+    /// target, so a reader never sees half a file and nothing planted under the temporary name is
+    /// written through). Not fsynced, as libcni does not sync its cache either: the entry only
+    /// matters while the attachment lives, and after a power loss, when it may be missing or empty,
+    /// DEL goes on without it (an unreadable entry is dropped) and GC frees by the valid list. A
+    /// sync cost a whole process start on every ADD.
+    pub fn write(&self, e: &Entry) -> io::Result<PathBuf> {
+        let name = Self::file_name(&e.network, &e.container_id, &e.ifname)?;
+        self.check_dir(true)?;
+        let dir = self.results_dir();
+        safefs::replace(&dir, &name, e.to_json().as_bytes(), 0o600)?;
+        Ok(dir.join(name))
+    }
+
+    /// The entry of one attachment: `Ok(None)` when there is no file. A file that is not a regular
+    /// file, or larger than [`MAX_ENTRY`], is an error (never waited on, never read whole).
     pub fn read(&self, network: &str, container_id: &str, ifname: &str) -> Result<Option<Entry>, String> {
-        let path = self.path(network, container_id, ifname);
-        match fs::read(&path) {
-            Ok(b) => Entry::from_json(&b)
+        let path = self
+            .path(network, container_id, ifname)
+            .map_err(|e| e.to_string())?;
+        let unreadable = |e: io::Error| format!("cannot read the cached result {}: {e}", path.display());
+        if !self.check_dir(false).map_err(unreadable)? {
+            return Ok(None);
+        }
+        match safefs::read_file(&path, MAX_ENTRY).map_err(unreadable)? {
+            Some(b) => Entry::from_json(&b)
                 .map(Some)
                 .map_err(|e| format!("cached result {}: {e}", path.display())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(format!("cannot read the cached result {}: {e}", path.display())),
+            None => Ok(None),
         }
     }
 
     /// Removes one attachment's file; a missing file is fine.
-    pub fn remove(&self, network: &str, container_id: &str, ifname: &str) -> std::io::Result<()> {
-        match fs::remove_file(self.path(network, container_id, ifname)) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+    pub fn remove(&self, network: &str, container_id: &str, ifname: &str) -> io::Result<()> {
+        let path = self.path(network, container_id, ifname)?;
+        if !self.check_dir(false)? {
+            return Ok(());
+        }
+        match fs::remove_file(path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
         }
     }
 
-    /// Every readable entry of `network` (libcni `GetCachedAttachments`, filtered), sorted by file name.
+    /// Every readable entry of `network` (libcni `GetCachedAttachments`, filtered), sorted by file
+    /// name. Files that are not regular, too large or not entries are skipped.
     pub fn entries(&self, network: &str) -> Vec<Entry> {
+        if !valid_identifier(network) || !self.check_dir(false).unwrap_or(false) {
+            return Vec::new();
+        }
         let Ok(rd) = fs::read_dir(self.results_dir()) else {
             return Vec::new();
         };
@@ -187,7 +238,7 @@ impl Cache {
         files
             .iter()
             .filter(|p| is_entry_name(p, network))
-            .filter_map(|p| fs::read(p).ok())
+            .filter_map(|p| safefs::read_file(p, MAX_ENTRY).ok().flatten())
             .filter_map(|b| Entry::from_json(&b).ok())
             .filter(|e| e.network == network)
             .collect()
@@ -201,61 +252,4 @@ fn is_entry_name(p: &Path, network: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn entry() -> Entry {
-        let mut caps = Map::new();
-        caps.insert("portMappings".into(), serde_json::json!([{"hostPort": 8080}]));
-        Entry {
-            container_id: "c1".into(),
-            config: br#"{"name":"n"}"#.to_vec(),
-            ifname: "eth0".into(),
-            network: "n".into(),
-            netns: "/run/netns/x".into(),
-            cni_args: vec![("K8S_POD_NAME".into(), "p".into())],
-            capability_args: caps,
-            result: Some(serde_json::json!({"cniVersion":"1.0.0","ips":[{"address":"10.0.0.2/24"}]})),
-        }
-    }
-
-    #[test]
-    fn layout_and_field_order_follow_libcni() {
-        let tmp = tempfile::tempdir().unwrap();
-        let c = Cache::new(tmp.path());
-        let e = entry();
-        let p = c.write(&e).unwrap();
-        assert_eq!(p, tmp.path().join("results/n-c1-eth0"));
-        use std::os::unix::fs::PermissionsExt;
-        assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
-        assert_eq!(
-            fs::metadata(p.parent().unwrap()).unwrap().permissions().mode() & 0o777,
-            0o700
-        );
-        let text = fs::read_to_string(&p).unwrap();
-        assert!(text.starts_with(r#"{"kind":"cniCacheV1","containerId":"c1","config":"eyJuYW1lIjoibiJ9","ifName":"eth0","networkName":"n","netns":"/run/netns/x","cniArgs":[["K8S_POD_NAME","p"]],"capabilityArgs""#), "{text}");
-        assert_eq!(c.read("n", "c1", "eth0").unwrap().unwrap(), e);
-        assert_eq!(c.entries("n"), vec![e.clone()]);
-        assert!(c.entries("m").is_empty());
-        c.remove("n", "c1", "eth0").unwrap();
-        c.remove("n", "c1", "eth0").unwrap();
-        assert_eq!(c.read("n", "c1", "eth0").unwrap(), None);
-    }
-
-    #[test]
-    fn empty_optional_fields_are_left_out() {
-        let e = Entry {
-            netns: String::new(),
-            cni_args: vec![],
-            capability_args: Map::new(),
-            result: None,
-            ..entry()
-        };
-        assert!(
-            !e.to_json().contains("netns")
-                && !e.to_json().contains("cniArgs")
-                && !e.to_json().contains("result")
-        );
-        assert!(Entry::from_json(br#"{"kind":"other"}"#).is_err());
-    }
-}
+mod tests;

@@ -20,8 +20,6 @@ use std::ffi::OsString;
 use std::fmt;
 use std::path::PathBuf;
 
-use cni_core::config::valid_identifier;
-use cni_core::env::validate_ifname;
 use cni_core::exec::{Exec, decode_error};
 use cni_core::{CniError, NetResult, Version};
 use serde_json::{Map, Value};
@@ -191,16 +189,7 @@ impl Runtime<'_> {
         list: &NetworkList,
         rt: &RuntimeConf,
     ) -> Result<(Option<Value>, Option<Value>), Error> {
-        if !valid_identifier(&rt.container_id) {
-            return Err(Error::new(format!(
-                "invalid characters in containerID {:?}: it must start with a letter or digit and contain only letters, digits, '_', '.' and '-'",
-                rt.container_id
-            )));
-        }
-        if !valid_identifier(&list.name) {
-            return Err(Error::new(format!("invalid network name {:?}", list.name)));
-        }
-        validate_ifname(&rt.ifname).map_err(Error::new)?;
+        validate(list, rt)?;
         let mut prev: Option<Value> = None;
         let mut raw: Option<Value> = None;
         for plugin in &list.plugins {
@@ -260,6 +249,7 @@ impl Runtime<'_> {
                 list.cni_version
             )));
         }
+        validate(list, rt)?;
         if list.disable_check {
             return Ok(());
         }
@@ -278,6 +268,7 @@ impl Runtime<'_> {
 
     /// DEL.
     pub fn del(&self, list: &NetworkList, rt: &RuntimeConf) -> Result<(), Error> {
+        validate(list, rt)?;
         let mut cached = None;
         if version::at_least(&list.cni_version, "0.4.0").map_err(Error::new)? {
             cached = match self.cached_result(list, rt) {
@@ -380,6 +371,14 @@ impl Runtime<'_> {
             ))),
         }
     }
+}
+
+/// Checks the container ID, network name and interface name as libcni does before ADD, CHECK and
+/// DEL: before anything (a cache path above all) is built from them.
+fn validate(list: &NetworkList, rt: &RuntimeConf) -> Result<(), Error> {
+    Cache::file_name(&list.name, &rt.container_id, &rt.ifname)
+        .map(drop)
+        .map_err(|e| Error::new(e.to_string()))
 }
 
 /// `supportedVersions` of a VERSION answer.

@@ -14,7 +14,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::disk::read_index_entries;
+use crate::disk::{read_index_entries, read_small};
 use crate::error::{StoreError, StoreResult};
 use crate::owner::Owner;
 use crate::range::Range;
@@ -50,6 +50,12 @@ pub enum Damage {
     StaleIndexEntry { ip: IpAddr, owner: Owner },
     /// A reservation the index does not name.
     MissingIndexEntry { ip: IpAddr, owner: Owner },
+    /// A condition under which every plugin call on this store fails (code 5), found by the
+    /// plugin's own checks ([`crate::disk::verdict`]).
+    Refused { why: String },
+    /// The index is no longer the one the plugin left (someone else changed or restored the
+    /// store): the next plugin call rebuilds it.
+    IndexStale,
 }
 
 impl fmt::Display for Damage {
@@ -74,11 +80,16 @@ impl fmt::Display for Damage {
             }
             Damage::StaleIndexEntry { ip, owner } => write!(
                 f,
-                "index entry {ip} for {owner} is stale (the reservation is gone or held by someone else); the next plugin call rebuilds the index"
+                "index entry {ip} for {owner} is stale (the reservation is gone or held by someone else): plugin calls check entries against the reservations and drop it"
             ),
             Damage::MissingIndexEntry { ip, owner } => write!(
                 f,
-                "reservation {ip} of {owner} is missing from the index (written by another plugin or by hand); the next plugin call rebuilds the index"
+                "reservation {ip} of {owner} is missing from the index (written by another plugin or by hand); `ipam gc --apply` rebuilds the index"
+            ),
+            Damage::Refused { why } => write!(f, "every plugin call on this store fails (code 5): {why}"),
+            Damage::IndexStale => write!(
+                f,
+                "the index is not the one the plugin left (the store was changed or restored by someone else): the next plugin call rebuilds it"
             ),
         }
     }
@@ -94,7 +105,14 @@ impl Damage {
             Damage::BadCursor { .. } => "bad-cursor",
             Damage::StaleIndexEntry { .. } => "stale-index-entry",
             Damage::MissingIndexEntry { .. } => "missing-index-entry",
+            Damage::Refused { .. } => "refused",
+            Damage::IndexStale => "index-stale",
         }
+    }
+
+    /// Whether plugin calls on the store fail because of it.
+    pub fn blocks_calls(&self) -> bool {
+        matches!(self, Damage::Refused { .. })
     }
 }
 
@@ -117,11 +135,8 @@ pub struct Inspection {
 /// it stays taken.
 fn lock_shared(dir: &Path, timeout: Duration) -> Option<File> {
     let path = dir.join(LOCK);
-    // Only a regular file: opening a FIFO planted there would wait for a writer.
-    if !fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()) {
-        return None;
-    }
-    let file = File::open(&path).ok()?;
+    // Only a regular file, never through a symlink; a FIFO planted there is not waited on.
+    let (file, _) = cni_core::safefs::open_regular(fs::OpenOptions::new().read(true), &path).ok()?;
     let deadline = Instant::now() + timeout;
     loop {
         match file.try_lock_shared() {
@@ -150,14 +165,27 @@ fn kind_of(t: fs::FileType) -> &'static str {
 }
 
 /// Inspects the store in `network_dir` (which must exist). Waits up to `lock_timeout` for the lock.
+/// Files are read as the plugins read them: never through a symlink, never from a pipe, at most
+/// 64 KiB each. A network directory that is a symlink is not followed: the inspection then holds
+/// only the refusal.
 pub fn inspect(network_dir: &Path, lock_timeout: Duration) -> StoreResult<Inspection> {
-    let lock = lock_shared(network_dir, lock_timeout);
-    let now = SystemTime::now();
     let mut out = Inspection {
         dir: network_dir.to_owned(),
-        locked: lock.is_some(),
         ..Inspection::default()
     };
+    let verdict = crate::disk::verdict(network_dir);
+    let refusals = verdict
+        .refusals
+        .iter()
+        .map(|e| Damage::Refused { why: e.to_string() });
+    if !verdict.dir_ok {
+        out.damage.extend(refusals);
+        return Ok(out);
+    }
+    let lock = lock_shared(network_dir, lock_timeout);
+    out.locked = lock.is_some();
+    out.damage.extend(refusals);
+    let now = SystemTime::now();
     let entries = fs::read_dir(network_dir).map_err(StoreError::io("cannot list", network_dir))?;
     for entry in entries {
         let entry = entry.map_err(StoreError::io("cannot list", network_dir))?;
@@ -167,7 +195,10 @@ pub fn inspect(network_dir: &Path, lock_timeout: Duration) -> StoreResult<Inspec
         };
         if let Some(ip) = address_name(&name) {
             let owner = if md.is_file() {
-                fs::read(entry.path()).ok().and_then(|b| Owner::parse_body(&b))
+                read_small(&entry.path())
+                    .ok()
+                    .flatten()
+                    .and_then(|b| Owner::parse_body(&b))
             } else {
                 out.damage.push(Damage::NotAFile {
                     ip,
@@ -184,17 +215,22 @@ pub fn inspect(network_dir: &Path, lock_timeout: Duration) -> StoreResult<Inspec
             .strip_prefix(CURSOR_PREFIX)
             .and_then(|n| n.parse::<usize>().ok())
         {
-            let ip = md
-                .is_file()
-                .then(|| fs::read_to_string(entry.path()).ok())
+            // A cursor that is not a regular file is among the refusals already.
+            if !md.is_file() {
+                continue;
+            }
+            let ip = read_small(&entry.path())
+                .ok()
                 .flatten()
+                .and_then(|b| String::from_utf8(b).ok())
                 .and_then(|t| t.trim().parse::<IpAddr>().ok());
             match ip {
                 Some(ip) => out.cursors.push((n, ip)),
                 None => out.damage.push(Damage::BadCursor { name }),
             }
         } else if name == META {
-            out.has_index = md.is_dir() && network_dir.join(META).join("owners").is_dir();
+            out.has_index = md.is_dir()
+                && fs::symlink_metadata(network_dir.join(META).join("owners")).is_ok_and(|m| m.is_dir());
         } else if name != LOCK {
             out.damage.push(Damage::Foreign { name });
         }
@@ -202,6 +238,9 @@ pub fn inspect(network_dir: &Path, lock_timeout: Duration) -> StoreResult<Inspec
     out.reservations.sort_by_key(|r| r.ip);
     out.cursors.sort();
     if out.has_index {
+        if !verdict.index_current {
+            out.damage.push(Damage::IndexStale);
+        }
         let held: BTreeMap<IpAddr, &Owner> = out
             .reservations
             .iter()

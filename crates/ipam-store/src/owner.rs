@@ -61,11 +61,18 @@ impl Owner {
     }
 }
 
+use cni_core::safefs::printable;
+
 impl fmt::Display for Owner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.ifname {
-            Some(i) => write!(f, "container {} (interface {i})", self.id),
-            None => write!(f, "container {} (no interface recorded)", self.id),
+            Some(i) => write!(
+                f,
+                "container {} (interface {})",
+                printable(&self.id),
+                printable(i)
+            ),
+            None => write!(f, "container {} (no interface recorded)", printable(&self.id)),
         }
     }
 }

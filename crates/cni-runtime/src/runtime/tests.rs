@@ -144,7 +144,7 @@ fn del_without_a_readable_cache_goes_on() {
     let fake = plugins();
     let r = runtime(&fake, tmp.path());
     std::fs::create_dir_all(r.cache.results_dir()).unwrap();
-    std::fs::write(r.cache.path("net", "c1", "eth0"), "garbage").unwrap();
+    std::fs::write(r.cache.path("net", "c1", "eth0").unwrap(), "garbage").unwrap();
     r.del(&list("1.0.0"), &rt()).unwrap();
     assert!(
         fake.calls
@@ -152,7 +152,7 @@ fn del_without_a_readable_cache_goes_on() {
             .iter()
             .all(|c| c.conf.get("prevResult").is_none())
     );
-    assert!(!r.cache.path("net", "c1", "eth0").exists());
+    assert!(!r.cache.path("net", "c1", "eth0").unwrap().exists());
     // A failing DEL keeps the cache and stops.
     let fake = plugins().failing("b", "DEL");
     let r = runtime(&fake, tmp.path());
@@ -164,7 +164,7 @@ fn del_without_a_readable_cache_goes_on() {
             .contains("failed (del)")
     );
     assert_eq!(fake.verbs(), ["ADD a", "ADD b", "DEL b"]);
-    assert!(r.cache.path("net", "c1", "eth0").exists());
+    assert!(r.cache.path("net", "c1", "eth0").unwrap().exists());
 }
 
 #[test]
@@ -250,4 +250,90 @@ fn status_and_version() {
     let v = r.version("a").unwrap();
     assert_eq!(supported_versions(&v), ["0.3.1", "1.0.0"]);
     assert_eq!(fake.calls()[1].conf["cniVersion"], "1.1.0");
+}
+
+/// Runs `f` on a thread and fails the test when it takes longer than 10 s (a hang).
+fn within<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(10))
+        .expect("hung on a planted file")
+}
+
+fn mkfifo(p: &Path) {
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(p)
+            .status()
+            .unwrap()
+            .success()
+    );
+}
+
+#[test]
+fn planted_fifo_and_dev_zero_entries_neither_hang_nor_exhaust_memory() {
+    for plant in ["fifo", "zero"] {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_owned();
+        let c = Cache::new(&dir);
+        std::fs::create_dir_all(c.results_dir()).unwrap();
+        let p = c.path("net", "c1", "eth0").unwrap();
+        if plant == "fifo" {
+            mkfifo(&p);
+        } else {
+            std::os::unix::fs::symlink("/dev/zero", &p).unwrap();
+        }
+        let (check, del, gc) = within(move || {
+            let fake = plugins();
+            let r = runtime(&fake, &dir);
+            let check = r.check(&list("1.0.0"), &rt());
+            let del = r.del(&list("1.0.0"), &rt());
+            let gc = r.gc(&list("1.1.0"), &[]);
+            (
+                check.map_err(|e| e.message),
+                del.map_err(|e| e.message),
+                gc.is_ok(),
+            )
+        });
+        let e = check.unwrap_err();
+        assert!(
+            e.contains("cached result") && (e.contains("not a regular file") || e.contains("symbolic link")),
+            "{plant}: {e}"
+        );
+        // DEL goes on without the unreadable entry, as documented, and drops it.
+        del.unwrap();
+        assert!(gc, "{plant}");
+        assert!(std::fs::symlink_metadata(&p).is_err(), "{plant}: entry kept");
+    }
+}
+
+#[test]
+fn names_are_checked_before_a_cache_path_is_built() {
+    let tmp = tempfile::tempdir().unwrap();
+    let victim = tmp.path().join("pub/d");
+    std::fs::create_dir_all(tmp.path().join("pub")).unwrap();
+    let cache = tmp.path().join("cache");
+    std::fs::create_dir_all(cache.join("results")).unwrap();
+    let fake = plugins();
+    let r = runtime(&fake, &cache);
+    // name `../../pub/d`: the file would be `results/../../pub/d-c1-eth0`.
+    std::fs::write(tmp.path().join("pub/d-c1-eth0"), "keep").unwrap();
+    let bad_name = NetworkList::from_list_bytes(
+        br#"{"cniVersion":"1.0.0","name":"../../pub/d","plugins":[{"type":"a"}]}"#,
+    )
+    .unwrap();
+    let e = r.del(&bad_name, &rt()).unwrap_err();
+    assert!(e.message.contains("invalid network name"), "{}", e.message);
+    assert!(tmp.path().join("pub/d-c1-eth0").exists());
+    // CNI_IFNAME `x/../../../pub/d`: refused before the plugins run or a file is removed.
+    std::fs::write(&victim, "keep").unwrap();
+    let mut bad_if = rt();
+    bad_if.ifname = "x/../../../pub/d".into();
+    for res in [r.del(&list("1.0.0"), &bad_if), r.check(&list("1.0.0"), &bad_if)] {
+        assert!(res.unwrap_err().message.contains("interface name"));
+    }
+    assert!(victim.exists());
+    assert!(fake.verbs().is_empty(), "{:?}", fake.verbs());
 }

@@ -9,7 +9,7 @@ use std::path::{Component, Path};
 
 use super::fs::{
     check_no_parent, ensure_dir, is_not_found, is_sealed, lock_with_timeout, make_dir, open_dir,
-    open_store_file, read_open, read_small, real_dir, write_atomic,
+    open_single_link, open_store_file, read_open, read_small, real_dir, write_atomic,
 };
 use super::{DiskOptions, DiskStore, LOCK, Layout, META, OWNERS, OpenReport, STATE_HEADER};
 use crate::error::{StoreError, StoreResult};
@@ -69,7 +69,8 @@ impl DiskStore {
             other => other?,
         };
         let state_path = meta.join("state");
-        let (state, state_md) = open_store_file(&state_path, "cannot open")?;
+        // Rewritten in place: a second name (a hard link planted in the store) is dropped first.
+        let (state, state_md) = open_single_link(&state_path)?;
         let text = read_open(&state, state_md.len(), &state_path)?;
         let mut store = DiskStore {
             dir,
@@ -78,6 +79,7 @@ impl DiskStore {
             dir_fd,
             owners_fd,
             state,
+            state_len: state_md.len(),
             layout: Layout::Flat,
             seal: 0,
             flat_limit: opts.flat_limit,
@@ -88,7 +90,14 @@ impl DiskStore {
             pending: None,
             report: OpenReport::default(),
         };
-        let valid = store.read_state(&text, &dir_md, &owners_md);
+        let valid = match parse_state(&text) {
+            Some(st) => {
+                store.layout = st.layout;
+                store.seal = st.seal;
+                st.matches(&dir_md, &owners_md)
+            }
+            None => false,
+        };
         store.boot_check(opts)?;
         if !store.report.rebuilt && !valid {
             store.rebuild(&mut |_, _| false)?;
@@ -127,42 +136,9 @@ impl DiskStore {
         )
     }
 
-    /// Takes the layout and seal from `state`; whether the index can be trusted: `state` is of this
-    /// version, names this very network directory, and the directory and `owners/` carry the seal.
-    fn read_state(&mut self, text: &[u8], dir_md: &fs::Metadata, owners_md: &fs::Metadata) -> bool {
-        let Ok(text) = std::str::from_utf8(text) else {
-            return false;
-        };
-        let mut lines = text.lines();
-        if lines.next() != Some(STATE_HEADER) {
-            return false;
-        }
-        let Some(seal) = lines.next().and_then(|l| l.strip_prefix("seal ")) else {
-            return false;
-        };
-        let mut p = seal.split(' ');
-        let (Some(Ok(dev)), Some(Ok(ino)), Some(Ok(seal)), None) = (
-            p.next().map(str::parse::<u64>),
-            p.next().map(str::parse::<u64>),
-            p.next().map(str::parse::<i64>),
-            p.next(),
-        ) else {
-            return false;
-        };
-        let layout = match lines.next() {
-            Some("layout flat") => Layout::Flat,
-            Some("layout buckets") => Layout::Buckets,
-            _ => return false,
-        };
-        if lines.next() != Some("end") {
-            return false;
-        }
-        self.layout = layout;
-        self.seal = seal;
-        (dev, ino) == (dir_md.dev(), dir_md.ino()) && is_sealed(dir_md, seal) && is_sealed(owners_md, seal)
-    }
-
-    /// Records the layout and the seal (only after a rebuild).
+    /// Records the layout, the seal and the directories' change times as the seal left them
+    /// (after a rebuild, and at the end of every call that changed the store). The text keeps its
+    /// length between rebuilds, so it is one `pwrite`.
     pub(super) fn write_state(&mut self) -> StoreResult<()> {
         use std::os::unix::fs::FileExt;
         let path = self.meta_path("state");
@@ -170,19 +146,102 @@ impl DiskStore {
             .dir_fd
             .metadata()
             .map_err(StoreError::io("cannot inspect", &self.dir))?;
+        let owners = self
+            .owners_fd
+            .metadata()
+            .map_err(StoreError::io("cannot inspect", &self.owners()))?;
+        let text = State {
+            dev: md.dev(),
+            ino: md.ino(),
+            seal: self.seal,
+            layout: self.layout,
+            ctimes: [ctime(&md), ctime(&owners)],
+        }
+        .text();
+        self.state
+            .write_all_at(text.as_bytes(), 0)
+            .and_then(|()| {
+                if text.len() as u64 == self.state_len {
+                    Ok(())
+                } else {
+                    self.state.set_len(text.len() as u64)
+                }
+            })
+            .map_err(StoreError::io("cannot write", &path))?;
+        self.state_len = text.len() as u64;
+        Ok(())
+    }
+}
+
+/// A directory's change time (seconds, nanoseconds). Nobody can set it: any change to the
+/// directory, its mode or its times (a restore setting the seal back included) moves it to the
+/// present, so a `state` naming the change times the plugin left is stale after anyone else's change.
+fn ctime(md: &fs::Metadata) -> (i64, i64) {
+    (md.ctime(), md.ctime_nsec())
+}
+
+/// What `state` records.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct State {
+    dev: u64,
+    ino: u64,
+    seal: i64,
+    layout: Layout,
+    /// Change times of the network directory and `owners/` as this plugin left them.
+    ctimes: [(i64, i64); 2],
+}
+
+impl State {
+    fn text(&self) -> String {
         let layout = match self.layout {
             Layout::Flat => "flat",
             Layout::Buckets => "buckets",
         };
-        let text = format!(
-            "{STATE_HEADER}\nseal {} {} {}\nlayout {layout}\nend\n",
-            md.dev(),
-            md.ino(),
-            self.seal
-        );
-        self.state
-            .write_all_at(text.as_bytes(), 0)
-            .and_then(|()| self.state.set_len(text.len() as u64))
-            .map_err(StoreError::io("cannot write", &path))
+        let [(a, an), (b, bn)] = self.ctimes;
+        format!(
+            "{STATE_HEADER}\nseal {} {} {}\nctime {a:020}.{an:09} {b:020}.{bn:09}\nlayout {layout}\nend\n",
+            self.dev, self.ino, self.seal
+        )
     }
+
+    /// Whether the index can be trusted: `state` names this very network directory, and the
+    /// directory and `owners/` carry the seal and the change times the plugin left.
+    pub(super) fn matches(&self, dir_md: &fs::Metadata, owners_md: &fs::Metadata) -> bool {
+        (self.dev, self.ino) == (dir_md.dev(), dir_md.ino())
+            && is_sealed(dir_md, self.seal)
+            && is_sealed(owners_md, self.seal)
+            && self.ctimes == [ctime(dir_md), ctime(owners_md)]
+    }
+}
+
+/// Reads `state`; `None` when it is not of this version or not well formed.
+pub(super) fn parse_state(text: &[u8]) -> Option<State> {
+    let mut lines = std::str::from_utf8(text).ok()?.lines();
+    if lines.next() != Some(STATE_HEADER) {
+        return None;
+    }
+    let mut p = lines.next()?.strip_prefix("seal ")?.split(' ');
+    let (dev, ino, seal) = (
+        p.next()?.parse().ok()?,
+        p.next()?.parse().ok()?,
+        p.next()?.parse().ok()?,
+    );
+    let mut c = lines.next()?.strip_prefix("ctime ")?.split(' ');
+    let mut time = || -> Option<(i64, i64)> {
+        let (s, n) = c.next()?.split_once('.')?;
+        Some((s.parse().ok()?, n.parse().ok()?))
+    };
+    let ctimes = [time()?, time()?];
+    let layout = match lines.next()? {
+        "layout flat" => Layout::Flat,
+        "layout buckets" => Layout::Buckets,
+        _ => return None,
+    };
+    (p.next().is_none() && c.next().is_none() && lines.next() == Some("end")).then_some(State {
+        dev,
+        ino,
+        seal,
+        layout,
+        ctimes,
+    })
 }

@@ -8,14 +8,14 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Component, Path};
 use std::time::{Duration, UNIX_EPOCH};
 
-use cni_core::oflags::{O_NOFOLLOW, O_NONBLOCK, is_symlink_refused};
+use cni_core::oflags::is_symlink_refused;
+// Flags for opening anything in the store: never through a symlink, never waiting on a FIFO (the
+// rules of the runtime side's file layer, `cni_core::safefs`).
+use cni_core::safefs::SAFE_OPEN;
 
 use super::MAX_READ;
 use crate::error::{StoreError, StoreResult};
 use crate::owner::Owner;
-
-/// Flags for opening anything in the store: never through a symlink, never waiting on a FIFO.
-const SAFE_OPEN: i32 = O_NOFOLLOW | O_NONBLOCK;
 
 pub(super) fn is_not_found(e: &std::io::Error) -> bool {
     e.kind() == ErrorKind::NotFound
@@ -147,7 +147,7 @@ pub(super) fn read_open(mut file: &File, len: u64, path: &Path) -> StoreResult<V
 }
 
 /// Reads a small file without following a symlink; `None` when it does not exist.
-pub(super) fn read_small(path: &Path) -> StoreResult<Option<Vec<u8>>> {
+pub(crate) fn read_small(path: &Path) -> StoreResult<Option<Vec<u8>>> {
     let (file, md) = match open_regular(OpenOptions::new().read(true), path, "cannot open") {
         Ok(f) => f,
         Err(StoreError::Io { source, .. }) if is_not_found(&source) => return Ok(None),
@@ -167,6 +167,27 @@ pub(super) fn open_store_file(path: &Path, what: &'static str) -> StoreResult<(F
             .mode(0o600),
         path,
         what,
+    )
+}
+
+/// Opens one of the store's own files to be rewritten in place (created 0600 if missing). When it
+/// has a second name (a hard link planted in the store to a file elsewhere), that name is removed
+/// and the file created anew, exclusively: an in-place write never reaches another file.
+pub(super) fn open_single_link(path: &Path) -> StoreResult<(File, fs::Metadata)> {
+    let (file, md) = open_store_file(path, "cannot open")?;
+    if md.nlink() == 1 {
+        return Ok((file, md));
+    }
+    drop(file);
+    remove_if_exists(path)?;
+    open_regular(
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(0o600),
+        path,
+        "cannot create",
     )
 }
 

@@ -43,6 +43,7 @@ mod boot;
 mod fs;
 mod index;
 mod reserve;
+mod verdict;
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -54,9 +55,11 @@ use crate::alloc::Reservations;
 use crate::error::{StoreError, StoreResult};
 use crate::owner::Owner;
 
+pub(crate) use self::fs::read_small;
 use self::fs::{apply_seal, create_exclusive, is_not_found, read_body, remove_if_exists, seal_path};
 pub use self::index::read_index_entries;
 use self::index::{entry_name, index_dir_of, reservation_name};
+pub use self::verdict::{Verdict, verdict};
 
 /// The default `dataDir`, as in the reference.
 pub const DEFAULT_DATA_DIR: &str = "/var/lib/cni/networks";
@@ -67,7 +70,7 @@ pub const DEFAULT_FLAT_LIMIT: usize = 256;
 
 const META: &str = ".sandbox-cni";
 const OWNERS: &str = "owners";
-const STATE_HEADER: &str = "sandbox-cni host-local index v3";
+const STATE_HEADER: &str = "sandbox-cni host-local index v4";
 const LOCK: &str = "lock";
 const CURSOR_PREFIX: &str = "last_reserved_ip.";
 /// Reservation bodies and index lines are small; refuse to read more than this from one file.
@@ -138,6 +141,8 @@ pub struct DiskStore {
     owners_fd: File,
     /// `.sandbox-cni/state`, open for the whole operation.
     state: File,
+    /// Its length as last read or written.
+    state_len: u64,
     layout: Layout,
     /// The modification time (whole seconds since the epoch) of every directory of the store as
     /// this plugin leaves it.
@@ -287,6 +292,7 @@ impl Drop for DiskStore {
         }
         // Every directory this operation changed gets the seal back; one left unsealed (a failure
         // here, a kill before) makes the next operation rebuild the index.
+        let changed = self.dir_changed || !self.touched.is_empty();
         let owners = self.owners();
         for d in std::mem::take(&mut self.touched) {
             if d == owners {
@@ -297,6 +303,12 @@ impl Drop for DiskStore {
         }
         if self.dir_changed {
             let _ = apply_seal(&self.dir_fd, self.seal);
+        }
+        // The change times the seal left, for the next call to compare: any change by someone
+        // else (a restore that sets the seal back included) moves them. Killed before this
+        // write, or failing it, the next call finds them different and rebuilds.
+        if changed {
+            let _ = self.write_state();
         }
     }
 }

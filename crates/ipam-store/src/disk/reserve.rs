@@ -4,9 +4,10 @@
 use std::fs::{self, OpenOptions};
 use std::io::ErrorKind;
 use std::net::IpAddr;
+use std::os::unix::fs::MetadataExt;
 
 use super::fs::{
-    create_exclusive, is_not_found, no_hard_links, open_regular, open_store_file, read_body, read_open,
+    create_exclusive, is_not_found, no_hard_links, open_regular, open_single_link, read_body, read_open,
     remove_if_exists,
 };
 use super::index::{entry_name, owner_hash, reservation_name};
@@ -128,6 +129,18 @@ impl Reservations for DiskStore {
             other => other,
         };
         let cursor = match opened {
+            // Rewritten in place only while it has no second name: a hard link planted in the store
+            // would carry the write to a file outside it. Such a name is dropped, and the cursor
+            // is created anew when it is next written.
+            Ok((_, md)) if md.nlink() != 1 => {
+                self.dir_changed = true;
+                remove_if_exists(&path)?;
+                Cursor {
+                    file: None,
+                    len: 0,
+                    ip: None,
+                }
+            }
             Ok((file, md)) => {
                 let content = read_open(&file, md.len(), &path)?;
                 Cursor {
@@ -161,7 +174,7 @@ impl Reservations for DiskStore {
         // torn cursor only moves where the round robin resumes.
         let created = c.file.is_none();
         if created {
-            c.file = Some(open_store_file(&path, "cannot open")?.0);
+            c.file = Some(open_single_link(&path)?.0);
         }
         if let Some(f) = &c.file {
             f.write_all_at(text.as_bytes(), 0)

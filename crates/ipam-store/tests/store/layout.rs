@@ -67,7 +67,7 @@ fn fnv(id: &str, ifname: &str) -> u64 {
 }
 
 #[test]
-fn an_add_into_an_existing_store_creates_one_inode_and_rewrites_only_the_cursor() {
+fn an_add_into_an_existing_store_creates_one_inode_and_rewrites_only_the_cursor_and_state() {
     for flat_limit in [256, 0] {
         let t = tempfile::tempdir().unwrap();
         let o = opts(t.path(), flat_limit);
@@ -92,13 +92,21 @@ fn an_add_into_an_existing_store_creates_one_inode_and_rewrites_only_the_cursor(
             before.keys().all(|p| after.contains_key(p)),
             "{what}: nothing removed"
         );
-        // Changed files: the cursor only (state, boot_id and every reservation untouched).
+        // Changed files: the cursor, and `state` with the change times the seal left, rewritten
+        // in place at the same length (boot_id and every reservation untouched).
         let changed: Vec<_> = before
             .iter()
             .filter(|(p, n)| !n.dir && after[*p].content != n.content)
             .map(|(p, _)| p.clone())
             .collect();
-        assert_eq!(changed, [net.join("last_reserved_ip.0")], "{what}");
+        let state = net.join(".sandbox-cni/state");
+        assert_eq!(changed, [state.clone(), net.join("last_reserved_ip.0")], "{what}");
+        assert_eq!(after[&state].ino, before[&state].ino, "{what}");
+        assert_eq!(
+            after[&state].content.len(),
+            before[&state].content.len(),
+            "{what}"
+        );
         // Every directory keeps (or got back) its modification time: the seal.
         for (p, n) in before.iter().filter(|(_, n)| n.dir) {
             assert_eq!(
@@ -214,7 +222,7 @@ fn a_store_of_the_previous_layout_is_migrated_on_first_use() {
         drop(s);
         let state = fs::read_to_string(net.join(".sandbox-cni/state")).unwrap();
         assert!(
-            state.starts_with("sandbox-cni host-local index v3\n"),
+            state.starts_with("sandbox-cni host-local index v4\n"),
             "{what}: {state}"
         );
         // Reservations and cursor are the reference's format: untouched.
@@ -310,8 +318,9 @@ fn read_index_entries_lists_without_locking_or_writing() {
     fs::remove_file(&owners).unwrap();
     fs::rename(&moved, &owners).unwrap();
     let mut after = snapshot(&net);
-    // The store's open above may have removed the leftover; the listing itself wrote nothing.
-    after.retain(|p, _| before.contains_key(p));
+    // The store's open above may have removed the leftover and rebuilt (writing `state`); the
+    // listing itself wrote nothing.
+    after.retain(|p, _| before.contains_key(p) && !p.ends_with(".sandbox-cni/state"));
     let mut before = before;
     before.retain(|p, _| after.contains_key(p));
     assert_eq!(before.len(), after.len());

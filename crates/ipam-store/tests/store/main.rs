@@ -2,6 +2,7 @@
 //! `.sandbox-cni` layout, inspection, and property tests of the allocator.
 #![allow(clippy::unwrap_used)]
 
+mod attacks;
 mod common;
 mod disk;
 mod inspect;

@@ -113,6 +113,14 @@ pub fn detect(dirs: &Dirs, live: Option<&BTreeSet<String>>) -> Vec<Finding> {
                 allow_empty = live.is_empty();
             }
         }
+        // Every condition under which the plugin refuses to work on this store.
+        problems.extend(
+            found
+                .damage
+                .iter()
+                .filter(|d| d.blocks_calls())
+                .map(ToString::to_string),
+        );
         for u in &uses {
             if u.capacity > 0 && u.used.saturating_mul(100) >= u.capacity.saturating_mul(NEARLY_FULL_PERCENT)
             {
@@ -146,8 +154,13 @@ pub fn detect(dirs: &Dirs, live: Option<&BTreeSet<String>>) -> Vec<Finding> {
                 dir.display()
             )
         };
+        let refused = found.damage.iter().any(|d| d.blocks_calls());
         let problem = (!problems.is_empty()).then(|| {
-            let fix = if all_live {
+            let fix = if refused {
+                Fix::Widen(
+                    "remove what the message names (the plugin never works around it; it recreates its own files), then check with `k3s-sandbox ipam ls`".into(),
+                )
+            } else if all_live {
                 Fix::Widen(format!(
                     "every address is held by a live pod sandbox, so gc would free none: give network {} a larger range{}",
                     net.name,

@@ -6,6 +6,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use cni_core::safefs::printable;
 use ipam_store::Owner;
 use ipam_store::inspect::{self, Inspection};
 
@@ -190,6 +191,7 @@ pub(super) fn gc(dirs: &Dirs, a: &GcArgs) -> Result<u8> {
             "reservations": found.reservations.len(), "live": p.live, "young": p.young,
             "minAgeSeconds": a.min_age.as_secs(),
             "blocked": p.blocked.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "refusals": found.damage.iter().filter(|d| d.blocks_calls()).map(ToString::to_string).collect::<Vec<_>>(),
             "free": doomed, "dryRun": !a.apply,
         }));
     } else {
@@ -204,6 +206,10 @@ pub(super) fn gc(dirs: &Dirs, a: &GcArgs) -> Result<u8> {
         );
         for ip in &p.blocked {
             println!("  {ip}: not a regular file, never removed by gc: remove it by hand");
+        }
+        // What gc cannot repair: plugin calls on this store keep failing until it is removed by hand.
+        for d in found.damage.iter().filter(|d| d.blocks_calls()) {
+            println!("  {d}");
         }
         if !p.free.is_empty() {
             let rows: Vec<Vec<String>> = p
@@ -289,8 +295,8 @@ fn gc_args_text(dirs: &Dirs, net: &Network, a: &GcArgs) -> String {
 pub(super) fn holder_cells(o: Option<&Owner>, full: bool) -> (String, String) {
     match o {
         Some(o) => (
-            output::short_id(&o.id, full),
-            o.ifname.clone().unwrap_or_else(|| "-".into()),
+            printable(&output::short_id(&o.id, full)).into_owned(),
+            o.ifname.as_deref().map_or_else(|| "-".into(), |i| printable(i).into_owned()),
         ),
         None => ("(no holder)".to_string(), "-".to_string()),
     }

@@ -5,12 +5,12 @@
 //! records stay readable, and `on` moves it back.
 
 mod read;
-mod render;
+pub mod render;
 #[cfg(test)]
 mod tests;
 
 use std::fs;
-use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -118,17 +118,43 @@ pub fn is_on(dir: &Path) -> bool {
     fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir())
 }
 
+/// Why the plugins would not write into `dir` (see cni-core's `trace`): `None` when it is missing
+/// or fit. Checked as ssh checks `~/.ssh`; the message says how to fix it.
+pub fn refusal(dir: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let md = fs::symlink_metadata(dir).ok()?;
+    let euid = rustix::process::geteuid().as_raw();
+    let file = dir.join(FILE);
+    let why = match cni_core::safefs::check_private_dir(dir, &md, euid) {
+        Err(why) => why,
+        Ok(()) => match fs::symlink_metadata(&file) {
+            Ok(f) if !f.is_file() || f.uid() != euid || f.nlink() != 1 => format!(
+                "{} is not a regular file of uid {euid} with one name; remove it",
+                file.display()
+            ),
+            _ => return None,
+        },
+    };
+    Some(format!("{why}; the plugins do not write a trace there"))
+}
+
 fn turn_on(dir: &Path) -> Result<()> {
+    if let Some(why) = refusal(dir) {
+        return Err(Failure::new(why));
+    }
     if is_on(dir) {
         say(&format!("the trace is already on ({})", dir.display()));
         return Ok(());
     }
     let off = off_dir(dir);
+    if let Some(why) = refusal(&off) {
+        return Err(Failure::new(format!("not moved back: {why}")));
+    }
     if is_on(&off) {
         fs::rename(&off, dir).map_err(|e| Failure::io("move back", &off, &e))?;
     } else {
         if let Some(parent) = dir.parent() {
-            fs::create_dir_all(parent).map_err(|e| {
+            fs::DirBuilder::new().recursive(true).mode(0o755).create(parent).map_err(|e| {
                 Failure::new(format!(
                     "cannot create {}: {e}{}",
                     parent.display(),
@@ -145,6 +171,9 @@ fn turn_on(dir: &Path) -> Result<()> {
             .create(dir)
             .map_err(|e| Failure::io("create the trace directory", dir, &e))?;
     }
+    // 0700 whatever the umask; the plugins create the files 0600.
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+        .map_err(|e| Failure::io("set the mode of", dir, &e))?;
     if dir == Path::new(DEFAULT_DIR) {
         say(&format!(
             "trace on: every plugin call appends a line to {}; read it with `k3s-sandbox trace`, stop with `k3s-sandbox trace off`",
@@ -199,17 +228,24 @@ fn status(dir: &Path, json: bool) -> Result<u8> {
             .map(|m| m.len())
             .sum::<u64>()
     };
-    let on = is_on(dir);
+    let refused = refusal(dir);
+    let on = refused.is_none() && is_on(dir);
     let records = records_dir(dir);
     let rotated = records.as_ref().is_some_and(|d| d.join(ROTATED).is_file());
     if json {
         crate::output::print_json(&serde_json::json!({
             "on": on,
             "dir": dir.display().to_string(),
+            "refused": refused,
             "records": records.as_ref().map(|d| d.display().to_string()),
             "bytes": records.as_deref().map(size),
         }));
         return Ok(if on { 0 } else { 1 });
+    }
+    if let Some(why) = refused {
+        println!("trace: refused");
+        println!("reason: {why}");
+        return Ok(1);
     }
     let with = if rotated {
         format!(" (with {ROTATED})")

@@ -13,11 +13,24 @@ use super::render::Printer;
 use super::{TraceArgs, is_on, records_dir, say};
 use crate::error::{Failure, Result};
 
-/// Reads `file` from `offset` to its end; returns the complete lines and the new offset (a line
+/// The most read from a trace file at once: a file is rotated at 4 MiB.
+const MAX_READ: u64 = 4 * cni_core::trace::MAX_SIZE;
+
+/// Opens a trace file as the plugins do: never through a symlink, never waiting on a FIFO, a
+/// regular file only.
+fn open(path: &Path) -> Option<File> {
+    cni_core::safefs::open_regular(fs::OpenOptions::new().read(true), path)
+        .ok()
+        .map(|(f, _)| f)
+}
+
+/// Reads `file` from `offset` to its end (at most [`MAX_READ`] bytes); returns the complete lines and the new offset (a line
 /// being written is left for later).
 fn read_from(file: &mut File, offset: u64) -> (Vec<String>, u64) {
     let mut buf = Vec::new();
-    if file.seek(SeekFrom::Start(offset)).is_err() || file.read_to_end(&mut buf).is_err() {
+    if file.seek(SeekFrom::Start(offset)).is_err()
+        || Read::take(&mut *file, MAX_READ).read_to_end(&mut buf).is_err()
+    {
         return (Vec::new(), offset);
     }
     let complete = buf.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
@@ -63,7 +76,7 @@ pub(super) fn show(dir: &Path, a: &TraceArgs) -> Result<u8> {
     let mut all = Vec::new();
     for name in [ROTATED, FILE] {
         let path = rdir.join(name);
-        let Ok(mut f) = File::open(&path) else { continue };
+        let Some(mut f) = open(&path) else { continue };
         let (lines, end) = read_from(&mut f, 0);
         all.extend(lines);
         if name == FILE {
@@ -108,7 +121,7 @@ fn follow(dir: &Path, p: &mut Printer, mut current: Option<(File, u64)>) -> Resu
                 .as_ref()
                 .and_then(|(f, _)| f.metadata().ok())
                 .is_some_and(|m| m.ino() == md.ino() && m.dev() == md.dev());
-            if !same && let Ok(f) = File::open(&path) {
+            if !same && let Some(f) = open(&path) {
                 current = Some((f, 0));
                 continue;
             }

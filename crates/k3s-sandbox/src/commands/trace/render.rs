@@ -30,19 +30,19 @@ pub fn fmt_time(t: f64) -> String {
 }
 
 /// One record for the table.
-pub(super) struct Row {
+pub struct Row {
     /// An error's message, printed under its row.
-    pub(super) message: String,
-    pub(super) time: String,
-    pub(super) plugin: String,
-    pub(super) verb: String,
-    pub(super) network: String,
-    pub(super) container: String,
-    pub(super) ifname: String,
-    pub(super) result: String,
-    pub(super) error: bool,
-    pub(super) duration: String,
-    pub(super) pid: String,
+    pub message: String,
+    pub time: String,
+    pub plugin: String,
+    pub verb: String,
+    pub network: String,
+    pub container: String,
+    pub ifname: String,
+    pub result: String,
+    pub error: bool,
+    pub duration: String,
+    pub pid: String,
 }
 
 fn text(v: &Value, key: &str) -> String {
@@ -72,7 +72,7 @@ fn addresses(reply: &Value) -> Vec<String> {
     out
 }
 
-pub(super) fn row(v: &Value, parent: &str, full: bool) -> Row {
+pub fn row(v: &Value, parent: &str, full: bool) -> Row {
     let plugin = text(v, "plugin");
     let reply = v.get("reply").unwrap_or(&Value::Null);
     let error = reply.get("code").is_some();
@@ -115,7 +115,7 @@ pub(super) fn row(v: &Value, parent: &str, full: bool) -> Row {
 
 /// The delegating plugin of each record: the first later record (within a minute) whose pid is
 /// this record's ppid. Records are in file order.
-pub(super) fn parents(recs: &[Value]) -> Vec<String> {
+pub fn parents(recs: &[Value]) -> Vec<String> {
     recs.iter()
         .enumerate()
         .map(|(i, r)| {
@@ -251,6 +251,8 @@ impl Printer {
                 lines.push(m);
             }
             for l in lines {
+                // Control characters of a forged record never reach the terminal.
+                let l = cni_core::safefs::printable(&l).into_owned();
                 if r.error && self.color {
                     emit(&format!("\x1b[1;31m{l}\x1b[0m"));
                 } else {

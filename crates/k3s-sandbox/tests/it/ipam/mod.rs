@@ -4,6 +4,7 @@
 mod status;
 mod store;
 mod trace;
+mod trace_attacks;
 
 use std::fs;
 use std::io::Write;

@@ -338,3 +338,50 @@ fn status_cannot_count_leaks_when_the_runtime_does_not_answer_and_touches_nothin
     assert_eq!(s.warning, None);
     n.run(&["down"]).ok();
 }
+
+/// A store every ADD refuses (issue 21): `ipam ls` and `doctor` say so, with the plugin's reason.
+#[test]
+fn ls_and_doctor_report_a_store_the_plugin_refuses() {
+    let n = Net::new("10.87.0.0/24");
+    n.add("ctr-0");
+    let lock = n.store().join("lock");
+    fs::remove_file(&lock).unwrap();
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&lock)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = n.ipam("ls");
+    out.ok()
+        .stdout_has("every plugin call on this store fails (code 5)")
+        .stdout_has("lock: is not a regular file");
+    assert!(!out.stdout.contains("damage: none"), "{}", out.stdout);
+    let out = n.run(&["doctor"]);
+    let line = out
+        .stdout
+        .lines()
+        .find(|l| l.contains("IPAM sandbox-cni"))
+        .unwrap_or_else(|| panic!("no IPAM line:\n{}", out.stdout))
+        .to_string();
+    assert!(
+        line.starts_with("warn") && line.contains("every plugin call on this store fails"),
+        "{line}"
+    );
+    // A FIFO cursor: gc's dry run says calls fail (the store itself opens).
+    fs::remove_file(&lock).unwrap();
+    let cursor = n.store().join("last_reserved_ip.0");
+    fs::remove_file(&cursor).unwrap();
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&cursor)
+            .status()
+            .unwrap()
+            .success()
+    );
+    n.ipam("gc sandbox-cni --valid ctr-0")
+        .ok()
+        .stdout_has("every plugin call on this store fails (code 5)")
+        .stdout_has("last_reserved_ip.0: is not a regular file");
+}
