@@ -296,7 +296,9 @@ pub(super) fn holder_cells(o: Option<&Owner>, full: bool) -> (String, String) {
     match o {
         Some(o) => (
             printable(&output::short_id(&o.id, full)).into_owned(),
-            o.ifname.as_deref().map_or_else(|| "-".into(), |i| printable(i).into_owned()),
+            o.ifname
+                .as_deref()
+                .map_or_else(|| "-".into(), |i| printable(i).into_owned()),
         ),
         None => ("(no holder)".to_string(), "-".to_string()),
     }
