@@ -36,7 +36,9 @@ pub enum What {
         record: PathBuf,
     },
     /// Measure what doctor reports (JSON): prctl(PR_SET_CHILD_SUBREAPER), the cgroup mounts
-    /// (tried only with --private-mounts, under `unshare -m`), a trivial crun container
+    /// (tried only with --private-mounts, under `unshare -m`), a trivial crun container. Internal:
+    /// doctor runs it as a child in a mount namespace of its own, so it is not listed in --help.
+    #[command(hide = true)]
     Measure {
         /// This process runs in a mount namespace of its own: try the cgroup mounts
         #[arg(long)]

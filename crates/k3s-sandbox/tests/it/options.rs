@@ -16,17 +16,18 @@ use k3s_sandbox::cli::Cli;
 
 use crate::common::{Out, Sandbox, built_plugins_dir, exe, repo_conflist};
 
-/// Every (command path, `--long` or positional id) of the tree, help and version aside.
+/// Every (command path, `--long` or positional id) of the tree that --help lists: help, version and
+/// hidden entries aside (`pods-profile measure` is doctor's internal child).
 fn tree(cmd: &clap::Command, path: &str, out: &mut BTreeSet<(String, String)>) {
     for a in cmd.get_arguments() {
         let id = a.get_id().as_str();
-        if id == "help" || id == "version" {
+        if id == "help" || id == "version" || a.is_hide_set() {
             continue;
         }
         let name = a.get_long().map_or_else(|| id.to_string(), |l| format!("--{l}"));
         out.insert((path.to_string(), name));
     }
-    for sub in cmd.get_subcommands() {
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
         tree(sub, format!("{path} {}", sub.get_name()).trim_start(), out);
     }
 }
@@ -843,6 +844,19 @@ fn probes(w: &World) -> Vec<Probe> {
             "--apply",
             &format!("cni gc {net}"),
             "gc sandbox-cni: released",
+        ),
+        // The record is read first: one under a regular file names its path in the error.
+        p(
+            "pods-profile mount",
+            "--record",
+            words(&format!("pods-profile mount --record {under_file}")),
+            &under_file,
+        ),
+        p(
+            "pods-profile unmount",
+            "--record",
+            words(&format!("pods-profile unmount --record {}", s("-no-record"))),
+            &format!("no record at {}", s("-no-record")),
         ),
     ]);
     v
