@@ -280,6 +280,8 @@ in_hostroot() {
     local cache=${XDG_CACHE_HOME:-$HOME/.cache}/sandbox-cni
     local -a binds=(--bind "$repo:$repo" --bind "$cargo_home:$cargo_home" --bind "$rustup_home:$rustup_home"
         --bind "$cache:$cache")
+    # The host's CA certificates (a proxy's own CA, if any), for cargo's downloads.
+    [ ! -d /etc/ssl/certs ] || binds+=(--ro-bind /etc/ssl/certs:/etc/ssl/certs)
     # A git worktree's metadata lives outside it: bind that too, for git ls-files.
     local common
     common=$(cd "$repo" && git rev-parse --path-format=absolute --git-common-dir 2>/dev/null) || common=
@@ -289,7 +291,7 @@ in_hostroot() {
         "PATH=$cargo_home/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
         "SANDBOX_CNI_RUN_RESULTS=$results_file")
     local v
-    while IFS= read -r v; do envs+=("$v"); done < <(env | grep -E '^(SANDBOX_CNI_[A-Z0-9_]*|CARGO_[A-Z0-9_]*|RUSTUP_TOOLCHAIN|RUSTFLAGS|XDG_CACHE_HOME|CI|TERM)=' |
+    while IFS= read -r v; do envs+=("$v"); done < <(env | grep -E '^(SANDBOX_CNI_[A-Z0-9_]*|CARGO_[A-Z0-9_]*|RUSTUP_TOOLCHAIN|RUSTFLAGS|XDG_CACHE_HOME|CI|TERM|[A-Za-z_]*_proxy|[A-Z_]*_PROXY)=' |
         grep -vE '^(CARGO_HOME|SANDBOX_CNI_RUN_RESULTS)=')
     tests/testroot/testroot.sh --release host run --scratch "${binds[@]}" -- \
         env "${envs[@]}" bash "$repo/tests/run.sh" --inside
