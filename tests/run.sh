@@ -3,6 +3,9 @@
 #
 #   tests/run.sh            everything (needs root: the steps run in throwaway Debian roots)
 #   tests/run.sh --no-deps  skip installing the Rust toolchains and cargo-fuzz (they are already there)
+#   tests/run.sh --in-root CMD [ARG...]
+#                           run one command in this checkout the way the steps run (in the root of the
+#                           host's release, built if needed), e.g. `tests/run.sh --in-root cargo test`
 #
 # The host is only read. The Debian packages the tests need (tests/apt-packages.txt: the old clients,
 # containerd 1.6, libcni 1.1, runsc 2022, the 1.1.1 reference, and tools such as shellcheck and qemu)
@@ -41,13 +44,20 @@ cd "$repo" || exit 1
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 install_deps=1
 inside=0
-for arg in "$@"; do
-    case $arg in
+declare -a in_root=()
+while [ $# -gt 0 ]; do
+    case $1 in
         --no-deps) install_deps=0 ;;
         --inside) inside=1 ;;  # internal: run the suite's steps (we are in the root of the host's release)
+        --in-root)
+            shift
+            in_root=("$@")
+            [ ${#in_root[@]} -gt 0 ] || { echo "tests/run.sh: --in-root needs a command" >&2; exit 2; }
+            break ;;
         -h|--help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0 ;;
-        *) echo "tests/run.sh: unknown option $arg" >&2; exit 2 ;;
+        *) echo "tests/run.sh: unknown option $1" >&2; exit 2 ;;
     esac
+    shift
 done
 
 MUSL="$(uname -m)-unknown-linux-musl"
@@ -272,9 +282,8 @@ hostroot_build() {
     echo
 }
 
-# Every suite step, inside a throwaway overlay of the host-release root: this checkout, the Rust
-# toolchains and the roots' cache are bound in at their own paths; the step results come back
-# through a file for the summary.
+# A command in this checkout, inside a throwaway overlay of the host-release root: this checkout,
+# the Rust toolchains and the roots' cache are bound in at their own paths.
 in_hostroot() {
     local cargo_home=${CARGO_HOME:-$HOME/.cargo} rustup_home=${RUSTUP_HOME:-$HOME/.rustup}
     local cache=${XDG_CACHE_HOME:-$HOME/.cache}/sandbox-cni
@@ -293,8 +302,9 @@ in_hostroot() {
     local v
     while IFS= read -r v; do envs+=("$v"); done < <(env | grep -E '^(SANDBOX_CNI_[A-Z0-9_]*|CARGO_[A-Z0-9_]*|RUSTUP_TOOLCHAIN|RUSTFLAGS|XDG_CACHE_HOME|CI|TERM|[A-Za-z_]*_proxy|[A-Z_]*_PROXY)=' |
         grep -vE '^(CARGO_HOME|SANDBOX_CNI_RUN_RESULTS)=')
+    # shellcheck disable=SC2016
     tests/testroot/testroot.sh --release host run --scratch "${binds[@]}" -- \
-        env "${envs[@]}" bash "$repo/tests/run.sh" --inside
+        env "${envs[@]}" bash -c 'cd "$1" && shift && exec "$@"' in-root "$repo" "$@"
 }
 
 summary() {
@@ -306,6 +316,14 @@ summary() {
     [ "$failed" = 0 ]
 }
 
+if [ ${#in_root[@]} -gt 0 ]; then
+    [ "$(id -u)" = 0 ] || { echo "tests/run.sh needs root: its steps run in throwaway Debian roots" >&2; exit 1; }
+    tests/testroot/testroot.sh --release host build >/dev/null || exit
+    results_file=/dev/null
+    in_hostroot "${in_root[@]}"
+    exit
+fi
+
 if [ "$inside" = 0 ]; then
     [ "$(id -u)" = 0 ] || { echo "tests/run.sh needs root: its steps run in throwaway Debian roots" >&2; exit 1; }
     host_before=$(host_state)
@@ -315,7 +333,8 @@ if [ "$inside" = 0 ]; then
     results_file="$repo/target/.run-steps"
     : >"$results_file"
     rc=0
-    in_hostroot || rc=$?
+    # The suite's steps; their results come back through a file for the summary.
+    in_hostroot bash tests/run.sh --inside || rc=$?
     while IFS= read -r line; do
         results+=("$line")
         case $line in FAIL*) failed=$((failed + 1)) ;; SKIP*) skipped=$((skipped + 1)) ;; esac
