@@ -735,6 +735,13 @@ fn probes(w: &World) -> Vec<Probe> {
             words(&format!("ipam release {net} --container ctr-x --ifname net7")),
             "(interface net7)",
         ),
+        // The leaked reservation stays: a dry run frees nothing (a later probe's gc still sees it).
+        p(
+            "ipam release",
+            "--dry-run",
+            words(&format!("ipam release {net} --ip 10.42.0.200 --dry-run")),
+            "would release 10.42.0.200",
+        ),
         flag(
             "ipam release",
             "--json",

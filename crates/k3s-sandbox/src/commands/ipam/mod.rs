@@ -89,6 +89,9 @@ pub struct ReleaseArgs {
     /// With --container: only this interface's addresses
     #[arg(long, value_name = "IF")]
     pub ifname: Option<String>,
+    /// Print what would be released, and release nothing
+    #[arg(long)]
+    pub dry_run: bool,
     /// Print what was released as JSON on stdout
     #[arg(long)]
     pub json: bool,

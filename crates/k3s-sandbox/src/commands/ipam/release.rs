@@ -31,10 +31,31 @@ pub(super) fn release(dirs: &Dirs, a: &ReleaseArgs) -> Result<u8> {
     let net = one(dirs, &a.store, &a.network)?;
     let mut store = open_store(&net)?;
     let store_err = |e: ipam_store::StoreError| Failure::new(format!("{}: {e}", net.store_dir().display()));
+    if a.dry_run {
+        // The same selection as below, read from the store's list (under its lock), nothing freed.
+        let chosen: Vec<(IpAddr, Option<Owner>)> = store
+            .list()
+            .map_err(store_err)?
+            .into_iter()
+            .filter(|(ip, o)| match (a.ip, o) {
+                (Some(want), _) => *ip == want,
+                (None, Some(o)) => {
+                    o.id == a.container.as_deref().unwrap_or_default()
+                        && a.ifname.as_deref().is_none_or(|i| o.ifname.as_deref() == Some(i))
+                }
+                (None, None) => false,
+            })
+            .collect();
+        if chosen.is_empty() {
+            return Err(nothing_held(a, &net.name));
+        }
+        print_released(&net.name, &chosen, a.json, true);
+        return Ok(0);
+    }
     if let Some(ip) = a.ip {
         return match store.release_address(ip).map_err(store_err)? {
             Some(holder) => {
-                print_released(&net.name, &[(ip, holder)], a.json);
+                print_released(&net.name, &[(ip, holder)], a.json, false);
                 Ok(0)
             }
             None => Err(Failure::new(format!(
@@ -70,21 +91,28 @@ pub(super) fn release(dirs: &Dirs, a: &ReleaseArgs) -> Result<u8> {
         }
     };
     if released.is_empty() {
-        return Err(Failure::new(format!(
-            "container {id}{} holds no address in network {}",
+        return Err(nothing_held(a, &net.name));
+    }
+    let released: Vec<(IpAddr, Option<Owner>)> = released.into_iter().map(|(ip, o)| (ip, Some(o))).collect();
+    print_released(&net.name, &released, a.json, false);
+    Ok(0)
+}
+
+fn nothing_held(a: &ReleaseArgs, network: &str) -> Failure {
+    match a.ip {
+        Some(ip) => Failure::new(format!("{ip} is not reserved in network {network}")),
+        None => Failure::new(format!(
+            "container {}{} holds no address in network {network}",
+            a.container.as_deref().unwrap_or_default(),
             a.ifname
                 .as_ref()
                 .map(|i| format!(" (interface {i})"))
                 .unwrap_or_default(),
-            net.name
-        )));
+        )),
     }
-    let released: Vec<(IpAddr, Option<Owner>)> = released.into_iter().map(|(ip, o)| (ip, Some(o))).collect();
-    print_released(&net.name, &released, a.json);
-    Ok(0)
 }
 
-fn print_released(network: &str, released: &[(IpAddr, Option<Owner>)], json: bool) {
+fn print_released(network: &str, released: &[(IpAddr, Option<Owner>)], json: bool, dry_run: bool) {
     if json {
         let list: Vec<serde_json::Value> = released
             .iter()
@@ -93,10 +121,15 @@ fn print_released(network: &str, released: &[(IpAddr, Option<Owner>)], json: boo
                                    "ifname": o.as_ref().and_then(|o| o.ifname.clone())})
             })
             .collect();
-        crate::output::print_json(&serde_json::json!({"network": network, "released": list}));
+        let key = if dry_run { "wouldRelease" } else { "released" };
+        crate::output::print_json(&serde_json::json!({"network": network, key: list, "dryRun": dry_run}));
         return;
     }
+    let verb = if dry_run { "would release" } else { "released" };
     for (ip, o) in released {
-        println!("released {ip} ({})", describe_holder(o.as_ref()));
+        println!("{verb} {ip} ({})", describe_holder(o.as_ref()));
+    }
+    if dry_run {
+        println!("dry run: nothing released; run it again without --dry-run to release");
     }
 }
