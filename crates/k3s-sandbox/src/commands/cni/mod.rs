@@ -15,7 +15,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches, Parser};
 use cni_runtime::cache::Cache;
 use cni_runtime::conf::{self, NetworkList};
 use cni_runtime::runner::ProcessRunner;
@@ -43,6 +43,15 @@ pub struct CnitoolCli {
     pub args: CniArgs,
 }
 
+/// cnitool's command line: `k3s-sandbox cni`'s, less `gc --apply`, since cnitool's gc always
+/// applies (as upstream's does): its help lists only what does something there.
+pub fn cnitool_command() -> clap::Command {
+    CnitoolCli::command().mut_subcommand("gc", |gc| {
+        gc.about("DEL the cached attachments of NETWORK that --valid does not keep, then send GC (1.1.0)")
+            .mut_arg("apply", |a| a.hide(true))
+    })
+}
+
 /// When the binary was called through a link named `cnitool`: runs as `k3s-sandbox cni` and returns
 /// the exit status (1 for every failure and usage error, as cnitool).
 pub fn run_as_cnitool() -> Option<std::process::ExitCode> {
@@ -50,7 +59,10 @@ pub fn run_as_cnitool() -> Option<std::process::ExitCode> {
     if Path::new(&argv0).file_name()? != "cnitool" {
         return None;
     }
-    let code = match CnitoolCli::try_parse() {
+    let code = match cnitool_command()
+        .try_get_matches()
+        .and_then(|m| CnitoolCli::from_arg_matches(&m))
+    {
         Ok(c) => match run_with(&c.args, true) {
             Ok(code) => code,
             Err(f) => {

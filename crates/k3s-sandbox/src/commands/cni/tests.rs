@@ -31,3 +31,20 @@ fn cni_args_follow_cnitool() {
     assert!(parse_cap_args("{").is_err());
     assert_eq!(parse_cap_args(r#"{"a":1}"#).unwrap()["a"], 1);
 }
+
+#[test]
+fn cnitool_gc_lists_no_apply_since_it_always_applies() {
+    let mut tool = super::cnitool_command();
+    let gc = tool.find_subcommand_mut("gc").expect("cnitool has gc");
+    let help = gc.render_help().to_string();
+    assert!(
+        !help.contains("--apply"),
+        "cnitool gc --help lists --apply:\n{help}"
+    );
+    let mut ours = <super::CnitoolCli as clap::CommandFactory>::command();
+    let gc = ours.find_subcommand_mut("gc").expect("cni has gc");
+    assert!(
+        gc.render_help().to_string().contains("--apply"),
+        "k3s-sandbox cni gc lost --apply"
+    );
+}
