@@ -29,6 +29,9 @@ pub struct DownArgs {
     /// Also delete the data dir and the conflist, but only files k3s-sandbox wrote
     #[arg(long)]
     pub purge: bool,
+    /// Print what would be stopped, unmounted and removed, and do none of it
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 pub fn run(a: &DownArgs) -> Result<u8> {
@@ -39,6 +42,9 @@ pub fn run(a: &DownArgs) -> Result<u8> {
         return Ok(0);
     }
     let lock = process::lock(&state.lock, LOCK_WAIT)?;
+    if a.dry_run {
+        return dry_run(&dirs, &state, a);
+    }
     match process::liveness(&state, &LiveProcesses) {
         Liveness::Running(inst) => {
             say(&format!(
@@ -84,6 +90,69 @@ pub fn run(a: &DownArgs) -> Result<u8> {
         purge(&dirs, &state)?;
         drop(lock);
         finish_purge(&state)?;
+    }
+    Ok(0)
+}
+
+/// `down --dry-run`: the steps `down` (with `--purge`, if given) would take, in order; none taken.
+fn dry_run(dirs: &Dirs, state: &StateFiles, a: &DownArgs) -> Result<u8> {
+    let mut plan = Vec::new();
+    match process::liveness(state, &LiveProcesses) {
+        Liveness::Running(inst) => plan.push(format!(
+            "stop k3s (pid {}, process group {}): SIGTERM, then SIGKILL after {}s",
+            inst.pid, inst.pgid, a.timeout
+        )),
+        Liveness::Stale(inst) => plan.push(format!(
+            "remove the stale pid file of k3s (pid {}) and stop what is left of its process group",
+            inst.pid
+        )),
+        Liveness::Corrupt(why) => plan.push(format!("remove an unusable pid file: {why}")),
+        Liveness::Stopped => {}
+    }
+    let record = gvisor_pods::Record::load(&state.dir.join(gvisor_pods::RECORD_FILE))?;
+    if let Some(r) = &record {
+        plan.extend(r.mounted.iter().rev().map(|p| format!("unmount {}", p.display())));
+        plan.extend(r.written.iter().map(|p| format!("remove {}", p.display())));
+    }
+    if a.purge {
+        let conf = dirs.cni_conf_dir.join(conflist::FILE_NAME);
+        if WrittenFiles::load(&state.written).is_ours(&conf) && conf.exists() {
+            plan.push(format!("remove {}", conf.display()));
+        }
+        if state.k3s_data.exists() {
+            plan.push(format!(
+                "remove {} and everything in it",
+                state.k3s_data.display()
+            ));
+        }
+        plan.extend(
+            state
+                .owned_files()
+                .iter()
+                .filter(|f| f.exists())
+                .map(|f| format!("remove {}", f.display())),
+        );
+        plan.push(format!(
+            "remove {} if nothing else is left in it",
+            state.dir.display()
+        ));
+    } else {
+        plan.extend(
+            state
+                .process_files()
+                .iter()
+                .filter(|f| f.exists())
+                .map(|f| format!("remove {}", f.display())),
+        );
+    }
+    if plan.is_empty() {
+        say(&format!("dry run: nothing to do for {}", state.dir.display()));
+    } else {
+        say("dry run: `down` would, in this order:");
+        for step in &plan {
+            say(&format!("  {step}"));
+        }
+        say("nothing was done; run it again without --dry-run to do it");
     }
     Ok(0)
 }

@@ -299,6 +299,37 @@ fn extra_arguments_cannot_move_instance_files() {
 }
 
 #[test]
+fn down_dry_run_lists_every_step_and_takes_none() {
+    let sb = Sandbox::new();
+    sb.up_cp(&[]).ok();
+    let conf = sb.conf.join("10-sandbox-cni.conflist");
+    let before: Vec<_> = fs::read_dir(&sb.data)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    let dry = sb.run(&["down", "--purge", "--dry-run"]);
+    dry.ok()
+        .stderr_has("dry run: `down` would")
+        .stderr_has("stop k3s (pid ")
+        .stderr_has(&format!("remove {}", conf.display()))
+        .stderr_has(&format!(
+            "remove {} and everything in it",
+            sb.data.join("k3s").display()
+        ))
+        .stderr_has("nothing was done");
+    // k3s still runs, and every file is still there.
+    sb.run(&["status"]).ok();
+    assert!(conf.exists());
+    let after: Vec<_> = fs::read_dir(&sb.data)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(before, after);
+    sb.run(&["down", "--purge"]).ok();
+    sb.run(&["down", "--dry-run"]).ok().stderr_has("nothing to do");
+}
+
+#[test]
 fn purge_removes_only_what_k3s_sandbox_wrote() {
     let sb = Sandbox::new();
     fs::create_dir_all(&sb.conf).unwrap();

@@ -413,6 +413,16 @@ fn probes(w: &World) -> Vec<Probe> {
             )
         },
         Probe {
+            before: vec![(up(&w.data("dr"), ""), Vec::new())],
+            down: vec![w.data("dr")],
+            ..p(
+                "down",
+                "--dry-run",
+                words(&format!("down --data-dir {} --dry-run", w.data("dr"))),
+                "dry run: `down` would",
+            )
+        },
+        Probe {
             before: vec![(
                 up(&w.data("xt"), ""),
                 vec![("FAKE_K3S_MODE", "ignore-term".into())],
