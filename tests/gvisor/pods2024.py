@@ -455,7 +455,12 @@ def cgroup_mounts():
 
 
 def ready_conditions(client):
-    conditions = client.conditions()
+    # A containerd that was just (re)started answers UNAVAILABLE ("server is not initialized yet")
+    # until its CRI plugin is up: not ready yet, so wait_for asks again.
+    try:
+        conditions = client.conditions()
+    except cri_client.CriError:
+        return False
     return all(c in conditions and conditions[c].status for c in ("RuntimeReady", "NetworkReady"))
 
 
