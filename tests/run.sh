@@ -38,6 +38,8 @@
 # The roots stay cached between runs (~/.cache/sandbox-cni); `tests/testroot/testroot.sh clean` and
 # `tests/testroot/testroot.sh --release host clean` remove them.
 set -uo pipefail
+# The roots' cache and the Rust toolchains are found from HOME; a bare environment may lack it.
+if [ -z "${HOME:-}" ]; then HOME=$(getent passwd "$(id -u)" | cut -d: -f6); export HOME; fi
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo" || exit 1

@@ -36,6 +36,8 @@
 # entered here (not root, no debootstrap, no mount namespaces, no overlayfs for --scratch, the mirror
 # unreachable); the reason is printed on stderr, starting with "SKIPPED:".
 set -uo pipefail
+# The roots' cache and the Rust toolchains are found from HOME; a bare environment may lack it.
+if [ -z "${HOME:-}" ]; then HOME=$(getent passwd "$(id -u)" | cut -d: -f6); export HOME; fi
 
 here=$(cd "$(dirname "$0")" && pwd)
 # Bump when the build steps below change, so cached roots are rebuilt.
