@@ -49,7 +49,8 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "e2e"))
 
 import cri_client  # noqa: E402
-import pods_image  # noqa: E402
+from cni_suite import Results  # noqa: E402  (the stage's one ok/FAIL tally)
+import oci_image  # noqa: E402
 
 NAMESPACE = "sandbox-cni-gvisor"
 IMAGE = "sandbox-cni.local/gvisor/busybox:1"
@@ -57,21 +58,6 @@ SUBNET_PREFIX = "10.42.0."
 REFERENCE_ERROR = '"cni0" already exists but is not a bridge'
 NETNS_DIR = "/var/run/netns"
 CACHE_DIR = "/var/lib/cni/results"
-
-
-class Results:
-    def __init__(self):
-        self.passed = 0
-        self.failed = 0
-
-    def check(self, name, ok, detail=""):
-        if ok:
-            self.passed += 1
-            print(f"ok   {name}", flush=True)
-        else:
-            self.failed += 1
-            print(f"FAIL {name}" + (f"\n     {detail[:1500]}" if detail else ""), flush=True)
-        return ok
 
 
 def info(text):
@@ -255,7 +241,9 @@ class Stage:
         }
         with open(self.path("cni-conf", "10-sandbox-cni.conflist"), "w", encoding="utf-8") as f:
             json.dump(conflist, f, indent=2)
-        tar, digest = pods_image.build(self.busybox(), IMAGE, ["/busybox", "sleep", "100000"])
+        tar, digest = oci_image.build_image_tar(
+            self.busybox(), IMAGE, entrypoint=["/busybox", "sleep", "100000"], binary_name="busybox"
+        )
         with open(self.path("image.tar"), "wb") as f:
             f.write(tar)
         info(f"image {IMAGE} ({digest[:19]}...) with the root's static busybox")

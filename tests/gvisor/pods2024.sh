@@ -84,37 +84,21 @@ exit $rc
 start=$SECONDS
 version=$("$testroot" run -- runsc --version 2>/dev/null | head -n 1)
 echo "gVisor 2024 pods: $version; $("$testroot" versions | grep -E '^(containerd|crun) ' | tr '\n' ' ')"
+# shellcheck source=tests/gvisor/tally.sh
+. "$repo/tests/gvisor/tally.sh"
 total_pass=0
 total_fail=0
 declare -a lines=()
 run_one() {
     local name=$1 dir=$2; shift 2
-    local rc=0 result pass fail
+    local rc=0
     echo
     echo "--- $name"
     "$testroot" run --ro-bind "$repo:/src" --ro-bind "$dir:/cni-bin" --ro-bind "$cli:/usr/local/bin/k3s-sandbox" \
         --bind "$tmp:/out" -- env LIMIT="$limit" sh -c "$inside" inside "$name" \
         /usr/bin/python3 /src/tests/gvisor/pods2024.py --plugins /cni-bin \
         --k3s-sandbox /usr/local/bin/k3s-sandbox --timeout $((limit - 10)) "$@" || rc=$?
-    cat "$tmp/$name.out" 2>/dev/null
-    result=$(grep '^RESULT ' "$tmp/$name.out" 2>/dev/null | tail -n 1)
-    if [ -z "$result" ]; then
-        pass=0 fail=1
-        if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
-            echo "FAIL the sandbox did not finish within ${limit}s"
-        else
-            echo "FAIL the sandbox ended without a result (exit status $rc)"
-        fi
-    else
-        read -r _ pass fail <<<"$result"
-    fi
-    if [ "$fail" != 0 ] && [ -s "$tmp/$name.err" ]; then
-        echo "     stderr of runsc (last lines):"
-        tail -n 15 "$tmp/$name.err" | sed 's/^/     | /'
-    fi
-    total_pass=$((total_pass + pass))
-    total_fail=$((total_fail + fail))
-    lines+=("$(printf '%-15s %3d passed, %3d failed' "$name" "$pass" "$fail")")
+    tally "$name" "$rc"
 }
 
 # Can runsc 2024 start in the root at all?

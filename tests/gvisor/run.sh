@@ -107,35 +107,18 @@ fi
 
 start=$SECONDS
 echo "gVisor stage: $version, plugins from $plugins"
+# shellcheck source=tests/gvisor/tally.sh
+. "$repo/tests/gvisor/tally.sh"
 total_pass=0
 total_fail=0
 declare -a lines=()
 run_one() {
     local name=$1; shift
-    local rc=0 result pass fail
+    local rc=0
     echo
     echo "--- $name"
     sandbox "$name" "$@" || rc=$?
-    cat "$tmp/$name.out"
-    result=$(grep '^RESULT ' "$tmp/$name.out" | tail -n 1)
-    if [ -z "$result" ]; then
-        pass=0
-        fail=1
-        if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
-            echo "FAIL the sandbox did not finish within ${limit}s"
-        else
-            echo "FAIL the sandbox ended without a result (runsc exit status $rc)"
-        fi
-    else
-        read -r _ pass fail <<<"$result"
-    fi
-    if [ "$fail" != 0 ] && [ -s "$tmp/$name.err" ]; then
-        echo "     stderr of runsc (last lines):"
-        tail -n 15 "$tmp/$name.err" | sed 's/^/     | /'
-    fi
-    total_pass=$((total_pass + pass))
-    total_fail=$((total_fail + fail))
-    lines+=("$(printf '%-14s %3d passed, %3d failed' "$name" "$pass" "$fail")")
+    tally "$name" "$rc"
 }
 
 suite=("$python" "$here/cni_suite.py" --plugins "$plugins" --k3s-sandbox "$cli")
