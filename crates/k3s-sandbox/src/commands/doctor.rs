@@ -53,7 +53,7 @@ pub fn run(a: &DoctorArgs) -> Result<u8> {
     checks.push(doctor::data_dir_check(&dirs.data_dir));
 
     let (ours, agent_running) = match process::liveness(&state, &LiveProcesses) {
-        Liveness::Running(inst) => (Some(inst.pid), inst.profile.as_deref() == Some("agent")),
+        Liveness::Running(inst) => (Some(inst.pid), inst.known_profile() == Some(Profile::Agent)),
         _ => (None, false),
     };
     let ports: Vec<(u16, std::result::Result<(), String>)> = [6443, 6444, 10250]

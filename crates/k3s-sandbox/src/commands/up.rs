@@ -275,7 +275,7 @@ fn start(up: &Up) -> Result<Started> {
         pgid: pid,
         argv: up.argv.clone(),
         start_time: process::proc_stat(pid).map(|s| s.start_time),
-        profile: Some(up.profile.as_str().to_string()),
+        profile: Some(up.profile.into()),
         version: up
             .version
             .map(|v| v.to_string())
