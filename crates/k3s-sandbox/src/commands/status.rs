@@ -118,7 +118,7 @@ pub fn run(a: &StatusArgs) -> Result<u8> {
                 Ok(_) if !state.kubeconfig.exists() => {
                     Err(format!("{} not written yet", state.kubeconfig.display()))
                 }
-                Ok(k3s) => crate::k3s::readyz(k3s, &state.kubeconfig),
+                Ok(k3s) => crate::k3s::readyz(k3s, &state.kubeconfig).map_err(|e| e.to_string()),
             };
             let k3s_name = k3s
                 .map(|p| p.display().to_string())
