@@ -353,4 +353,68 @@ mod tests {
             }
         );
     }
+
+    #[test]
+    fn the_checks_in_order_read_as_before() {
+        let tmp = tempfile::tempdir().unwrap();
+        let kc = tmp.path().join("kubeconfig.yaml");
+        let no_k3s = tmp.path().join("no-k3s");
+        let e = check(&no_k3s, &kc).unwrap_err();
+        assert_eq!(e.to_string(), format!("k3s has not written {} yet", kc.display()));
+        // With the kubeconfig written, the API server is asked (here k3s cannot even be run).
+        std::fs::write(&kc, "").unwrap();
+        let e = check(&no_k3s, &kc).unwrap_err();
+        assert!(
+            e.to_string().starts_with(&format!(
+                "API server not ready: cannot run {} kubectl: ",
+                no_k3s.display()
+            )),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_k3s_that_is_gone_ends_the_wait_at_once() {
+        let tmp = tempfile::tempdir().unwrap();
+        let kc = tmp.path().join("kubeconfig.yaml");
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "exit 3"])
+            .spawn()
+            .unwrap();
+        // Reaped by try_wait in the first probe.
+        while std::fs::read_to_string(format!("/proc/{}/stat", child.id())).is_ok_and(|s| !s.contains(") Z "))
+        {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let mut lines = Vec::new();
+        let out = wait_for_k3s(Path::new("k3s"), &kc, Watched::Child(&mut child), 100 * S, |l| {
+            lines.push(l.to_string())
+        });
+        assert_eq!(out, Outcome::Exited("k3s exited with status 3".into()));
+        assert!(lines.is_empty());
+        // A recorded k3s whose start time is not that of any process is no longer running.
+        let inst = Instance {
+            pid: std::process::id(),
+            pgid: 0,
+            argv: vec![],
+            start_time: Some(u64::MAX),
+            profile: None,
+            version: None,
+            node_name: None,
+        };
+        let out = wait_for_k3s(Path::new("k3s"), &kc, Watched::Pid(&inst), 100 * S, |_| {});
+        assert_eq!(
+            out,
+            Outcome::Exited(format!("k3s (pid {}) is no longer running", inst.pid))
+        );
+    }
+
+    #[test]
+    fn the_pod_cidr_wait_ends_with_the_last_reason() {
+        let tmp = tempfile::tempdir().unwrap();
+        let no_k3s = tmp.path().join("no-k3s");
+        let e = wait_for_pod_cidr(&no_k3s, &tmp.path().join("kc"), "n", Duration::ZERO).unwrap_err();
+        assert!(matches!(e, NoPodCidr::Kubectl(KubectlError::Run { .. })), "{e}");
+        assert_eq!(NoPodCidr::Unset.to_string(), "the node has no podCIDR yet");
+    }
 }
