@@ -128,7 +128,7 @@ impl Up {
             extra: &a.extra,
             force: a.force,
         })
-        .map_err(Failure::Usage)?;
+        .map_err(|e| Failure::Usage(e.to_string()))?;
         let pods = gvisor::pods(profile, version);
         if let Some(flag) = pods.as_ref().and_then(|p| p.default_runtime_flag(&a.extra)) {
             cmd.args.push(flag);
