@@ -176,9 +176,27 @@ fn flag(name: &str, value: Option<&str>) -> (String, Option<String>) {
     (name.to_string(), value.map(str::to_string))
 }
 
+/// An extra k3s argument `up` refuses: `arg` as given, `name` its flag.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExtraArgError {
+    /// A flag that decides where the instance lives.
+    #[error(
+        "the extra k3s argument `{arg}` is not allowed: k3s-sandbox sets --{name} itself (use \
+         `k3s-sandbox up --data-dir DIR` to choose where the instance lives; the kubeconfig is \
+         always <data-dir>/kubeconfig.yaml)"
+    )]
+    Fixed { arg: String, name: String },
+    /// A flag that keeps k3s away from kernel networking, without --force.
+    #[error(
+        "the extra k3s argument `{arg}` replaces --{name}, which k3s-sandbox sets to keep k3s away \
+         from kernel networking; pass --force to replace it anyway"
+    )]
+    Guarded { arg: String, name: String },
+}
+
 /// Build `server ...` for the profile. Errors name the offending extra flag
 /// and what to do instead.
-pub fn build_k3s_args(input: &FlagInput<'_>) -> Result<K3sCommand, String> {
+pub fn build_k3s_args(input: &FlagInput<'_>) -> Result<K3sCommand, ExtraArgError> {
     let data_dir = input.k3s_data_dir.to_string_lossy();
     let kubeconfig = input.kubeconfig.to_string_lossy();
     let mut ours: Vec<(String, Option<String>)> = Vec::new();
@@ -226,18 +244,17 @@ pub fn build_k3s_args(input: &FlagInput<'_>) -> Result<K3sCommand, String> {
     for arg in input.extra {
         let Some(name) = flag_name(arg) else { continue };
         if FIXED.contains(&name.as_str()) {
-            return Err(format!(
-                "the extra k3s argument `{arg}` is not allowed: k3s-sandbox sets --{name} itself \
-                 (use `k3s-sandbox up --data-dir DIR` to choose where the instance lives; the kubeconfig \
-                 is always <data-dir>/kubeconfig.yaml)"
-            ));
+            return Err(ExtraArgError::Fixed {
+                arg: arg.clone(),
+                name,
+            });
         }
         if GUARDED.contains(&name.as_str()) {
             if !input.force {
-                return Err(format!(
-                    "the extra k3s argument `{arg}` replaces --{name}, which k3s-sandbox sets to keep \
-                     k3s away from kernel networking; pass --force to replace it anyway"
-                ));
+                return Err(ExtraArgError::Guarded {
+                    arg: arg.clone(),
+                    name,
+                });
             }
             ours.retain(|(n, _)| *n != name);
         }

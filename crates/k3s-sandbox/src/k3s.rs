@@ -53,35 +53,52 @@ pub fn version(k3s: &Path) -> Result<(String, Option<K3sVersion>)> {
     Ok((first, K3sVersion::parse(&text)))
 }
 
-fn kubectl(k3s: &Path, kubeconfig: &Path, args: &[&str]) -> std::result::Result<String, String> {
+/// Why a question to k3s's kubectl got no usable answer.
+#[derive(Debug, thiserror::Error)]
+pub enum KubectlError {
+    #[error("cannot run {} kubectl: {source}", k3s.display())]
+    Run { k3s: PathBuf, source: std::io::Error },
+    /// kubectl failed: the last line of its stderr, else how it ended.
+    #[error("{0}")]
+    Failed(String),
+    /// The API server answered /readyz with something else than `ok`.
+    #[error("/readyz answered {0:?}")]
+    NotOk(String),
+}
+
+fn kubectl(k3s: &Path, kubeconfig: &Path, args: &[&str]) -> std::result::Result<String, KubectlError> {
     let mut full = vec![
         "kubectl".to_string(),
         format!("--kubeconfig={}", kubeconfig.display()),
         "--request-timeout=5s".to_string(),
     ];
     full.extend(args.iter().map(|a| a.to_string()));
-    let out = util::run_with_timeout(k3s, &full, &[], b"", Duration::from_secs(20))
-        .map_err(|e| format!("cannot run {} kubectl: {e}", k3s.display()))?;
+    let out = util::run_with_timeout(k3s, &full, &[], b"", Duration::from_secs(20)).map_err(|source| {
+        KubectlError::Run {
+            k3s: k3s.to_path_buf(),
+            source,
+        }
+    })?;
     if out.success() {
         Ok(out.stdout_text())
     } else {
         let err = out.stderr_text();
         let err = err.trim().lines().last().unwrap_or("").to_string();
-        Err(if err.is_empty() {
+        Err(KubectlError::Failed(if err.is_empty() {
             format!("kubectl {}", out.describe_end())
         } else {
             err
-        })
+        }))
     }
 }
 
 /// `k3s kubectl get --raw=/readyz` answered `ok`.
-pub fn readyz(k3s: &Path, kubeconfig: &Path) -> std::result::Result<(), String> {
+pub fn readyz(k3s: &Path, kubeconfig: &Path) -> std::result::Result<(), KubectlError> {
     let body = kubectl(k3s, kubeconfig, &["get", "--raw=/readyz"])?;
     if body.trim() == "ok" {
         Ok(())
     } else {
-        Err(format!("/readyz answered {:?}", body.trim()))
+        Err(KubectlError::NotOk(body.trim().to_string()))
     }
 }
 
@@ -90,7 +107,7 @@ pub fn node_pod_cidr(
     k3s: &Path,
     kubeconfig: &Path,
     name: &str,
-) -> std::result::Result<Option<String>, String> {
+) -> std::result::Result<Option<String>, KubectlError> {
     let out = kubectl(
         k3s,
         kubeconfig,
@@ -104,6 +121,20 @@ pub fn node_pod_cidr(
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn kubectl_errors_read_as_before() {
+        let run = KubectlError::Run {
+            k3s: "/bin/k3s".into(),
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        };
+        assert_eq!(run.to_string(), "cannot run /bin/k3s kubectl: entity not found");
+        assert_eq!(
+            KubectlError::NotOk("[-]etcd failed".into()).to_string(),
+            r#"/readyz answered "[-]etcd failed""#
+        );
+        assert_eq!(KubectlError::Failed("x".into()).to_string(), "x");
+    }
 
     #[test]
     fn locate_prefers_k3s_bin_then_path() {

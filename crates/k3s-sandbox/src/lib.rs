@@ -9,6 +9,7 @@ pub mod commands;
 pub mod conflist;
 pub mod cri;
 pub mod doctor;
+pub mod duration;
 pub mod error;
 pub mod flags;
 pub mod gvisor_pods;

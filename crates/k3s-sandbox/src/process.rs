@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Failure, Result};
+use crate::flags::Profile;
 use crate::paths::StateFiles;
 use crate::util;
 
@@ -23,9 +24,66 @@ pub struct Instance {
     /// Process start time (clock ticks since boot, /proc/PID/stat field 22)
     /// recorded at start; detects a recycled pid.
     pub start_time: Option<u64>,
-    pub profile: Option<String>,
+    pub profile: Option<RecordedProfile>,
     pub version: Option<String>,
     pub node_name: Option<String>,
+}
+
+impl Instance {
+    /// The recorded profile when it is one this k3s-sandbox knows.
+    pub fn known_profile(&self) -> Option<Profile> {
+        self.profile.as_ref().and_then(RecordedProfile::known)
+    }
+}
+
+/// The profile an instance record names: one of [`Profile`], or a name this k3s-sandbox does not
+/// know (written by another version, or by hand), kept as written so that `status` shows it and
+/// nothing takes it for a known profile. Stored as the bare name, e.g. `"agent"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordedProfile {
+    Known(Profile),
+    Other(String),
+}
+
+impl RecordedProfile {
+    pub fn from_name(name: &str) -> RecordedProfile {
+        match Profile::parse(name) {
+            Some(p) => RecordedProfile::Known(p),
+            None => RecordedProfile::Other(name.to_string()),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            RecordedProfile::Known(p) => p.as_str(),
+            RecordedProfile::Other(name) => name,
+        }
+    }
+
+    pub fn known(&self) -> Option<Profile> {
+        match self {
+            RecordedProfile::Known(p) => Some(*p),
+            RecordedProfile::Other(_) => None,
+        }
+    }
+}
+
+impl From<Profile> for RecordedProfile {
+    fn from(p: Profile) -> Self {
+        RecordedProfile::Known(p)
+    }
+}
+
+impl Serialize for RecordedProfile {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for RecordedProfile {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        String::deserialize(d).map(|name| RecordedProfile::from_name(&name))
+    }
 }
 
 /// `<data-dir>/k3s.meta.json`: what `up` knew about the k3s it started, besides the pid, pgid and
@@ -39,7 +97,7 @@ pub struct InstanceRecord {
     pub kubeconfig: Option<PathBuf>,
     pub log: Option<PathBuf>,
     pub node_name: Option<String>,
-    pub profile: Option<String>,
+    pub profile: Option<RecordedProfile>,
     pub start_time: Option<u64>,
     pub version: Option<String>,
 }

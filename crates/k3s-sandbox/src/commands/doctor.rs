@@ -37,7 +37,7 @@ fn gvisor_pods_checks(s: &SandboxFacts, facts: &HostFacts, profile: Option<Profi
         return Vec::new();
     }
     let measured = std::env::current_exe()
-        .map_err(|e| format!("cannot find this executable: {e}"))
+        .map_err(crate::gvisor_pods::measure::MeasureError::NoExe)
         .and_then(|exe| crate::gvisor_pods::measure::measure_in_child(&exe));
     crate::gvisor_pods::verdict::checks(&measured, s.boot_id_exists, &facts.root_fs, profile)
 }
@@ -53,7 +53,7 @@ pub fn run(a: &DoctorArgs) -> Result<u8> {
     checks.push(doctor::data_dir_check(&dirs.data_dir));
 
     let (ours, agent_running) = match process::liveness(&state, &LiveProcesses) {
-        Liveness::Running(inst) => (Some(inst.pid), inst.profile.as_deref() == Some("agent")),
+        Liveness::Running(inst) => (Some(inst.pid), inst.known_profile() == Some(Profile::Agent)),
         _ => (None, false),
     };
     let ports: Vec<(u16, std::result::Result<(), String>)> = [6443, 6444, 10250]
@@ -74,8 +74,8 @@ pub fn run(a: &DoctorArgs) -> Result<u8> {
         live.as_ref(),
     )));
 
-    let k3s = k3s_found();
-    checks.push(doctor::k3s_check(k3s));
+    // doctor::k3s_check takes the message of the failure (its remedy).
+    checks.push(doctor::k3s_check(k3s_found().map_err(|e| e.to_string())));
 
     for c in &checks {
         if a.json {
@@ -96,8 +96,8 @@ pub fn run(a: &DoctorArgs) -> Result<u8> {
     Ok(if fails > 0 { 1 } else { 0 })
 }
 
-fn k3s_found() -> std::result::Result<(PathBuf, String, Option<flags::K3sVersion>), String> {
-    let path = crate::k3s::locate_from_env().map_err(|e| e.to_string())?;
-    let (line, v) = crate::k3s::version(&path).map_err(|e| e.to_string())?;
+fn k3s_found() -> Result<(PathBuf, String, Option<flags::K3sVersion>)> {
+    let path = crate::k3s::locate_from_env()?;
+    let (line, v) = crate::k3s::version(&path)?;
     Ok((path, line, v))
 }

@@ -10,6 +10,7 @@ use clap::Args;
 use super::{BinDirOpt, ConfDirOpt, InstanceOpt, LOCK_WAIT, data_dir_flag, dirs, say};
 use crate::conflist;
 use crate::error::{Failure, Result};
+use crate::flags::Profile;
 use crate::gvisor_pods;
 use crate::paths::{Dirs, StateFiles};
 use crate::plugins::WrittenFiles;
@@ -58,7 +59,7 @@ pub fn run(a: &DownArgs) -> Result<u8> {
                     a.timeout
                 )),
             }
-            if inst.profile.as_deref() == Some("agent") {
+            if inst.known_profile() == Some(Profile::Agent) {
                 say(
                     "note: containers started by the agent (containerd-shim processes) and mounts under /run/k3s \
                      and /var/lib/kubelet are not cleaned up by `down`; k3s-killall.sh from the k3s install \

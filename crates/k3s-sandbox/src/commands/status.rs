@@ -6,7 +6,8 @@ use clap::Args;
 
 use super::{ConfDirOpt, InstanceOpt, data_dir_flag, dirs, say};
 use crate::error::Result;
-use crate::process::{self, LiveProcesses, Liveness};
+use crate::flags::Profile;
+use crate::process::{self, LiveProcesses, Liveness, RecordedProfile};
 use crate::util;
 
 /// Running and ready.
@@ -117,7 +118,7 @@ pub fn run(a: &StatusArgs) -> Result<u8> {
                 Ok(_) if !state.kubeconfig.exists() => {
                     Err(format!("{} not written yet", state.kubeconfig.display()))
                 }
-                Ok(k3s) => crate::k3s::readyz(k3s, &state.kubeconfig),
+                Ok(k3s) => crate::k3s::readyz(k3s, &state.kubeconfig).map_err(|e| e.to_string()),
             };
             let k3s_name = k3s
                 .map(|p| p.display().to_string())
@@ -131,7 +132,10 @@ pub fn run(a: &StatusArgs) -> Result<u8> {
                 },
             );
             out.line("pid", format!("{} (process group {})", inst.pid, inst.pgid));
-            out.line("profile", inst.profile.as_deref().unwrap_or("unknown"));
+            out.line(
+                "profile",
+                inst.profile.as_ref().map_or("unknown", RecordedProfile::as_str),
+            );
             out.line(
                 "k3s",
                 format!("{k3s_name} {}", inst.version.as_deref().unwrap_or("")),
@@ -141,7 +145,7 @@ pub fn run(a: &StatusArgs) -> Result<u8> {
             }
             out.line("kubeconfig", state.kubeconfig.display().to_string());
             out.line("log", state.log.display().to_string());
-            if inst.profile.as_deref() == Some("agent") && !a.json {
+            if inst.known_profile() == Some(Profile::Agent) && !a.json {
                 crate::commands::ipam::print_status(&dirs);
             }
             match ready {

@@ -19,10 +19,11 @@ use crate::conflist;
 use crate::error::{Failure, Result};
 use crate::flags::{self, FlagInput, K3sCommand, K3sVersion, Profile};
 use crate::gvisor_pods::agent::Pods;
+use crate::hints;
 use crate::paths::{Dirs, StateFiles};
 use crate::probe::HostFacts;
 use crate::process::{self, Instance, LiveProcesses, Liveness};
-use crate::ready::Outcome;
+use crate::ready::{self, Outcome, Watched};
 use crate::util::{self, shell_quote};
 
 mod gvisor;
@@ -30,11 +31,9 @@ mod network;
 mod preflight;
 #[cfg(test)]
 mod tests;
-mod wait;
 
 use network::{install_network, sync_pod_cidr};
 use preflight::preflight;
-use wait::{Watched, print_log_tail_and_hints, wait_ready};
 
 #[derive(Args, Debug)]
 pub struct UpArgs {
@@ -77,11 +76,8 @@ pub fn run(a: &UpArgs) -> Result<u8> {
     let deadline = Instant::now() + Duration::from_secs(a.timeout);
     let result = Up::settle(dirs, state, deadline, a).and_then(|up| {
         match prepare(&up, a)? {
-            Prepared::AlreadyRunning(inst) => wait_for_running(&up, &inst, a)?,
-            Prepared::ToStart => {
-                let started = start(&up)?;
-                wait(&up, started, a)?;
-            }
+            Prepared::AlreadyRunning(inst) => wait(&up, Waited::Running(&inst), a)?,
+            Prepared::ToStart => wait(&up, Waited::Started(start(&up)?), a)?,
         }
         finish(&up)
     });
@@ -132,7 +128,7 @@ impl Up {
             extra: &a.extra,
             force: a.force,
         })
-        .map_err(Failure::Usage)?;
+        .map_err(|e| Failure::Usage(e.to_string()))?;
         let pods = gvisor::pods(profile, version);
         if let Some(flag) = pods.as_ref().and_then(|p| p.default_runtime_flag(&a.extra)) {
             cmd.args.push(flag);
@@ -275,7 +271,7 @@ fn start(up: &Up) -> Result<Started> {
         pgid: pid,
         argv: up.argv.clone(),
         start_time: process::proc_stat(pid).map(|s| s.start_time),
-        profile: Some(up.profile.as_str().to_string()),
+        profile: Some(up.profile.into()),
         version: up
             .version
             .map(|v| v.to_string())
@@ -293,58 +289,82 @@ fn start(up: &Up) -> Result<Started> {
     Ok(Started { child, pid })
 }
 
-/// Phase 3: wait for the started k3s until its API server is ready, it exits, or the deadline.
-fn wait(up: &Up, mut started: Started, a: &UpArgs) -> Result<()> {
+/// The k3s that phase 3 waits for.
+enum Waited<'a> {
+    /// Started by this command.
+    Started(Started),
+    /// Already running with the same arguments.
+    Running(&'a Instance),
+}
+
+/// Phase 3: wait for k3s ([`ready::wait_for_k3s`]) until its API server is ready, it exits, or
+/// the deadline. The k3s this command started gets what is left of `--timeout`, one already
+/// running the whole of it.
+fn wait(up: &Up, mut waited: Waited<'_>, a: &UpArgs) -> Result<()> {
     let state = &up.state;
-    let remaining = up.deadline.saturating_duration_since(Instant::now());
-    match wait_ready(&up.k3s, state, Watched::Child(&mut started.child), remaining) {
-        Outcome::Ready { after } => {
+    let (watched, timeout) = match &mut waited {
+        Waited::Started(s) => (
+            Watched::Child(&mut s.child),
+            up.deadline.saturating_duration_since(Instant::now()),
+        ),
+        Waited::Running(inst) => (Watched::Pid(inst), Duration::from_secs(a.timeout)),
+    };
+    let outcome = ready::wait_for_k3s(&up.k3s, &state.kubeconfig, watched, timeout, say);
+    if !matches!(outcome, Outcome::Ready { .. }) {
+        print_log_tail_and_hints(state);
+    }
+    match (outcome, waited) {
+        (Outcome::Ready { after }, Waited::Started(_)) => {
             say(&format!(
                 "k3s is ready (API /readyz ok after {}s)",
                 after.as_secs()
             ));
             Ok(())
         }
-        Outcome::Exited(why) => {
-            print_log_tail_and_hints(state);
+        (Outcome::Ready { .. }, Waited::Running(_)) => Ok(()),
+        (Outcome::Exited(why), Waited::Started(_)) => {
             process::remove_process_files(state)?;
             Err(Failure::Instance(format!(
                 "{why} before it became ready; full log: {}",
                 state.log.display()
             )))
         }
-        Outcome::TimedOut { last } => {
-            print_log_tail_and_hints(state);
-            Err(Failure::Instance(format!(
-                "k3s did not become ready within {}s ({last}). It is still running (pid {}): watch it \
-                 with `k3s-sandbox status {dd}` and `k3s-sandbox logs {dd}`, stop it with `k3s-sandbox \
-                 down {dd}`, or use a longer --timeout.",
-                a.timeout,
-                started.pid,
-                dd = data_dir_flag(&up.dirs)
-            )))
+        (Outcome::Exited(why), Waited::Running(_)) => {
+            Err(Failure::Instance(format!("{why}; see {}", state.log.display())))
         }
+        (Outcome::TimedOut { last }, Waited::Started(started)) => Err(Failure::Instance(format!(
+            "k3s did not become ready within {}s ({last}). It is still running (pid {}): watch it \
+             with `k3s-sandbox status {dd}` and `k3s-sandbox logs {dd}`, stop it with `k3s-sandbox \
+             down {dd}`, or use a longer --timeout.",
+            a.timeout,
+            started.pid,
+            dd = data_dir_flag(&up.dirs)
+        ))),
+        (Outcome::TimedOut { last }, Waited::Running(inst)) => Err(Failure::Instance(format!(
+            "k3s (pid {}) is running but not ready after {}s ({last}); check `k3s-sandbox status {}`",
+            inst.pid,
+            a.timeout,
+            data_dir_flag(&up.dirs)
+        ))),
     }
 }
 
-/// Phase 3 when k3s already ran with the same arguments: wait for it the same way, by its pid.
-fn wait_for_running(up: &Up, inst: &Instance, a: &UpArgs) -> Result<()> {
-    let state = &up.state;
-    match wait_ready(&up.k3s, state, Watched::Pid(inst), Duration::from_secs(a.timeout)) {
-        Outcome::Ready { .. } => Ok(()),
-        Outcome::Exited(why) => {
-            print_log_tail_and_hints(state);
-            Err(Failure::Instance(format!("{why}; see {}", state.log.display())))
+const LOG_TAIL_LINES: usize = 40;
+
+/// When k3s did not get ready: the end of its log, and the hints that match it.
+fn print_log_tail_and_hints(state: &StateFiles) {
+    let text = util::read_tail(&state.log, 256 * 1024).unwrap_or_default();
+    let tail = util::tail_lines(&text, LOG_TAIL_LINES);
+    if tail.is_empty() {
+        say(&format!("the k3s log {} is empty", state.log.display()));
+    } else {
+        say(&format!("last {} lines of {}:", tail.len(), state.log.display()));
+        for l in &tail {
+            eprintln!("    {l}");
         }
-        Outcome::TimedOut { last } => {
-            print_log_tail_and_hints(state);
-            Err(Failure::Instance(format!(
-                "k3s (pid {}) is running but not ready after {}s ({last}); check `k3s-sandbox status {}`",
-                inst.pid,
-                a.timeout,
-                data_dir_flag(&up.dirs)
-            )))
-        }
+    }
+    for h in hints::match_hints(&text) {
+        say(&format!("hint: {h}"));
     }
 }
 

@@ -110,7 +110,16 @@ fn extra_args_cannot_move_the_instance_files() {
         let mut i = input(Profile::ControlPlane, &extra);
         i.force = true;
         let err = build_k3s_args(&i).unwrap_err();
-        assert!(err.contains("k3s-sandbox sets"), "{bad}: {err}");
+        if bad == "-d" {
+            assert_eq!(
+                err.to_string(),
+                "the extra k3s argument `-d` is not allowed: k3s-sandbox sets --data-dir itself (use \
+                 `k3s-sandbox up --data-dir DIR` to choose where the instance lives; the kubeconfig is \
+                 always <data-dir>/kubeconfig.yaml)"
+            );
+        }
+        assert!(matches!(err, ExtraArgError::Fixed { .. }), "{bad}: {err}");
+        assert!(err.to_string().contains("k3s-sandbox sets"), "{bad}: {err}");
     }
 }
 
@@ -118,7 +127,11 @@ fn extra_args_cannot_move_the_instance_files() {
 fn guarded_flags_need_force() {
     let extra = strings(&["--flannel-backend=vxlan"]);
     let err = build_k3s_args(&input(Profile::ControlPlane, &extra)).unwrap_err();
-    assert!(err.contains("--force"), "{err}");
+    assert_eq!(
+        err.to_string(),
+        "the extra k3s argument `--flannel-backend=vxlan` replaces --flannel-backend, which \
+         k3s-sandbox sets to keep k3s away from kernel networking; pass --force to replace it anyway"
+    );
     let mut i = input(Profile::ControlPlane, &extra);
     i.force = true;
     let a = build_k3s_args(&i).unwrap().args;

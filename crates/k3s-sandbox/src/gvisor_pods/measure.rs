@@ -17,6 +17,35 @@ use crate::util;
 /// How long the measuring child may take (the crun trial has half of it).
 pub const LIMIT: Duration = Duration::from_secs(40);
 
+/// Why the trivial crun container did not run.
+#[derive(Debug, thiserror::Error)]
+pub enum CrunTrialError {
+    /// Preparing its bundle, or starting crun.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("copy {}: {source}", exe.display())]
+    CopyProbe { exe: PathBuf, source: std::io::Error },
+    /// crun failed and said nothing on stderr.
+    #[error("crun exited {0:?}")]
+    Exit(Option<i32>),
+    /// crun failed; its stderr.
+    #[error("{0}")]
+    Crun(String),
+}
+
+/// Why there is no measurement.
+#[derive(Debug, thiserror::Error)]
+pub enum MeasureError {
+    #[error("cannot find this executable: {0}")]
+    NoExe(std::io::Error),
+    /// The measuring child could not be run (or ran out of time).
+    #[error("{0}")]
+    Run(std::io::Error),
+    /// Its answer is not a measurement; with its stderr.
+    #[error("{json}: {stderr}")]
+    Answer { json: serde_json::Error, stderr: String },
+}
+
 /// The facts measured in the child.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Measured {
@@ -30,7 +59,8 @@ pub struct Measured {
     pub cgroups_error: Option<String>,
     /// crun where k3s looks for it.
     pub crun: Option<PathBuf>,
-    /// The outcome of a trivial crun container (None: not tried).
+    /// The outcome of a trivial crun container (None: not tried), the error as its message (how
+    /// the child's answer has always carried it).
     pub container: Option<Result<(), String>>,
 }
 
@@ -54,7 +84,7 @@ pub fn measure_here(private_mounts: bool, exe: &Path) -> Measured {
     }
     let cgroups_ready = m.cgroups_missing.is_empty() || (m.cgroups_tried && m.cgroups_error.is_none());
     if let (Some(crun), true) = (&m.crun, cgroups_ready) {
-        m.container = Some(crun_container(crun, exe));
+        m.container = Some(crun_container(crun, exe).map_err(|e| e.to_string()));
     }
     m
 }
@@ -80,15 +110,18 @@ fn errno_name(e: rustix::io::Errno) -> &'static str {
 }
 
 /// A container whose root holds only a copy of this static binary, run with `--version`.
-fn crun_container(crun: &Path, exe: &Path) -> Result<(), String> {
+fn crun_container(crun: &Path, exe: &Path) -> Result<(), CrunTrialError> {
     let tmp = std::env::temp_dir().join(format!("k3s-sandbox-crun-probe-{}", std::process::id()));
     let result = (|| {
         let rootfs = tmp.join("bundle/rootfs");
         for d in ["proc", "dev", "sys", "etc", "tmp"] {
-            fs::create_dir_all(rootfs.join(d)).map_err(|e| e.to_string())?;
+            fs::create_dir_all(rootfs.join(d))?;
         }
-        fs::create_dir_all(tmp.join("state")).map_err(|e| e.to_string())?;
-        fs::copy(exe, rootfs.join("probe")).map_err(|e| format!("copy {}: {e}", exe.display()))?;
+        fs::create_dir_all(tmp.join("state"))?;
+        fs::copy(exe, rootfs.join("probe")).map_err(|source| CrunTrialError::CopyProbe {
+            exe: exe.to_path_buf(),
+            source,
+        })?;
         let _ = fs::set_permissions(rootfs.join("probe"), fs::Permissions::from_mode(0o755));
         let config = serde_json::json!({
             "ociVersion": "1.0.2",
@@ -100,20 +133,20 @@ fn crun_container(crun: &Path, exe: &Path) -> Result<(), String> {
             "linux": {"namespaces": [{"type": "pid"}, {"type": "mount"}, {"type": "ipc"}, {"type": "uts"}],
                       "cgroupsPath": format!("/k3s-sandbox-probe-{}", std::process::id())}
         });
-        fs::write(tmp.join("bundle/config.json"), config.to_string()).map_err(|e| e.to_string())?;
+        fs::write(tmp.join("bundle/config.json"), config.to_string())?;
         let state = tmp.join("state").to_string_lossy().into_owned();
         let bundle = tmp.join("bundle").to_string_lossy().into_owned();
         let id = format!("k3s-sandbox-probe-{}", std::process::id());
         let args = ["--root", &state, "run", "--bundle", &bundle, &id];
-        let out = util::run_with_timeout(crun, &args, &[], b"", LIMIT / 2).map_err(|e| e.to_string())?;
+        let out = util::run_with_timeout(crun, &args, &[], b"", LIMIT / 2)?;
         if out.success() && out.stdout_text().contains("k3s-sandbox") {
             Ok(())
         } else {
             let err = String::from_utf8_lossy(&out.stderr).trim().to_string();
             Err(if err.is_empty() {
-                format!("crun exited {:?}", out.status.and_then(|s| s.code()))
+                CrunTrialError::Exit(out.status.and_then(|s| s.code()))
             } else {
-                err
+                CrunTrialError::Crun(err)
             })
         }
     })();
@@ -123,16 +156,18 @@ fn crun_container(crun: &Path, exe: &Path) -> Result<(), String> {
 
 /// Runs `exe pods-profile measure` in a child, under `unshare -m --propagation private` when
 /// that works (else without the mount trial), and reads its answer.
-pub fn measure_in_child(exe: &Path) -> Result<Measured, String> {
+pub fn measure_in_child(exe: &Path) -> Result<Measured, MeasureError> {
     let exe_s = exe.to_string_lossy().into_owned();
     let unshare = ["/usr/bin/unshare", "/bin/unshare"]
         .iter()
         .map(Path::new)
         .find(|p| p.is_file());
-    let attempt = |program: &Path, args: &[&str]| -> Result<Measured, String> {
-        let out = util::run_with_timeout(program, args, &[], b"", LIMIT).map_err(|e| e.to_string())?;
-        serde_json::from_slice(&out.stdout)
-            .map_err(|e| format!("{e}: {}", String::from_utf8_lossy(&out.stderr).trim()))
+    let attempt = |program: &Path, args: &[&str]| -> Result<Measured, MeasureError> {
+        let out = util::run_with_timeout(program, args, &[], b"", LIMIT).map_err(MeasureError::Run)?;
+        serde_json::from_slice(&out.stdout).map_err(|json| MeasureError::Answer {
+            json,
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        })
     };
     if let Some(u) = unshare
         && let Ok(m) = attempt(

@@ -172,7 +172,7 @@ fn mountinfo_escapes_are_read() {
 }
 
 mod verdict_lines {
-    use super::super::measure::Measured;
+    use super::super::measure::{MeasureError, Measured};
     use super::super::verdict::checks;
     use crate::doctor::Level;
     use crate::flags::Profile;
@@ -304,7 +304,13 @@ mod verdict_lines {
         );
         assert_eq!(line(&c, "profile agent").level, Level::Warn);
 
-        let c = checks(&Err("timed out".into()), true, &Ok(probe::MAGIC_OVERLAY), None);
+        let timed_out = std::io::Error::new(std::io::ErrorKind::TimedOut, "timed out");
+        let c = checks(
+            &Err(MeasureError::Run(timed_out)),
+            true,
+            &Ok(probe::MAGIC_OVERLAY),
+            None,
+        );
         assert_eq!(c.len(), 1);
         assert!(c[0].detail.contains("not measured: timed out"));
     }

@@ -3,7 +3,7 @@
 //! agent profile, each missing piece with its remedy. "Pods stop at the shim" is said only when
 //! `prctl(PR_SET_CHILD_SUBREAPER)` was measured to fail.
 
-use super::measure::Measured;
+use super::measure::{MeasureError, Measured};
 use super::{CGROUP_V1, CRUN_DIRS};
 use crate::doctor::{Check, Level};
 use crate::flags::Profile;
@@ -25,7 +25,7 @@ fn check(level: Level, name: &str, detail: String, remedy: Option<String>) -> Ch
 
 /// The lines, in gVisor. `measured` is the child's answer (or why there is none).
 pub fn checks(
-    measured: &Result<Measured, String>,
+    measured: &Result<Measured, MeasureError>,
     boot_id: bool,
     root_fs: &Result<u64, String>,
     profile: Option<Profile>,

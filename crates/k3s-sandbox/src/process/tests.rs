@@ -55,7 +55,7 @@ fn state_files_round_trip_and_classify() {
         pgid: 77,
         argv: vec!["/bin/k3s".into(), "server".into(), "--x=a b".into()],
         start_time: Some(5),
-        profile: Some("agent".into()),
+        profile: Some(Profile::Agent.into()),
         version: Some("v1.30.4".into()),
         node_name: Some("box".into()),
     };
@@ -182,7 +182,7 @@ fn a_record_in_the_earlier_format_reads_and_is_written_the_same() {
         pgid: 78,
         argv: vec!["/bin/k3s".into(), "server".into()],
         start_time: Some(5),
-        profile: Some("agent".into()),
+        profile: Some(Profile::Agent.into()),
         version: Some("v1.30.4".into()),
         node_name: Some("box".into()),
     };
@@ -220,5 +220,40 @@ fn missing_null_or_unknown_record_fields_read_as_unknown() {
     }
     fs::write(&state.meta, r#"{"profile": "agent", "extra": 1}"#).unwrap();
     let got = read_instance(&state).unwrap().unwrap();
-    assert_eq!(got.profile.as_deref(), Some("agent"));
+    assert_eq!(got.profile, Some(RecordedProfile::Known(Profile::Agent)));
+    assert_eq!(got.known_profile(), Some(Profile::Agent));
+    fs::write(&state.meta, r#"{"profile": "control-plane"}"#).unwrap();
+    let got = read_instance(&state).unwrap().unwrap();
+    assert_eq!(got.known_profile(), Some(Profile::ControlPlane));
+}
+
+#[test]
+fn a_profile_this_version_does_not_know_is_kept_as_written_and_never_taken_for_a_known_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = StateFiles::new(tmp.path());
+    fs::write(&state.pid, "77\n").unwrap();
+    // A later release's profile, and names that only look like known ones.
+    for name in ["agent-gvisor", "Agent", " agent", ""] {
+        let meta = format!("{{\"profile\": {name:?}, \"node_name\": \"box\"}}");
+        fs::write(&state.meta, &meta).unwrap();
+        let got = read_instance(&state).unwrap().unwrap();
+        assert_eq!(
+            got.profile,
+            Some(RecordedProfile::Other(name.to_string())),
+            "{meta}"
+        );
+        assert_eq!(got.known_profile(), None, "{meta}");
+        assert_eq!(got.profile.as_ref().map(RecordedProfile::as_str), Some(name));
+        // The other fields still read.
+        assert_eq!(got.node_name.as_deref(), Some("box"));
+    }
+    // Written back as it was read.
+    let inst = read_instance(&state).unwrap().unwrap();
+    write_instance(&state, &inst).unwrap();
+    let text = fs::read_to_string(&state.meta).unwrap();
+    assert!(text.contains("\"profile\": \"\","), "{text}");
+    // A profile that is not a string makes the record unreadable, as before: every field unknown.
+    fs::write(&state.meta, r#"{"profile": 1, "node_name": "box"}"#).unwrap();
+    let got = read_instance(&state).unwrap().unwrap();
+    assert_eq!((got.profile, got.node_name), (None, None));
 }

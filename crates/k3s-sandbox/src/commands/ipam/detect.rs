@@ -10,8 +10,8 @@ use super::gc::{gc_command, gc_valid_command, ls_command};
 use super::ls::range_use;
 use super::network::networks_in;
 use super::{DEFAULT_MIN_AGE, NEARLY_FULL_PERCENT, fmt_range, say};
-use crate::commands::trace::parse_duration;
 use crate::cri;
+use crate::duration::parse_duration;
 use crate::output::plural;
 use crate::paths::Dirs;
 

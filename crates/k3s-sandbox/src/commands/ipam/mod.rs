@@ -22,7 +22,7 @@ use clap::{Args, Subcommand};
 use ipam_store::Range;
 
 use super::{ConfDirOpt, InstanceOpt, dirs};
-use crate::commands::trace::parse_duration;
+use crate::duration::parse_duration;
 use crate::error::{Failure, Result};
 use crate::valid;
 

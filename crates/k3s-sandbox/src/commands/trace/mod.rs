@@ -17,6 +17,7 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 use cni_core::trace::{DEFAULT_DIR, DIR_VAR, FILE, ROTATED};
 
+use crate::duration::parse_duration;
 use crate::error::{Failure, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -59,39 +60,6 @@ pub struct TraceArgs {
 
 fn say(msg: &str) {
     eprintln!("k3s-sandbox: {msg}");
-}
-
-/// `90s`, `10m`, `2h`, `1d`, `1h30m`; a bare number is seconds.
-pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
-    let bad = || format!("`{s}` is not a duration: use e.g. 90s, 10m, 2h, 1d or 1h30m");
-    if s.is_empty() {
-        return Err(bad());
-    }
-    if let Ok(n) = s.parse::<u64>() {
-        return Ok(Duration::from_secs(n));
-    }
-    let mut total = 0u64;
-    let mut num = String::new();
-    for c in s.chars() {
-        if c.is_ascii_digit() {
-            num.push(c);
-            continue;
-        }
-        let unit = match c {
-            's' => 1,
-            'm' => 60,
-            'h' => 3600,
-            'd' => 86_400,
-            _ => return Err(bad()),
-        };
-        let n: u64 = num.parse().map_err(|_| bad())?;
-        total = total.saturating_add(n.saturating_mul(unit));
-        num.clear();
-    }
-    if !num.is_empty() {
-        return Err(bad());
-    }
-    Ok(Duration::from_secs(total))
 }
 
 /// The trace directory: --dir, else $SANDBOX_CNI_TRACE_DIR, else the default.

@@ -1,21 +1,6 @@
-use std::time::Duration;
-
 use serde_json::Value;
 
-use super::parse_duration;
 use super::render::{fmt_time, parents, row};
-
-#[test]
-fn durations() {
-    assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
-    assert_eq!(parse_duration("90s").unwrap(), Duration::from_secs(90));
-    assert_eq!(parse_duration("10m").unwrap(), Duration::from_secs(600));
-    assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
-    assert_eq!(parse_duration("2d").unwrap(), Duration::from_secs(172_800));
-    for bad in ["", "m", "10x", "1h30", "-5s"] {
-        assert!(parse_duration(bad).is_err(), "{bad}");
-    }
-}
 
 #[test]
 fn trace_times_are_shown_in_utc() {

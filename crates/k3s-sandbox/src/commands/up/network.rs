@@ -3,7 +3,7 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::{Up, UpArgs};
 use crate::commands::say;
@@ -12,6 +12,7 @@ use crate::error::{Failure, Result};
 use crate::flags::Profile;
 use crate::paths::{Dirs, StateFiles};
 use crate::plugins::{self, WrittenFiles};
+use crate::ready;
 use crate::util;
 
 /// Plugins and conflist: required for the agent, merely prepared for the control plane (an
@@ -73,25 +74,22 @@ fn write_conflist(dirs: &Dirs, subnet: &str, written: &mut WrittenFiles) -> Resu
 /// follow it, so nodes of one cluster never hand out the same addresses.
 pub(super) fn sync_pod_cidr(k3s: &Path, dirs: &Dirs, node: &str, deadline: Instant) -> Result<()> {
     let state = dirs.state();
-    let mut last_err = String::new();
-    let cidr = loop {
-        match crate::k3s::node_pod_cidr(k3s, &state.kubeconfig, node) {
-            Ok(Some(c)) => break Some(c),
-            Ok(None) => last_err = "the node has no podCIDR yet".into(),
-            Err(e) => last_err = e,
-        }
-        if Instant::now() >= deadline {
-            break None;
-        }
-        std::thread::sleep(Duration::from_secs(1));
-    };
+    let found = ready::wait_for_pod_cidr(
+        k3s,
+        &state.kubeconfig,
+        node,
+        deadline.saturating_duration_since(Instant::now()),
+    );
     let current = current_subnet(&state)?;
-    let Some(cidr) = cidr else {
-        say(&format!(
-            "warning: could not read spec.podCIDR of node {node} ({last_err}); the conflist keeps {current}. \
-             Run the same `k3s-sandbox up` again later to re-sync."
-        ));
-        return Ok(());
+    let cidr = match found {
+        Ok(cidr) => cidr,
+        Err(why) => {
+            say(&format!(
+                "warning: could not read spec.podCIDR of node {node} ({why}); the conflist keeps {current}. \
+                 Run the same `k3s-sandbox up` again later to re-sync."
+            ));
+            return Ok(());
+        }
     };
     if let Err(e) = cni_runtime::parse_cidr(&cidr) {
         say(&format!(
