@@ -150,10 +150,13 @@ case ${CARGO_TARGET_DIR:-} in
     /*) target_dir=$CARGO_TARGET_DIR ;;
     *) target_dir="$repo/$CARGO_TARGET_DIR" ;;
 esac
-# The plugin binaries: plugins/list.txt in a source tree (the project's one list), the `plugins=` line
-# of RELEASE in an unpacked release (written from that list when the release was made).
+# The plugin binaries: plugins/list.txt in a source tree (the project's one list, read by
+# plugins/list.sh), the `plugins=` line of RELEASE in an unpacked release (written from that list when
+# the release was made).
 if [ -f "$repo/plugins/list.txt" ]; then
-    PLUGINS=$(awk '!/^[[:space:]]*(#|$)/ { printf "%s%s", sep, $1; sep = " " }' "$repo/plugins/list.txt")
+    # shellcheck source=plugins/list.sh
+    . "$repo/plugins/list.sh"
+    PLUGINS=$(plugin_list "$repo/plugins/list.txt") || exit 2
 elif [ -f "$repo/RELEASE" ]; then
     PLUGINS=$(awk -F= '$1 == "plugins" { print substr($0, 9); exit }' "$repo/RELEASE")
 else
@@ -357,6 +360,9 @@ exit 0
 PREINST
     (cd "$root" && find opt usr etc -type f | LC_ALL=C sort | xargs md5sum) > "$root/DEBIAN/md5sums"
     size=$(du -sk --apparent-size "$root/opt" "$root/usr" "$root/etc" | awk '{ s += $1 } END { print s }')
+    # The plugins by name (the list's), wrapped into the description's continuation lines.
+    about=$(printf 'Static CNI plugins (%s) that return spec-valid results without touching kernel networking, for gVisor-style sandboxes, and the k3s-sandbox CLI.\n' \
+        "$(echo "$PLUGINS" | sed 's/ /, /g')" | fold -s -w 80 | sed 's/^/ /; s/ *$//')
     cat > "$root/DEBIAN/control" <<CONTROL
 Package: sandbox-cni
 Version: $version
@@ -366,9 +372,7 @@ Installed-Size: $size
 Section: net
 Priority: optional
 Description: CNI plugins for sandboxed Kubernetes dev environments
- Static CNI plugins (bridge, host-local, loopback, portmap, bandwidth, firewall,
- tuning) that return spec-valid results without touching kernel networking,
- for gVisor-style sandboxes, and the k3s-sandbox CLI.
+$about
  .
  The plugins go into /opt/cni/bin (Debian's containernetworking-plugins uses
  /usr/lib/cni, so both can be installed); the default network is shipped only

@@ -63,8 +63,10 @@ while [ $# -gt 0 ]; do
 done
 
 MUSL="$(uname -m)-unknown-linux-musl"
-# The project's one plugin list (comments and blank lines skipped).
-PLUGINS=$(awk '!/^[[:space:]]*(#|$)/ { printf "%s%s", sep, $1; sep = " " }' plugins/list.txt)
+# The project's one plugin list.
+# shellcheck source=plugins/list.sh
+. plugins/list.sh
+PLUGINS=$(plugin_list plugins/list.txt) || exit 2
 
 declare -a results=()
 failed=0

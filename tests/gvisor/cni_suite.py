@@ -25,7 +25,8 @@ line on stdout:
 
 The last line is `RESULT <passed> <failed>`; tests/gvisor/run.sh adds them up.
 Everything lives in a fresh directory under /tmp inside the sandbox's memory
-overlay, so nothing reaches the host. Only the standard library is used.
+overlay, so nothing reaches the host. Only the standard library is used (and
+plugins/plugin_list.py, the reader of the project's plugin list).
 """
 
 import argparse
@@ -41,7 +42,9 @@ import sys
 import tempfile
 import time
 
-PLUGINS = ("loopback", "host-local", "bridge", "portmap", "bandwidth", "firewall", "tuning")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "plugins"))
+from plugin_list import PLUGINS  # noqa: E402  (the project's one plugin list, plugins/list.txt)
+
 VERSIONS = ("0.3.1", "0.4.0", "1.0.0", "1.1.0")
 SUBNET = ipaddress.ip_network("10.99.0.0/24")
 NETWORK = "gvisor-test"

@@ -1,6 +1,6 @@
 //! The house rules of docs/development.md ("Map of the house"), checked so they cannot drift: which
-//! crate may depend on what (the plugin binaries above all), and no production source file over 400
-//! lines.
+//! crate may depend on what (the plugin binaries above all), one plugin list read one way, and no
+//! production source file over 400 lines.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -86,6 +86,169 @@ fn each_crate_depends_only_on_what_the_map_allows() {
     }
 }
 
+/// Every file below `dir` that may hold code or configuration: sources, scripts and manifests, not
+/// prose (`*.md`), recorded outputs (`tests/golden/`) or build output (`target/`, `dist/`,
+/// `bench/out/`, hidden directories).
+fn code_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    const EXTENSIONS: [&str; 11] = [
+        "rs", "py", "sh", "toml", "yaml", "yml", "json", "conflist", "c", "in", "txt",
+    ];
+    for entry in fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let rel = path.strip_prefix(repo()).unwrap();
+        if path.is_dir() {
+            let skip = name.starts_with('.')
+                || ["target", "dist", "__pycache__", "corpus", "artifacts"].contains(&name.as_str())
+                || [Path::new("tests/golden"), Path::new("bench/out")].contains(&rel);
+            if !skip {
+                code_files(&path, out);
+            }
+        } else if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
+            if EXTENSIONS.contains(&ext) {
+                out.push(path);
+            }
+        } else if fs::read(&path).is_ok_and(|b| b.starts_with(b"#!")) {
+            out.push(path);
+        }
+    }
+}
+
+/// The lines (1-based) of `text` where a copy of the plugin list `names` starts: a run of plugin
+/// names, quoted or bare, separated only by white space, commas and brackets, that names every
+/// plugin of the list but at most one (and at least three). A name is a whole word (`bridge`, not
+/// `sandbox-cni-bridge`), and any other character ends a run (`/` in `/opt/cni/bin/bridge`).
+fn plugin_list_copies(text: &str, names: &[&str]) -> Vec<usize> {
+    let is_word = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
+    let is_sep = |c: char| c.is_whitespace() || ",\"'`[]()".contains(c);
+    let mut found = Vec::new();
+    // The run being read: the line it starts on and the distinct names in it.
+    let mut run: Option<(usize, Vec<&str>)> = None;
+    let mut flush = |run: &mut Option<(usize, Vec<&str>)>| {
+        if let Some((line, seen)) = run.take()
+            && seen.len() >= 3
+            && seen.len() + 1 >= names.len()
+        {
+            found.push(line);
+        }
+    };
+    let mut line = 1;
+    let mut rest = text;
+    while let Some(c) = rest.chars().next() {
+        if is_word(c) {
+            let end = rest.find(|c: char| !is_word(c)).unwrap_or(rest.len());
+            match names.iter().find(|n| **n == &rest[..end]) {
+                Some(name) => {
+                    let (_, seen) = run.get_or_insert_with(|| (line, Vec::new()));
+                    if !seen.contains(name) {
+                        seen.push(name);
+                    }
+                }
+                None => flush(&mut run),
+            }
+            rest = &rest[end..];
+        } else {
+            if c == '\n' {
+                line += 1;
+            }
+            if !is_sep(c) {
+                flush(&mut run);
+            }
+            rest = &rest[c.len_utf8()..];
+        }
+    }
+    flush(&mut run);
+    found
+}
+
+#[test]
+fn a_copy_of_the_plugin_list_is_found_and_a_subset_is_not() {
+    // Built from the list, so that this test holds no copy of its own.
+    let names = k3s_sandbox::plugins::ALL;
+    let copies = |t: &str| plugin_list_copies(t, &names);
+    let quoted: Vec<String> = names.iter().map(|n| format!("\"{n}\"")).collect();
+    assert_eq!(copies(&format!("x\nPLUGINS = ({})\n", quoted.join(", "))), [2]);
+    assert_eq!(copies(&format!("for p in {}; do", names[1..].join(" "))), [1]);
+    let lines: String = names.iter().rev().map(|n| format!("  '{n}',\n")).collect();
+    assert_eq!(copies(&format!("x = [\n{lines}]")), [2]);
+    // Subsets with a meaning of their own, prose and paths are not copies.
+    assert!(copies(&quoted[2..].join(", ")).is_empty());
+    assert!(copies(&names.join(" and ")).is_empty());
+    let paths: Vec<String> = names.iter().map(|n| format!("/a/{n}")).collect();
+    assert!(copies(&paths.join(" ")).is_empty());
+    let prefixed: Vec<String> = names.iter().map(|n| format!("x-{n}")).collect();
+    assert!(copies(&prefixed.join(" ")).is_empty());
+}
+
+/// One list, read one way. The product's plugins are spelled out in one place, plugins/list.txt,
+/// and read by one helper per language: plugins/list.sh (shell: install.sh, tests/run.sh,
+/// bench/size-check), plugins/plugin_list.py (Python: bench/run.py, tests/gvisor/cni_suite.py,
+/// tests/e2e/containerd-e2e) and crates/k3s-sandbox/build.rs (Rust: `k3s_sandbox::plugins::ALL`,
+/// which the root package's tests use too). No other source, script, manifest or configuration
+/// carries a copy: a run of plugin names (quoted or bare, separated only by white space, commas and
+/// brackets) naming all the listed plugins but at most one is a copy (see [`plugin_list_copies`]).
+/// Subsets with a meaning of their own (the default network's plugins, the chained ones, those that
+/// read prevResult) and prose (`*.md`) are not. The three readers must agree with each other.
+#[test]
+fn the_plugin_list_is_spelled_out_only_in_plugins_list_txt() {
+    let names = &k3s_sandbox::plugins::ALL[..];
+    let mut files = Vec::new();
+    code_files(repo(), &mut files);
+    assert!(files.len() > 100, "only {} files found", files.len());
+    let list = repo().join("plugins/list.txt");
+    let copies: Vec<String> = files
+        .iter()
+        .filter(|f| **f != list)
+        .filter_map(|f| {
+            let text = fs::read_to_string(f).ok()?;
+            let lines = plugin_list_copies(&text, names);
+            let rel = f.strip_prefix(repo()).unwrap().display();
+            (!lines.is_empty()).then(|| format!("{rel}:{lines:?}"))
+        })
+        .collect();
+    assert!(
+        copies.is_empty(),
+        "a copy of the plugin list (plugins/list.txt is the one list; read it with \
+         plugins/list.sh, plugins/plugin_list.py or k3s_sandbox::plugins::ALL): {copies:?}"
+    );
+
+    let want = names.join(" ");
+    let shell = std::process::Command::new("sh")
+        .args(["-c", ". plugins/list.sh && plugin_list plugins/list.txt"])
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    assert!(
+        shell.status.success(),
+        "plugins/list.sh: {}",
+        String::from_utf8_lossy(&shell.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&shell.stdout).trim_end(),
+        want,
+        "plugins/list.sh"
+    );
+    match std::process::Command::new("python3")
+        .arg("plugins/plugin_list.py")
+        .current_dir(repo())
+        .output()
+    {
+        Ok(py) => {
+            assert!(
+                py.status.success(),
+                "plugins/plugin_list.py: {}",
+                String::from_utf8_lossy(&py.stderr)
+            );
+            assert_eq!(
+                String::from_utf8_lossy(&py.stdout).trim_end(),
+                want,
+                "plugins/plugin_list.py"
+            );
+        }
+        Err(e) => eprintln!("python3 cannot run ({e}): plugins/plugin_list.py not compared"),
+    }
+}
+
 /// Every `.rs` file below `dir`, skipping test code (`tests/` directories, `tests.rs` files).
 fn production_sources(dir: &Path, out: &mut Vec<PathBuf>) {
     for entry in fs::read_dir(dir).unwrap() {
@@ -101,6 +264,183 @@ fn production_sources(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
+/// Skips the literal or comment that starts at `b[i]`, if one does: returns where it ends. Knows
+/// `//` and nested `/* */` comments, strings with escapes, raw strings (`r#"..."#`, `br".."`), char
+/// literals and lifetimes (`'a` is skipped by its quote alone).
+fn skip_literal(b: &[u8], i: usize) -> Option<usize> {
+    let at = |k: usize| b.get(k).copied().unwrap_or(0);
+    let find = |from: usize, pat: &[u8]| {
+        b[from.min(b.len())..]
+            .windows(pat.len())
+            .position(|w| w == pat)
+            .map_or(b.len(), |p| from + p + pat.len())
+    };
+    // `r"..."` (and `br`, `cr`) is a raw string only at the start of a token.
+    let in_word = i > 0 && (at(i - 1).is_ascii_alphanumeric() || at(i - 1) == b'_');
+    match at(i) {
+        b'/' if at(i + 1) == b'/' => {
+            let eol = b[i..].iter().position(|c| *c == b'\n');
+            Some(eol.map_or(b.len(), |p| i + p))
+        }
+        b'/' if at(i + 1) == b'*' => {
+            let (mut k, mut depth) = (i + 2, 1);
+            while k < b.len() && depth > 0 {
+                if b[k..].starts_with(b"/*") {
+                    depth += 1;
+                    k += 2;
+                } else if b[k..].starts_with(b"*/") {
+                    depth -= 1;
+                    k += 2;
+                } else {
+                    k += 1;
+                }
+            }
+            Some(k)
+        }
+        b'"' => {
+            let mut k = i + 1;
+            while k < b.len() && b[k] != b'"' {
+                k += if b[k] == b'\\' { 2 } else { 1 };
+            }
+            Some((k + 1).min(b.len()))
+        }
+        b'r' | b'b' | b'c' if !in_word => {
+            let r = if at(i) == b'r' { i } else { i + 1 };
+            if at(r) != b'r' {
+                return None;
+            }
+            let hashes = b[r + 1..].iter().take_while(|c| **c == b'#').count();
+            if at(r + 1 + hashes) != b'"' {
+                return None;
+            }
+            let mut close = vec![b'"'];
+            close.extend(std::iter::repeat_n(b'#', hashes));
+            Some(find(r + 2 + hashes, &close))
+        }
+        b'\'' if at(i + 1) == b'\\' => {
+            let mut k = i + 3;
+            while k < b.len() && b[k] != b'\'' {
+                k += 1;
+            }
+            Some((k + 1).min(b.len()))
+        }
+        b'\'' => {
+            // A one-character literal ('}', 'é') or a lifetime ('a), which has no closing quote.
+            let len = std::str::from_utf8(&b[i + 1..(i + 5).min(b.len())])
+                .map_or_else(|e| e.valid_up_to(), |s| s.len())
+                .min(4);
+            let char_len = std::str::from_utf8(&b[i + 1..i + 1 + len])
+                .ok()
+                .and_then(|s| s.chars().next())
+                .map_or(1, char::len_utf8);
+            Some(if at(i + 1 + char_len) == b'\'' {
+                i + 2 + char_len
+            } else {
+                i + 1
+            })
+        }
+        _ => None,
+    }
+}
+
+/// The end (exclusive) of what starts at `b[i]`: with `group`, the bracket there and everything up
+/// to its matching close (an attribute's `[...]`); else the item starting there, up to its `;` or
+/// its closing `}` at the item's own level. Literals and comments are skipped.
+fn item_end(b: &[u8], mut i: usize, group: bool) -> usize {
+    let mut depth = 0usize;
+    while i < b.len() {
+        if let Some(k) = skip_literal(b, i) {
+            i = k;
+            continue;
+        }
+        match b[i] {
+            b'(' | b'[' | b'{' => depth += 1,
+            b')' | b']' | b'}' => {
+                depth = depth.saturating_sub(1);
+                if depth == 0 && (group || b[i] == b'}') {
+                    return i + 1;
+                }
+            }
+            b';' if depth == 0 => return i + 1,
+            _ => {}
+        }
+        i += 1;
+    }
+    b.len()
+}
+
+/// The lines of a Rust source the 400-line rule counts: every line outside the items marked
+/// `#[cfg(test)]` (a `mod tests { ... }` block, a test-only function, `use` or `mod tests;`), blank
+/// lines and comments included. An inner `#![cfg(test)]` makes the rest of the file test code.
+fn production_lines(src: &str) -> usize {
+    let b = src.as_bytes();
+    let line_of = |pos: usize| b[..pos.min(b.len())].iter().filter(|c| **c == b'\n').count();
+    let mut test_lines = 0;
+    let mut i = 0;
+    while i < b.len() {
+        if let Some(k) = skip_literal(b, i) {
+            i = k;
+            continue;
+        }
+        let inner = b[i..].starts_with(b"#![");
+        if b[i] == b'#' && (inner || b[i..].starts_with(b"#[")) {
+            let open = if inner { i + 2 } else { i + 1 };
+            let close = item_end(b, open, true);
+            let attr: String = src[open..close].chars().filter(|c| !c.is_whitespace()).collect();
+            if attr == "[cfg(test)]" {
+                let end = if inner { b.len() } else { item_end(b, close, false) };
+                test_lines += line_of(end.saturating_sub(1)) - line_of(i) + 1;
+                i = end;
+                continue;
+            }
+            i = close;
+            continue;
+        }
+        i += 1;
+    }
+    src.lines().count().saturating_sub(test_lines)
+}
+
+#[test]
+fn production_lines_leave_out_test_items_only() {
+    let src = r##"//! A module.
+fn f() -> [u8; 2] {
+    let s = "} #[cfg(test)] {";
+    let r = r#"}"#;
+    let c = '}';
+    let _ = (s, r, c);
+    [1, 2]
+}
+
+#[cfg(any(test, feature = "testing"))]
+pub mod testing {}
+
+#[cfg( test )]
+mod tests {
+    // } a brace in a comment
+    /* { and /* nested */ } */
+    fn g<'a>(x: &'a str) -> &'a str { "{" }
+
+    #[test]
+    fn t() { assert_eq!('{', '{'); }
+}
+
+#[cfg(test)]
+use std::fmt;
+#[cfg(test)]
+mod more;
+pub fn h() {}
+"##;
+    assert_eq!(src.lines().count(), 27);
+    // Lines 13-21 (the test module), 23-24 (the use) and 25-26 (`mod more;`) are left out.
+    assert_eq!(production_lines(src), 27 - 9 - 2 - 2);
+    assert_eq!(production_lines("#![cfg(test)]\nfn a() {}\n"), 0);
+    assert_eq!(production_lines("fn a() {}\n// #[cfg(test)]\nfn b() {}\n"), 3);
+}
+
+/// No production source file is over 400 lines: the lines [`production_lines`] counts, outside the
+/// `#[cfg(test)]` items (so moving a file's tests out does not get it under), in every `.rs` file
+/// below plugins/ and crates/*/src/ but `tests.rs` files and `tests/` directories.
 #[test]
 fn no_production_source_file_is_over_400_lines() {
     let mut files = Vec::new();
@@ -112,8 +452,13 @@ fn no_production_source_file_is_over_400_lines() {
     let long: Vec<String> = files
         .iter()
         .filter_map(|f| {
-            let n = fs::read_to_string(f).unwrap().lines().count();
-            (n > 400).then(|| format!("{} ({n} lines)", f.strip_prefix(repo()).unwrap().display()))
+            let n = production_lines(&fs::read_to_string(f).unwrap());
+            (n > 400).then(|| {
+                format!(
+                    "{} ({n} production lines)",
+                    f.strip_prefix(repo()).unwrap().display()
+                )
+            })
         })
         .collect();
     assert!(long.is_empty(), "split along its seams: {long:?}");

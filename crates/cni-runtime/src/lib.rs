@@ -6,19 +6,16 @@
 //! - [`cache`]: libcni's result cache (`<cacheDir>/results/<net>-<id>-<ifname>`);
 //! - [`runner`]: the process runner (timeout, process-group kill), an [`cni_core::exec::Exec`];
 //! - `testing` (feature `testing`): `FakeExec`, plugins in memory for tests;
-//! - [`version`]: the one version ordering; [`plugins`]: the one plugin list;
-//! - [`parse_cidr`]: the one strict CIDR parser (cni-core's, which host-local uses).
+//! - [`version`]: the one version ordering.
 
 pub mod cache;
 pub mod conf;
 pub mod json;
-pub mod plugins;
 pub mod runner;
 pub mod runtime;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod version;
 
-pub use cni_core::result::parse_cidr;
 pub use conf::NetworkList;
 pub use runtime::{Error, Runtime, RuntimeConf};

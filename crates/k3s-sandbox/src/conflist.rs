@@ -40,7 +40,7 @@ pub fn default_subnet() -> Result<String> {
 /// string changes; everything else stays byte-identical to the template.
 pub fn render(template: &str, subnet: &str) -> Result<String> {
     // The strict parser host-local uses, so `up` never writes a range every pod ADD would refuse.
-    let net = cni_runtime::parse_cidr(subnet)
+    let net = cni_core::result::parse_cidr(subnet)
         .map_err(|e| Failure::new(format!("{e} (expected ADDRESS/PREFIX, e.g. 10.42.0.0/24)")))?;
     if !net.is_ipv4() {
         return Err(Failure::Ipv6Range {

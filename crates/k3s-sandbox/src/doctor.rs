@@ -169,10 +169,7 @@ fn chain_level(profile: Option<Profile>) -> Level {
 /// One line per plugin: the required ones plus every type the picked
 /// conflist uses.
 pub fn plugin_checks(bin_dir: &Path, extra_types: &[String], profile: Option<Profile>) -> Vec<Check> {
-    let mut names: Vec<String> = cni_runtime::plugins::DEFAULT_NETWORK
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let mut names: Vec<String> = plugins::REQUIRED.iter().map(|s| s.to_string()).collect();
     for t in extra_types {
         if !names.contains(t) {
             names.push(t.clone());

@@ -1,4 +1,5 @@
-//! Checking and installing the CNI plugin executables.
+//! The product's plugin list ([`ALL`], from plugins/list.txt; [`REQUIRED`], the default network's),
+//! and checking and installing the CNI plugin executables.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -15,8 +16,12 @@ use cni_runtime::runtime::{Runtime, supported_versions};
 use crate::error::{Failure, Result};
 use crate::util;
 
-/// Plugins containerd needs for the default network (cni-runtime's list).
-pub const REQUIRED: [&str; 4] = cni_runtime::plugins::DEFAULT_NETWORK;
+// `ALL`, every plugin binary sandbox-cni builds: generated from plugins/list.txt (see build.rs).
+include!(concat!(env!("OUT_DIR"), "/plugin_list.rs"));
+
+/// The plugins containerd needs for the default network: loopback for `lo`, and the three types of
+/// cni-conf/10-sandbox-cni.conflist.
+pub const REQUIRED: [&str; 4] = ["loopback", "bridge", "host-local", "portmap"];
 /// Versions every plugin must support: 0.3.1 for containerd's loopback
 /// network, 1.0.0 for the default conflist.
 pub const NEEDED_VERSIONS: [&str; 2] = ["0.3.1", "1.0.0"];

@@ -390,8 +390,8 @@ pub fn golden(rel: &str, actual: &[u8]) {
 /// Every supported spec version (cni-core's list).
 pub const VERSIONS: [&str; 7] = cni_core::version::SUPPORTED;
 
-/// Every plugin binary of the suite (cni-runtime's list).
-pub const PLUGINS: [&str; 7] = cni_runtime::plugins::ALL;
+/// Every plugin binary of the suite (the product's list, plugins/list.txt through k3s-sandbox).
+pub const PLUGINS: [&str; 7] = k3s_sandbox::plugins::ALL;
 
 /// The addresses reserved in a host-local network directory (`<dataDir>/<network>`), sorted; empty
 /// when the directory does not exist.

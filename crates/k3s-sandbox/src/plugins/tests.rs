@@ -175,3 +175,36 @@ fn an_unreadable_ledger_claims_nothing() {
     fs::write(&path, "{}").unwrap();
     assert!(!WrittenFiles::load(&path).is_ours(&tmp.path().join("x")));
 }
+
+/// Cargo cannot read plugins/list.txt, so the root Cargo.toml names each plugin binary itself: the
+/// two agree.
+#[test]
+fn every_listed_plugin_is_a_binary_of_the_root_package_and_no_other_is() {
+    let manifest = include_str!("../../../../Cargo.toml");
+    let mut section = "";
+    let mut bins: Vec<&str> = Vec::new();
+    for line in manifest.lines().map(str::trim) {
+        if line.starts_with('[') {
+            section = line;
+        } else if section == "[[bin]]"
+            && let Some(name) = line.strip_prefix("name = \"").and_then(|l| l.strip_suffix('"'))
+        {
+            bins.push(name);
+        }
+    }
+    let mut want: Vec<&str> = ALL.to_vec();
+    want.sort_unstable();
+    let mut got = bins.clone();
+    got.sort_unstable();
+    assert_eq!(
+        got, want,
+        "plugins/list.txt and the [[bin]] entries of Cargo.toml differ"
+    );
+}
+
+#[test]
+fn the_default_network_uses_listed_plugins() {
+    for p in REQUIRED {
+        assert!(ALL.contains(&p), "{p} is not in plugins/list.txt");
+    }
+}

@@ -69,7 +69,7 @@ pub fn pod_addresses(result: &Value, ifname: &str) -> Result<Vec<String>> {
             .get("address")
             .and_then(Value::as_str)
             .ok_or_else(|| Failure::new(format!("an ips[] entry has no address: {ip}")))?;
-        cni_runtime::parse_cidr(addr).map_err(|e| Failure::new(format!("ips[] address: {e}")))?;
+        cni_core::result::parse_cidr(addr).map_err(|e| Failure::new(format!("ips[] address: {e}")))?;
         let on_pod_iface = match ip.get("interface") {
             None | Some(Value::Null) => true, // go-cni attributes it to eth0
             Some(i) => {

@@ -1,12 +1,13 @@
 //! `cni status` and `cni version`: ask a network's plugins whether they are ready, and plugins for
 //! their supported versions.
 
-use cni_runtime::{plugins, runtime, version};
+use cni_runtime::{runtime, version};
 use serde_json::{Map, json};
 
 use super::{Ctx, fail, show_path};
 use crate::error::{Failure, Result};
 use crate::output::print_json;
+use crate::plugins;
 
 pub(super) fn status(ctx: &Ctx, name: &str) -> Result<u8> {
     let list = ctx.network(name)?;

@@ -54,7 +54,7 @@ pub(super) fn install_network(up: &Up, a: &UpArgs) -> Result<()> {
 /// the default of the repository conflist.
 fn current_subnet(state: &StateFiles) -> Result<String> {
     match fs::read_to_string(&state.pod_cidr) {
-        Ok(t) if cni_runtime::parse_cidr(t.trim()).is_ok() => Ok(t.trim().to_string()),
+        Ok(t) if cni_core::result::parse_cidr(t.trim()).is_ok() => Ok(t.trim().to_string()),
         _ => conflist::default_subnet(),
     }
 }
@@ -91,7 +91,7 @@ pub(super) fn sync_pod_cidr(k3s: &Path, dirs: &Dirs, node: &str, deadline: Insta
             return Ok(());
         }
     };
-    if let Err(e) = cni_runtime::parse_cidr(&cidr) {
+    if let Err(e) = cni_core::result::parse_cidr(&cidr) {
         say(&format!(
             "warning: node {node} has an unusable podCIDR: {e}; the conflist keeps {current}"
         ));

@@ -1,4 +1,9 @@
-//! Generates `cni_runtime::plugins::ALL` from plugins/list.txt, the project's one plugin list.
+//! Generates `k3s_sandbox::plugins::ALL` from plugins/list.txt, the project's one plugin list: the
+//! one reader of that file on the Rust side (the root package's tests take the list from here too).
+//!
+//! The format, as plugins/list.sh and plugins/plugin_list.py read it as well: one plugin name per
+//! line (lowercase letters, digits, '-'), surrounding white space ignored, blank lines and lines
+//! starting with `#` skipped.
 
 use std::env;
 use std::fs;
@@ -27,6 +32,10 @@ fn main() {
             "cargo::error={}: {bad:?} is not a plugin name (lowercase letters, digits, '-')",
             list.display()
         );
+        return;
+    }
+    if names.is_empty() {
+        println!("cargo::error={} names no plugin", list.display());
         return;
     }
     let items: String = names.iter().map(|n| format!("    {n:?},\n")).collect();
