@@ -17,7 +17,7 @@ use std::path::Path;
 use cni_core::error::code;
 use cni_core::{CniError, CniResult, IpConfig, NetResult, Plugin, Request};
 use ipam_store::alloc::{attachment_addresses, first_free};
-use ipam_store::{DiskOptions, DiskStore, Owner, StoreError, assign, release_attachment};
+use ipam_store::{DiskOptions, DiskStore, Live, Owner, StoreError, assign, release_attachment};
 use ipnetwork::IpNetwork;
 
 use config::IpamConf;
@@ -104,8 +104,8 @@ impl Plugin for HostLocal {
     }
 
     fn del(&self, req: &Request) -> CniResult<()> {
-        let (data_dir, reclaim) = config::store_settings(req)?;
-        let Some(mut store) = open_existing(&data_dir, &req.conf.name, reclaim)? else {
+        let s = config::store_settings(req)?;
+        let Some(mut store) = open_existing(&s.data_dir, &req.conf.name, s.reclaim_after_reboot)? else {
             return Ok(());
         };
         release_attachment(&mut store, &req.env.container_id, &req.env.ifname).map_err(cni_error)?;
@@ -147,30 +147,23 @@ impl Plugin for HostLocal {
     }
 
     fn gc(&self, req: &Request) -> CniResult<()> {
-        let (data_dir, reclaim) = config::store_settings(req)?;
+        let s = config::store_settings(req)?;
         // Without either key (libcni's GCNetworkList with no GCArgs, cnitool 1.3's `gc`) nothing says
         // which reservations are live: release nothing, as the reference does, and succeed.
         let Some(valid) = req.conf.gc_attachments()? else {
             return Ok(());
         };
-        let Some(mut store) = open_existing(&data_dir, &req.conf.name, reclaim)? else {
+        let Some(mut store) = open_existing(&s.data_dir, &req.conf.name, s.reclaim_after_reboot)? else {
             return Ok(());
         };
-        // Sorted by (containerID, ifname): both lookups below are binary searches.
-        let mut live = valid;
-        ipam_store::order::sort_by_dyn(&mut live, &|a, b| a.cmp(b));
-        store
-            .retain(|o| match &o.ifname {
-                Some(i) => live
-                    .binary_search_by(|a| {
-                        (a.container_id.as_str(), a.ifname.as_str()).cmp(&(o.id.as_str(), i.as_str()))
-                    })
-                    .is_ok(),
-                None => live
-                    .binary_search_by(|a| a.container_id.as_str().cmp(o.id.as_str()))
-                    .is_ok(),
-            })
-            .map_err(cni_error)?;
+        // ipam-store's one liveness rule (a legacy reservation is kept by any attachment of its container).
+        let live = Live::new(
+            valid
+                .into_iter()
+                .map(|a| (a.container_id, Some(a.ifname)))
+                .collect(),
+        );
+        store.retain(|o| live.holds(o)).map_err(cni_error)?;
         Ok(())
     }
 

@@ -3,9 +3,12 @@
 //! owner-index entries out of step with the reservations). Works on a store only the reference
 //! plugin has used, too (it then has no index).
 //!
-//! It never writes: it takes the store's lock *shared* for a consistent picture (plugins take it
-//! exclusively, so nothing changes while it reads), and reads without it when the lock cannot be had
-//! in time. Our index is read only through [`crate::disk::read_index_entries`].
+//! It never writes. [`inspect`] takes the store's lock *shared* for a consistent picture (plugins
+//! take it exclusively, so nothing changes while it reads), and reads without it when the lock
+//! cannot be had in time; [`DiskStore::inspect`] inspects a store its caller has open, under the
+//! lock it holds. File names come from the store's layout module, files are read with the store's
+//! own readers, what would make plugin calls fail is the plugins' own [`crate::disk::verdict`], and
+//! our index is read only through [`crate::disk::read_index_entries`].
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -14,24 +17,35 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::disk::{read_index_entries, read_small};
+use crate::disk::layout::{LOCK, META, cursor_ip, cursor_set, reservation_name};
+use crate::disk::{DiskStore, open_regular, read_body, read_index_entries, read_small, verdict};
 use crate::error::{StoreError, StoreResult};
+use crate::live::Entry;
 use crate::owner::Owner;
 use crate::range::Range;
-
-const LOCK: &str = "lock";
-const META: &str = ".sandbox-cni";
-const CURSOR_PREFIX: &str = "last_reserved_ip.";
 
 /// One reservation file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reservation {
     pub ip: IpAddr,
+    /// A regular file (anything else blocks its address; see the damage list).
+    pub file: bool,
     /// `None`: the file is empty or unreadable, or not a regular file (it blocks the address for
     /// nobody; see the damage list).
     pub owner: Option<Owner>,
     /// Time since the file was last written (its modification time): how long it has been held.
     pub age: Option<Duration>,
+}
+
+impl Reservation {
+    /// What GC sees of it ([`crate::live`]).
+    pub fn entry(&self) -> Entry<'_> {
+        if self.file {
+            Entry::File(self.owner.as_ref())
+        } else {
+            Entry::NotAFile
+        }
+    }
 }
 
 /// Something wrong in a store.
@@ -134,9 +148,8 @@ pub struct Inspection {
 /// Takes the store's lock shared, waiting up to `timeout`; `None` when there is no lock file or
 /// it stays taken.
 fn lock_shared(dir: &Path, timeout: Duration) -> Option<File> {
-    let path = dir.join(LOCK);
     // Only a regular file, never through a symlink; a FIFO planted there is not waited on.
-    let (file, _) = cni_core::safefs::open_regular(fs::OpenOptions::new().read(true), &path).ok()?;
+    let (file, _) = open_regular(fs::OpenOptions::new().read(true), &dir.join(LOCK), "cannot open").ok()?;
     let deadline = Instant::now() + timeout;
     loop {
         match file.try_lock_shared() {
@@ -147,11 +160,6 @@ fn lock_shared(dir: &Path, timeout: Duration) -> Option<File> {
             Err(_) => return None,
         }
     }
-}
-
-/// A directory entry name that is a reservation: a canonical address text.
-fn address_name(name: &str) -> Option<IpAddr> {
-    name.parse::<IpAddr>().ok().filter(|ip| ip.to_string() == name)
 }
 
 fn kind_of(t: fs::FileType) -> &'static str {
@@ -169,11 +177,24 @@ fn kind_of(t: fs::FileType) -> &'static str {
 /// 64 KiB each. A network directory that is a symlink is not followed: the inspection then holds
 /// only the refusal.
 pub fn inspect(network_dir: &Path, lock_timeout: Duration) -> StoreResult<Inspection> {
+    scan(network_dir, Some(lock_timeout))
+}
+
+impl DiskStore {
+    /// Inspects this store under the lock it holds (`locked` is true): for a caller that opened
+    /// the store to change it after looking (`ipam gc`).
+    pub fn inspect(&self) -> StoreResult<Inspection> {
+        scan(self.dir(), None)
+    }
+}
+
+/// The inspection; `lock_timeout` `None`: the caller holds the lock already.
+fn scan(network_dir: &Path, lock_timeout: Option<Duration>) -> StoreResult<Inspection> {
     let mut out = Inspection {
         dir: network_dir.to_owned(),
         ..Inspection::default()
     };
-    let verdict = crate::disk::verdict(network_dir);
+    let verdict = verdict(network_dir);
     let refusals = verdict
         .refusals
         .iter()
@@ -182,8 +203,9 @@ pub fn inspect(network_dir: &Path, lock_timeout: Duration) -> StoreResult<Inspec
         out.damage.extend(refusals);
         return Ok(out);
     }
-    let lock = lock_shared(network_dir, lock_timeout);
-    out.locked = lock.is_some();
+    let lock = lock_timeout.map(|t| lock_shared(network_dir, t));
+    out.locked = lock.as_ref().is_none_or(Option::is_some);
+    out.has_index = verdict.has_index;
     out.damage.extend(refusals);
     let now = SystemTime::now();
     let entries = fs::read_dir(network_dir).map_err(StoreError::io("cannot list", network_dir))?;
@@ -193,12 +215,11 @@ pub fn inspect(network_dir: &Path, lock_timeout: Duration) -> StoreResult<Inspec
         let Ok(md) = fs::symlink_metadata(entry.path()) else {
             continue;
         };
-        if let Some(ip) = address_name(&name) {
-            let owner = if md.is_file() {
-                read_small(&entry.path())
-                    .ok()
-                    .flatten()
-                    .and_then(|b| Owner::parse_body(&b))
+        if let Some(ip) = reservation_name(&name) {
+            let file = md.is_file();
+            // The store's own reader (no symlink, no pipe, bounded); an error names nobody.
+            let owner = if file {
+                read_body(&entry.path()).ok().flatten()
             } else {
                 out.damage.push(Damage::NotAFile {
                     ip,
@@ -206,32 +227,25 @@ pub fn inspect(network_dir: &Path, lock_timeout: Duration) -> StoreResult<Inspec
                 });
                 None
             };
-            if owner.is_none() && md.is_file() {
+            if owner.is_none() && file {
                 out.damage.push(Damage::NoHolder { ip });
             }
             let age = md.modified().ok().and_then(|t| now.duration_since(t).ok());
-            out.reservations.push(Reservation { ip, owner, age });
-        } else if let Some(n) = name
-            .strip_prefix(CURSOR_PREFIX)
-            .and_then(|n| n.parse::<usize>().ok())
-        {
+            out.reservations.push(Reservation { ip, file, owner, age });
+        } else if let Some(n) = cursor_set(&name) {
             // A cursor that is not a regular file is among the refusals already.
             if !md.is_file() {
                 continue;
             }
-            let ip = read_small(&entry.path())
+            match read_small(&entry.path())
                 .ok()
                 .flatten()
-                .and_then(|b| String::from_utf8(b).ok())
-                .and_then(|t| t.trim().parse::<IpAddr>().ok());
-            match ip {
+                .and_then(|b| cursor_ip(&b))
+            {
                 Some(ip) => out.cursors.push((n, ip)),
                 None => out.damage.push(Damage::BadCursor { name }),
             }
-        } else if name == META {
-            out.has_index = md.is_dir()
-                && fs::symlink_metadata(network_dir.join(META).join("owners")).is_ok_and(|m| m.is_dir());
-        } else if name != LOCK {
+        } else if name != META && name != LOCK {
             out.damage.push(Damage::Foreign { name });
         }
     }

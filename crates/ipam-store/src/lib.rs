@@ -4,14 +4,18 @@
 //! - [`range`]: ranges and range sets (defaults, validation, candidate order);
 //! - [`alloc`]: the allocator over any [`alloc::Reservations`] backend, and [`alloc::MemStore`];
 //! - [`disk`]: [`disk::DiskStore`], the reference-compatible store;
+//! - [`config`]: the one reader of host-local's configuration (ranges, `dataDir`);
+//! - [`live`]: the one rule of which reservations live attachments keep (GC, leak counts);
 //! - [`owner`]: reservation bodies; [`error`]: what can go wrong;
 //! - [`inspect`]: read-only inspection of a store (`k3s-sandbox ipam ls`);
 //! - [`order`]: the one sort the store and host-local use (kept monomorphic for size).
 
 pub mod alloc;
+pub mod config;
 pub mod disk;
 pub mod error;
 pub mod inspect;
+pub mod live;
 pub mod order;
 pub mod owner;
 pub mod range;
@@ -19,5 +23,6 @@ pub mod range;
 pub use alloc::{Assigned, MemStore, Reservations, assign, release_attachment};
 pub use disk::{DiskOptions, DiskStore};
 pub use error::{StoreError, StoreResult};
+pub use live::Live;
 pub use owner::Owner;
 pub use range::{Range, RangeSet};

@@ -53,12 +53,6 @@ impl Owner {
             None => None,
         }
     }
-
-    /// Whether a reservation held by `self` belongs to the attachment `(id, ifname)`; legacy
-    /// (id-only) reservations belong to every interface of their container.
-    pub fn is_attachment(&self, id: &str, ifname: &str) -> bool {
-        self.id == id && self.ifname.as_deref().is_none_or(|i| i == ifname)
-    }
 }
 
 use cni_core::safefs::printable;

@@ -2,7 +2,6 @@
 //! `cni gc` and `ipam gc`. `ID` alone keeps every interface of the container; `ID/IFNAME` keeps
 //! that interface. One value per `--valid`; repeat the option for more.
 
-use std::collections::BTreeSet;
 use std::fmt;
 
 /// One live attachment named on the command line.
@@ -70,24 +69,20 @@ pub fn parse(s: &str) -> Result<Attachment, String> {
 /// The live attachments of a gc.
 #[derive(Debug, Clone, Default)]
 pub struct Valid {
-    pub attachments: BTreeSet<(String, Option<String>)>,
+    pub live: ipam_store::Live,
 }
 
 impl Valid {
     pub fn new(list: &[Attachment]) -> Valid {
         Valid {
-            attachments: list.iter().map(|a| (a.id.clone(), a.ifname.clone())).collect(),
+            live: ipam_store::Live::new(list.iter().map(|a| (a.id.clone(), a.ifname.clone())).collect()),
         }
     }
 
-    /// Whether the attachment (container `id`, interface `ifname` when known) is live: a listed
-    /// ID without an interface keeps every interface of its container, and a holder without a
-    /// recorded interface is kept by any entry of its container.
+    /// Whether the attachment (container `id`, interface `ifname` when known) is live: ipam-store's
+    /// one liveness rule ([`ipam_store::live`]).
     pub fn keeps(&self, id: &str, ifname: Option<&str>) -> bool {
-        self.attachments
-            .range((id.to_string(), None)..)
-            .take_while(|(i, _)| i == id)
-            .any(|(_, i)| i.is_none() || ifname.is_none() || i.as_deref() == ifname)
+        self.live.keeps(id, ifname)
     }
 }
 

@@ -11,7 +11,8 @@ use super::fs::{
     check_no_parent, ensure_dir, is_not_found, is_sealed, lock_with_timeout, make_dir, open_dir,
     open_single_link, open_store_file, read_open, read_small, real_dir, write_atomic,
 };
-use super::{DiskOptions, DiskStore, LOCK, Layout, META, OWNERS, OpenReport, STATE_HEADER};
+use super::layout::{BOOT_ID, LOCK, META, OWNERS, STATE, STATE_HEADER, TMP_BOOT};
+use super::{DiskOptions, DiskStore, Layout, OpenReport};
 use crate::error::{StoreError, StoreResult};
 
 impl DiskStore {
@@ -68,7 +69,7 @@ impl DiskStore {
             }
             other => other?,
         };
-        let state_path = meta.join("state");
+        let state_path = meta.join(STATE);
         // Rewritten in place: a second name (a hard link planted in the store) is dropped first.
         let (state, state_md) = open_single_link(&state_path)?;
         let text = read_open(&state, state_md.len(), &state_path)?;
@@ -117,7 +118,7 @@ impl DiskStore {
         if current.is_empty() || current.contains(char::is_whitespace) {
             return Ok(());
         }
-        let marker = self.meta_path("boot_id");
+        let marker = self.meta_path(BOOT_ID);
         let recorded = read_small(&marker)?.and_then(|b| {
             String::from_utf8(b)
                 .ok()
@@ -130,7 +131,7 @@ impl DiskStore {
             self.report.reclaimed = self.rebuild(&mut |_, _| true)?;
         }
         write_atomic(
-            &self.meta_path("tmp-boot"),
+            &self.meta_path(TMP_BOOT),
             &marker,
             format!("boot_id {current}\n").as_bytes(),
         )
@@ -141,7 +142,7 @@ impl DiskStore {
     /// length between rebuilds, so it is one `pwrite`.
     pub(super) fn write_state(&mut self) -> StoreResult<()> {
         use std::os::unix::fs::FileExt;
-        let path = self.meta_path("state");
+        let path = self.meta_path(STATE);
         let md = self
             .dir_fd
             .metadata()

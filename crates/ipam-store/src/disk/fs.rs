@@ -5,7 +5,7 @@
 use std::fs::{self, DirBuilder, File, FileTimes, OpenOptions};
 use std::io::{ErrorKind, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
-use std::path::{Component, Path};
+use std::path::Path;
 use std::time::{Duration, UNIX_EPOCH};
 
 use cni_core::oflags::is_symlink_refused;
@@ -29,7 +29,7 @@ pub(super) fn check_no_parent(path: &Path, what: &str) -> StoreResult<()> {
             why: format!("{what} is empty"),
         });
     }
-    if path.components().any(|c| c == Component::ParentDir) {
+    if crate::config::has_parent_component(path) {
         return Err(StoreError::Unsafe {
             path: path.to_owned(),
             why: format!("{what} must not contain '..' components"),
@@ -102,7 +102,7 @@ pub(super) fn open_safe(
 }
 
 /// Opens `opts` at `path` with [`SAFE_OPEN`] and makes sure it is a regular file.
-pub(super) fn open_regular(
+pub(crate) fn open_regular(
     opts: &mut OpenOptions,
     path: &Path,
     what: &'static str,
@@ -193,7 +193,7 @@ pub(super) fn open_single_link(path: &Path) -> StoreResult<(File, fs::Metadata)>
 
 /// The holder named by a reservation file; `None` when it is missing, unreadable, or not a regular
 /// file (a pipe, link or directory with an address's name blocks the address for nobody).
-pub(super) fn read_body(path: &Path) -> StoreResult<Option<Owner>> {
+pub(crate) fn read_body(path: &Path) -> StoreResult<Option<Owner>> {
     match read_small(path) {
         Ok(b) => Ok(b.and_then(|b| Owner::parse_body(&b))),
         Err(StoreError::Unsafe { .. }) => Ok(None),

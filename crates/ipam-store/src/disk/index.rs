@@ -11,7 +11,8 @@ use super::fs::{
     apply_seal, ensure_dir, is_not_found, is_sealed, link_or_copy, make_dir, open_dir, read_body, real_dir,
     remove_if_exists, remove_tree_if_exists, seal_path,
 };
-use super::{DiskStore, Layout, META, OWNERS};
+use super::layout::{META, OWNERS, OWNERS_NEW, OWNERS_OLD, STATE, reservation_name};
+use super::{DiskStore, Layout};
 use crate::error::{StoreError, StoreResult};
 use crate::owner::Owner;
 
@@ -37,11 +38,6 @@ pub(super) fn index_dir_of(owners: &Path, layout: Layout, o: &Owner) -> PathBuf 
         Layout::Flat => owners.to_owned(),
         Layout::Buckets => owners.join(format!("{:02x}", owner_hash(o) >> 56)),
     }
-}
-
-/// A directory entry name that is a reservation: a canonical address text.
-pub(super) fn reservation_name(name: &str) -> Option<IpAddr> {
-    name.parse::<IpAddr>().ok().filter(|ip| ip.to_string() == name)
 }
 
 /// An index entry name `<16 hex digits>.<address>`: (hash, address).
@@ -134,13 +130,13 @@ impl DiskStore {
         drop_it: &mut dyn FnMut(IpAddr, Option<&Owner>) -> bool,
     ) -> StoreResult<Vec<IpAddr>> {
         // Until the new state is written, no kill can leave a state that validates a half-built index.
-        let state_path = self.meta_path("state");
+        let state_path = self.meta_path(STATE);
         self.state
             .set_len(0)
             .map_err(StoreError::io("cannot write", &state_path))?;
         let owners = self.owners();
-        let fresh = self.meta.join("owners.new");
-        let old = self.meta.join("owners.old");
+        let fresh = self.meta.join(OWNERS_NEW);
+        let old = self.meta.join(OWNERS_OLD);
         remove_tree_if_exists(&fresh)?;
         remove_tree_if_exists(&old)?;
         let list = || fs::read_dir(&self.dir).map_err(StoreError::io("cannot list", &self.dir));

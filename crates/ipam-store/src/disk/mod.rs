@@ -42,6 +42,7 @@
 mod boot;
 mod fs;
 mod index;
+pub(crate) mod layout;
 mod reserve;
 mod verdict;
 
@@ -53,12 +54,14 @@ use std::time::Duration;
 
 use crate::alloc::Reservations;
 use crate::error::{StoreError, StoreResult};
+use crate::live::{Entry, Fate};
 use crate::owner::Owner;
 
-pub(crate) use self::fs::read_small;
-use self::fs::{apply_seal, create_exclusive, is_not_found, read_body, remove_if_exists, seal_path};
+use self::fs::{apply_seal, create_exclusive, is_not_found, remove_if_exists, seal_path};
+pub(crate) use self::fs::{open_regular, read_body, read_small};
 pub use self::index::read_index_entries;
-use self::index::{entry_name, index_dir_of, reservation_name};
+use self::index::{entry_name, index_dir_of};
+use self::layout::{OWNERS, TMP_PROBE, cursor_name, reservation_name};
 pub use self::verdict::{Verdict, verdict};
 
 /// The default `dataDir`, as in the reference.
@@ -68,11 +71,6 @@ pub const BOOT_ID_PATH: &str = "/proc/sys/kernel/random/boot_id";
 /// Up to this many index entries the index is one flat directory; beyond, 256 buckets.
 pub const DEFAULT_FLAT_LIMIT: usize = 256;
 
-const META: &str = ".sandbox-cni";
-const OWNERS: &str = "owners";
-const STATE_HEADER: &str = "sandbox-cni host-local index v4";
-const LOCK: &str = "lock";
-const CURSOR_PREFIX: &str = "last_reserved_ip.";
 /// Reservation bodies and index lines are small; refuse to read more than this from one file.
 const MAX_READ: u64 = 64 * 1024;
 
@@ -206,7 +204,7 @@ impl DiskStore {
     }
 
     fn cursor_path(&self, set: usize) -> PathBuf {
-        self.dir.join(format!("{CURSOR_PREFIX}{set}"))
+        self.dir.join(cursor_name(set))
     }
 
     fn owners(&self) -> PathBuf {
@@ -239,13 +237,16 @@ impl DiskStore {
 
     /// GC: releases every reservation whose holder `keep` rejects (unreadable bodies included) and
     /// rebuilds the index. Returns the released addresses with their holders.
+    ///
+    /// Each reservation's fate is [`crate::live::fate`]'s; what is not a regular file is never
+    /// removed (the rebuild never touches it).
     pub fn retain(
         &mut self,
         mut keep: impl FnMut(&Owner) -> bool,
     ) -> StoreResult<Vec<(IpAddr, Option<Owner>)>> {
         let mut gone = Vec::new();
         self.rebuild(&mut |ip, o| {
-            let drop_it = o.is_none_or(|o| !keep(o));
+            let drop_it = crate::live::fate(Entry::File(o), &mut keep) == Fate::Dead;
             if drop_it {
                 gone.push((ip, o.cloned()));
             }
@@ -278,7 +279,7 @@ impl DiskStore {
 
     /// Whether the network directory accepts new files (used by STATUS).
     pub fn check_writable(&mut self) -> StoreResult<()> {
-        let probe = self.meta_path("tmp-probe");
+        let probe = self.meta_path(TMP_PROBE);
         remove_if_exists(&probe)?;
         create_exclusive(&probe, b"probe").map_err(StoreError::io("cannot write", &probe))?;
         remove_if_exists(&probe)

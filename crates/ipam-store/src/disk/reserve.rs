@@ -10,7 +10,8 @@ use super::fs::{
     create_exclusive, is_not_found, no_hard_links, open_regular, open_single_link, read_body, read_open,
     remove_if_exists,
 };
-use super::index::{entry_name, owner_hash, reservation_name};
+use super::index::{entry_name, owner_hash};
+use super::layout::{cursor_ip, reservation_name};
 use super::{Cursor, DiskStore, Layout};
 use crate::alloc::Reservations;
 use crate::error::{StoreError, StoreResult};
@@ -72,11 +73,6 @@ impl DiskStore {
             Err(e) => Err(StoreError::io("cannot create reservation", &dest)(e)),
         }
     }
-}
-
-/// The address a cursor file holds, if it holds one (surrounding white space ignored).
-fn cursor_ip(content: &[u8]) -> Option<IpAddr> {
-    std::str::from_utf8(content).ok()?.trim().parse().ok()
 }
 
 impl Reservations for DiskStore {

@@ -8,7 +8,9 @@ use std::path::Path;
 
 use super::boot::parse_state;
 use super::fs::{is_not_found, open_dir, open_regular, read_open, read_small, real_dir};
-use super::{CURSOR_PREFIX, LOCK, META, OWNERS};
+use super::layout::{
+    BOOT_ID, LOCK, META, OWNERS, OWNERS_NEW, OWNERS_OLD, STATE, TMP_BOOT, TMP_PROBE, cursor_set,
+};
 use crate::error::{StoreError, StoreResult};
 
 /// What a plugin call would make of a store.
@@ -22,6 +24,8 @@ pub struct Verdict {
     /// The store has our index and `state` says it is current: the seal and the change times
     /// the plugin left still hold. `false` also when there is no index yet.
     pub index_current: bool,
+    /// The store has our owner index (`.sandbox-cni/owners` is a real directory).
+    pub has_index: bool,
 }
 
 /// `Ok` for a file that does not exist yet (a call creates it).
@@ -59,24 +63,26 @@ pub fn verdict(network_dir: &Path) -> Verdict {
     refuse(unless_missing(open_regular(&mut read(), &lock, "cannot open the lock file")).map(drop));
     let meta = network_dir.join(META);
     let mut index_current = false;
+    let mut v_has_index = false;
     match fs::symlink_metadata(&meta) {
         Err(e) if is_not_found(&e) => {}
         Err(e) => refuse(Err(StoreError::io("cannot inspect", &meta)(e))),
         Ok(md) if real_dir(&meta, &md).is_err() => refuse(real_dir(&meta, &md)),
         Ok(_) => {
             let owners = unless_missing(open_dir(&meta.join(OWNERS)));
-            let state_path = meta.join("state");
+            let state_path = meta.join(STATE);
             let state = unless_missing(open_regular(&mut read(), &state_path, "cannot open"))
                 .and_then(|f| f.map(|(f, md)| read_open(&f, md.len(), &state_path)).transpose());
             if let (Ok(Some((_, owners_md))), Ok(Some(text))) = (&owners, &state) {
                 index_current = parse_state(text).is_some_and(|st| st.matches(&dir_md, owners_md));
             }
+            v_has_index = matches!(owners, Ok(Some(_)));
             refuse(owners.map(drop));
             refuse(state.map(drop));
-            refuse(read_small(&meta.join("boot_id")).map(drop));
+            refuse(read_small(&meta.join(BOOT_ID)).map(drop));
             // Scratch files written and renamed: a directory there makes the write fail (the first
             // call after a reboot for `tmp-boot`, every STATUS for `tmp-probe`).
-            for scratch in ["tmp-boot", "tmp-probe"] {
+            for scratch in [TMP_BOOT, TMP_PROBE] {
                 let p = meta.join(scratch);
                 if fs::symlink_metadata(&p).is_ok_and(|md| md.is_dir()) {
                     refuse(Err(StoreError::Unsafe {
@@ -86,7 +92,7 @@ pub fn verdict(network_dir: &Path) -> Verdict {
                 }
             }
             // A rebuild first removes these trees; a file there makes every rebuild fail.
-            for scratch in ["owners.new", "owners.old"] {
+            for scratch in [OWNERS_NEW, OWNERS_OLD] {
                 let p = meta.join(scratch);
                 if fs::symlink_metadata(&p).is_ok_and(|md| !md.is_dir() && !md.file_type().is_symlink()) {
                     refuse(Err(StoreError::Unsafe {
@@ -98,6 +104,7 @@ pub fn verdict(network_dir: &Path) -> Verdict {
         }
     }
     v.index_current = index_current;
+    v.has_index = v_has_index;
     if let Ok(entries) = fs::read_dir(network_dir) {
         let mut cursors: Vec<_> = entries
             .filter_map(Result::ok)
@@ -105,8 +112,8 @@ pub fn verdict(network_dir: &Path) -> Verdict {
             .filter(|p| {
                 p.file_name()
                     .and_then(|n| n.to_str())
-                    .and_then(|n| n.strip_prefix(CURSOR_PREFIX))
-                    .is_some_and(|n| n.parse::<usize>().is_ok())
+                    .and_then(cursor_set)
+                    .is_some()
             })
             .collect();
         cursors.sort();

@@ -110,6 +110,32 @@ fn release_address_frees_whoever_holds_it() {
     assert!(inspect(&dir, Duration::from_secs(1)).unwrap().damage.is_empty());
 }
 
+/// Issue 22: `ipam gc` opened the store (exclusive lock), then inspected it with a shared lock that
+/// could never be had, and reported `locked: false`. The holder of the lock inspects through the
+/// store it holds: `locked` is true, the picture is the same, and nothing waits.
+#[test]
+fn the_holder_of_the_lock_inspects_through_its_store() {
+    let t = tempfile::tempdir().unwrap();
+    let s = filled(t.path());
+    let dir = t.path().join("data/net");
+    fs::write(dir.join("10.7.0.9"), b"").unwrap();
+    let started = std::time::Instant::now();
+    let held = s.inspect().unwrap();
+    assert!(held.locked, "the caller holds the lock");
+    // From outside, the shared lock cannot be had while the store is open.
+    let outside = inspect(&dir, Duration::ZERO).unwrap();
+    assert!(!outside.locked);
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let holders = |f: &ipam_store::inspect::Inspection| -> Vec<_> {
+        f.reservations.iter().map(|r| (r.ip, r.owner.clone())).collect()
+    };
+    assert_eq!(holders(&held), holders(&outside));
+    assert!(held.damage.contains(&Damage::NoHolder { ip: ip("10.7.0.9") }));
+    assert!(held.has_index);
+    drop(s);
+    assert!(inspect(&dir, Duration::from_secs(1)).unwrap().locked);
+}
+
 fn walk(dir: &Path) -> Vec<(String, Vec<u8>)> {
     let mut out = Vec::new();
     for e in fs::read_dir(dir).unwrap() {

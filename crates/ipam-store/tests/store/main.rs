@@ -4,6 +4,7 @@
 
 mod attacks;
 mod common;
+mod config;
 mod disk;
 mod inspect;
 mod layout;

@@ -1,13 +1,17 @@
 //! Leak and fill-level detection for `doctor` and `status`: a range set nearly full, or reservations
-//! held by containers that are not live pod sandboxes, each with the command that fixes it.
+//! held by containers that are not live pod sandboxes, each with the command that fixes it. What
+//! counts as leaked is exactly what `ipam gc --from-cri` would free: its plan, from ipam-store's one
+//! liveness rule.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use ipam_store::inspect;
+use ipam_store::live::Fate;
+use ipam_store::{Live, inspect::Inspection};
 
-use super::gc::{gc_command, gc_valid_command, ls_command};
-use super::ls::range_use;
+use super::gc::{Plan, gc_command, gc_valid_command, ls_command, plan};
+use super::ls::{RangeUse, range_use};
 use super::network::networks_in;
 use super::{DEFAULT_MIN_AGE, NEARLY_FULL_PERCENT, fmt_range, say};
 use crate::cri;
@@ -77,41 +81,34 @@ pub fn detect(dirs: &Dirs, live: Option<&BTreeSet<String>>) -> Vec<Finding> {
         let uses = range_use(&net, &found);
         let mut problems = Vec::new();
         let mut allow_empty = false;
-        // Every holder is a live pod sandbox: gc would free nothing.
-        let all_live = live.is_some_and(|live| {
-            found
-                .reservations
-                .iter()
-                .all(|r| r.owner.as_ref().is_some_and(|o| live.contains(&o.id)))
+        // What `ipam gc --from-cri` would decide now (the runtime's sandboxes are the live ones).
+        let gc_plan = live.map(|ids| {
+            let ids = ids.iter().map(|id| (id.clone(), None)).collect();
+            plan(&found, &Live::new(ids), grace)
         });
-        if let Some(live) = live {
-            let stale: BTreeSet<&str> = found
-                .reservations
-                .iter()
-                .filter(|r| r.age.is_some_and(|a| a >= grace))
-                .filter_map(|r| r.owner.as_ref())
-                .filter(|o| !live.contains(&o.id))
-                .map(|o| o.id.as_str())
-                .collect();
-            let holders: BTreeSet<&str> = found
-                .reservations
-                .iter()
-                .filter_map(|r| r.owner.as_ref().map(|o| o.id.as_str()))
-                .collect();
-            if !stale.is_empty() {
-                problems.push(format!(
-                    "{} held by {}, but only {}: {} gone",
-                    plural(found.reservations.len() as u64, "reservation", "reservations"),
-                    plural(holders.len() as u64, "container", "containers"),
-                    plural(live.len() as u64, "live pod sandbox", "live pod sandboxes"),
-                    if stale.len() == 1 {
-                        "1 holder is".to_string()
-                    } else {
-                        format!("{} holders are", stale.len())
-                    }
-                ));
-                allow_empty = live.is_empty();
-            }
+        if let (Some(live), Some(p)) = (live, &gc_plan)
+            && !p.free.is_empty()
+        {
+            problems.push(leaked(&found, p, live.len()));
+            allow_empty = live.is_empty();
+        }
+        // Not regular files: blocked whoever lives (gc never removes them).
+        let blocked: Vec<String> = found
+            .reservations
+            .iter()
+            .filter(|r| Live::default().fate(r.entry()) == Fate::Blocked)
+            .map(|r| r.ip.to_string())
+            .collect();
+        if !blocked.is_empty() {
+            problems.push(format!(
+                "{} not a reservation file ({}): it blocks the address, and gc never removes it",
+                plural(
+                    blocked.len() as u64,
+                    "address holds something that is",
+                    "addresses hold something that is"
+                ),
+                blocked.join(", ")
+            ));
         }
         // Every condition under which the plugin refuses to work on this store.
         problems.extend(
@@ -121,16 +118,19 @@ pub fn detect(dirs: &Dirs, live: Option<&BTreeSet<String>>) -> Vec<Finding> {
                 .filter(|d| d.blocks_calls())
                 .map(ToString::to_string),
         );
-        for u in &uses {
-            if u.capacity > 0 && u.used.saturating_mul(100) >= u.capacity.saturating_mul(NEARLY_FULL_PERCENT)
-            {
-                problems.push(format!(
-                    "range {} is nearly full: {} of {} used",
-                    fmt_range(&u.range),
-                    u.used,
-                    plural(u.capacity, "address", "addresses")
-                ));
-            }
+        let nearly_full: Vec<&RangeUse> = uses
+            .iter()
+            .filter(|u| {
+                u.capacity > 0 && u.used.saturating_mul(100) >= u.capacity.saturating_mul(NEARLY_FULL_PERCENT)
+            })
+            .collect();
+        for u in &nearly_full {
+            problems.push(format!(
+                "range {} is nearly full: {} of {} used",
+                fmt_range(&u.range),
+                u.used,
+                plural(u.capacity, "address", "addresses")
+            ));
         }
         // One figure per range: an IPv4 and an IPv6 range are never summed.
         let summary = if uses.iter().any(|u| u.capacity > 0) {
@@ -155,11 +155,23 @@ pub fn detect(dirs: &Dirs, live: Option<&BTreeSet<String>>) -> Vec<Finding> {
             )
         };
         let refused = found.damage.iter().any(|d| d.blocks_calls());
+        // gc would free nothing, now or later: every reservation gc may free is held by a live
+        // pod sandbox (young ones of pods not listed yet may be leaks gc frees once they age).
+        let all_live = gc_plan
+            .as_ref()
+            .is_some_and(|p| p.free.is_empty() && p.young == 0);
+        let by_hand = || {
+            Fix::Widen(
+                "remove what is not a reservation file by hand (gc never removes it), then check with `k3s-sandbox ipam ls`".into(),
+            )
+        };
         let problem = (!problems.is_empty()).then(|| {
             let fix = if refused {
                 Fix::Widen(
                     "remove what the message names (the plugin never works around it; it recreates its own files), then check with `k3s-sandbox ipam ls`".into(),
                 )
+            } else if !blocked.is_empty() && (all_live || (live.is_none() && nearly_full.is_empty())) {
+                by_hand()
             } else if all_live {
                 Fix::Widen(format!(
                     "every address is held by a live pod sandbox, so gc would free none: give network {} a larger range{}",
@@ -186,6 +198,41 @@ pub fn detect(dirs: &Dirs, live: Option<&BTreeSet<String>>) -> Vec<Finding> {
         });
     }
     out
+}
+
+/// The leak `plan` found in `found` with `live` live pod sandboxes: the holders it would free, and
+/// the reservations that name no holder (it frees those too).
+fn leaked(found: &Inspection, plan: &Plan, live: usize) -> String {
+    let holders: BTreeSet<&str> = found
+        .reservations
+        .iter()
+        .filter_map(|r| r.owner.as_ref().map(|o| o.id.as_str()))
+        .collect();
+    let gone: BTreeSet<&str> = plan
+        .free
+        .iter()
+        .filter_map(|d| d.owner.as_ref().map(|o| o.id.as_str()))
+        .collect();
+    let nobody = plan.free.iter().filter(|d| d.owner.is_none()).count();
+    let mut why = Vec::new();
+    match gone.len() {
+        0 => {}
+        1 => why.push("1 holder is gone".to_string()),
+        n => why.push(format!("{n} holders are gone")),
+    }
+    if nobody > 0 {
+        why.push(format!(
+            "{} no holder (empty or unreadable)",
+            plural(nobody as u64, "reservation names", "reservations name")
+        ));
+    }
+    format!(
+        "{} held by {}, but only {}: {}",
+        plural(found.reservations.len() as u64, "reservation", "reservations"),
+        plural(holders.len() as u64, "container", "containers"),
+        plural(live as u64, "live pod sandbox", "live pod sandboxes"),
+        why.join(", ")
+    )
 }
 
 /// The live sandbox IDs, when this data dir's k3s agent is running and its runtime answers.

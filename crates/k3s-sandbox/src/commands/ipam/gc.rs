@@ -1,14 +1,14 @@
 //! `ipam gc`: free the reservations of attachments that are not live (from --valid or the
 //! container runtime), older than --min-age; a dry run unless --apply.
 
-use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use cni_core::safefs::printable;
-use ipam_store::Owner;
-use ipam_store::inspect::{self, Inspection};
+use ipam_store::inspect::Inspection;
+use ipam_store::live::Fate;
+use ipam_store::{Live, Owner};
 
 use super::network::{Network, one};
 use super::release::open_store;
@@ -19,7 +19,6 @@ use crate::error::{Failure, Result};
 use crate::output::{self, plural};
 use crate::paths::Dirs;
 use crate::util::shell_quote;
-use crate::valid::Valid;
 use serde_json::{Value, json};
 
 /// One reservation gc would free, and why.
@@ -41,35 +40,21 @@ pub struct Plan {
     pub blocked: Vec<IpAddr>,
 }
 
-/// Decides, from the reservations and their ages, what to free.
-pub fn plan(found: &Inspection, valid: &Valid, min_age: Duration) -> Plan {
+/// Decides, from the reservations and their ages, what to free: each reservation's fate is
+/// ipam-store's one liveness rule ([`ipam_store::live`]), the same the plugin's GC and the leak
+/// counts of `doctor` and `status` use; dead ones younger than `min_age` are kept.
+pub fn plan(found: &Inspection, live: &Live, min_age: Duration) -> Plan {
     let mut p = Plan::default();
-    let not_files: BTreeSet<IpAddr> = found
-        .damage
-        .iter()
-        .filter_map(|d| match d {
-            inspect::Damage::NotAFile { ip, .. } => Some(*ip),
-            _ => None,
-        })
-        .collect();
     for r in &found.reservations {
-        if not_files.contains(&r.ip) {
-            p.blocked.push(r.ip);
-            continue;
-        }
-        if r.owner
-            .as_ref()
-            .is_some_and(|o| valid.keeps(&o.id, o.ifname.as_deref()))
-        {
-            p.live += 1;
-        } else if r.age.is_none_or(|a| a < min_age) {
-            p.young += 1;
-        } else {
-            p.free.push(Doomed {
+        match live.fate(r.entry()) {
+            Fate::Blocked => p.blocked.push(r.ip),
+            Fate::Live => p.live += 1,
+            Fate::Dead if r.age.is_none_or(|a| a < min_age) => p.young += 1,
+            Fate::Dead => p.free.push(Doomed {
                 ip: r.ip,
                 owner: r.owner.clone(),
                 age: r.age,
-            });
+            }),
         }
     }
     p
@@ -153,13 +138,11 @@ pub(super) fn gc(dirs: &Dirs, a: &GcArgs) -> Result<u8> {
             answer.asked,
             plural(answer.sandboxes.len() as u64, "pod sandbox", "pod sandboxes")
         ));
-        let mut v = Valid::default();
-        for s in &answer.sandboxes {
-            v.attachments.insert((s.id.clone(), None));
-        }
-        (v, "the runtime's pod sandboxes")
+        let ids = answer.sandboxes.iter().map(|s| (s.id.clone(), None)).collect();
+        (Live::new(ids), "the runtime's pod sandboxes")
     } else {
-        (Valid::new(&a.valid), "--valid")
+        let list = a.valid.iter().map(|v| (v.id.clone(), v.ifname.clone())).collect();
+        (Live::new(list), "--valid")
     };
     let dir = net.store_dir();
     if !dir.is_dir() {
@@ -171,11 +154,12 @@ pub(super) fn gc(dirs: &Dirs, a: &GcArgs) -> Result<u8> {
         return Ok(0);
     }
     let mut store = open_store(&net)?;
-    // Under the store's (exclusive) lock: nothing changes until we are done.
-    let found = inspect::inspect(&dir, Duration::ZERO)
+    // Under the store's (exclusive) lock, which we hold: nothing changes until we are done.
+    let found = store
+        .inspect()
         .map_err(|e| Failure::new(format!("cannot inspect {}: {e}", dir.display())))?;
     let p = plan(&found, &valid, a.min_age);
-    let empty_runtime = a.from_cri && valid.attachments.is_empty();
+    let empty_runtime = a.from_cri && valid.is_empty();
     if a.json {
         let doomed: Vec<Value> = p
             .free

@@ -32,7 +32,7 @@ impl RangeUse {
 pub fn range_use(net: &Network, found: &Inspection) -> Vec<RangeUse> {
     let mut out = Vec::new();
     for (set, ranges) in net.sets.iter().enumerate() {
-        for r in ranges {
+        for r in &ranges.ranges {
             let used = found.reservations.iter().filter(|x| r.allocatable(x.ip)).count() as u128;
             out.push(RangeUse {
                 set,
@@ -52,7 +52,12 @@ fn outside(net: &Network, found: &Inspection) -> Vec<IpAddr> {
     found
         .reservations
         .iter()
-        .filter(|x| !net.sets.iter().flatten().any(|r| r.allocatable(x.ip)))
+        .filter(|x| {
+            !net.sets
+                .iter()
+                .flat_map(|s| &s.ranges)
+                .any(|r| r.allocatable(x.ip))
+        })
         .map(|x| x.ip)
         .collect()
 }

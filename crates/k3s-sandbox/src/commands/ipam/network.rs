@@ -1,14 +1,15 @@
 //! The host-local networks to work on: found in the conf dir's configs (name, `dataDir`, ranges)
-//! or given with --ipam-dir.
+//! or given with --ipam-dir. Configs are read by ipam-store's one reader of host-local
+//! configuration, the plugin's own: a config the plugin refuses is refused here with its message.
 
 use std::fs;
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
+use cni_core::{Fields, Version};
 use cni_runtime::conf::{self, NetworkList};
-use ipam_store::Range;
-use ipnetwork::IpNetwork;
-use serde_json::Value;
+use ipam_store::RangeSet;
+use ipam_store::config::{self as hl_config, ConfigError};
+use serde_json::{Map, Value};
 
 use super::{StoreArgs, say};
 use crate::error::{Failure, Result};
@@ -22,8 +23,8 @@ pub struct Network {
     /// Where it was found (a config file), if anywhere.
     pub config: Option<PathBuf>,
     /// Range sets from the config; empty when unknown.
-    pub sets: Vec<Vec<Range>>,
-    /// Why the ranges could not be read.
+    pub sets: Vec<RangeSet>,
+    /// Why the ranges could not be read (the plugin's message: its ADD fails the same way).
     pub range_error: Option<String>,
 }
 
@@ -33,48 +34,18 @@ impl Network {
     }
 }
 
-/// A key of `obj`, matched case-insensitively (as host-local reads range keys).
-fn get_ci<'a>(obj: &'a Value, key: &str) -> Option<&'a Value> {
-    obj.as_object()?
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case(key))
-        .map(|(_, v)| v)
-}
-
-fn range_of(obj: &Value) -> std::result::Result<Range, String> {
-    let s = |k: &str| get_ci(obj, k).and_then(Value::as_str).filter(|s| !s.is_empty());
-    let ip = |k: &str| -> std::result::Result<Option<IpAddr>, String> {
-        s(k).map(|v| {
-            v.parse::<IpAddr>()
-                .map_err(|_| format!("{k} {v:?} is not an address"))
-        })
-        .transpose()
-    };
-    let subnet: IpNetwork = s("subnet")
-        .ok_or("a range has no subnet")?
-        .parse()
-        .map_err(|e| format!("bad subnet: {e}"))?;
-    Range::new(subnet, ip("rangeStart")?, ip("rangeEnd")?, ip("gateway")?).map_err(|e| e.to_string())
-}
-
-/// The range sets of an `ipam` object: the legacy single-range form first, then `ranges`.
-pub(super) fn range_sets(ipam: &Value) -> std::result::Result<Vec<Vec<Range>>, String> {
-    let mut sets = Vec::new();
-    if get_ci(ipam, "subnet").is_some() {
-        sets.push(vec![range_of(ipam)?]);
-    }
-    if let Some(list) = get_ci(ipam, "ranges").and_then(Value::as_array) {
-        for set in list {
-            let ranges = set.as_array().ok_or("a range set is not a list")?;
-            sets.push(
-                ranges
-                    .iter()
-                    .map(range_of)
-                    .collect::<std::result::Result<_, _>>()?,
-            );
-        }
-    }
-    Ok(sets)
+/// The store settings and range sets of one plugin object of a list at CNI `version`, read as the
+/// plugin reads them (its `runtimeConfig` is the runtime's to add, so `ipRanges` is not known here).
+/// The outer error: the plugin refuses the store settings, so it never uses a store for this config.
+pub(super) fn read_plugin(
+    plugin: &Map<String, Value>,
+    version: Version,
+) -> std::result::Result<(PathBuf, std::result::Result<Vec<RangeSet>, ConfigError>), ConfigError> {
+    let conf = Fields::new(plugin, "");
+    let ipam = hl_config::ipam(&conf)?;
+    let store = hl_config::store_settings(&ipam)?;
+    let sets = hl_config::range_sets(&ipam, &Fields::empty(), version).map(|r| r.sets);
+    Ok((store.data_dir, sets))
 }
 
 /// Every host-local network of the configs in `conf_dir`, in the configs' sort order; configs
@@ -104,13 +75,20 @@ pub fn networks_in(conf_dir: &Path) -> (Vec<Network>, Vec<String>) {
             if ipam.get("type").and_then(Value::as_str) != Some("host-local") {
                 continue;
             }
-            let data_dir = crate::paths::ipam_dir(None, ipam.get("dataDir").and_then(Value::as_str));
+            let version = Version::parse(&list.cni_version).unwrap_or(Version::V1_1_0);
+            let (data_dir, sets) = match read_plugin(p, version) {
+                Ok(r) => r,
+                Err(e) => {
+                    problems.push(format!("{}: network {name}: {e}", file.display()));
+                    continue;
+                }
+            };
             if out.iter().any(|n| n.name == name && n.data_dir == data_dir) {
                 continue;
             }
-            let (sets, range_error) = match range_sets(ipam) {
+            let (sets, range_error) = match sets {
                 Ok(s) => (s, None),
-                Err(e) => (Vec::new(), Some(e)),
+                Err(e) => (Vec::new(), Some(e.to_string())),
             };
             out.push(Network {
                 name: name.clone(),

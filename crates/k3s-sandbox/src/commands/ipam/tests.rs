@@ -2,19 +2,22 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::time::Duration;
 
+use cni_core::Version;
 use ipam_store::Owner;
+use ipam_store::config::ConfigError;
 use ipam_store::inspect::{self, Inspection, Reservation};
 use serde_json::json;
 
 use super::detect::detect;
 use super::gc::plan;
-use super::network::range_sets;
+use super::network::read_plugin;
 use crate::paths::Dirs;
 use crate::valid::{Valid, parse};
 
 fn res(ip: &str, id: Option<&str>, ifname: &str, age: u64) -> Reservation {
     Reservation {
         ip: ip.parse().unwrap(),
+        file: true,
         owner: id.map(|i| Owner::new(i, ifname)),
         age: Some(Duration::from_secs(age)),
     }
@@ -42,15 +45,20 @@ fn plan_frees_only_old_reservations_of_dead_attachments() {
             res("10.0.0.3", Some("dead"), "eth0", 9999),
             res("10.0.0.4", Some("new"), "eth0", 3),
             res("10.0.0.5", None, "", 9999),
+            Reservation {
+                file: false,
+                ..res("10.0.0.6", None, "", 9999)
+            },
         ],
         ..Inspection::default()
     };
     let v = Valid::new(&[parse("live").unwrap()]);
-    let p = plan(&found, &v, Duration::from_secs(60));
+    let p = plan(&found, &v.live, Duration::from_secs(60));
     assert_eq!(p.live, 1);
     assert_eq!(p.young, 1);
     let freed: Vec<String> = p.free.iter().map(|d| d.ip.to_string()).collect();
     assert_eq!(freed, vec!["10.0.0.3", "10.0.0.5"]);
+    assert_eq!(p.blocked, ["10.0.0.6".parse::<std::net::IpAddr>().unwrap()]);
 }
 
 #[test]
@@ -151,12 +159,70 @@ fn dual_stack_figures_are_per_range_and_k3s_missing_gets_no_from_cri() {
     );
 }
 
+/// The sets of one plugin object `{"ipam": ipam}` at CNI 1.0.0.
+fn sets_of(ipam: serde_json::Value) -> Result<Vec<ipam_store::RangeSet>, ConfigError> {
+    let plugin = json!({ "type": "bridge", "ipam": ipam });
+    read_plugin(plugin.as_object().unwrap(), Version::V1_0_0)?.1
+}
+
+/// The text of the error reading `{"ipam": ipam}`.
+fn refusal(ipam: serde_json::Value) -> String {
+    sets_of(ipam).unwrap_err().to_string()
+}
+
 #[test]
 fn ranges_are_read_like_host_local() {
-    let ipam = json!({"type": "host-local", "subnet": "10.1.0.0/24",
-        "ranges": [[{"Subnet": "10.2.0.0/24", "rangeStart": "10.2.0.10", "rangeEnd": "10.2.0.19"}], [{"subnet": "fd00::/120"}]]});
-    let sets = range_sets(&ipam).unwrap();
+    let sets = sets_of(json!({"type": "host-local", "subnet": "10.1.0.0/24",
+        "ranges": [[{"Subnet": "10.2.0.0/24", "rangeStart": "10.2.0.10", "rangeEnd": "10.2.0.19"}], [{"subnet": "fd00::/120"}]]}))
+    .unwrap();
     assert_eq!(sets.len(), 3);
-    assert_eq!(inspect::capacity(&sets[1][0]), 10);
-    assert!(range_sets(&json!({"ranges": [[{"subnet": "10.2.0.1/24"}]]})).is_err());
+    assert_eq!(inspect::capacity(&sets[1].ranges[0]), 10);
+    assert_eq!(
+        refusal(json!({"ranges": [[{"subnet": "10.2.0.1/24"}]]})),
+        "ipam.ranges[0][0].subnet: 10.2.0.1/24 has host bits set: for a prefix length of 24 the network address is 10.2.0.0; use 10.2.0.0/24"
+    );
+}
+
+/// Issue 22: the CLI read host-local configs more laxly than the plugin (a subnet without a
+/// prefix, overlapping range sets, a `..` in dataDir). It now refuses what the plugin refuses,
+/// with the plugin's message.
+#[test]
+fn configs_the_plugin_refuses_are_refused_with_its_message() {
+    assert_eq!(
+        refusal(json!({"subnet": "10.1.0.0"})),
+        "ipam.subnet: \"10.1.0.0\" is not in CIDR notation (address/prefix)"
+    );
+    assert_eq!(
+        refusal(json!({"ranges": [[{"subnet": "10.1.0.0/24"}], [{"subnet": "10.1.0.0/25"}]]})),
+        "range set 0 (ipam.ranges[0]) overlaps with 1 (ipam.ranges[1]): range sets must not share addresses"
+    );
+    assert_eq!(
+        refusal(json!({"dataDir": "/var/lib/../../etc", "subnet": "10.1.0.0/24"})),
+        "ipam.dataDir \"/var/lib/../../etc\" must not contain '..': give the directory's plain path"
+    );
+    assert_eq!(
+        refusal(json!({"dataDir": 7, "subnet": "10.1.0.0/24"})),
+        "ipam.dataDir must be a string, got a number (7)"
+    );
+    // Two IPv4 sets need CNI 0.3.0 or later, as for the plugin.
+    let plugin = json!({"ipam": {"ranges": [[{"subnet": "10.1.0.0/24"}], [{"subnet": "10.2.0.0/24"}]]}});
+    let (_, sets) = read_plugin(plugin.as_object().unwrap(), Version::V0_2_0).unwrap();
+    assert!(
+        sets.unwrap_err()
+            .to_string()
+            .starts_with("CNI version 0.2.0 does not support more than 1 address per family")
+    );
+    // A networks_in conf dir: the refused config is a problem, and no store is read from it.
+    let tmp = tempfile::tempdir().unwrap();
+    let list = json!({"cniVersion": "1.0.0", "name": "n", "plugins": [{"type": "bridge",
+        "ipam": {"type": "host-local", "dataDir": "/tmp/../etc", "subnet": "10.1.0.0/24"}}]});
+    fs::write(tmp.path().join("10-n.conflist"), list.to_string()).unwrap();
+    let (nets, problems) = super::network::networks_in(tmp.path());
+    assert!(nets.is_empty(), "{nets:?}");
+    assert_eq!(problems.len(), 1);
+    assert!(
+        problems[0].ends_with("10-n.conflist: network n: ipam.dataDir \"/tmp/../etc\" must not contain '..': give the directory's plain path"),
+        "{}",
+        problems[0]
+    );
 }

@@ -385,3 +385,45 @@ fn ls_and_doctor_report_a_store_the_plugin_refuses() {
         .stdout_has("every plugin call on this store fails (code 5)")
         .stdout_has("last_reserved_ip.0: is not a regular file");
 }
+
+/// Issue 22: status counted only dead holders by container ID, so a reservation naming no holder
+/// (which gc frees) went uncounted and one that is not a file (which gc never removes) made it
+/// offer gc. It now counts what `ipam gc`'s plan decides, from the same liveness rule.
+#[test]
+fn status_and_the_gc_dry_run_agree_on_a_store_with_damaged_entries() {
+    let (n, _) = Net::agent(json!({"subnet": "10.87.0.0/24"}), &[POD_A, POD_B, "leaked-1"]);
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    let empty = n.store().join("10.87.0.100");
+    fs::write(&empty, "").unwrap();
+    fs::File::options()
+        .write(true)
+        .open(&empty)
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    fs::create_dir(n.store().join("10.87.0.200")).unwrap();
+
+    let s = n.status("up", Some("pods-two.json"));
+    assert_eq!(
+        s.warning(),
+        format!(
+            "k3s-sandbox: warning: network sandbox-cni: 5 reservations held by 3 containers, \
+             but only 2 live pod sandboxes: 1 holder is gone, 1 reservation names no holder (empty or unreadable); \
+             1 address holds something that is not a reservation file (10.87.0.200): it blocks the address, \
+             and gc never removes it; fix: {}{} --apply",
+            n.printed_gc(),
+            n.cri_flags()
+        )
+    );
+    // The printed command without --apply: gc's dry run frees the same two, blocks the same one.
+    let dry = s.warning().replace(" --apply", "");
+    let out = n.run_printed(&dry, "up", Some("pods-two.json"));
+    out.ok()
+        .stdout_has(
+            "network sandbox-cni: 5 reservations: 2 held by live attachments (the runtime's pod sandboxes), \
+             0 younger than --min-age 300s (kept), 2 to free",
+        )
+        .stdout_has("10.87.0.200: not a regular file, never removed by gc");
+    assert_eq!(n.reserved().len(), 5, "a dry run frees nothing");
+    n.run(&["down"]).ok();
+}
