@@ -33,7 +33,7 @@ impl<'a> Bridge<'a> {
     }
 
     fn ipam_call(&self, req: &Request, ipam: &str, command: Command) -> CniResult<Option<NetResult>> {
-        delegate(self.exec, ipam, command, &req.env, req.stdin, req.conf.version)
+        delegate(self.exec, ipam, command, req)
     }
 }
 
