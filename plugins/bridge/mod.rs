@@ -6,7 +6,7 @@
 //! recompute what ADD reported. Anything that fails after IPAM ADD releases the allocation with IPAM DEL.
 //!
 //! The IPAM plugin runs through a [`cni_core::exec::Exec`]: a process for the binary ([`BRIDGE`]), or
-//! in-process with [`crate::inproc::InProcess`].
+//! in-process with `crate::inproc::InProcess` (tests: the `testing` feature).
 
 mod add;
 mod check;
