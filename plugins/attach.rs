@@ -140,6 +140,7 @@ mod tests {
             },
             conf: cni_core::NetConf::parse(stdin.as_bytes())?,
             stdin: stdin.as_bytes(),
+            vars: &cni_core::EnvMap::new(),
         };
         requested_mac(&req)
     }

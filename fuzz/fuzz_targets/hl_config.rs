@@ -36,7 +36,12 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let Ok(conf) = NetConf::parse(stdin) else { return };
-    let req = Request { env, conf, stdin };
+    let req = Request {
+        env,
+        conf,
+        stdin,
+        vars: &vars,
+    };
     let allowed = [code::INVALID_CONFIG, code::INVALID_ENVIRONMENT];
     match config::parse(&req) {
         Ok(c) => {

@@ -108,7 +108,7 @@ impl Plugin for Probe {
         }
         let mut res = NetResult::default();
         for s in req.conf.fields().strings("addresses")? {
-            let address = parse_cidr(&s).map_err(cni_core::CniError::invalid_config)?;
+            let address = parse_cidr(&s).map_err(|e| cni_core::CniError::invalid_config(e.to_string()))?;
             res.ips.push(IpConfig {
                 address,
                 gateway: None,

@@ -6,7 +6,7 @@
 //! recompute what ADD reported. Anything that fails after IPAM ADD releases the allocation with IPAM DEL.
 //!
 //! The IPAM plugin runs through a [`cni_core::exec::Exec`]: a process for the binary ([`BRIDGE`]), or
-//! in-process with [`crate::inproc::InProcess`].
+//! in-process with `crate::inproc::InProcess` (tests: the `testing` feature).
 
 mod add;
 mod check;
@@ -33,7 +33,7 @@ impl<'a> Bridge<'a> {
     }
 
     fn ipam_call(&self, req: &Request, ipam: &str, command: Command) -> CniResult<Option<NetResult>> {
-        delegate(self.exec, ipam, command, &req.env, req.stdin, req.conf.version)
+        delegate(self.exec, ipam, command, req)
     }
 }
 

@@ -227,3 +227,52 @@ fn every_plugin_runs_in_process_by_its_type() {
     assert_eq!(InProcess.find("../bridge", &path).unwrap_err().code, 7);
     assert_eq!(InProcess.find("bridge", &[]).unwrap_err().code, 4);
 }
+
+/// An `Exec` that notes the environment of every call, then runs it in-process.
+#[derive(Default)]
+struct Noting(std::cell::RefCell<Vec<Vec<(OsString, OsString)>>>);
+
+impl Exec for Noting {
+    fn exec(&self, exe: &Path, env: &[(OsString, OsString)], stdin: &[u8]) -> std::io::Result<ExecOutput> {
+        self.0.borrow_mut().push(env.to_vec());
+        InProcess.exec(exe, env, stdin)
+    }
+    fn find(&self, name: &str, path: &[PathBuf]) -> CniResult<PathBuf> {
+        InProcess.find(name, path)
+    }
+}
+
+#[test]
+fn an_in_process_bridge_passes_on_the_environment_it_was_given_not_this_processes() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = single("1.0.0", dir.path()).to_string();
+    let mut given = vars("ADD");
+    given.insert("SANDBOX_CNI_GIVEN".into(), "in the dispatch map".into());
+    // This test process's own variables (PATH and cargo's at least), none of which the map holds.
+    let ours: Vec<OsString> = std::env::vars_os()
+        .map(|(k, _)| k)
+        .filter(|k| !given.contains_key(k))
+        .collect();
+    assert!(!ours.is_empty(), "the test process has no environment to leak");
+
+    let noting = Noting::default();
+    let bridge = Bridge::new(&noting);
+    let add = dispatch(&bridge, &given, conf.as_bytes());
+    assert_eq!(add.exit, 0, "{}", String::from_utf8_lossy(&add.stdout));
+    given.insert("CNI_COMMAND".into(), "DEL".into());
+    assert_empty_success(&dispatch(&bridge, &given, conf.as_bytes()), "DEL");
+
+    let calls = noting.0.borrow();
+    assert_eq!(calls.len(), 2, "host-local ADD and DEL");
+    for (env, verb) in calls.iter().zip(["ADD", "DEL"]) {
+        let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        // The map's variable other than the six CNI_* ones is passed on, the six are the request's.
+        assert_eq!(get("SANDBOX_CNI_GIVEN"), Some("in the dispatch map".into()));
+        assert_eq!(get("CNI_COMMAND"), Some(verb.into()));
+        assert_eq!(get("CNI_CONTAINERID"), Some("ctr-1".into()));
+        assert_eq!(env.len(), 7, "the six CNI_* variables and the one given: {env:?}");
+        for k in &ours {
+            assert!(env.iter().all(|(n, _)| n != k), "{k:?} leaked into {verb}");
+        }
+    }
+}

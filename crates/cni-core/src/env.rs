@@ -97,18 +97,29 @@ pub fn command(vars: &EnvMap) -> CniResult<Option<Command>> {
     }
 }
 
+/// Why [`validate_ifname`] refused an interface name; the message quotes it. (It borrows the name,
+/// as [`crate::result::CidrError`] does its text: the plugins pay for every owned copy in code.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum IfnameError<'a> {
+    #[error("interface name {0:?} is too long: at most 15 bytes")]
+    TooLong(&'a str),
+    /// `.` or `..`.
+    #[error("interface name {0:?} is not allowed")]
+    Dots(&'a str),
+    #[error("interface name {name:?} contains {found:?}: '/', ':' and white space are not allowed")]
+    Forbidden { name: &'a str, found: char },
+}
+
 /// Checks an interface name the way libcni does: 1 to 15 bytes, not `.` or `..`, no `/`, `:` or space.
-pub fn validate_ifname(name: &str) -> Result<(), String> {
+pub fn validate_ifname(name: &str) -> Result<(), IfnameError<'_>> {
     if name.len() > 15 {
-        return Err(format!("interface name {name:?} is too long: at most 15 bytes"));
+        return Err(IfnameError::TooLong(name));
     }
     if name == "." || name == ".." {
-        return Err(format!("interface name {name:?} is not allowed"));
+        return Err(IfnameError::Dots(name));
     }
-    if let Some(c) = name.chars().find(|c| *c == '/' || *c == ':' || c.is_whitespace()) {
-        return Err(format!(
-            "interface name {name:?} contains {c:?}: '/', ':' and white space are not allowed"
-        ));
+    if let Some(found) = name.chars().find(|c| *c == '/' || *c == ':' || c.is_whitespace()) {
+        return Err(IfnameError::Forbidden { name, found });
     }
     Ok(())
 }
@@ -148,7 +159,8 @@ impl Env {
                     "invalid characters in containerID {id:?}: it must start with a letter or digit and contain only letters, digits, '_', '.' and '-'"
                 )));
             }
-            validate_ifname(ifname.as_deref().unwrap_or_default()).map_err(CniError::invalid_env)?;
+            validate_ifname(ifname.as_deref().unwrap_or_default())
+                .map_err(|e| CniError::invalid_env(e.to_string()))?;
         }
         let keep = command.per_attachment();
         Ok(Env {
@@ -230,6 +242,33 @@ mod tests {
             ]);
             assert_eq!(Env::from_vars(Command::Add, &v).unwrap_err().code, 4, "{bad}");
         }
+    }
+
+    #[test]
+    fn ifname_refusals_say_why() {
+        let msg = |name: &str| validate_ifname(name).unwrap_err().to_string();
+        assert_eq!(
+            msg("0123456789abcdef"),
+            r#"interface name "0123456789abcdef" is too long: at most 15 bytes"#
+        );
+        assert_eq!(msg(".."), r#"interface name ".." is not allowed"#);
+        assert_eq!(
+            msg("a b"),
+            r#"interface name "a b" contains ' ': '/', ':' and white space are not allowed"#
+        );
+        let e = Env::from_vars(
+            Command::Add,
+            &vars(&[
+                ("CNI_CONTAINERID", "c"),
+                ("CNI_NETNS", "/n"),
+                ("CNI_IFNAME", "a:b"),
+            ]),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.msg,
+            r#"interface name "a:b" contains ':': '/', ':' and white space are not allowed"#
+        );
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //! environment and stdin, and decode its error reply.
 //!
 //! Delegation ([`crate::delegate`]) and the runtime crate both go through [`Exec`], so tests can put a
-//! fake in its place and no caller depends on the process environment by accident.
+//! fake in its place. Neither reads the process environment: a child gets exactly the list it is
+//! given, which delegation builds from the request (the map the dispatcher was called with; only
+//! [`crate::skel::run`] reads the process environment, once) and the runtime from its `base_env`.
 
 use std::ffi::OsString;
 use std::io::{ErrorKind, Read, Write};
@@ -191,9 +193,10 @@ impl Exec for ProcessExec {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::NetConf;
     use crate::delegate::delegate;
-    use crate::env::{Command, Env};
-    use crate::version::Version;
+    use crate::env::{Command, Env, EnvMap};
+    use crate::skel::Request;
     use std::cell::RefCell;
 
     #[derive(Default)]
@@ -223,6 +226,13 @@ mod tests {
         }
     }
 
+    fn vars(pairs: &[(&str, &str)]) -> EnvMap {
+        pairs
+            .iter()
+            .map(|(k, v)| (OsString::from(k), OsString::from(v)))
+            .collect()
+    }
+
     #[test]
     fn delegation_passes_the_request_environment() {
         let fake = Fake {
@@ -233,23 +243,44 @@ mod tests {
             },
             ..Default::default()
         };
-        let r = delegate(&fake, "host-local", Command::Del, &env(), b"{}", Version::V1_0_0).unwrap();
+        // The map the plugin was called with: its CNI_* values are replaced by the request's, every
+        // other variable is passed on, and nothing comes from this process's environment.
+        let called_with = vars(&[
+            ("CNI_COMMAND", "ADD"),
+            ("CNI_CONTAINERID", "other"),
+            ("CNI_NETNS", "/elsewhere"),
+            ("PASSED_ON", "yes"),
+        ]);
+        let stdin = br#"{"cniVersion":"1.0.0","name":"n","type":"bridge"}"#;
+        let req = Request {
+            env: env(),
+            conf: NetConf::parse(stdin).unwrap(),
+            stdin,
+            vars: &called_with,
+        };
+        let r = delegate(&fake, "host-local", Command::Del, &req).unwrap();
         assert!(r.is_none());
         let seen = fake.seen.borrow();
         let (exe, vars) = &seen[0];
         assert_eq!(exe, Path::new("/fake/host-local"));
-        let get = |k: &str| {
-            vars.iter()
-                .find(|(n, _)| n == k)
-                .map(|(_, v)| v.to_str().unwrap().to_string())
-        };
-        assert_eq!(get("CNI_COMMAND").as_deref(), Some("DEL"));
-        assert_eq!(get("CNI_CONTAINERID").as_deref(), Some("c1"));
-        assert_eq!(get("CNI_ARGS").as_deref(), Some("A=1"));
-        assert_eq!(get("CNI_PATH").as_deref(), Some("/a:/b"));
-        assert_eq!(vars.iter().filter(|(n, _)| n == "CNI_COMMAND").count(), 1);
+        let got: Vec<(&str, &str)> = vars
+            .iter()
+            .map(|(k, v)| (k.to_str().unwrap(), v.to_str().unwrap()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("PASSED_ON", "yes"),
+                ("CNI_COMMAND", "DEL"),
+                ("CNI_CONTAINERID", "c1"),
+                ("CNI_NETNS", "/n"),
+                ("CNI_IFNAME", "eth0"),
+                ("CNI_ARGS", "A=1"),
+                ("CNI_PATH", "/a:/b"),
+            ]
+        );
         drop(seen);
-        let r = delegate(&fake, "host-local", Command::Add, &env(), b"{}", Version::V1_0_0).unwrap();
+        let r = delegate(&fake, "host-local", Command::Add, &req).unwrap();
         assert_eq!(r.unwrap().ips.len(), 1);
     }
 

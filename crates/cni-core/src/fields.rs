@@ -136,7 +136,7 @@ impl<'a> Fields<'a> {
 
     /// A whole number in `min..=max`.
     pub fn int(&self, key: &str, min: i64, max: i64) -> CniResult<Option<i64>> {
-        int_value(self.get(key), &self.name(key), min, max).map_err(|m| self.error(m))
+        self.int_value(self.get(key), &self.name(key), min, max)
     }
 
     /// A whole number from 0 to `u32::MAX`.
@@ -161,7 +161,7 @@ impl<'a> Fields<'a> {
     pub fn int_ci(&self, key: &str, min: i64, max: i64) -> CniResult<Option<i64>> {
         let found = self.get_ci(key);
         let name = self.name(found.map_or(key, |(k, _)| k));
-        int_value(found.map(|(_, v)| v), &name, min, max).map_err(|m| self.error(m))
+        self.int_value(found.map(|(_, v)| v), &name, min, max)
     }
 
     /// As [`Fields::string`], key matched case-insensitively.
@@ -282,24 +282,25 @@ impl<'a> Fields<'a> {
             ))),
         }
     }
-}
 
-fn int_value(v: Option<&Value>, name: &str, min: i64, max: i64) -> Result<Option<i64>, String> {
-    let Some(v) = v else { return Ok(None) };
-    let n = match v {
-        Value::Number(n) => n.as_i64().or_else(|| {
-            n.as_f64()
-                .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
-                .map(|f| f as i64)
-        }),
-        _ => None,
-    };
-    match n {
-        Some(n) if (min..=max).contains(&n) => Ok(Some(n)),
-        _ => Err(format!(
-            "{name} must be a whole number from {min} to {max}, got {}",
-            describe(v)
-        )),
+    /// `v` (the value of key `name`) as a whole number in `min..=max`; an error of this reader's kind.
+    fn int_value(&self, v: Option<&Value>, name: &str, min: i64, max: i64) -> CniResult<Option<i64>> {
+        let Some(v) = v else { return Ok(None) };
+        let n = match v {
+            Value::Number(n) => n.as_i64().or_else(|| {
+                n.as_f64()
+                    .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
+                    .map(|f| f as i64)
+            }),
+            _ => None,
+        };
+        match n {
+            Some(n) if (min..=max).contains(&n) => Ok(Some(n)),
+            _ => Err(self.error(format!(
+                "{name} must be a whole number from {min} to {max}, got {}",
+                describe(v)
+            ))),
+        }
     }
 }
 

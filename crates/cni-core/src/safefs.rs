@@ -11,7 +11,7 @@
 use std::fs::{self, File, Metadata, OpenOptions};
 use std::io::{Error, ErrorKind, Read, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::oflags::{O_NOFOLLOW, O_NONBLOCK, is_symlink_refused};
 
@@ -108,29 +108,50 @@ pub fn check_name(name: &str) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Why [`check_private_dir`] refused a directory: the message says what is wrong and how to fix it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PrivateDirError {
+    #[error(
+        "{} is a symbolic link: refused (anyone who can change the link decides where the files go); replace it with a directory",
+        .0.display()
+    )]
+    Symlink(PathBuf),
+    #[error("{} is not a directory", .0.display())]
+    NotADirectory(PathBuf),
+    #[error(
+        "bad ownership of {p}: owned by uid {owner}, not by uid {euid} or root; remove it, or `chown {euid} {p}`",
+        p = .path.display()
+    )]
+    Owner { path: PathBuf, owner: u32, euid: u32 },
+    /// Group- or world-writable; `mode` holds the permission bits.
+    #[error(
+        "bad modes for {p}: {mode:04o} lets other users write into it; fix with `chmod 700 {p}`",
+        p = .path.display()
+    )]
+    Writable { path: PathBuf, mode: u32 },
+}
+
 /// Checks a private directory as ssh checks `~/.ssh`: a real directory (not a symlink), owned by
-/// `euid` or root, and neither group- nor world-writable. `Err` says what is wrong and how to fix it.
-pub fn check_private_dir(path: &Path, md: &Metadata, euid: u32) -> Result<(), String> {
-    let p = path.display();
+/// `euid` or root, and neither group- nor world-writable.
+pub fn check_private_dir(path: &Path, md: &Metadata, euid: u32) -> Result<(), PrivateDirError> {
     if md.file_type().is_symlink() {
-        return Err(format!(
-            "{p} is a symbolic link: refused (anyone who can change the link decides where the files go); replace it with a directory"
-        ));
+        return Err(PrivateDirError::Symlink(path.to_owned()));
     }
     if !md.is_dir() {
-        return Err(format!("{p} is not a directory"));
+        return Err(PrivateDirError::NotADirectory(path.to_owned()));
     }
     if md.uid() != euid && md.uid() != 0 {
-        return Err(format!(
-            "bad ownership of {p}: owned by uid {}, not by uid {euid} or root; remove it, or `chown {euid} {p}`",
-            md.uid()
-        ));
+        return Err(PrivateDirError::Owner {
+            path: path.to_owned(),
+            owner: md.uid(),
+            euid,
+        });
     }
     if md.permissions().mode() & 0o022 != 0 {
-        return Err(format!(
-            "bad modes for {p}: {:04o} lets other users write into it; fix with `chmod 700 {p}`",
-            md.permissions().mode() & 0o7777
-        ));
+        return Err(PrivateDirError::Writable {
+            path: path.to_owned(),
+            mode: md.permissions().mode() & 0o7777,
+        });
     }
     Ok(())
 }

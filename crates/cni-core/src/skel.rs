@@ -1,7 +1,9 @@
 //! The dispatcher (SPEC.md "CNI operations"; modelled on the behaviour of libcni's pkg/skel).
 //!
 //! [`dispatch`] maps (environment map, stdin) to an [`Outcome`] (stdout bytes, stderr text, exit status)
-//! with no global state, so it is tested in-process. [`run`] is what a plugin's `main` calls.
+//! with no global state, so it is tested in-process: the map is the plugin's whole environment, and the
+//! request carries it on to delegation. [`run`] is what a plugin's `main` calls; it alone reads the
+//! process environment, once.
 
 use std::io::{IsTerminal, Read};
 use std::process::ExitCode;
@@ -24,6 +26,10 @@ pub struct Request<'a> {
     pub conf: NetConf,
     /// The exact bytes received, for delegation.
     pub stdin: &'a [u8],
+    /// The whole environment the plugin was called with (the map [`dispatch`] was given; for a binary,
+    /// the process environment [`run`] read). Delegation passes its variables other than the six CNI_*
+    /// ones on unchanged ([`crate::delegate`]); nothing else reads it.
+    pub vars: &'a EnvMap,
 }
 
 /// What a plugin implements. Version handling, environment checks and output are the dispatcher's.
@@ -120,6 +126,7 @@ pub fn dispatch_noting(plugin: &dyn Plugin, vars: &EnvMap, stdin: impl Read, not
         env,
         conf,
         stdin: &stdin,
+        vars,
     };
     let done = match command {
         Command::Add => plugin.add(&req).and_then(|r| r.to_json(version)).map(Some),
@@ -136,7 +143,8 @@ pub fn dispatch_noting(plugin: &dyn Plugin, vars: &EnvMap, stdin: impl Read, not
     }
 }
 
-/// A plugin's whole `main`: reads the real environment and stdin, dispatches, writes the reply.
+/// A plugin's whole `main`: reads the real environment (once: the dispatcher, the request and so
+/// delegation see this map, never the process environment) and stdin, dispatches, writes the reply.
 pub fn run(plugin: &dyn Plugin) -> ExitCode {
     output::install_panic_hook();
     // Inserted one by one: collecting would sort a vector first, which costs kilobytes of code.

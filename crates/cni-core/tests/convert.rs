@@ -280,6 +280,13 @@ fn cidr_parsing_keeps_host_bits_and_wants_a_prefix() {
     ] {
         assert!(parse_cidr(bad).is_err(), "{bad}");
     }
+    let msg = |s: &str| parse_cidr(s).unwrap_err().to_string();
+    assert_eq!(
+        msg("10.1.0.5"),
+        r#""10.1.0.5" is not in CIDR notation (address/prefix)"#
+    );
+    assert_eq!(msg("x/8"), r#""x/8": "x" is not an IP address"#);
+    assert_eq!(msg("::1/129"), r#""::1/129": "129" is not a valid prefix length"#);
 }
 
 fn arb_result() -> impl Strategy<Value = NetResult> {

@@ -147,7 +147,7 @@ impl Cache {
         if !valid_identifier(network) {
             return Err(bad(format!("invalid network name {network:?}")));
         }
-        validate_ifname(ifname).map_err(bad)?;
+        validate_ifname(ifname).map_err(|e| bad(e.to_string()))?;
         Ok(format!("{network}-{container_id}-{ifname}"))
     }
 

@@ -14,7 +14,7 @@ use ipnetwork::IpNetwork;
 use serde::Serialize;
 
 pub use crate::fields::kind;
-pub use parse::parse_cidr;
+pub use parse::{CidrError, parse_cidr};
 
 /// An interface the attachment created or touched.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

@@ -187,18 +187,34 @@ fn each<T>(
         .collect()
 }
 
+/// Why [`parse_cidr`] refused a text; the message quotes it. (It borrows the text: an owned copy
+/// costs host-local about half a kilobyte of code.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum CidrError<'a> {
+    #[error("{0:?} is not in CIDR notation (address/prefix)")]
+    NoPrefix(&'a str),
+    #[error("{text:?}: {address:?} is not an IP address")]
+    Address { text: &'a str, address: &'a str },
+    #[error("{text:?}: {prefix:?} is not a valid prefix length")]
+    Prefix { text: &'a str, prefix: &'a str },
+}
+
 /// Parses `addr/prefix`, keeping host bits; a bare address (no `/prefix`) is refused.
-pub fn parse_cidr(s: &str) -> Result<IpNetwork, String> {
-    let (addr, prefix) = s
-        .split_once('/')
-        .ok_or_else(|| format!("{s:?} is not in CIDR notation (address/prefix)"))?;
-    let ip: IpAddr = addr
-        .parse()
-        .map_err(|_| format!("{s:?}: {addr:?} is not an IP address"))?;
-    let prefix: u8 = prefix
+pub fn parse_cidr(s: &str) -> Result<IpNetwork, CidrError<'_>> {
+    let (addr, bits) = s.split_once('/').ok_or(CidrError::NoPrefix(s))?;
+    let ip: IpAddr = addr.parse().map_err(|_| CidrError::Address {
+        text: s,
+        address: addr,
+    })?;
+    let bad_prefix = CidrError::Prefix {
+        text: s,
+        prefix: bits,
+    };
+    let prefix: u8 = bits
         .parse()
         .ok()
-        .filter(|p| prefix.bytes().all(|b| b.is_ascii_digit()) && *p <= if ip.is_ipv4() { 32 } else { 128 })
-        .ok_or_else(|| format!("{s:?}: {prefix:?} is not a valid prefix length"))?;
-    IpNetwork::new(ip, prefix).map_err(|e| format!("{s:?}: {e}"))
+        .filter(|p| bits.bytes().all(|b| b.is_ascii_digit()) && *p <= if ip.is_ipv4() { 32 } else { 128 })
+        .ok_or(bad_prefix)?;
+    // Cannot fail: the length was checked against the family above.
+    IpNetwork::new(ip, prefix).map_err(|_| bad_prefix)
 }

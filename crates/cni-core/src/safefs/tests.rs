@@ -56,22 +56,30 @@ fn private_dirs_are_checked_like_ssh() {
     let me = md(&p).uid();
     check_private_dir(&p, &md(&p), me).unwrap();
     fs::set_permissions(&p, fs::Permissions::from_mode(0o777)).unwrap();
-    let e = check_private_dir(&p, &md(&p), me).unwrap_err();
-    assert!(e.contains("bad modes") && e.contains("0777"), "{e}");
+    let e = check_private_dir(&p, &md(&p), me).unwrap_err().to_string();
+    assert_eq!(
+        e,
+        format!(
+            "bad modes for {0}: 0777 lets other users write into it; fix with `chmod 700 {0}`",
+            p.display()
+        )
+    );
     fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
     check_private_dir(&p, &md(&p), me).unwrap();
     if me == 0 {
         // Root's checks refuse a directory another user owns.
         std::os::unix::fs::chown(&p, Some(65534), None).unwrap();
-        let e = check_private_dir(&p, &md(&p), 0).unwrap_err();
+        let e = check_private_dir(&p, &md(&p), 0).unwrap_err().to_string();
         assert!(e.contains("bad ownership") && e.contains("65534"), "{e}");
         check_private_dir(&p, &md(&p), 65534).unwrap();
     } else {
-        let e = check_private_dir(&p, &md(&p), me + 1).unwrap_err();
+        let e = check_private_dir(&p, &md(&p), me + 1).unwrap_err().to_string();
         assert!(e.contains("bad ownership"), "{e}");
     }
     symlink(&p, d.path().join("l")).unwrap();
-    let e = check_private_dir(&d.path().join("l"), &md(&d.path().join("l")), me).unwrap_err();
+    let e = check_private_dir(&d.path().join("l"), &md(&d.path().join("l")), me)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("symbolic link"), "{e}");
 }
 

@@ -94,7 +94,7 @@ pub fn refusal(dir: &Path) -> Option<String> {
     let euid = rustix::process::geteuid().as_raw();
     let file = dir.join(FILE);
     let why = match cni_core::safefs::check_private_dir(dir, &md, euid) {
-        Err(why) => why,
+        Err(why) => why.to_string(),
         Ok(()) => match fs::symlink_metadata(&file) {
             Ok(f) if !f.is_file() || f.uid() != euid || f.nlink() != 1 => format!(
                 "{} is not a regular file of uid {euid} with one name; remove it",
