@@ -162,7 +162,10 @@ fn range(f: &Fields) -> Result<Range, ConfigError> {
     let Some((key, s)) = ci_string(f, "subnet")? else {
         return Err(ConfigError::NoSubnet(f.name("subnet")));
     };
-    let subnet = parse_cidr(s).map_err(|why| ConfigError::BadSubnet { key, why })?;
+    let subnet = parse_cidr(s).map_err(|why| ConfigError::BadSubnet {
+        key,
+        why: why.to_string(),
+    })?;
     Range::new(
         subnet,
         ci_ip(f, "rangeStart")?,
