@@ -4,13 +4,16 @@
 //! - [`conf`]: finding a network in a conf dir and reading conflists (`cniVersions` included);
 //! - [`runtime`]: per-plugin configs, ADD/CHECK/DEL/GC/STATUS/VERSION in libcni's order;
 //! - [`cache`]: libcni's result cache (`<cacheDir>/results/<net>-<id>-<ifname>`);
-//! - [`runner`]: the process runner (timeout, process-group kill), an [`cni_core::exec::Exec`];
+//! - [`runner`]: the process runner (timeout, process-group kill), an [`cni_core::exec::Exec`], and
+//!   the one way this project runs a child process with a deadline;
+//! - [`error`]: what can go wrong, by kind, with the plugin's own CNI error;
 //! - `testing` (feature `testing`): `FakeExec`, plugins in memory for tests;
 //! - [`version`]: the one version ordering; [`plugins`]: the one plugin list;
-//! - [`parse_cidr`]: the one strict CIDR parser (cni-core's, which host-local uses).
+//! - [`parse_cidr`]: cni-core's CIDR parser (the one host-local uses), re-exported.
 
 pub mod cache;
 pub mod conf;
+pub mod error;
 pub mod json;
 pub mod plugins;
 pub mod runner;
@@ -21,4 +24,5 @@ pub mod version;
 
 pub use cni_core::result::parse_cidr;
 pub use conf::NetworkList;
-pub use runtime::{Error, Runtime, RuntimeConf};
+pub use error::Error;
+pub use runtime::{Added, Runtime, RuntimeConf};
