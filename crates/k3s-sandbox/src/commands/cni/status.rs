@@ -41,7 +41,7 @@ pub(super) fn versions(ctx: &Ctx, plugin: Option<&str>) -> Result<u8> {
             .collect(),
     };
     if names.is_empty() {
-        return Err(Failure::new(format!(
+        return Err(Failure::PluginMissing(format!(
             "none of the sandbox-cni plugins ({}) is in {}; name a plugin, or pick the plugin dir \
              with --cni-bin-dir (or CNI_PATH)",
             plugins::ALL.join(", "),
