@@ -124,6 +124,8 @@ impl Chain {
             .unwrap_or_else(|e| panic!("{} ADD: {e}", self.what()));
         let results = self.exec.adds.borrow().clone();
         assert_eq!(results.len(), self.list.plugins.len());
+        let last: Option<Value> =
+            last.map(|a| serde_json::from_slice(&a.to_json().expect("result")).expect("JSON"));
         assert_eq!(last.as_ref(), results.last(), "{}", self.what());
         results
     }

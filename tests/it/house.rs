@@ -49,7 +49,7 @@ fn each_crate_depends_only_on_what_the_map_allows() {
         ),
         (
             "crates/cni-runtime",
-            &["cni-core", "serde", "serde_json", "base64", "rustix"],
+            &["cni-core", "serde", "serde_json", "thiserror", "base64", "rustix"],
         ),
         (
             "crates/k3s-sandbox",

@@ -8,6 +8,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 
 use crate::error::{CniError, CniResult};
+use crate::version::Version;
 
 /// The process environment as the dispatcher sees it.
 pub type EnvMap = BTreeMap<OsString, OsString>;
@@ -51,6 +52,16 @@ impl Command {
             Command::Version => "VERSION",
             Command::Gc => "GC",
             Command::Status => "STATUS",
+        }
+    }
+
+    /// The first spec version that has the verb: CHECK came with 0.4.0, GC and STATUS with 1.1.0; the
+    /// others are in every version. A runtime does not send a verb to a list older than its floor.
+    pub fn min_version(self) -> Version {
+        match self {
+            Command::Add | Command::Del | Command::Version => Version::V0_1_0,
+            Command::Check => Version::V0_4_0,
+            Command::Gc | Command::Status => Version::V1_1_0,
         }
     }
 
@@ -282,5 +293,15 @@ mod tests {
         let e = Env::from_vars(Command::Add, &v).unwrap_err();
         assert_eq!(e.code, 4);
         assert!(e.msg.contains("CNI_CONTAINERID"));
+    }
+
+    #[test]
+    fn verb_floors_follow_the_spec() {
+        assert_eq!(Command::Check.min_version(), Version::V0_4_0);
+        assert_eq!(Command::Gc.min_version(), Version::V1_1_0);
+        assert_eq!(Command::Status.min_version(), Version::V1_1_0);
+        for c in [Command::Add, Command::Del, Command::Version] {
+            assert_eq!(c.min_version(), Version::V0_1_0, "{c:?}");
+        }
     }
 }

@@ -12,10 +12,8 @@ use cni_core::config::valid_identifier;
 use cni_core::env::validate_ifname;
 use cni_core::safefs;
 
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
 
 /// libcni's default cache directory.
 pub const DEFAULT_DIR: &str = "/var/lib/cni";
@@ -24,20 +22,129 @@ pub const KIND: &str = "cniCacheV1";
 /// The largest cache file read (libcni's are a few kilobytes: a config and a result).
 pub const MAX_ENTRY: u64 = 4 << 20;
 
-/// One cached attachment.
-#[derive(Debug, Clone, PartialEq)]
+/// One cached attachment, as libcni's `cachedInfo`: serialised with the fields in libcni's order
+/// (kind, containerId, config, ifName, networkName, netns, cniArgs, capabilityArgs, result; empty
+/// optional ones left out). Read leniently as libcni reads it: a field of the wrong type counts as
+/// absent, and so does a `cniArgs` entry that is not a pair of strings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename = "cniCacheV1")]
 pub struct Entry {
+    #[serde(rename = "containerId", default, deserialize_with = "lenient::string")]
     pub container_id: String,
-    /// The network config bytes the attachment was added with.
+    /// The network config bytes the attachment was added with (base64 in the file, as Go encodes
+    /// bytes).
+    #[serde(default, with = "lenient::base64")]
     pub config: Vec<u8>,
+    #[serde(rename = "ifName", default, deserialize_with = "lenient::string")]
     pub ifname: String,
+    #[serde(rename = "networkName", default, deserialize_with = "lenient::string")]
     pub network: String,
     /// The netns path (written by libcni 1.2 and later; absent in older files).
+    #[serde(
+        default,
+        skip_serializing_if = "String::is_empty",
+        deserialize_with = "lenient::string"
+    )]
     pub netns: String,
+    #[serde(
+        rename = "cniArgs",
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "lenient::pairs"
+    )]
     pub cni_args: Vec<(String, String)>,
+    #[serde(
+        rename = "capabilityArgs",
+        default,
+        skip_serializing_if = "Map::is_empty",
+        deserialize_with = "lenient::object"
+    )]
     pub capability_args: Map<String, Value>,
     /// The final ADD result as the last plugin printed it (in its version).
+    #[serde(default, skip_serializing_if = "lenient::no_result")]
     pub result: Option<Value>,
+}
+
+/// Why bytes are not a cache entry.
+#[derive(Debug, thiserror::Error)]
+pub enum EntryError {
+    #[error("not JSON: {0}")]
+    NotJson(serde_json::Error),
+    #[error("not a JSON object")]
+    NotObject,
+    #[error("kind is {0:?}, not {KIND:?}")]
+    Kind(String),
+    /// A field that cannot be read (a `config` that is not base64).
+    #[error("{0}")]
+    Field(serde_json::Error),
+}
+
+/// Why a cached result cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The network name, container ID or interface name is refused (so there is no file name).
+    #[error(transparent)]
+    Name(io::Error),
+    #[error("cannot read the cached result {}: {source}", path.display())]
+    Read { path: PathBuf, source: io::Error },
+    #[error("cached result {}: {source}", path.display())]
+    Entry { path: PathBuf, source: EntryError },
+}
+
+/// The field codecs of [`Entry`].
+mod lenient {
+    use ::base64::Engine as _;
+    use ::base64::engine::general_purpose::STANDARD;
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer, Serializer};
+    use serde_json::{Map, Value};
+
+    pub fn string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+        Ok(match Value::deserialize(d)? {
+            Value::String(s) => s,
+            _ => String::new(),
+        })
+    }
+
+    pub fn pairs<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(String, String)>, D::Error> {
+        let Value::Array(a) = Value::deserialize(d)? else {
+            return Ok(Vec::new());
+        };
+        Ok(a.iter()
+            .filter_map(|p| {
+                let p = p.as_array()?;
+                Some((p.first()?.as_str()?.to_string(), p.get(1)?.as_str()?.to_string()))
+            })
+            .collect())
+    }
+
+    pub fn object<'de, D: Deserializer<'de>>(d: D) -> Result<Map<String, Value>, D::Error> {
+        Ok(match Value::deserialize(d)? {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        })
+    }
+
+    /// libcni leaves out a result that is not a non-empty object.
+    pub fn no_result(r: &Option<Value>) -> bool {
+        r.as_ref().and_then(Value::as_object).is_none_or(Map::is_empty)
+    }
+
+    pub mod base64 {
+        use super::*;
+
+        pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+            s.serialize_str(&STANDARD.encode(bytes))
+        }
+
+        /// Go writes nil bytes as `null`: read as empty, as anything else that is not a string.
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+            let text = super::string(d)?;
+            STANDARD
+                .decode(text)
+                .map_err(|e| D::Error::custom(format!("config is not base64: {e}")))
+        }
+    }
 }
 
 /// A cache directory (the parent of `results/`).
@@ -46,83 +153,28 @@ pub struct Cache {
     pub dir: PathBuf,
 }
 
-fn js(v: &impl serde::Serialize) -> String {
-    serde_json::to_string(v).unwrap_or_else(|_| "null".to_string())
-}
-
 impl Entry {
-    /// The file's bytes, with the fields in libcni's order (kind, containerId, config, ifName,
-    /// networkName, netns, cniArgs, capabilityArgs, result; empty optional ones left out).
+    /// The file's bytes.
     pub fn to_json(&self) -> String {
-        let mut s = format!(
-            "{{\"kind\":{},\"containerId\":{},\"config\":{},\"ifName\":{},\"networkName\":{}",
-            js(&KIND),
-            js(&self.container_id),
-            js(&STANDARD.encode(&self.config)),
-            js(&self.ifname),
-            js(&self.network)
-        );
-        if !self.netns.is_empty() {
-            s += &format!(",\"netns\":{}", js(&self.netns));
-        }
-        if !self.cni_args.is_empty() {
-            let pairs: Vec<[&str; 2]> = self
-                .cni_args
-                .iter()
-                .map(|(k, v)| [k.as_str(), v.as_str()])
-                .collect();
-            s += &format!(",\"cniArgs\":{}", js(&pairs));
-        }
-        if !self.capability_args.is_empty() {
-            s += &format!(",\"capabilityArgs\":{}", js(&self.capability_args));
-        }
-        if let Some(r) = self
-            .result
-            .as_ref()
-            .filter(|r| r.as_object().is_some_and(|o| !o.is_empty()))
-        {
-            s += &format!(",\"result\":{}", js(r));
-        }
-        s + "}"
+        // An Entry holds strings, pairs of strings and JSON values only: nothing that can fail to
+        // serialise.
+        serde_json::to_string(self).unwrap_or_default()
     }
 
     /// Reads a cache file's contents.
-    pub fn from_json(bytes: &[u8]) -> Result<Entry, String> {
-        let v: Value = serde_json::from_slice(bytes).map_err(|e| format!("not JSON: {e}"))?;
-        let o = v.as_object().ok_or("not a JSON object")?;
-        let s = |k: &str| o.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
-        if s("kind") != KIND {
-            return Err(format!("kind is {:?}, not {KIND:?}", s("kind")));
+    pub fn from_json(bytes: &[u8]) -> Result<Entry, EntryError> {
+        let v: Value = serde_json::from_slice(bytes).map_err(EntryError::NotJson)?;
+        let Value::Object(mut o) = v else {
+            return Err(EntryError::NotObject);
+        };
+        match o.remove("kind") {
+            Some(Value::String(k)) if k == KIND => {}
+            Some(Value::String(k)) => return Err(EntryError::Kind(k)),
+            _ => return Err(EntryError::Kind(String::new())),
         }
-        let config = STANDARD
-            .decode(s("config"))
-            .map_err(|e| format!("config is not base64: {e}"))?;
-        let cni_args = o
-            .get("cniArgs")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(|p| {
-                        let p = p.as_array()?;
-                        Some((p.first()?.as_str()?.to_string(), p.get(1)?.as_str()?.to_string()))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        Ok(Entry {
-            container_id: s("containerId"),
-            config,
-            ifname: s("ifName"),
-            network: s("networkName"),
-            netns: s("netns"),
-            cni_args,
-            capability_args: o
-                .get("capabilityArgs")
-                .and_then(Value::as_object)
-                .cloned()
-                .unwrap_or_default(),
-            result: o.get("result").filter(|r| !r.is_null()).cloned(),
-        })
+        // Null means absent, for every field.
+        o.retain(|_, v| !v.is_null());
+        serde_json::from_value(Value::Object(o)).map_err(EntryError::Field)
     }
 }
 
@@ -196,18 +248,19 @@ impl Cache {
 
     /// The entry of one attachment: `Ok(None)` when there is no file. A file that is not a regular
     /// file, or larger than [`MAX_ENTRY`], is an error (never waited on, never read whole).
-    pub fn read(&self, network: &str, container_id: &str, ifname: &str) -> Result<Option<Entry>, String> {
-        let path = self
-            .path(network, container_id, ifname)
-            .map_err(|e| e.to_string())?;
-        let unreadable = |e: io::Error| format!("cannot read the cached result {}: {e}", path.display());
+    pub fn read(&self, network: &str, container_id: &str, ifname: &str) -> Result<Option<Entry>, Error> {
+        let path = self.path(network, container_id, ifname).map_err(Error::Name)?;
+        let unreadable = |source: io::Error| Error::Read {
+            path: path.clone(),
+            source,
+        };
         if !self.check_dir(false).map_err(unreadable)? {
             return Ok(None);
         }
         match safefs::read_file(&path, MAX_ENTRY).map_err(unreadable)? {
             Some(b) => Entry::from_json(&b)
                 .map(Some)
-                .map_err(|e| format!("cached result {}: {e}", path.display())),
+                .map_err(|source| Error::Entry { path, source }),
             None => Ok(None),
         }
     }

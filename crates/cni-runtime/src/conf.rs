@@ -7,6 +7,7 @@
 //! is the first `.conf`/`.conflist`/`.json` file in lexical order.
 
 use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
@@ -31,11 +32,34 @@ pub struct NetworkList {
     pub source: Option<PathBuf>,
 }
 
-fn err(what: &str) -> String {
-    format!("error parsing configuration list: {what}")
+/// A network configuration that cannot be found, read or used.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A conflist that is not one (libcni's wording).
+    #[error("error parsing configuration list: {0}")]
+    List(String),
+    /// A conflist whose `cniVersion` or `cniVersions` holds something that is not a version.
+    #[error("error parsing configuration list: {0}")]
+    ListVersion(#[from] version::Error),
+    /// A single-plugin config that is not one.
+    #[error("error parsing configuration: {0}")]
+    Conf(String),
+    #[error("error reading {}: {source}", path.display())]
+    Read { path: PathBuf, source: io::Error },
+    /// What is wrong with the file at `path`.
+    #[error("{}: {source}", path.display())]
+    File { path: PathBuf, source: Box<Error> },
+    #[error("cannot read the conf dir {}: {source}", dir.display())]
+    Dir { dir: PathBuf, source: io::Error },
+    #[error("no net configuration with name \"{name}\" in {}", dir.display())]
+    NotFound { name: String, dir: PathBuf },
 }
 
-fn flag(obj: &Map<String, Value>, key: &str) -> Result<bool, String> {
+fn err(what: &str) -> Error {
+    Error::List(what.to_string())
+}
+
+fn flag(obj: &Map<String, Value>, key: &str) -> Result<bool, Error> {
     match obj.get(key) {
         None | Some(Value::Null) => Ok(false),
         Some(Value::Bool(b)) => Ok(*b),
@@ -46,7 +70,7 @@ fn flag(obj: &Map<String, Value>, key: &str) -> Result<bool, String> {
     }
 }
 
-fn check_plugin(i: usize, p: &Value) -> Result<Map<String, Value>, String> {
+fn check_plugin(i: usize, p: &Value) -> Result<Map<String, Value>, Error> {
     let obj = p
         .as_object()
         .ok_or_else(|| err(&format!("plugin {i} is not a JSON object")))?;
@@ -58,7 +82,7 @@ fn check_plugin(i: usize, p: &Value) -> Result<Map<String, Value>, String> {
 
 impl NetworkList {
     /// Reads a conflist (libcni `ConfListFromBytes`, with libcni 1.2's `cniVersions`).
-    pub fn from_list_bytes(bytes: &[u8]) -> Result<NetworkList, String> {
+    pub fn from_list_bytes(bytes: &[u8]) -> Result<NetworkList, Error> {
         let v: Value = serde_json::from_slice(bytes).map_err(|e| err(&e.to_string()))?;
         let obj = v.as_object().ok_or_else(|| err("not a JSON object"))?;
         let name = match obj.get("name") {
@@ -85,7 +109,7 @@ impl NetworkList {
             ),
             Some(_) => return Err(err("cniVersions must be a list of strings")),
         };
-        let cni_version = version::select(&declared, versions.as_deref()).map_err(|e| err(&e))?;
+        let cni_version = version::select(&declared, versions.as_deref())?;
         let plugins = match obj.get("plugins") {
             Some(Value::Array(a)) if a.is_empty() => return Err(err("no plugins in list")),
             Some(Value::Array(a)) => a
@@ -110,14 +134,13 @@ impl NetworkList {
 
     /// Reads a single-plugin config and wraps it into a one-plugin list, as libcni `ConfListFromConf`:
     /// the list keeps the config's `name` and `cniVersion`, and its bytes are that wrapper.
-    pub fn from_conf_bytes(bytes: &[u8]) -> Result<NetworkList, String> {
-        let v: Value =
-            serde_json::from_slice(bytes).map_err(|e| format!("error parsing configuration: {e}"))?;
+    pub fn from_conf_bytes(bytes: &[u8]) -> Result<NetworkList, Error> {
+        let v: Value = serde_json::from_slice(bytes).map_err(|e| Error::Conf(e.to_string()))?;
         let obj = v
             .as_object()
-            .ok_or("error parsing configuration: not a JSON object")?;
+            .ok_or_else(|| Error::Conf("not a JSON object".into()))?;
         if obj.get("type").and_then(Value::as_str).is_none_or(str::is_empty) {
-            return Err("error parsing configuration: missing 'type'".to_string());
+            return Err(Error::Conf("missing 'type'".into()));
         }
         let name = obj.get("name").and_then(Value::as_str).unwrap_or_default();
         let version = obj.get("cniVersion").and_then(Value::as_str).unwrap_or_default();
@@ -125,19 +148,25 @@ impl NetworkList {
         list.insert("cniVersion".into(), Value::String(version.into()));
         list.insert("name".into(), Value::String(name.into()));
         list.insert("plugins".into(), Value::Array(vec![v.clone()]));
-        let wrapped = serde_json::to_vec(&Value::Object(list)).map_err(|e| e.to_string())?;
+        let wrapped = serde_json::to_vec(&Value::Object(list)).map_err(|e| Error::Conf(e.to_string()))?;
         NetworkList::from_list_bytes(&wrapped)
     }
 
     /// Reads a file by its extension: `.conflist` as a list, anything else as a single config.
-    pub fn load_file(path: &Path) -> Result<NetworkList, String> {
-        let bytes = fs::read(path).map_err(|e| format!("error reading {}: {e}", path.display()))?;
+    pub fn load_file(path: &Path) -> Result<NetworkList, Error> {
+        let bytes = fs::read(path).map_err(|source| Error::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let list = if path.extension().is_some_and(|x| x == "conflist") {
             NetworkList::from_list_bytes(&bytes)
         } else {
             NetworkList::from_conf_bytes(&bytes)
         };
-        let mut list = list.map_err(|e| format!("{}: {e}", path.display()))?;
+        let mut list = list.map_err(|e| Error::File {
+            path: path.to_path_buf(),
+            source: Box::new(e),
+        })?;
         list.source = Some(path.to_path_buf());
         Ok(list)
     }
@@ -233,12 +262,15 @@ pub fn config_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 
 /// Finds network `name` in `dir` as libcni `LoadConfList` does. A `name` that names an existing file
 /// (it contains a `/`) is read directly.
-pub fn find(dir: &Path, name: &str) -> Result<NetworkList, String> {
+pub fn find(dir: &Path, name: &str) -> Result<NetworkList, Error> {
     if name.contains('/') {
         return NetworkList::load_file(Path::new(name));
     }
     let read_dir = |exts: &[&str]| {
-        files_with(dir, exts).map_err(|e| format!("cannot read the conf dir {}: {e}", dir.display()))
+        files_with(dir, exts).map_err(|source| Error::Dir {
+            dir: dir.to_path_buf(),
+            source,
+        })
     };
     for file in read_dir(&["conflist"])? {
         let list = NetworkList::load_file(&file)?;
@@ -252,14 +284,14 @@ pub fn find(dir: &Path, name: &str) -> Result<NetworkList, String> {
             return Ok(list);
         }
     }
-    Err(format!(
-        "no net configuration with name \"{name}\" in {}",
-        dir.display()
-    ))
+    Err(Error::NotFound {
+        name: name.to_string(),
+        dir: dir.to_path_buf(),
+    })
 }
 
 /// The file containerd would pick (the first config file) and what reading it gives.
-pub fn default_network(dir: &Path) -> std::io::Result<Option<(PathBuf, Result<NetworkList, String>)>> {
+pub fn default_network(dir: &Path) -> std::io::Result<Option<(PathBuf, Result<NetworkList, Error>)>> {
     Ok(config_files(dir)?.into_iter().next().map(|f| {
         let l = NetworkList::load_file(&f);
         (f, l)
@@ -267,117 +299,4 @@ pub fn default_network(dir: &Path) -> std::io::Result<Option<(PathBuf, Result<Ne
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn write(dir: &Path, name: &str, text: &str) {
-        fs::write(dir.join(name), text).unwrap();
-    }
-
-    #[test]
-    fn missing_cni_version_stays_empty() {
-        // Drift bug: a list without cniVersion was run at 0.3.1; libcni passes "" (read as 0.1.0).
-        let l = NetworkList::from_list_bytes(br#"{"name":"n","plugins":[{"type":"loopback"}]}"#).unwrap();
-        assert_eq!(l.cni_version, "");
-        let c = NetworkList::from_conf_bytes(br#"{"name":"n","type":"bridge"}"#).unwrap();
-        assert_eq!(c.cni_version, "");
-    }
-
-    #[test]
-    fn cni_versions_pick_the_highest_known() {
-        // Drift bug: cniVersions was ignored.
-        let l = NetworkList::from_list_bytes(
-            br#"{"cniVersion":"1.0.0","cniVersions":["1.0.0","1.1.0","2.0.0"],"name":"n","plugins":[{"type":"x"}]}"#,
-        )
-        .unwrap();
-        assert_eq!(l.cni_version, "1.1.0");
-        assert_eq!(l.declared_version, "1.0.0");
-    }
-
-    #[test]
-    fn list_errors_name_the_problem() {
-        for (text, want) in [
-            (r#"{"plugins":[{"type":"x"}]}"#, "no name"),
-            (r#"{"name":"n"}"#, "no 'plugins'"),
-            (r#"{"name":"n","plugins":[]}"#, "no plugins"),
-            (r#"{"name":"n","plugins":[{"a":1}]}"#, "no 'type'"),
-            (
-                r#"{"name":"n","cniVersion":1,"plugins":[{"type":"x"}]}"#,
-                "cniVersion",
-            ),
-            (
-                r#"{"name":"n","disableCheck":3,"plugins":[{"type":"x"}]}"#,
-                "disableCheck",
-            ),
-            ("[", "parsing"),
-        ] {
-            let e = NetworkList::from_list_bytes(text.as_bytes()).unwrap_err();
-            assert!(e.contains(want), "{text}: {e}");
-        }
-        let l = NetworkList::from_list_bytes(
-            br#"{"name":"n","disableCheck":"true","disableGC":true,"plugins":[{"type":"x"}]}"#,
-        )
-        .unwrap();
-        assert!(l.disable_check && l.disable_gc);
-    }
-
-    #[test]
-    fn lookup_follows_libcni() {
-        let tmp = tempfile::tempdir().unwrap();
-        let d = tmp.path();
-        write(
-            d,
-            "20-b.conflist",
-            r#"{"cniVersion":"1.0.0","name":"net","plugins":[{"type":"second"}]}"#,
-        );
-        write(
-            d,
-            "10-a.conflist",
-            r#"{"cniVersion":"1.0.0","name":"net","plugins":[{"type":"first"}]}"#,
-        );
-        write(
-            d,
-            "05-single.conf",
-            r#"{"cniVersion":"0.4.0","name":"single","type":"bridge"}"#,
-        );
-        write(
-            d,
-            "01-other.json",
-            r#"{"cniVersion":"0.4.0","name":"net","type":"conf-loses"}"#,
-        );
-        write(d, "README", "not json");
-        assert_eq!(find(d, "net").unwrap().chain(), ["first"]);
-        let s = find(d, "single").unwrap();
-        assert_eq!(s.chain(), ["bridge"]);
-        assert_eq!(s.cni_version, "0.4.0");
-        let wrapped: Value = serde_json::from_slice(&s.bytes).unwrap();
-        assert_eq!(wrapped["plugins"][0]["name"], "single");
-        assert!(find(d, "nope").unwrap_err().contains("no net configuration"));
-        let (first, _) = default_network(d).unwrap().unwrap();
-        assert!(first.ends_with("01-other.json"));
-        // One broken conflist aborts the lookup, naming the file.
-        write(d, "00-broken.conflist", "{");
-        assert!(find(d, "net").unwrap_err().contains("00-broken.conflist"));
-        // A path is read directly.
-        let p = d.join("20-b.conflist");
-        assert_eq!(find(d, p.to_str().unwrap()).unwrap().chain(), ["second"]);
-    }
-
-    #[test]
-    fn loopback_and_plugin_types() {
-        let l = NetworkList::loopback();
-        assert_eq!(l.chain(), ["loopback"]);
-        assert_eq!(l.cni_version, "0.3.1");
-        let t = NetworkList::from_list_bytes(
-            br#"{"name":"n","plugins":[{"type":"bridge","ipam":{"type":"host-local"}},{"type":"portmap"},{"type":"bridge"}]}"#,
-        )
-        .unwrap();
-        assert_eq!(t.plugin_types(), ["bridge", "host-local", "portmap"]);
-        let mut t = t;
-        t.set_ipam_data_dir(Path::new("/tmp/x"));
-        assert_eq!(t.plugins[0]["ipam"]["dataDir"], "/tmp/x");
-        assert!(t.plugins[1].get("ipam").is_none());
-        let bytes: Value = serde_json::from_slice(&t.bytes).unwrap();
-        assert_eq!(bytes["plugins"][0]["ipam"]["dataDir"], "/tmp/x");
-    }
-}
+mod tests;

@@ -4,12 +4,15 @@
 //! - [`conf`]: finding a network in a conf dir and reading conflists (`cniVersions` included);
 //! - [`runtime`]: per-plugin configs, ADD/CHECK/DEL/GC/STATUS/VERSION in libcni's order;
 //! - [`cache`]: libcni's result cache (`<cacheDir>/results/<net>-<id>-<ifname>`);
-//! - [`runner`]: the process runner (timeout, process-group kill), an [`cni_core::exec::Exec`];
+//! - [`runner`]: the process runner (timeout, process-group kill), an [`cni_core::exec::Exec`], and
+//!   the one way this project runs a child process with a deadline;
+//! - [`error`]: what can go wrong, by kind, with the plugin's own CNI error;
 //! - `testing` (feature `testing`): `FakeExec`, plugins in memory for tests;
 //! - [`version`]: the one version ordering.
 
 pub mod cache;
 pub mod conf;
+pub mod error;
 pub mod json;
 pub mod runner;
 pub mod runtime;
@@ -18,4 +21,5 @@ pub mod testing;
 pub mod version;
 
 pub use conf::NetworkList;
-pub use runtime::{Error, Runtime, RuntimeConf};
+pub use error::Error;
+pub use runtime::{Added, Runtime, RuntimeConf};

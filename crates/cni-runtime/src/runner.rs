@@ -13,6 +13,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use rustix::event::{PollFd, PollFlags, Timespec, poll};
+pub use rustix::process::Signal;
 use rustix::process::{Pid, PidfdFlags, pidfd_open};
 
 use cni_core::exec::{Exec, ExecOutput};
@@ -34,10 +35,10 @@ impl Default for ProcessRunner {
     }
 }
 
-/// Sends SIGKILL to process group `pgid`, ignoring "no such process".
-pub fn kill_group(pgid: u32) {
-    if let Some(pid) = i32::try_from(pgid).ok().and_then(rustix::process::Pid::from_raw) {
-        let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+/// Sends `signal` to process group `pgid`, ignoring "no such process".
+pub fn kill_group(pgid: u32, signal: Signal) {
+    if let Some(pid) = i32::try_from(pgid).ok().and_then(Pid::from_raw) {
+        let _ = rustix::process::kill_process_group(pid, signal);
     }
 }
 
@@ -48,6 +49,32 @@ pub struct Captured {
     pub status: Option<ExitStatus>,
     pub stdout: Vec<u8>,
     pub stderr: Vec<u8>,
+}
+
+impl Captured {
+    /// Exited with status 0.
+    pub fn success(&self) -> bool {
+        self.status.is_some_and(|s| s.success())
+    }
+
+    pub fn stdout_text(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+
+    pub fn stderr_text(&self) -> String {
+        String::from_utf8_lossy(&self.stderr).into_owned()
+    }
+
+    /// How the child ended, for error messages: "exited with status 3", "timed out and was killed".
+    pub fn describe_end(&self) -> String {
+        match self.status {
+            None => "timed out and was killed".to_string(),
+            Some(s) => match s.code() {
+                Some(c) => format!("exited with status {c}"),
+                None => format!("was killed by a signal ({s})"),
+            },
+        }
+    }
 }
 
 /// How long the runner waits between looks at the child when the kernel has no pidfd (before Linux
@@ -132,7 +159,7 @@ fn run_with(
     // fills its output pipe cannot dead-lock us; one that exits without reading it is not an error.
     let mut input = child.stdin.take().filter(|_| !stdin.is_empty());
     if let Some(Err(e)) = input.as_ref().map(|p| rustix::io::ioctl_fionbio(p, true)) {
-        kill_group(pid);
+        kill_group(pid, Signal::KILL);
         let _ = child.wait();
         return Err(e.into());
     }
@@ -160,7 +187,7 @@ fn run_with(
             if status.is_some() {
                 break; // something outside the group holds the pipes: keep what was read
             }
-            kill_group(pid);
+            kill_group(pid, Signal::KILL);
             timed_out = true;
             status = Some(child.wait()?);
             drain_until = Some(Instant::now() + DRAIN_GRACE);
@@ -201,7 +228,7 @@ fn run_with(
             match poll(&mut fds, Some(&ts)) {
                 Ok(_) | Err(rustix::io::Errno::INTR) => {}
                 Err(e) => {
-                    kill_group(pid);
+                    kill_group(pid, Signal::KILL);
                     let _ = child.wait();
                     return Err(e.into());
                 }
@@ -232,7 +259,7 @@ fn run_with(
             status = Some(s);
             input = None;
             // Stragglers in the child's group would hold the pipes open.
-            kill_group(pid);
+            kill_group(pid, Signal::KILL);
             drain_until = Some(Instant::now() + DRAIN_GRACE);
         }
     }
@@ -264,91 +291,4 @@ impl Exec for ProcessRunner {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::os::unix::fs::PermissionsExt;
-
-    fn script(dir: &Path, name: &str, body: &str) -> std::path::PathBuf {
-        let p = dir.join(name);
-        std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
-        p
-    }
-
-    #[test]
-    fn environment_is_explicit() {
-        let tmp = tempfile::tempdir().unwrap();
-        let p = script(
-            tmp.path(),
-            "env",
-            "cat >/dev/null; /usr/bin/env; echo oops >&2; exit 3",
-        );
-        let r = ProcessRunner {
-            timeout: Duration::from_secs(20),
-            pass_stderr: false,
-        };
-        let env = vec![(OsString::from("ONLY"), OsString::from("this"))];
-        let out = r.exec(&p, &env, b"{}").unwrap();
-        assert!(!out.success);
-        assert!(out.status.contains('3'), "{}", out.status);
-        let vars = String::from_utf8_lossy(&out.stdout).to_string();
-        assert!(vars.contains("ONLY=this") && !vars.contains("HOME="), "{vars}");
-        assert_eq!(out.stderr, b"oops\n");
-    }
-
-    #[test]
-    fn a_hung_plugin_and_its_children_are_killed() {
-        let tmp = tempfile::tempdir().unwrap();
-        let p = script(tmp.path(), "hang", "sleep 30 & sleep 30");
-        let r = ProcessRunner {
-            timeout: Duration::from_millis(200),
-            pass_stderr: false,
-        };
-        let out = r.exec(&p, &[], b"").unwrap();
-        assert!(!out.success);
-        assert!(out.status.contains("timed out"), "{}", out.status);
-    }
-
-    #[test]
-    fn big_input_and_output_cannot_dead_lock() {
-        let tmp = tempfile::tempdir().unwrap();
-        // Writes 1 MB before reading its 1 MB of input: both pipes fill up unless the runner serves both.
-        let p = script(
-            tmp.path(),
-            "echo",
-            "head -c 1048576 /dev/zero; wc -c; echo done >&2",
-        );
-        let input = vec![b'x'; 1 << 20];
-        for use_pidfd in [true, false] {
-            let mut cmd = Command::new(&p);
-            let c = run_with(&mut cmd, &input, Duration::from_secs(20), use_pidfd).unwrap();
-            assert!(c.status.unwrap().success());
-            assert_eq!(c.stdout.len(), (1 << 20) + "1048576\n".len(), "pidfd {use_pidfd}");
-            assert!(c.stdout.ends_with(b"1048576\n"));
-            assert_eq!(c.stderr, b"done\n");
-        }
-    }
-
-    #[test]
-    fn an_exit_is_seen_while_a_child_left_behind_holds_the_pipes() {
-        let tmp = tempfile::tempdir().unwrap();
-        let p = script(tmp.path(), "daemon", "cat >/dev/null; sleep 30 & echo ok; exit 4");
-        for use_pidfd in [true, false] {
-            let mut cmd = Command::new(&p);
-            let c = run_with(&mut cmd, b"{}", Duration::from_secs(20), use_pidfd).unwrap();
-            // Reaped with its own status, not killed at the deadline; the sleep was killed with the group.
-            assert_eq!(c.status.and_then(|s| s.code()), Some(4), "pidfd {use_pidfd}");
-            assert_eq!(c.stdout, b"ok\n");
-        }
-    }
-
-    #[test]
-    fn a_child_that_ignores_its_input_is_not_an_error() {
-        let tmp = tempfile::tempdir().unwrap();
-        let p = script(tmp.path(), "deaf", "exec 0<&-; echo hi");
-        let mut cmd = Command::new(&p);
-        let c = run(&mut cmd, &vec![b'x'; 1 << 20], Duration::from_secs(20)).unwrap();
-        assert!(c.status.unwrap().success());
-        assert_eq!(c.stdout, b"hi\n");
-    }
-}
+mod tests;

@@ -17,15 +17,20 @@
 //! The environment of every plugin is built explicitly: `base_env` plus the six CNI_* variables.
 
 use std::ffi::OsString;
-use std::fmt;
 use std::path::PathBuf;
 
 use cni_core::exec::{Exec, decode_error};
-use cni_core::{CniError, NetResult, Version};
+use cni_core::{Attachment, Command};
 use serde_json::{Map, Value};
+
+mod result;
+
+use result::read_result;
+pub use result::{Added, convert_result};
 
 use crate::cache::{Cache, Entry};
 use crate::conf::NetworkList;
+pub use crate::error::Error;
 use crate::version;
 
 /// One attachment's arguments (libcni `RuntimeConf`).
@@ -39,30 +44,6 @@ pub struct RuntimeConf {
     /// Capability arguments (portMappings, bandwidth, ...), matched against each plugin's capabilities.
     pub capability_args: Map<String, Value>,
 }
-
-/// A failure, with the plugin's own CNI error when a plugin reported one.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Error {
-    pub message: String,
-    pub plugin_error: Option<CniError>,
-}
-
-impl Error {
-    pub fn new(message: impl Into<String>) -> Error {
-        Error {
-            message: message.into(),
-            plugin_error: None,
-        }
-    }
-}
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for Error {}
 
 /// Everything needed to run plugins.
 pub struct Runtime<'a> {
@@ -107,30 +88,8 @@ fn plugin_type(p: &Map<String, Value>) -> &str {
     p.get("type").and_then(Value::as_str).unwrap_or_default()
 }
 
-/// A result read at `default` when it has no `cniVersion`, re-laid out in its own version (libcni
-/// reads results into its typed model and writes them back out the same way).
-fn normalise_result(v: &Value, default: &str, what: &str) -> Result<Value, Error> {
-    let own = match v.get("cniVersion") {
-        Some(Value::String(s)) => s.as_str(),
-        _ => default,
-    };
-    let ver = Version::parse(own)
-        .ok_or_else(|| Error::new(format!("{what} has unsupported cniVersion {own:?}")))?;
-    let r = NetResult::from_json(v, ver, what).map_err(|e| Error::new(format!("{what}: {}", e.msg)))?;
-    let bytes = r.to_json(ver).map_err(|e| Error::new(e.msg))?;
-    serde_json::from_slice(&bytes).map_err(|e| Error::new(e.to_string()))
-}
-
-/// A result converted to `version` (libcni `GetAsVersion`), e.g. the cached result for DEL and CHECK.
-pub fn convert_result(v: &Value, version: &str) -> Result<Value, String> {
-    let ver = Version::parse(version).ok_or_else(|| format!("unsupported cniVersion {version:?}"))?;
-    let r = NetResult::from_json(v, ver, "the cached result").map_err(|e| e.msg)?;
-    let bytes = r.to_json(ver).map_err(|e| e.msg)?;
-    serde_json::from_slice(&bytes).map_err(|e| e.to_string())
-}
-
 impl Runtime<'_> {
-    fn env(&self, command: &str, rt: &RuntimeConf) -> Vec<(OsString, OsString)> {
+    fn env(&self, command: Command, rt: &RuntimeConf) -> Vec<(OsString, OsString)> {
         let args = rt
             .args
             .iter()
@@ -139,7 +98,7 @@ impl Runtime<'_> {
             .join(";");
         cni_core::exec::plugin_env(
             self.base_env.clone(),
-            command,
+            command.as_str(),
             &rt.container_id,
             &rt.netns,
             &rt.ifname,
@@ -151,63 +110,75 @@ impl Runtime<'_> {
     /// Runs one plugin; returns its stdout on success.
     fn run(
         &self,
-        verb: &str,
+        command: Command,
         ptype: &str,
         conf: &Map<String, Value>,
         rt: &RuntimeConf,
     ) -> Result<Vec<u8>, Error> {
-        let what = format!("plugin type=\"{ptype}\" failed ({})", verb.to_lowercase());
-        let exe = self.exec.find(ptype, &self.path).map_err(|e| Error {
-            message: format!("{what}: {}", e.msg),
-            plugin_error: None,
-        })?;
-        let stdin = serde_json::to_vec(conf).map_err(|e| Error::new(format!("{what}: {e}")))?;
+        let exe = self
+            .exec
+            .find(ptype, &self.path)
+            .map_err(|error| Error::PluginNotFound {
+                plugin: ptype.to_string(),
+                command,
+                error,
+            })?;
+        // A map of JSON values always serialises.
+        let stdin = serde_json::to_vec(conf).unwrap_or_default();
         let out = self
             .exec
-            .exec(&exe, &self.env(verb, rt), &stdin)
-            .map_err(|e| Error::new(format!("{what}: cannot run {}: {e}", exe.display())))?;
+            .exec(&exe, &self.env(command, rt), &stdin)
+            .map_err(|source| Error::Spawn {
+                plugin: ptype.to_string(),
+                command,
+                exe: exe.clone(),
+                source,
+            })?;
         if !out.success {
-            let e = decode_error(ptype, verb, &out);
-            let details = e.details.as_deref().map(|d| format!("; {d}")).unwrap_or_default();
-            return Err(Error {
-                message: format!("{what}: {}{details}", e.msg),
-                plugin_error: Some(e),
+            return Err(Error::Plugin {
+                plugin: ptype.to_string(),
+                command,
+                error: decode_error(ptype, command.as_str(), &out),
             });
         }
         Ok(out.stdout)
     }
 
-    /// ADD: returns the final result (in the last plugin's version), and caches it.
-    pub fn add(&self, list: &NetworkList, rt: &RuntimeConf) -> Result<Option<Value>, Error> {
-        self.add_raw(list, rt).map(|(result, _)| result)
-    }
-
-    /// ADD, returning the final result and also the last plugin's reply exactly as it printed it (for
-    /// checks that must see the raw JSON, as go-cni's result rules).
-    pub fn add_raw(
-        &self,
-        list: &NetworkList,
-        rt: &RuntimeConf,
-    ) -> Result<(Option<Value>, Option<Value>), Error> {
+    /// ADD: runs the chain and caches the final result. `None` when the last plugin printed no
+    /// result (`null`).
+    pub fn add(&self, list: &NetworkList, rt: &RuntimeConf) -> Result<Option<Added>, Error> {
         validate(list, rt)?;
         let mut prev: Option<Value> = None;
-        let mut raw: Option<Value> = None;
+        let mut last: Option<Added> = None;
         for plugin in &list.plugins {
             let ptype = plugin_type(plugin);
             let conf = plugin_config(list, plugin, prev.as_ref(), rt);
-            let stdout = self.run("ADD", ptype, &conf, rt)?;
-            let fail = |m: String| Error::new(format!("plugin type=\"{ptype}\" failed (add): {m}"));
+            let stdout = self.run(Command::Add, ptype, &conf, rt)?;
+            let bad = |reason: String| Error::BadReply {
+                plugin: ptype.to_string(),
+                command: Command::Add,
+                reason,
+            };
             let v: Value = serde_json::from_slice(&stdout).map_err(|e| {
-                fail(format!(
+                bad(format!(
                     "its result is not JSON ({e}): {}",
                     String::from_utf8_lossy(&stdout).trim()
                 ))
             })?;
-            prev = match &v {
-                Value::Null => None,
-                v => Some(normalise_result(v, &list.cni_version, "the result").map_err(|e| fail(e.message))?),
+            (prev, last) = match &v {
+                Value::Null => (None, None),
+                v => {
+                    let (result, version, bytes) =
+                        read_result(v, &list.cni_version).map_err(|e| bad(e.msg))?;
+                    let next = serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
+                    let added = Added {
+                        result,
+                        version,
+                        raw: stdout,
+                    };
+                    (Some(next), Some(added))
+                }
             };
-            raw = Some(v).filter(|v| !v.is_null());
         }
         if let Some(r) = &prev {
             let entry = Entry {
@@ -220,48 +191,49 @@ impl Runtime<'_> {
                 capability_args: rt.capability_args.clone(),
                 result: Some(r.clone()),
             };
-            self.cache.write(&entry).map_err(|e| {
-                Error::new(format!(
-                    "failed to set network {:?} cached result: {e}",
-                    list.name
-                ))
+            self.cache.write(&entry).map_err(|source| Error::CacheWrite {
+                network: list.name.clone(),
+                source,
             })?;
         }
-        Ok((prev, raw))
+        Ok(last)
     }
 
-    fn cached_result(&self, list: &NetworkList, rt: &RuntimeConf) -> Result<Option<Value>, String> {
-        let Some(entry) = self.cache.read(&list.name, &rt.container_id, &rt.ifname)? else {
+    fn cached_result(&self, list: &NetworkList, rt: &RuntimeConf) -> Result<Option<Value>, Error> {
+        let entry = self
+            .cache
+            .read(&list.name, &rt.container_id, &rt.ifname)
+            .map_err(|source| Error::CacheRead {
+                network: list.name.clone(),
+                source,
+            })?;
+        let Some(result) = entry.and_then(|e| e.result) else {
             return Ok(None);
         };
-        entry
-            .result
-            .as_ref()
-            .map(|r| convert_result(r, &list.cni_version))
-            .transpose()
+        convert_result(&result, &list.cni_version)
+            .map(Some)
+            .map_err(|source| Error::CachedResult {
+                network: list.name.clone(),
+                source,
+            })
     }
 
     /// CHECK.
     pub fn check(&self, list: &NetworkList, rt: &RuntimeConf) -> Result<(), Error> {
-        if !version::at_least(&list.cni_version, "0.4.0").map_err(Error::new)? {
-            return Err(Error::new(format!(
-                "configuration version {:?} does not support the CHECK command",
-                list.cni_version
-            )));
+        if !version::has(&list.cni_version, Command::Check)? {
+            return Err(Error::Unsupported {
+                command: Command::Check,
+                version: list.cni_version.clone(),
+            });
         }
         validate(list, rt)?;
         if list.disable_check {
             return Ok(());
         }
-        let cached = self.cached_result(list, rt).map_err(|e| {
-            Error::new(format!(
-                "failed to get network {:?} cached result: {e}",
-                list.name
-            ))
-        })?;
+        let cached = self.cached_result(list, rt)?;
         for plugin in &list.plugins {
             let conf = plugin_config(list, plugin, cached.as_ref(), rt);
-            self.run("CHECK", plugin_type(plugin), &conf, rt)?;
+            self.run(Command::Check, plugin_type(plugin), &conf, rt)?;
         }
         Ok(())
     }
@@ -270,7 +242,8 @@ impl Runtime<'_> {
     pub fn del(&self, list: &NetworkList, rt: &RuntimeConf) -> Result<(), Error> {
         validate(list, rt)?;
         let mut cached = None;
-        if version::at_least(&list.cni_version, "0.4.0").map_err(Error::new)? {
+        // prevResult on DEL came with CHECK, in 0.4.0.
+        if version::has(&list.cni_version, Command::Check)? {
             cached = match self.cached_result(list, rt) {
                 Ok(c) => c,
                 Err(_) => {
@@ -281,14 +254,14 @@ impl Runtime<'_> {
         }
         for plugin in list.plugins.iter().rev() {
             let conf = plugin_config(list, plugin, cached.as_ref(), rt);
-            self.run("DEL", plugin_type(plugin), &conf, rt)?;
+            self.run(Command::Del, plugin_type(plugin), &conf, rt)?;
         }
         let _ = self.cache.remove(&list.name, &rt.container_id, &rt.ifname);
         Ok(())
     }
 
-    /// GC: `valid` lists the attachments (container ID, ifname) to keep. Returns every error.
-    pub fn gc(&self, list: &NetworkList, valid: &[(String, String)]) -> Result<(), Vec<Error>> {
+    /// GC: `valid` lists the attachments to keep. Returns every error.
+    pub fn gc(&self, list: &NetworkList, valid: &[Attachment]) -> Result<(), Vec<Error>> {
         if list.disable_gc {
             return Ok(());
         }
@@ -296,31 +269,31 @@ impl Runtime<'_> {
         for e in self.cache.entries(&list.name) {
             if valid
                 .iter()
-                .any(|(id, ifname)| *id == e.container_id && *ifname == e.ifname)
+                .any(|a| a.container_id == e.container_id && a.ifname == e.ifname)
             {
                 continue;
             }
             let rt = RuntimeConf {
-                container_id: e.container_id.clone(),
-                netns: e.netns.clone(),
-                ifname: e.ifname.clone(),
-                args: e.cni_args.clone(),
-                capability_args: e.capability_args.clone(),
+                container_id: e.container_id,
+                netns: e.netns,
+                ifname: e.ifname,
+                args: e.cni_args,
+                capability_args: e.capability_args,
             };
             if let Err(err) = self.del(list, &rt) {
-                errs.push(Error {
-                    message: format!(
-                        "failed to delete stale attachment {} {}: {}",
-                        rt.container_id, rt.ifname, err.message
-                    ),
-                    plugin_error: err.plugin_error,
+                errs.push(Error::StaleAttachment {
+                    attachment: Attachment {
+                        container_id: rt.container_id,
+                        ifname: rt.ifname,
+                    },
+                    source: Box::new(err),
                 });
             }
         }
-        if version::at_least(&list.cni_version, "1.1.0").unwrap_or(false) {
+        if version::has(&list.cni_version, Command::Gc).unwrap_or(false) {
             let attachments: Vec<Value> = valid
                 .iter()
-                .map(|(id, ifname)| serde_json::json!({"containerID": id, "ifname": ifname}))
+                .map(|a| serde_json::json!({"containerID": a.container_id, "ifname": a.ifname}))
                 .collect();
             for plugin in &list.plugins {
                 let mut conf = plugin.clone();
@@ -332,7 +305,7 @@ impl Runtime<'_> {
                 );
                 // The spec's first text used this name; libcni sends both.
                 conf.insert("cni.dev/attachments".into(), Value::Array(attachments.clone()));
-                if let Err(e) = self.run("GC", plugin_type(plugin), &conf, &RuntimeConf::default()) {
+                if let Err(e) = self.run(Command::Gc, plugin_type(plugin), &conf, &RuntimeConf::default()) {
                     errs.push(e);
                 }
             }
@@ -342,14 +315,19 @@ impl Runtime<'_> {
 
     /// STATUS. `Ok(false)` when the list is older than 1.1.0 and nothing ran.
     pub fn status(&self, list: &NetworkList) -> Result<bool, Error> {
-        if !version::at_least(&list.cni_version, "1.1.0").map_err(Error::new)? {
+        if !version::has(&list.cni_version, Command::Status)? {
             return Ok(false);
         }
         for plugin in &list.plugins {
             let mut conf = plugin.clone();
             conf.insert("name".into(), Value::String(list.name.clone()));
             conf.insert("cniVersion".into(), Value::String(list.cni_version.clone()));
-            self.run("STATUS", plugin_type(plugin), &conf, &RuntimeConf::default())?;
+            self.run(
+                Command::Status,
+                plugin_type(plugin),
+                &conf,
+                &RuntimeConf::default(),
+            )?;
         }
         Ok(true)
     }
@@ -358,17 +336,17 @@ impl Runtime<'_> {
     pub fn version(&self, plugin: &str) -> Result<Value, Error> {
         let mut conf = Map::new();
         conf.insert("cniVersion".into(), Value::String(version::CURRENT.into()));
-        let stdout = self.run("VERSION", plugin, &conf, &RuntimeConf::default())?;
-        let v: Value = serde_json::from_slice(&stdout).map_err(|e| {
-            Error::new(format!(
-                "plugin {plugin:?} answered VERSION with something that is not JSON: {e}"
-            ))
-        })?;
+        let stdout = self.run(Command::Version, plugin, &conf, &RuntimeConf::default())?;
+        let bad = |reason: String| Error::BadReply {
+            plugin: plugin.to_string(),
+            command: Command::Version,
+            reason,
+        };
+        let v: Value = serde_json::from_slice(&stdout)
+            .map_err(|e| bad(format!("with something that is not JSON: {e}")))?;
         match v.get("supportedVersions").and_then(Value::as_array) {
             Some(list) if list.iter().all(Value::is_string) => Ok(v),
-            _ => Err(Error::new(format!(
-                "plugin {plugin:?} answered VERSION without a supportedVersions list: {v}"
-            ))),
+            _ => Err(bad(format!("without a supportedVersions list: {v}"))),
         }
     }
 }
@@ -378,7 +356,7 @@ impl Runtime<'_> {
 fn validate(list: &NetworkList, rt: &RuntimeConf) -> Result<(), Error> {
     Cache::file_name(&list.name, &rt.container_id, &rt.ifname)
         .map(drop)
-        .map_err(|e| Error::new(e.to_string()))
+        .map_err(Error::InvalidAttachment)
 }
 
 /// `supportedVersions` of a VERSION answer.

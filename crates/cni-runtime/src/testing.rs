@@ -3,10 +3,10 @@
 //!
 //! ```ignore
 //! let fake = FakeExec::new(|call| match call.command() {
-//!     "ADD" => serde_json::to_vec(&call.conf["prevResult"]).unwrap_or_default(),
+//!     Some(Command::Add) => serde_json::to_vec(&call.conf["prevResult"]).unwrap_or_default(),
 //!     _ => Vec::new(),
 //! })
-//! .failing("portmap", "DEL");
+//! .failing("portmap", Command::Del);
 //! // ... run a Runtime with `exec: &fake` ...
 //! assert_eq!(fake.calls()[0].plugin, "loopback");
 //! ```
@@ -18,6 +18,7 @@ use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
+use cni_core::Command;
 use cni_core::exec::{Exec, ExecOutput};
 use serde_json::Value;
 
@@ -33,9 +34,9 @@ pub struct Call {
 }
 
 impl Call {
-    /// `CNI_COMMAND`.
-    pub fn command(&self) -> &str {
-        self.var("CNI_COMMAND")
+    /// `CNI_COMMAND`, when it names a verb.
+    pub fn command(&self) -> Option<Command> {
+        Command::parse(self.var("CNI_COMMAND"))
     }
 
     /// A variable of the environment, empty when unset.
@@ -52,7 +53,7 @@ type Answer = Box<dyn Fn(&Call) -> Vec<u8>>;
 pub struct FakeExec {
     /// Every call so far, in order (clear it between phases of a test).
     pub calls: RefCell<Vec<Call>>,
-    fail: Option<(String, String)>,
+    fail: Option<(String, Command)>,
     answer: Answer,
 }
 
@@ -65,9 +66,9 @@ impl FakeExec {
         }
     }
 
-    /// Makes `plugin` fail `command` (e.g. `"ADD"`).
-    pub fn failing(mut self, plugin: &str, command: &str) -> FakeExec {
-        self.fail = Some((plugin.to_owned(), command.to_owned()));
+    /// Makes `plugin` fail `command`.
+    pub fn failing(mut self, plugin: &str, command: Command) -> FakeExec {
+        self.fail = Some((plugin.to_owned(), command));
         self
     }
 
@@ -80,7 +81,7 @@ impl FakeExec {
     pub fn verbs(&self) -> Vec<String> {
         self.calls()
             .iter()
-            .map(|c| format!("{} {}", c.command(), c.plugin))
+            .map(|c| format!("{} {}", c.var("CNI_COMMAND"), c.plugin))
             .collect()
     }
 }
@@ -103,7 +104,7 @@ impl Exec for FakeExec {
         if self
             .fail
             .as_ref()
-            .is_some_and(|(p, c)| *p == call.plugin && c == call.command())
+            .is_some_and(|(p, c)| *p == call.plugin && Some(*c) == call.command())
         {
             return Ok(ExecOutput {
                 success: false,

@@ -146,7 +146,7 @@ fn run(c: &Crictl, endpoint: &str, args: &[&str]) -> Result<String, String> {
     full.push(endpoint.to_string());
     full.extend(args.iter().map(|a| a.to_string()));
     let shown = format!("{} {}", c.program.display(), full.join(" "));
-    let out = util::run_with_timeout(&c.program, &full, &[], b"", TIMEOUT)
+    let out = cni_runtime::runner::run(std::process::Command::new(&c.program).args(&full), b"", TIMEOUT)
         .map_err(|e| format!("cannot run `{shown}`: {e}"))?;
     if !out.success() {
         let err = out.stderr_text();

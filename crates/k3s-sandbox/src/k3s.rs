@@ -38,8 +38,12 @@ pub fn locate_from_env() -> Result<PathBuf> {
 
 /// First line of `k3s --version` and the parsed version.
 pub fn version(k3s: &Path) -> Result<(String, Option<K3sVersion>)> {
-    let out = util::run_with_timeout(k3s, &["--version"], &[], b"", Duration::from_secs(60))
-        .map_err(|e| Failure::new(format!("cannot run {} --version: {e}", k3s.display())))?;
+    let out = cni_runtime::runner::run(
+        std::process::Command::new(k3s).arg("--version"),
+        b"",
+        Duration::from_secs(60),
+    )
+    .map_err(|e| Failure::new(format!("cannot run {} --version: {e}", k3s.display())))?;
     if !out.success() {
         return Err(Failure::new(format!(
             "`{} --version` {}: {}",
@@ -73,11 +77,14 @@ fn kubectl(k3s: &Path, kubeconfig: &Path, args: &[&str]) -> std::result::Result<
         "--request-timeout=5s".to_string(),
     ];
     full.extend(args.iter().map(|a| a.to_string()));
-    let out = util::run_with_timeout(k3s, &full, &[], b"", Duration::from_secs(20)).map_err(|source| {
-        KubectlError::Run {
-            k3s: k3s.to_path_buf(),
-            source,
-        }
+    let out = cni_runtime::runner::run(
+        std::process::Command::new(k3s).args(&full),
+        b"",
+        Duration::from_secs(20),
+    )
+    .map_err(|source| KubectlError::Run {
+        k3s: k3s.to_path_buf(),
+        source,
     })?;
     if out.success() {
         Ok(out.stdout_text())

@@ -82,7 +82,7 @@ pub fn check_plugin(path: &Path) -> PluginState {
     };
     let versions = match runtime.version(name) {
         Ok(answer) => supported_versions(&answer),
-        Err(e) => return PluginState::Broken(format!("CNI_COMMAND=VERSION: {}", e.message)),
+        Err(e) => return PluginState::Broken(format!("CNI_COMMAND=VERSION: {e}")),
     };
     let missing: Vec<&str> = NEEDED_VERSIONS
         .iter()

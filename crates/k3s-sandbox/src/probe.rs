@@ -217,7 +217,11 @@ fn probe_netns(is_root: bool) -> Result<(), String> {
     } else {
         &["--user", "--map-root-user", "--net", "true"]
     };
-    match util::run_with_timeout(&unshare, args, &[], b"", Duration::from_secs(10)) {
+    match cni_runtime::runner::run(
+        std::process::Command::new(&unshare).args(args),
+        b"",
+        Duration::from_secs(10),
+    ) {
         Ok(out) if out.success() => Ok(()),
         Ok(out) => {
             let err = out.stderr_text();

@@ -263,9 +263,9 @@ pub fn liveness(state: &StateFiles, table: &dyn ProcessTable) -> Liveness {
 pub fn stop_leftovers(inst: &Instance, timeout: Duration) -> usize {
     let left = group_members(inst.pgid);
     if !left.is_empty() {
-        util::kill_group(inst.pgid, rustix::process::Signal::TERM);
+        cni_runtime::runner::kill_group(inst.pgid, rustix::process::Signal::TERM);
         if !wait_for(|| group_members(inst.pgid).is_empty(), timeout) {
-            util::kill_group(inst.pgid, rustix::process::Signal::KILL);
+            cni_runtime::runner::kill_group(inst.pgid, rustix::process::Signal::KILL);
             wait_for(|| group_members(inst.pgid).is_empty(), Duration::from_secs(5));
         }
     }
@@ -318,12 +318,12 @@ pub enum StopOutcome {
 pub fn stop(inst: &Instance, timeout: Duration) -> Result<StopOutcome> {
     let table = LiveProcesses;
     let alive = || is_alive(&table, inst.pid, inst.start_time);
-    util::kill_group(inst.pgid, rustix::process::Signal::TERM);
+    cni_runtime::runner::kill_group(inst.pgid, rustix::process::Signal::TERM);
     if wait_for(|| !alive(), timeout) {
         kill_stragglers(inst.pgid);
         return Ok(StopOutcome::Terminated);
     }
-    util::kill_group(inst.pgid, rustix::process::Signal::KILL);
+    cni_runtime::runner::kill_group(inst.pgid, rustix::process::Signal::KILL);
     if wait_for(|| !alive(), Duration::from_secs(10)) {
         kill_stragglers(inst.pgid);
         return Ok(StopOutcome::Killed);
@@ -337,7 +337,7 @@ pub fn stop(inst: &Instance, timeout: Duration) -> Result<StopOutcome> {
 
 fn kill_stragglers(pgid: u32) {
     if !group_members(pgid).is_empty() {
-        util::kill_group(pgid, rustix::process::Signal::KILL);
+        cni_runtime::runner::kill_group(pgid, rustix::process::Signal::KILL);
         wait_for(|| group_members(pgid).is_empty(), Duration::from_secs(5));
     }
 }

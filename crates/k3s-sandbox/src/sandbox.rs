@@ -96,7 +96,12 @@ fn is_gvisor_banner(line: &str) -> bool {
 
 fn read_dmesg_head() -> Option<String> {
     let dmesg = util::find_in_path("dmesg", std::env::var_os("PATH").as_deref())?;
-    let out = util::run_with_timeout(&dmesg, &[] as &[&str], &[], b"", Duration::from_secs(5)).ok()?;
+    let out = cni_runtime::runner::run(
+        &mut std::process::Command::new(&dmesg),
+        b"",
+        Duration::from_secs(5),
+    )
+    .ok()?;
     if !out.success() {
         return None;
     }

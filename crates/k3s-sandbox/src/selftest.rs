@@ -8,6 +8,7 @@ use std::cell::RefCell;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
+use cni_core::Command;
 use cni_core::exec::{Exec, ExecOutput};
 use cni_runtime::cache::Cache;
 use cni_runtime::{NetworkList, Runtime, RuntimeConf};
@@ -120,15 +121,18 @@ fn attachment(plan: &Plan, ifname: &str) -> RuntimeConf {
 
 fn failed(e: cni_runtime::Error, list: &NetworkList) -> Failure {
     Failure::new(format!(
-        "network {} (cniVersion {}): {}",
-        list.name, list.cni_version, e.message
+        "network {} (cniVersion {}): {e}",
+        list.name, list.cni_version
     ))
 }
 
 /// ADD, with the result checked to be in the requested version (containerd reads it at that version).
+/// Returns the result as the last plugin printed it.
 fn add(r: &Runtime, list: &NetworkList, rt: &RuntimeConf) -> Result<Value> {
-    let (_, raw) = r.add_raw(list, rt).map_err(|e| failed(e, list))?;
-    let raw = raw.ok_or_else(|| Failure::new(format!("network {} gave no result", list.name)))?;
+    let added = r.add(list, rt).map_err(|e| failed(e, list))?;
+    let added = added.ok_or_else(|| Failure::new(format!("network {} gave no result", list.name)))?;
+    // The runtime read these bytes as JSON already.
+    let raw: Value = serde_json::from_slice(&added.raw).unwrap_or_default();
     let got = raw
         .get("cniVersion")
         .and_then(Value::as_str)
@@ -198,7 +202,7 @@ pub fn run(exec: &dyn Exec, plan: &Plan, log: &mut dyn FnMut(&str)) -> Result<Re
             }
         }
         // CHECK of the loopback network is skipped: libcni refuses CHECK before 0.4.0.
-        if cni_runtime::version::at_least(&list.cni_version, "0.4.0").unwrap_or(false) {
+        if cni_runtime::version::has(&list.cni_version, Command::Check).unwrap_or(false) {
             r.check(&list, &eth0).map_err(|e| failed(e, &list))?;
         }
         Ok(addrs)
@@ -211,7 +215,7 @@ pub fn run(exec: &dyn Exec, plan: &Plan, log: &mut dyn FnMut(&str)) -> Result<Re
     let addrs = checked?;
     del?;
     if let Some(again) = del_again {
-        again.map_err(|e| Failure::new(format!("a repeated DEL must succeed: {}", e.message)))?;
+        again.map_err(|e| Failure::new(format!("a repeated DEL must succeed: {e}")))?;
     }
     del_lo?;
     for f in allocation_files(plan, &list, &addrs) {

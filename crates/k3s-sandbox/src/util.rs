@@ -1,80 +1,13 @@
-//! Small helpers shared by the commands: running a child with a deadline,
-//! atomic file writes, hashing and shell quoting.
+//! Small helpers shared by the commands: atomic file writes, hashing and shell quoting. (A child
+//! with a deadline runs through `cni_runtime::runner`.)
 
 use std::ffi::OsStr;
 use std::fs;
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus};
-use std::time::Duration;
 
 use sha2::{Digest, Sha256};
-
-/// What a child process produced before it exited (or was killed).
-#[derive(Debug)]
-pub struct Captured {
-    /// `None` when the child was killed because the deadline passed.
-    pub status: Option<ExitStatus>,
-    pub stdout: Vec<u8>,
-    pub stderr: Vec<u8>,
-}
-
-impl Captured {
-    pub fn success(&self) -> bool {
-        self.status.is_some_and(|s| s.success())
-    }
-
-    pub fn stdout_text(&self) -> String {
-        String::from_utf8_lossy(&self.stdout).into_owned()
-    }
-
-    pub fn stderr_text(&self) -> String {
-        String::from_utf8_lossy(&self.stderr).into_owned()
-    }
-
-    /// A short description of how the child ended, for error messages.
-    pub fn describe_end(&self) -> String {
-        match self.status {
-            None => "timed out and was killed".to_string(),
-            Some(s) => match s.code() {
-                Some(c) => format!("exited with status {c}"),
-                None => format!("was killed by a signal ({s})"),
-            },
-        }
-    }
-}
-
-/// Run `program args...` with `env` added to the inherited environment, feed
-/// `stdin`, and collect its output. The child runs in its own process group;
-/// when `timeout` passes, the whole group is killed so that no grandchild can
-/// keep the pipes open (cni-runtime's process runner).
-pub fn run_with_timeout<S: AsRef<OsStr>>(
-    program: &Path,
-    args: &[S],
-    env: &[(String, String)],
-    stdin: &[u8],
-    timeout: Duration,
-) -> std::io::Result<Captured> {
-    let mut cmd = Command::new(program);
-    cmd.args(args);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let c = cni_runtime::runner::run(&mut cmd, stdin, timeout)?;
-    Ok(Captured {
-        status: c.status,
-        stdout: c.stdout,
-        stderr: c.stderr,
-    })
-}
-
-/// Send `sig` to the process group `pgid`, ignoring "no such process".
-pub fn kill_group(pgid: u32, sig: rustix::process::Signal) {
-    if let Some(pid) = i32::try_from(pgid).ok().and_then(rustix::process::Pid::from_raw) {
-        let _ = rustix::process::kill_process_group(pid, sig);
-    }
-}
 
 /// Write `contents` to `path` atomically: a temporary file in the same
 /// directory, flushed, given `mode`, then renamed over the target.
@@ -217,24 +150,6 @@ mod tests {
         assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
         // No temporary files are left behind.
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
-    }
-
-    #[test]
-    fn run_with_timeout_kills_a_hanging_child() {
-        let sh = Path::new("/bin/sh");
-        let out = run_with_timeout(sh, &["-c", "sleep 30"], &[], b"", Duration::from_millis(200)).unwrap();
-        assert!(out.status.is_none());
-        let out = run_with_timeout(
-            sh,
-            &["-c", "cat; echo err >&2"],
-            &[("X".into(), "1".into())],
-            b"in",
-            Duration::from_secs(10),
-        )
-        .unwrap();
-        assert!(out.success());
-        assert_eq!(out.stdout, b"in");
-        assert_eq!(out.stderr, b"err\n");
     }
 
     #[test]

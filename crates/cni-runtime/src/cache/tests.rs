@@ -53,6 +53,37 @@ fn empty_optional_fields_are_left_out() {
     assert!(Entry::from_json(br#"{"kind":"other"}"#).is_err());
 }
 
+/// Files as the hand-written encoder before the serde one wrote them (and as libcni writes them):
+/// they read the same and are written back byte for byte.
+#[test]
+fn entries_of_the_previous_encoder_read_and_rewrite_identically() {
+    let full = br#"{"kind":"cniCacheV1","containerId":"c1","config":"eyJuYW1lIjoibiJ9","ifName":"eth0","networkName":"n","netns":"/run/netns/x","cniArgs":[["K8S_POD_NAME","p"]],"capabilityArgs":{"portMappings":[{"hostPort":8080}]},"result":{"cniVersion":"1.0.0","ips":[{"address":"10.0.0.2/24"}]}}"#;
+    let e = Entry::from_json(full).unwrap();
+    assert_eq!(e, entry());
+    assert_eq!(e.to_json().as_bytes(), full);
+    let minimal =
+        br#"{"kind":"cniCacheV1","containerId":"c1","config":"","ifName":"eth0","networkName":"n"}"#;
+    assert_eq!(Entry::from_json(minimal).unwrap().to_json().as_bytes(), minimal);
+    // Go's nil bytes and maps (null), a malformed argument pair and fields of the wrong type count
+    // as absent, as before.
+    let lax = br#"{"kind":"cniCacheV1","containerId":"c1","config":null,"ifName":"eth0","networkName":"n","netns":7,"cniArgs":[["A","1"],["bad"]],"capabilityArgs":null,"result":null}"#;
+    let e = Entry::from_json(lax).unwrap();
+    assert_eq!(e.cni_args, vec![("A".to_string(), "1".to_string())]);
+    assert_eq!(
+        e.to_json(),
+        r#"{"kind":"cniCacheV1","containerId":"c1","config":"","ifName":"eth0","networkName":"n","cniArgs":[["A","1"]]}"#
+    );
+    for (bad, why) in [
+        (&b"["[..], "not JSON"),
+        (b"[]", "not a JSON object"),
+        (br#"{"containerId":"c1"}"#, r#"kind is "", not "cniCacheV1""#),
+        (br#"{"kind":"cniCacheV1","config":"%%"}"#, "config is not base64"),
+    ] {
+        let e = Entry::from_json(bad).unwrap_err().to_string();
+        assert!(e.starts_with(why), "{e}");
+    }
+}
+
 #[test]
 fn writes_never_follow_planted_temp_names_and_tighten_the_directory() {
     use std::os::unix::fs::PermissionsExt;
@@ -94,7 +125,12 @@ fn a_symlinked_or_foreign_results_directory_is_refused() {
     let c = Cache::new(&cache);
     let e = c.write(&entry()).unwrap_err();
     assert!(e.to_string().contains("symbolic link"), "{e}");
-    assert!(c.read("n", "c1", "eth0").unwrap_err().contains("symbolic link"));
+    assert!(
+        c.read("n", "c1", "eth0")
+            .unwrap_err()
+            .to_string()
+            .contains("symbolic link")
+    );
     assert!(c.remove("n", "c1", "eth0").is_err());
     assert!(fs::read_dir(&elsewhere).unwrap().next().is_none());
     if rustix::process::geteuid().is_root() {

@@ -1,5 +1,6 @@
 use super::*;
 use crate::testing::FakeExec;
+use cni_core::{Command, NetResult, Version};
 use serde_json::json;
 use std::path::Path;
 
@@ -7,7 +8,7 @@ use std::path::Path;
 /// fresh result for the first plugin.
 fn plugins() -> FakeExec {
     FakeExec::new(|call| match call.command() {
-        "ADD" => {
+        Some(Command::Add) => {
             let conf = &call.conf;
             let mut r = conf.get("prevResult").cloned().unwrap_or_else(
                 || json!({"cniVersion": conf["cniVersion"], "ips":[{"address":"10.0.0.2/24"}]}),
@@ -15,7 +16,7 @@ fn plugins() -> FakeExec {
             r["interfaces"] = json!([{"name": call.plugin}]);
             serde_json::to_vec(&r).unwrap()
         }
-        "VERSION" => br#"{"cniVersion":"1.1.0","supportedVersions":["0.3.1","1.0.0"]}"#.to_vec(),
+        Some(Command::Version) => br#"{"cniVersion":"1.1.0","supportedVersions":["0.3.1","1.0.0"]}"#.to_vec(),
         _ => vec![],
     })
 }
@@ -67,8 +68,14 @@ fn add_chains_results_and_caches_the_last() {
     let fake = plugins();
     let r = runtime(&fake, tmp.path());
     let l = list("1.0.0");
-    let result = r.add(&l, &rt()).unwrap().unwrap();
-    assert_eq!(result["interfaces"][0]["name"], "b");
+    let added = r.add(&l, &rt()).unwrap().unwrap();
+    assert_eq!(added.result.interfaces[0].name, "b");
+    assert_eq!(added.version, Version::V1_0_0);
+    // The raw bytes are the plugin's own (here serde's sorted keys); the model lays them out in
+    // the spec's order.
+    let raw: Value = serde_json::from_slice(&added.raw).unwrap();
+    assert_eq!(raw["interfaces"][0]["name"], "b");
+    let result: Value = serde_json::from_slice(&added.to_json().unwrap()).unwrap();
     assert_eq!(fake.verbs(), ["ADD a", "ADD b"]);
     let calls = fake.calls();
     let (env, a) = (&calls[0].env, &calls[0].conf);
@@ -97,18 +104,22 @@ fn add_chains_results_and_caches_the_last() {
 #[test]
 fn a_failing_add_stops_and_caches_nothing() {
     let tmp = tempfile::tempdir().unwrap();
-    let fake = plugins().failing("a", "ADD");
+    let fake = plugins().failing("a", Command::Add);
     let r = runtime(&fake, tmp.path());
     let e = r.add(&list("1.0.0"), &rt()).unwrap_err();
-    assert_eq!(e.message, "plugin type=\"a\" failed (add): no luck; really");
-    assert_eq!(e.plugin_error.unwrap().code, 11);
+    assert_eq!(e.to_string(), "plugin type=\"a\" failed (add): no luck; really");
+    assert_eq!(e.plugin_error().unwrap().code, 11);
+    assert!(matches!(&e, Error::Plugin { command: Command::Add, plugin, .. } if plugin == "a"));
     assert_eq!(fake.verbs(), ["ADD a"]);
     assert_eq!(r.cache.read("net", "c1", "eth0").unwrap(), None);
     let bad = RuntimeConf {
         ifname: "a/b".into(),
         ..rt()
     };
-    assert!(r.add(&list("1.0.0"), &bad).is_err());
+    assert!(matches!(
+        r.add(&list("1.0.0"), &bad),
+        Err(Error::InvalidAttachment(_))
+    ));
     let bad = RuntimeConf {
         container_id: "-x".into(),
         ..rt()
@@ -154,13 +165,13 @@ fn del_without_a_readable_cache_goes_on() {
     );
     assert!(!r.cache.path("net", "c1", "eth0").unwrap().exists());
     // A failing DEL keeps the cache and stops.
-    let fake = plugins().failing("b", "DEL");
+    let fake = plugins().failing("b", Command::Del);
     let r = runtime(&fake, tmp.path());
     r.add(&list("1.0.0"), &rt()).unwrap();
     assert!(
         r.del(&list("1.0.0"), &rt())
             .unwrap_err()
-            .message
+            .to_string()
             .contains("failed (del)")
     );
     assert_eq!(fake.verbs(), ["ADD a", "ADD b", "DEL b"]);
@@ -173,7 +184,17 @@ fn check_floors_and_disable_check() {
     let fake = plugins();
     let r = runtime(&fake, tmp.path());
     let e = r.check(&list("0.3.1"), &rt()).unwrap_err();
-    assert!(e.message.contains("does not support the CHECK command"), "{e}");
+    assert!(
+        e.to_string().contains("does not support the CHECK command"),
+        "{e}"
+    );
+    assert!(matches!(
+        e,
+        Error::Unsupported {
+            command: Command::Check,
+            ..
+        }
+    ));
     // "1.0" is not older than 0.4.0 (the version ordering drift bug).
     let mut l = list("1.0.0");
     l.cni_version = "1.0".into();
@@ -211,7 +232,11 @@ fn gc_deletes_unlisted_attachments_then_sends_gc() {
         .unwrap();
     }
     fake.calls.borrow_mut().clear();
-    r.gc(&l, &[("keep".into(), "eth0".into())]).unwrap();
+    let keep = Attachment {
+        container_id: "keep".into(),
+        ifname: "eth0".into(),
+    };
+    r.gc(&l, &[keep]).unwrap();
     assert_eq!(fake.verbs(), ["DEL b", "DEL a", "GC a", "GC b"]);
     let calls = fake.calls();
     assert_eq!(calls[0].var("CNI_CONTAINERID"), "drop");
@@ -240,12 +265,12 @@ fn gc_deletes_unlisted_attachments_then_sends_gc() {
 #[test]
 fn status_and_version() {
     let tmp = tempfile::tempdir().unwrap();
-    let fake = plugins().failing("a", "STATUS");
+    let fake = plugins().failing("a", Command::Status);
     let r = runtime(&fake, tmp.path());
     assert!(!r.status(&list("1.0.0")).unwrap());
     assert!(fake.verbs().is_empty());
     let e = r.status(&list("1.1.0")).unwrap_err();
-    assert!(e.message.contains("failed (status)"), "{e}");
+    assert!(e.to_string().contains("failed (status)"), "{e}");
     assert_eq!(fake.verbs(), ["STATUS a"]);
     let v = r.version("a").unwrap();
     assert_eq!(supported_versions(&v), ["0.3.1", "1.0.0"]);
@@ -292,8 +317,8 @@ fn planted_fifo_and_dev_zero_entries_neither_hang_nor_exhaust_memory() {
             let del = r.del(&list("1.0.0"), &rt());
             let gc = r.gc(&list("1.1.0"), &[]);
             (
-                check.map_err(|e| e.message),
-                del.map_err(|e| e.message),
+                check.map_err(|e| e.to_string()),
+                del.map_err(|e| e.to_string()),
                 gc.is_ok(),
             )
         });
@@ -325,15 +350,106 @@ fn names_are_checked_before_a_cache_path_is_built() {
     )
     .unwrap();
     let e = r.del(&bad_name, &rt()).unwrap_err();
-    assert!(e.message.contains("invalid network name"), "{}", e.message);
+    assert!(e.to_string().contains("invalid network name"), "{e}");
     assert!(tmp.path().join("pub/d-c1-eth0").exists());
     // CNI_IFNAME `x/../../../pub/d`: refused before the plugins run or a file is removed.
     std::fs::write(&victim, "keep").unwrap();
     let mut bad_if = rt();
     bad_if.ifname = "x/../../../pub/d".into();
     for res in [r.del(&list("1.0.0"), &bad_if), r.check(&list("1.0.0"), &bad_if)] {
-        assert!(res.unwrap_err().message.contains("interface name"));
+        assert!(res.unwrap_err().to_string().contains("interface name"));
     }
     assert!(victim.exists());
     assert!(fake.verbs().is_empty(), "{:?}", fake.verbs());
+}
+
+#[test]
+fn errors_keep_their_kind_and_the_plugin_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fake = plugins().failing("b", Command::Del);
+    let r = runtime(&fake, tmp.path());
+    let l = list("1.1.0");
+    r.add(&l, &rt()).unwrap();
+    let errs = r.gc(&l, &[]).unwrap_err();
+    assert_eq!(errs.len(), 1);
+    let e = &errs[0];
+    assert!(
+        e.to_string().starts_with(
+            "failed to delete stale attachment c1 eth0: plugin type=\"b\" failed (del): no luck"
+        ),
+        "{e}"
+    );
+    assert_eq!(e.plugin_error().map(|p| p.code), Some(11));
+    assert!(matches!(
+        e.cause(),
+        Error::Plugin {
+            command: Command::Del,
+            ..
+        }
+    ));
+    // A reply that is not a result.
+    let junk = FakeExec::new(|_| b"{\"cniVersion\":\"9.9.9\"}".to_vec());
+    let r = runtime(&junk, tmp.path());
+    let e = r.add(&list("1.0.0"), &rt()).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::BadReply {
+                command: Command::Add,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(e.to_string().contains("unsupported cniVersion \"9.9.9\""), "{e}");
+    let e = r.version("a").unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "plugin \"a\" answered VERSION without a supportedVersions list: {\"cniVersion\":\"9.9.9\"}"
+    );
+}
+
+/// ADD's result is normalised once: laying the model out again (what `cni add` did a second time
+/// before it printed) changes no byte, in any version.
+#[test]
+fn one_normalisation_is_enough() {
+    for version in ["0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"] {
+        let tmp = tempfile::tempdir().unwrap();
+        let fake = FakeExec::new(|call| {
+            let v = call.conf["cniVersion"].as_str().unwrap().to_string();
+            let r = if v.starts_with("0.1") || v.starts_with("0.2") {
+                json!({"dns":{"nameservers":["10.0.0.1"]},"ip4":{"routes":[{"dst":"0.0.0.0/0"}],"gateway":"10.0.0.1","ip":"10.0.0.2/24"},"cniVersion":v})
+            } else {
+                json!({"routes":[{"gw":"10.0.0.1","dst":"0.0.0.0/0"}],"ips":[{"gateway":"10.0.0.1","address":"10.0.0.2/24","interface":0,"version":"4"}],"interfaces":[{"sandbox":"/n","mac":"0a:58:0a:00:00:02","name":"eth0"}],"dns":{},"cniVersion":v})
+            };
+            serde_json::to_vec(&r).unwrap()
+        });
+        let r = runtime(&fake, tmp.path());
+        let l = NetworkList::from_list_bytes(
+            format!(r#"{{"cniVersion":"{version}","name":"net","plugins":[{{"type":"a"}}]}}"#).as_bytes(),
+        )
+        .unwrap();
+        let added = r.add(&l, &rt()).unwrap().unwrap();
+        let once = added.to_json().unwrap();
+        let ver = Version::parse(version).unwrap();
+        let v: Value = serde_json::from_slice(&once).unwrap();
+        let twice = NetResult::from_json(&v, ver, "the result")
+            .unwrap()
+            .to_json(ver)
+            .unwrap();
+        assert_eq!(
+            String::from_utf8(once).unwrap(),
+            String::from_utf8(twice).unwrap(),
+            "{version}"
+        );
+        // The cache holds the same result.
+        let cached = r
+            .cache
+            .read("net", "c1", "eth0")
+            .unwrap()
+            .unwrap()
+            .result
+            .unwrap();
+        assert_eq!(cached, v, "{version}");
+    }
 }

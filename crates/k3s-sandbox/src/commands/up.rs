@@ -280,7 +280,7 @@ fn start(up: &Up) -> Result<Started> {
     };
     if let Err(e) = process::write_instance(state, &inst) {
         // Without its pid files nobody could find this k3s again.
-        util::kill_group(pid, rustix::process::Signal::KILL);
+        cni_runtime::runner::kill_group(pid, rustix::process::Signal::KILL);
         let _ = child.wait();
         let _ = process::remove_process_files(state);
         return Err(e);

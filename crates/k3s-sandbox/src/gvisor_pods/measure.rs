@@ -12,7 +12,6 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::{CGROUP_ROOT, SystemMounter, apply, find_crun, mount, plan};
-use crate::util;
 
 /// How long the measuring child may take (the crun trial has half of it).
 pub const LIMIT: Duration = Duration::from_secs(40);
@@ -138,7 +137,7 @@ fn crun_container(crun: &Path, exe: &Path) -> Result<(), CrunTrialError> {
         let bundle = tmp.join("bundle").to_string_lossy().into_owned();
         let id = format!("k3s-sandbox-probe-{}", std::process::id());
         let args = ["--root", &state, "run", "--bundle", &bundle, &id];
-        let out = util::run_with_timeout(crun, &args, &[], b"", LIMIT / 2)?;
+        let out = cni_runtime::runner::run(std::process::Command::new(crun).args(args), b"", LIMIT / 2)?;
         if out.success() && out.stdout_text().contains("k3s-sandbox") {
             Ok(())
         } else {
@@ -163,7 +162,8 @@ pub fn measure_in_child(exe: &Path) -> Result<Measured, MeasureError> {
         .map(Path::new)
         .find(|p| p.is_file());
     let attempt = |program: &Path, args: &[&str]| -> Result<Measured, MeasureError> {
-        let out = util::run_with_timeout(program, args, &[], b"", LIMIT).map_err(MeasureError::Run)?;
+        let out = cni_runtime::runner::run(std::process::Command::new(program).args(args), b"", LIMIT)
+            .map_err(MeasureError::Run)?;
         serde_json::from_slice(&out.stdout).map_err(|json| MeasureError::Answer {
             json,
             stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),

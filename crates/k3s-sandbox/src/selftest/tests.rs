@@ -1,4 +1,5 @@
 use super::*;
+use cni_core::Command;
 use cni_runtime::testing::FakeExec;
 
 /// What the in-memory plugins get wrong on purpose.
@@ -21,7 +22,7 @@ fn plugins(q: Quirks) -> FakeExec {
             (dir.clone(), dir.join("10.42.0.2"))
         };
         match (call.plugin.as_str(), call.command()) {
-            ("loopback", "ADD") => {
+            ("loopback", Some(Command::Add)) => {
                 let ip = if q.loopback_without_index {
                     json!({"address":"127.0.0.1/8"})
                 } else {
@@ -29,7 +30,7 @@ fn plugins(q: Quirks) -> FakeExec {
                 };
                 serde_json::to_vec(&json!({"cniVersion": version, "interfaces":[{"name":"lo","sandbox": call.var("CNI_NETNS")}], "ips":[ip]})).unwrap()
             }
-            ("bridge", "ADD") => {
+            ("bridge", Some(Command::Add)) => {
                 let (dir, file) = alloc();
                 std::fs::create_dir_all(&dir).unwrap();
                 std::fs::write(&file, call.var("CNI_CONTAINERID")).unwrap();
@@ -45,13 +46,13 @@ fn plugins(q: Quirks) -> FakeExec {
                 }))
                 .unwrap()
             }
-            ("bridge", "DEL") => {
+            ("bridge", Some(Command::Del)) => {
                 if !q.forget_release {
                     let _ = std::fs::remove_file(alloc().1);
                 }
                 vec![]
             }
-            (_, "ADD") => serde_json::to_vec(&conf["prevResult"]).unwrap(),
+            (_, Some(Command::Add)) => serde_json::to_vec(&conf["prevResult"]).unwrap(),
             _ => vec![],
         }
     })
@@ -71,7 +72,7 @@ fn plan(dir: &Path) -> Plan {
 fn summary(r: &FakeExec) -> Vec<String> {
     r.calls()
         .iter()
-        .map(|c| format!("{} {} {}", c.command(), c.plugin, c.var("CNI_IFNAME")))
+        .map(|c| format!("{} {} {}", c.var("CNI_COMMAND"), c.plugin, c.var("CNI_IFNAME")))
         .collect()
 }
 
@@ -121,7 +122,7 @@ fn drives_the_chain_like_containerd() {
         assert_eq!(
             c.conf["prevResult"]["ips"][0]["address"],
             "10.42.0.2/24",
-            "{}",
+            "{:?}",
             c.command()
         );
     }
@@ -153,7 +154,7 @@ fn a_list_without_cni_version_runs_as_libcni_runs_it() {
 #[test]
 fn a_failing_add_is_reported_with_the_plugin_error_and_torn_down() {
     let tmp = tempfile::tempdir().unwrap();
-    let r = plugins(Quirks::default()).failing("portmap", "ADD");
+    let r = plugins(Quirks::default()).failing("portmap", Command::Add);
     let err = run(&r, &plan(tmp.path()), &mut |_| {}).unwrap_err();
     assert!(
         err.message()
@@ -204,7 +205,7 @@ fn unreleased_allocation_is_detected() {
 #[test]
 fn a_failing_del_is_an_error() {
     let tmp = tempfile::tempdir().unwrap();
-    let r = plugins(Quirks::default()).failing("bridge", "DEL");
+    let r = plugins(Quirks::default()).failing("bridge", Command::Del);
     let err = run(&r, &plan(tmp.path()), &mut |_| {}).unwrap_err();
     assert!(
         err.message().contains("plugin type=\"bridge\" failed (del)"),

@@ -144,7 +144,7 @@ fn errors_name_the_fix() {
     v["plugins"][0]["type"] = "brige".into();
     fs::write(c.conf().join("20-typo.conflist"), v.to_string()).unwrap();
     c.run(&["cni", "add", "typo", &c.netns("a")])
-        .expect_code(1)
+        .expect_code(69)
         .stderr_has("plugin \"brige\" is not in")
         .stderr_has("did you mean \"bridge\"?");
     // An ADD that fails part-way (the second plugin's arguments are refused after the bridge
@@ -158,6 +158,85 @@ fn errors_name_the_fix() {
         "release it with `k3s-sandbox cni del sandbox-cni {}`",
         c.netns("b")
     ));
+}
+
+/// Each kind of `cni` failure has its exit status (docs/cni-cli.md, "Exit statuses"); a plugin's
+/// own error keeps 1, as cnitool's.
+#[test]
+fn cni_failures_exit_with_the_status_of_their_kind() {
+    use std::os::unix::fs::PermissionsExt;
+    let c = Cni::new();
+    // 65: input the runtime refuses.
+    let out = c
+        .cmd(&["cni", "add", "sandbox-cni", &c.netns("a")])
+        .env("CNI_ARGS", "A")
+        .output()
+        .unwrap();
+    Out::from(out).expect_code(65).stderr_has("invalid CNI_ARGS pair");
+    let out = c
+        .cmd(&["cni", "del", "sandbox-cni", &c.netns("a")])
+        .env("CNI_IFNAME", "a/b")
+        .output()
+        .unwrap();
+    Out::from(out).expect_code(65).stderr_has("interface name");
+    // 1: the plugin's own error (portmap refuses the argument).
+    let out = c
+        .cmd(&["cni", "add", "sandbox-cni", &c.netns("b")])
+        .env("CAP_ARGS", r#"{"portMappings":"not a list"}"#)
+        .output()
+        .unwrap();
+    Out::from(out)
+        .expect_code(1)
+        .stderr_has("plugin type=\"portmap\" failed (add)");
+    // 78: a verb the list's version does not have, and an unreadable conflist.
+    let mut v: Value = serde_json::from_str(&repo_conflist()).unwrap();
+    v["name"] = "old".into();
+    v["cniVersion"] = "0.3.1".into();
+    v.as_object_mut().unwrap().remove("cniVersions");
+    fs::write(c.conf().join("20-old.conflist"), v.to_string()).unwrap();
+    c.run(&["cni", "check", "old", &c.netns("a")])
+        .expect_code(78)
+        .stderr_has("does not support the CHECK command");
+    // 76: a plugin that answers something that is not a CNI reply.
+    let bin = c.tmp.path().join("bin");
+    fs::create_dir_all(&bin).unwrap();
+    let junk = bin.join("junk");
+    fs::write(&junk, "#!/bin/sh\ncat >/dev/null\necho hello\n").unwrap();
+    fs::set_permissions(&junk, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::write(
+        c.conf().join("30-junk.conflist"),
+        r#"{"cniVersion":"1.0.0","name":"junk","plugins":[{"type":"junk"}]}"#,
+    )
+    .unwrap();
+    let run_junk = |args: &[&str]| {
+        let out = c.cmd(args).env("CNI_PATH", &bin).output().unwrap();
+        Out::from(out)
+    };
+    run_junk(&["cni", "add", "junk", &c.netns("a")])
+        .expect_code(76)
+        .stderr_has("its result is not JSON");
+    let out = run_junk(&["cni", "version", "junk", "--json"]);
+    out.expect_code(76).stderr_has("answered VERSION");
+    let v: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(v["errors"].as_array().map(Vec::len), Some(1), "{v}");
+    // 74: libcni's result cache cannot be read (its results dir is a symbolic link).
+    let cache = c.tmp.path().join("cache");
+    fs::create_dir_all(&cache).unwrap();
+    std::os::unix::fs::symlink(c.tmp.path(), cache.join("results")).unwrap();
+    c.run(&["cni", "check", "sandbox-cni", &c.netns("a")])
+        .expect_code(74)
+        .stderr_has("failed to get network \"sandbox-cni\" cached result");
+    // 78 again, for the file containerd would pick, with the same status in the JSON error.
+    fs::write(c.conf().join("00-broken.conflist"), "{").unwrap();
+    let out = c.run(&["cni", "ls", "--json"]);
+    out.expect_code(78).stderr_has("containerd fails to load it");
+    c.run(&["cni", "add", "sandbox-cni", &c.netns("a")])
+        .expect_code(78)
+        .stderr_has("00-broken.conflist");
+    let out = c.run(&["cni", "status", "sandbox-cni", "--json"]);
+    out.expect_code(78);
+    let v: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(v["error"]["exitCode"], 78, "{v}");
 }
 
 #[test]

@@ -24,7 +24,7 @@ pub fn parse_cni_args(raw: &str) -> Result<Vec<(String, String)>> {
             let parts: Vec<&str> = item.split('=').collect();
             match parts.as_slice() {
                 [k, v] if !k.is_empty() && !v.is_empty() => Ok((k.to_string(), v.to_string())),
-                _ => Err(Failure::new(format!(
+                _ => Err(Failure::CniInput(format!(
                     "invalid CNI_ARGS pair {item:?}: each pair must be KEY=VALUE with a non-empty key and value"
                 ))),
             }
@@ -39,10 +39,10 @@ pub fn parse_cap_args(raw: &str) -> Result<Map<String, Value>> {
     }
     match serde_json::from_str::<Value>(raw) {
         Ok(Value::Object(m)) => Ok(m),
-        Ok(_) => Err(Failure::new(
-            "CAP_ARGS must be a JSON object, e.g. {\"portMappings\":[...]}",
+        Ok(_) => Err(Failure::CniInput(
+            "CAP_ARGS must be a JSON object, e.g. {\"portMappings\":[...]}".into(),
         )),
-        Err(e) => Err(Failure::new(format!("CAP_ARGS is not valid JSON: {e}"))),
+        Err(e) => Err(Failure::CniInput(format!("CAP_ARGS is not valid JSON: {e}"))),
     }
 }
 

@@ -1,38 +1,50 @@
 //! `cni gc`: show the cached attachments of a network that `--valid` does not keep; with
 //! `--apply` (or as `cnitool`), DEL them and send GC with the kept ones as valid attachments.
 
+use cni_core::Attachment;
 use serde_json::{Value, json};
 
 use super::env::ifname;
-use super::{Ctx, GcArgs};
-use crate::error::{Failure, Result};
+use super::{Ctx, GcArgs, outcome};
+use crate::error::Result;
 use crate::output::{self, plural};
 use crate::util::shell_quote;
 use crate::valid::Valid;
 
-fn ids(list: &[(String, String)]) -> Vec<Value> {
+fn ids(list: &[Attachment]) -> Vec<Value> {
     list.iter()
-        .map(|(id, i)| json!({"containerID": id, "ifname": i}))
+        .map(|a| json!({"containerID": a.container_id, "ifname": a.ifname}))
         .collect()
+}
+
+fn attachment(e: cni_runtime::cache::Entry) -> Attachment {
+    Attachment {
+        container_id: e.container_id,
+        ifname: e.ifname,
+    }
 }
 
 pub(super) fn gc(ctx: &Ctx, g: &GcArgs, apply: bool) -> Result<u8> {
     let list = ctx.network(&g.network)?;
     let valid = Valid::new(&g.valid);
-    let cached: Vec<(String, String)> = ctx
+    let cached: Vec<Attachment> = ctx
         .cache
         .entries(&list.name)
         .into_iter()
-        .map(|e| (e.container_id, e.ifname))
+        .map(attachment)
         .collect();
-    let (mut keep, doomed): (Vec<_>, Vec<_>) =
-        cached.into_iter().partition(|(id, i)| valid.keeps(id, Some(i)));
+    let (mut keep, doomed): (Vec<_>, Vec<_>) = cached
+        .into_iter()
+        .partition(|a| valid.keeps(&a.container_id, Some(&a.ifname)));
     let kept_cached = keep.clone();
     // A listed attachment without a cached result still goes to the plugins as valid, so their GC
     // keeps what it holds (an ID alone: on CNI_IFNAME, else eth0).
     for a in &g.valid {
-        if !keep.iter().any(|(id, _)| *id == a.id) {
-            keep.push((a.id.clone(), a.ifname.clone().unwrap_or_else(ifname)));
+        if !keep.iter().any(|k| k.container_id == a.id) {
+            keep.push(Attachment {
+                container_id: a.id.clone(),
+                ifname: a.ifname.clone().unwrap_or_else(ifname),
+            });
         }
     }
     if !apply {
@@ -48,8 +60,8 @@ pub(super) fn gc(ctx: &Ctx, g: &GcArgs, apply: bool) -> Result<u8> {
                 plural(doomed.len() as u64, "cached attachment", "cached attachments"),
                 kept_cached.len()
             );
-            for (id, i) in &doomed {
-                println!("  release  {id}/{i}");
+            for a in &doomed {
+                println!("  release  {}/{}", a.container_id, a.ifname);
             }
         }
         let mut again = format!("k3s-sandbox cni gc {}", shell_quote(&list.name));
@@ -66,23 +78,19 @@ pub(super) fn gc(ctx: &Ctx, g: &GcArgs, apply: bool) -> Result<u8> {
         );
         return Ok(0);
     }
-    let outcome = ctx.runtime().gc(&list, &keep);
-    let after = ctx.cache.entries(&list.name);
-    let released: Vec<(String, String)> = doomed
+    let errors = ctx.runtime().gc(&list, &keep).err().unwrap_or_default();
+    let kept: Vec<Attachment> = ctx
+        .cache
+        .entries(&list.name)
         .into_iter()
-        .filter(|(id, i)| !after.iter().any(|a| a.container_id == *id && a.ifname == *i))
+        .map(attachment)
         .collect();
-    let kept: Vec<(String, String)> = after.into_iter().map(|e| (e.container_id, e.ifname)).collect();
-    let errors: Vec<String> = outcome
-        .err()
-        .unwrap_or_default()
-        .into_iter()
-        .map(|e| e.message)
-        .collect();
+    let released: Vec<Attachment> = doomed.into_iter().filter(|a| !kept.contains(a)).collect();
     if ctx.json {
         output::print_json(&json!({
             "network": list.name, "cniVersion": list.cni_version, "dryRun": false,
-            "released": ids(&released), "kept": ids(&kept), "errors": errors,
+            "released": ids(&released), "kept": ids(&kept),
+            "errors": errors.iter().map(ToString::to_string).collect::<Vec<_>>(),
         }));
     } else {
         eprintln!(
@@ -97,12 +105,5 @@ pub(super) fn gc(ctx: &Ctx, g: &GcArgs, apply: bool) -> Result<u8> {
             }
         );
     }
-    if errors.is_empty() {
-        Ok(0)
-    } else if ctx.json {
-        // The object above already carries the errors.
-        Err(Failure::Reported(errors.join("\n")))
-    } else {
-        Err(Failure::new(errors.join("\n")))
-    }
+    outcome(errors, ctx.json)
 }

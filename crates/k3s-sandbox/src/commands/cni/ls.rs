@@ -1,6 +1,6 @@
 //! `cni ls`: the networks of the conf dir, their plugin chains and the file containerd would pick,
 //! with what is wrong with each (unreadable, a duplicate name, a plugin missing from the plugin
-//! dirs). Exits 1 when containerd's pick is unusable.
+//! dirs). Exits 78 (EX_CONFIG) when containerd's pick is unusable.
 
 use std::collections::BTreeMap;
 
@@ -19,7 +19,7 @@ pub(super) fn ls(ctx: &Ctx) -> Result<u8> {
             &e,
         )
     })?;
-    let lists: Vec<(String, std::result::Result<NetworkList, String>)> = files
+    let lists: Vec<(String, std::result::Result<NetworkList, conf::Error>)> = files
         .iter()
         .map(|f| {
             let file = f
@@ -51,7 +51,7 @@ pub(super) fn ls(ctx: &Ctx) -> Result<u8> {
                 json!({"file": file, "name": l.name, "cniVersion": l.cni_version, "plugins": l.chain(),
                        "containerdDefault": i == 0, "problems": problems})
             }
-            Err(e) => json!({"file": file, "error": e, "containerdDefault": i == 0,
+            Err(e) => json!({"file": file, "error": e.to_string(), "containerdDefault": i == 0,
                              "problems": [format!("invalid: {e}")]}),
         };
         rows.push(row);
@@ -69,11 +69,12 @@ pub(super) fn ls(ctx: &Ctx) -> Result<u8> {
     }
     if broken_default {
         let file = lists.first().map(|(f, _)| f.as_str()).unwrap_or_default();
-        return Err(Failure::Reported(format!(
+        return Err(Failure::NetworkConfig(format!(
             "{file}, the file containerd picks as its default network, cannot be read: containerd \
              fails to load it. Fix it, or remove it from {}",
             ctx.conf_dir.display()
-        )));
+        ))
+        .reported());
     }
     Ok(0)
 }

@@ -16,11 +16,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{CommandFactory, FromArgMatches, Parser};
+use cni_core::Command;
 use cni_runtime::cache::Cache;
 use cni_runtime::conf::{self, NetworkList};
 use cni_runtime::runner::ProcessRunner;
-use cni_runtime::{Runtime, RuntimeConf, json, runtime, version};
-use serde_json::Value;
+use cni_runtime::{Runtime, RuntimeConf, json, version};
 
 use super::{BinDirOpt, ConfDirOpt};
 use crate::util::shell_quote;
@@ -53,7 +53,8 @@ pub fn cnitool_command() -> clap::Command {
 }
 
 /// When the binary was called through a link named `cnitool`: runs as `k3s-sandbox cni` and returns
-/// the exit status (1 for every failure and usage error, as cnitool).
+/// the exit status (1 for every failure and usage error, as cnitool: the statuses of
+/// [`crate::error::exit`] are `k3s-sandbox cni`'s).
 pub fn run_as_cnitool() -> Option<std::process::ExitCode> {
     let argv0 = std::env::args_os().next()?;
     if Path::new(&argv0).file_name()? != "cnitool" {
@@ -142,13 +143,13 @@ impl Ctx {
                 )));
             }
         }
-        let list = conf::find(&self.conf_dir, name).map_err(Failure::new)?;
+        let list = conf::find(&self.conf_dir, name)?;
         for t in list.plugin_types() {
             if self.path.iter().any(|d| d.join(&t).is_file()) {
                 continue;
             }
             let present = plugins_in(&self.path);
-            return Err(Failure::new(format!(
+            return Err(Failure::PluginMissing(format!(
                 "network {}: plugin {t:?} is not in {}{}",
                 list.name,
                 show_path(&self.path),
@@ -189,8 +190,16 @@ fn show_path(path: &[PathBuf]) -> String {
         .join(":")
 }
 
-fn fail(e: runtime::Error) -> Failure {
-    Failure::new(e.message)
+/// The outcome of a command that went on after errors (gc, version): exit 0 without any, else the
+/// failure of the first, with every message; under `--json` the object printed already holds them.
+fn outcome(errors: Vec<cni_runtime::Error>, json: bool) -> Result<u8> {
+    let mut errors = errors.into_iter();
+    let Some(first) = errors.next() else {
+        return Ok(0);
+    };
+    let rest: String = errors.map(|e| format!("\n{e}")).collect();
+    let f = Failure::from(first).with_note(&rest);
+    Err(if json { f.reported() } else { f })
 }
 
 /// Runs `k3s-sandbox cni ...`.
@@ -246,26 +255,25 @@ fn attach(ctx: &Ctx, verb: &CniCommand, at: &Attach) -> Result<u8> {
     );
     match verb {
         CniCommand::Add(_) => match r.add(&list, &rt) {
-            Ok(Some(result)) => {
-                // As cnitool prints it: indented by four spaces, no newline at the end.
-                let bytes = serde_json::to_vec(&result).map_err(|e| Failure::new(e.to_string()))?;
-                let text = reorder_result(&result).unwrap_or(bytes);
+            Ok(Some(added)) => {
+                // As cnitool prints it: in the spec's field order, indented by four spaces, no newline
+                // at the end.
+                let text = added.to_json().map_err(|e| Failure::new(e.msg))?;
                 let mut out = std::io::stdout().lock();
                 let _ = out.write_all(json::indent(&text, "    ").as_bytes());
                 let _ = out.flush();
             }
             Ok(None) => {}
             Err(e) => {
-                return Err(Failure::new(format!(
-                    "{}\nthe plugins before the failing one may still hold what they added (an address): \
-                     release it with `k3s-sandbox cni del {again}`",
-                    e.message
+                return Err(Failure::from(e).with_note(&format!(
+                    "\nthe plugins before the failing one may still hold what they added (an address): \
+                     release it with `k3s-sandbox cni del {again}`"
                 )));
             }
         },
         CniCommand::Check(_) => {
             let checks =
-                version::at_least(&list.cni_version, "0.4.0").unwrap_or(false) && !list.disable_check;
+                version::has(&list.cni_version, Command::Check).unwrap_or(false) && !list.disable_check;
             if checks && matches!(ctx.cache.read(&list.name, &rt.container_id, &rt.ifname), Ok(None)) {
                 return Err(Failure::new(format!(
                     "no cached result for {} ({}, {}) in network {} (cache {}): nothing was added, \
@@ -277,10 +285,10 @@ fn attach(ctx: &Ctx, verb: &CniCommand, at: &Attach) -> Result<u8> {
                     ctx.cache_dir.display()
                 )));
             }
-            r.check(&list, &rt).map_err(fail)?;
+            r.check(&list, &rt)?;
         }
         _ => {
-            r.del(&list, &rt).map_err(fail)?;
+            r.del(&list, &rt)?;
             eprintln!(
                 "k3s-sandbox: deleted {} ({}, {}) from network {}",
                 rt.netns, rt.container_id, rt.ifname, list.name
@@ -288,12 +296,4 @@ fn attach(ctx: &Ctx, verb: &CniCommand, at: &Attach) -> Result<u8> {
         }
     }
     Ok(0)
-}
-
-/// The result in the spec's field order (cniVersion, interfaces, ips, routes, dns), as Go prints it.
-fn reorder_result(result: &Value) -> Option<Vec<u8>> {
-    let v = result.get("cniVersion")?.as_str()?;
-    let ver = cni_core::Version::parse(v)?;
-    let model = cni_core::NetResult::from_json(result, ver, "the result").ok()?;
-    model.to_json(ver).ok()
 }

@@ -4,14 +4,14 @@
 use cni_runtime::{runtime, version};
 use serde_json::{Map, json};
 
-use super::{Ctx, fail, show_path};
+use super::{Ctx, outcome, show_path};
 use crate::error::{Failure, Result};
 use crate::output::print_json;
 use crate::plugins;
 
 pub(super) fn status(ctx: &Ctx, name: &str) -> Result<u8> {
     let list = ctx.network(name)?;
-    let ran = ctx.runtime().status(&list).map_err(fail)?;
+    let ran = ctx.runtime().status(&list)?;
     if ctx.json {
         print_json(
             &json!({"network": list.name, "cniVersion": list.cni_version, "ready": true, "asked": ran}),
@@ -42,7 +42,7 @@ pub(super) fn versions(ctx: &Ctx, plugin: Option<&str>) -> Result<u8> {
             .collect(),
     };
     if names.is_empty() {
-        return Err(Failure::new(format!(
+        return Err(Failure::PluginMissing(format!(
             "none of the sandbox-cni plugins ({}) is in {}; name a plugin, or pick the plugin dir \
              with --cni-bin-dir (or CNI_PATH)",
             plugins::ALL.join(", "),
@@ -59,17 +59,12 @@ pub(super) fn versions(ctx: &Ctx, plugin: Option<&str>) -> Result<u8> {
                 }
                 out.insert(n.clone(), v);
             }
-            Err(e) => failed.push(e.message),
+            Err(e) => failed.push(e),
         }
     }
     if ctx.json {
-        print_json(&json!({"runtime": version::CURRENT, "plugins": out, "errors": failed}));
+        let errors: Vec<String> = failed.iter().map(ToString::to_string).collect();
+        print_json(&json!({"runtime": version::CURRENT, "plugins": out, "errors": errors}));
     }
-    if failed.is_empty() {
-        Ok(0)
-    } else if ctx.json {
-        Err(Failure::Reported(failed.join("\n")))
-    } else {
-        Err(Failure::new(failed.join("\n")))
-    }
+    outcome(failed, ctx.json)
 }

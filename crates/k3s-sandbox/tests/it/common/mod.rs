@@ -215,7 +215,7 @@ impl Drop for Sandbox {
         // Kill the recorded process group directly, without `down`: this must work even when the
         // commands under test are broken.
         if let Some(inst) = self.instance() {
-            k3s_sandbox::util::kill_group(inst.pgid, rustix::process::Signal::KILL);
+            cni_runtime::runner::kill_group(inst.pgid, rustix::process::Signal::KILL);
         }
     }
 }
