@@ -222,6 +222,20 @@ def main():
               env={"CNI_COMMAND": "ADD", "CNI_CONTAINERID": "x", "CNI_NETNS": "/x",
                    "CNI_IFNAME": "eth0", "CNI_PATH": str(WORK / "bin")}, stdin=b"{")
         r.run(f"plugin-{name}-about", [], exe=exe)
+    # Failures of each kind (appended last, so earlier case numbers stay put).
+    r.run("kind-cni-args", ["cni", "add", "sandbox-cni", "/run/netns/k"], env={"CNI_ARGS": "garbage"})
+    bad = WORK / "bad.d"
+    bad.mkdir()
+    (bad / "10-missing.conflist").write_text(
+        '{"cniVersion": "1.0.0", "name": "missing", "plugins": [{"type": "no-such-plugin"}]}')
+    (bad / "20-broken.conflist").write_text('{"cniVersion": "1.0.0", "name": "broken", "plugins": [')
+    r.run("kind-plugin-missing", ["cni", "add", "missing", "/run/netns/k", "--cni-conf-dir", str(bad)])
+    r.run("kind-network-config", ["cni", "add", "broken", "/run/netns/k", "--cni-conf-dir", str(bad)])
+    r.run("kind-broken-ls", ["cni", "ls", "--cni-conf-dir", str(bad)])
+    (WORK / "cache-file").write_text("not a dir")
+    r.run("kind-cache", ["cni", "add", "sandbox-cni", "/run/netns/k"], env={"CNI_CACHE_DIR": str(WORK / "cache-file")})
+    r.run("kind-cnitool-missing", ["add", "missing", "/run/netns/k"], exe=str(WORK / "bin" / "cnitool"),
+          env={"NETCONFPATH": str(bad)})
     print(f"{r.n} cases recorded in {a.out}")
 
 
