@@ -8,7 +8,7 @@ use crate::commands::{
     cni, completions, doctor, down, env, ipam, logs, man, pods_profile, selftest, status, trace, up,
 };
 use crate::error::{Failure, USAGE_EXIT};
-use crate::output;
+use crate::output::{self, errln, say};
 
 pub const AFTER_HELP: &str = "\
 Each subcommand takes the options that apply to it (see `k3s-sandbox SUBCOMMAND --help`).
@@ -210,7 +210,7 @@ pub fn main() -> u8 {
             }
             let _ = e.print();
             if let Some(h) = usage_hint(&argv, &e) {
-                eprintln!("hint: {h}");
+                errln!("hint: {h}");
             }
             return if e.use_stderr() { USAGE_EXIT } else { 0 };
         }
@@ -227,7 +227,7 @@ fn report(f: &Failure, json: bool) -> u8 {
     if json && !matches!(f, Failure::Reported(_)) {
         output::print_json(&output::error_json(&f.message(), code));
     }
-    eprintln!("k3s-sandbox: error: {f}");
+    say(&format!("error: {f}"));
     code
 }
 

@@ -1,9 +1,58 @@
 //! How every command prints: JSON with one indentation, errors as JSON objects under `--json`,
 //! plurals, container IDs shortened as crictl and docker do, aligned tables that fit 100
 //! columns, and colour only where NO_COLOR and CLICOLOR allow it.
+//!
+//! It is the CLI's one printer: every line reaches stdout through `out!` and `outln!` and stderr
+//! through `errln!` (or [`say`], which adds the program's name), and those go through
+//! [`stdout_fmt`] and [`stderr_fmt`], the only two places that print.
+
+use std::fmt;
 
 use serde::Serialize;
 use serde_json::Value;
+
+/// Writes `args` to stdout as `print!` does (line-buffered; a failed write panics as it does).
+#[allow(clippy::print_stdout)]
+pub fn stdout_fmt(args: fmt::Arguments<'_>) {
+    print!("{args}");
+}
+
+/// Writes `args` to stderr as `eprint!` does (unbuffered).
+#[allow(clippy::print_stderr)]
+pub fn stderr_fmt(args: fmt::Arguments<'_>) {
+    eprint!("{args}");
+}
+
+/// `print!` for the CLI: formats to stdout through [`stdout_fmt`].
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::output::stdout_fmt(format_args!($($arg)*))
+    };
+}
+
+/// `println!` for the CLI: formats a line to stdout through [`stdout_fmt`].
+macro_rules! outln {
+    () => {
+        $crate::output::stdout_fmt(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::output::stdout_fmt(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// `eprintln!` for the CLI: formats a line to stderr through [`stderr_fmt`].
+macro_rules! errln {
+    ($($arg:tt)*) => {
+        $crate::output::stderr_fmt(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+pub(crate) use {errln, out, outln};
+
+/// A line on stderr after the program's name: `k3s-sandbox: {msg}` (progress, notes, errors).
+pub fn say(msg: &str) {
+    errln!("k3s-sandbox: {msg}");
+}
 
 /// Width a table is fitted to (unless `--no-trunc`).
 pub const WIDTH: usize = 100;
@@ -25,7 +74,7 @@ pub fn json_text(v: &impl Serialize) -> String {
 
 /// Prints `v` as indented JSON on stdout.
 pub fn print_json(v: &impl Serialize) {
-    println!("{}", json_text(v));
+    outln!("{}", json_text(v));
 }
 
 /// The object `--json` prints on stdout when a command fails.

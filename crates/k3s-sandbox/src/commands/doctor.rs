@@ -8,7 +8,7 @@ use super::{BinDirOpt, ConfDirOpt, InstanceOpt, dirs, say};
 use crate::doctor::{self, Level};
 use crate::error::Result;
 use crate::flags::{self, Profile};
-use crate::output::plural;
+use crate::output::{outln, plural};
 use crate::probe::{self, HostFacts};
 use crate::process::{self, LiveProcesses, Liveness};
 use crate::sandbox::{self, SandboxFacts};
@@ -79,9 +79,9 @@ pub fn run(a: &DoctorArgs) -> Result<u8> {
 
     for c in &checks {
         if a.json {
-            println!("{}", c.to_json());
+            outln!("{}", c.to_json());
         } else {
-            println!("{c}");
+            outln!("{c}");
         }
     }
     let fails = checks.iter().filter(|c| c.level == Level::Fail).count();

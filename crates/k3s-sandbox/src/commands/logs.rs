@@ -4,6 +4,7 @@ use clap::Args;
 
 use super::{InstanceOpt, dirs};
 use crate::error::{Failure, Result};
+use crate::output::outln;
 use crate::util;
 
 #[derive(Args, Debug)]
@@ -29,7 +30,7 @@ pub fn run(a: &LogsArgs) -> Result<u8> {
         Err(e) => return Err(Failure::io("read", &state.log, &e)),
     };
     for l in util::tail_lines(&text, a.lines) {
-        println!("{l}");
+        outln!("{l}");
     }
     Ok(0)
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::Args;
 
 use crate::error::Result;
+use crate::output::{outln, say};
 use crate::paths::{Dirs, StateFiles};
 use crate::util::shell_quote;
 
@@ -56,10 +57,6 @@ pub struct BinDirOpt {
     pub cni_bin_dir: Option<PathBuf>,
 }
 
-fn say(msg: &str) {
-    eprintln!("k3s-sandbox: {msg}");
-}
-
 /// The directories of a command's options, each in the one resolution order (option, then
 /// environment, then default; see [`crate::paths`]). A command passes `None` for an option it
 /// does not have.
@@ -76,7 +73,7 @@ fn data_dir_flag(dirs: &Dirs) -> String {
 }
 
 fn print_export(state: &StateFiles) {
-    println!(
+    outln!(
         "export KUBECONFIG={}",
         shell_quote(&state.kubeconfig.to_string_lossy())
     );

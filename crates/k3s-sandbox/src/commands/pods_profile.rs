@@ -8,6 +8,7 @@ use clap::{Args, Subcommand};
 
 use crate::error::{Failure, Result};
 use crate::gvisor_pods::{self as gp, ConfigVersion, Record};
+use crate::output::{out, outln, say};
 
 #[derive(Args, Debug)]
 pub struct PodsProfileArgs {
@@ -48,17 +49,17 @@ pub enum What {
 
 pub fn run(a: &PodsProfileArgs) -> Result<u8> {
     match &a.what {
-        What::Cgroups => println!("{}", gp::CGROUP_V1.join(" ")),
-        What::Runtime => println!("{} {}", gp::RUNTIME, crun()?.display()),
-        What::ContainerdV3 => print!("{}", gp::containerd_fragment(ConfigVersion::V3, &crun()?)),
-        What::ContainerdV2 => print!("{}", gp::containerd_fragment(ConfigVersion::V2, &crun()?)),
+        What::Cgroups => outln!("{}", gp::CGROUP_V1.join(" ")),
+        What::Runtime => outln!("{} {}", gp::RUNTIME, crun()?.display()),
+        What::ContainerdV3 => out!("{}", gp::containerd_fragment(ConfigVersion::V3, &crun()?)),
+        What::ContainerdV2 => out!("{}", gp::containerd_fragment(ConfigVersion::V2, &crun()?)),
         What::Mount { record } => mount(record)?,
         What::Unmount { record } => unmount(record)?,
         What::Measure { private_mounts } => {
             let exe = std::env::current_exe()
                 .map_err(|e| Failure::new(format!("cannot find this executable: {e}")))?;
             let m = gp::measure::measure_here(*private_mounts, &exe);
-            println!(
+            outln!(
                 "{}",
                 serde_json::to_string(&m).map_err(|e| Failure::new(e.to_string()))?
             );
@@ -80,17 +81,17 @@ fn mount(record_file: &Path) -> Result<()> {
     let mut record = Record::load(record_file)?.unwrap_or_default();
     let root = Path::new(gp::CGROUP_ROOT);
     let Some(plan) = gp::plan(root, &gp::mount::mountinfo()) else {
-        eprintln!(
-            "k3s-sandbox: cgroup v2 is mounted at {}; nothing to mount",
+        say(&format!(
+            "cgroup v2 is mounted at {}; nothing to mount",
             root.display()
-        );
+        ));
         return Ok(());
     };
     let result = gp::apply(&*gp::mount::from_env(), root, &plan, &mut record);
     record.save(record_file)?;
     result?;
     for p in &record.mounted {
-        eprintln!("k3s-sandbox: mounted {}", p.display());
+        say(&format!("mounted {}", p.display()));
     }
     Ok(())
 }

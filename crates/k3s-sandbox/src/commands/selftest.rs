@@ -12,6 +12,7 @@ use cni_runtime::runner::ProcessRunner;
 use super::{BinDirOpt, ConfDirOpt, dirs, say};
 use crate::conflist;
 use crate::error::{Failure, Result};
+use crate::output::outln;
 use crate::paths::Dirs;
 use crate::selftest;
 
@@ -85,7 +86,7 @@ pub fn run(a: &SelftestArgs) -> Result<u8> {
     if a.json {
         crate::output::print_json(&serde_json::json!({"podIP": ip, "podIPs": report.pod_ips}));
     } else {
-        println!("{ip}");
+        outln!("{ip}");
     }
     Ok(0)
 }

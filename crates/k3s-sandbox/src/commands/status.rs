@@ -7,6 +7,7 @@ use clap::Args;
 use super::{ConfDirOpt, InstanceOpt, data_dir_flag, dirs, say};
 use crate::error::Result;
 use crate::flags::Profile;
+use crate::output::outln;
 use crate::process::{self, LiveProcesses, Liveness, RecordedProfile};
 use crate::util;
 
@@ -51,7 +52,7 @@ impl Report {
             }
             self.fields.insert(k, serde_json::Value::String(value));
         } else {
-            println!("{key}: {value}");
+            outln!("{key}: {value}");
         }
     }
 

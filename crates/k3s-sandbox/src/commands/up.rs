@@ -360,7 +360,7 @@ fn print_log_tail_and_hints(state: &StateFiles) {
     } else {
         say(&format!("last {} lines of {}:", tail.len(), state.log.display()));
         for l in &tail {
-            eprintln!("    {l}");
+            crate::output::errln!("    {l}");
         }
     }
     for h in hints::match_hints(&text) {

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use super::env::ifname;
 use super::{Ctx, GcArgs, outcome};
 use crate::error::Result;
-use crate::output::{self, plural};
+use crate::output::{self, outln, plural, say};
 use crate::util::shell_quote;
 use crate::valid::Valid;
 
@@ -54,28 +54,28 @@ pub(super) fn gc(ctx: &Ctx, g: &GcArgs, apply: bool) -> Result<u8> {
                 "release": ids(&doomed), "keep": ids(&kept_cached), "errors": [],
             }));
         } else {
-            println!(
+            outln!(
                 "network {}: {} to release, {} kept",
                 list.name,
                 plural(doomed.len() as u64, "cached attachment", "cached attachments"),
                 kept_cached.len()
             );
             for a in &doomed {
-                println!("  release  {}/{}", a.container_id, a.ifname);
+                outln!("  release  {}/{}", a.container_id, a.ifname);
             }
         }
         let mut again = format!("k3s-sandbox cni gc {}", shell_quote(&list.name));
         for a in &g.valid {
             again.push_str(&format!(" --valid {}", shell_quote(&a.to_string())));
         }
-        eprintln!(
-            "k3s-sandbox: dry run: nothing released. Release {} and send GC with: {again} --apply",
+        say(&format!(
+            "dry run: nothing released. Release {} and send GC with: {again} --apply",
             if doomed.is_empty() {
                 "nothing cached, but still"
             } else {
                 "them"
             }
-        );
+        ));
         return Ok(0);
     }
     let errors = ctx.runtime().gc(&list, &keep).err().unwrap_or_default();
@@ -93,8 +93,8 @@ pub(super) fn gc(ctx: &Ctx, g: &GcArgs, apply: bool) -> Result<u8> {
             "errors": errors.iter().map(ToString::to_string).collect::<Vec<_>>(),
         }));
     } else {
-        eprintln!(
-            "k3s-sandbox: gc {}: released {}, kept {}{}",
+        say(&format!(
+            "gc {}: released {}, kept {}{}",
             list.name,
             plural(released.len() as u64, "cached attachment", "cached attachments"),
             kept.len(),
@@ -103,7 +103,7 @@ pub(super) fn gc(ctx: &Ctx, g: &GcArgs, apply: bool) -> Result<u8> {
             } else {
                 ""
             }
-        );
+        ));
     }
     outcome(errors, ctx.json)
 }

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::{Ctx, show_path};
 use crate::error::{Failure, Result};
-use crate::output::{self, print_json};
+use crate::output::{self, outln, print_json, say};
 
 pub(super) fn ls(ctx: &Ctx) -> Result<u8> {
     let files = conf::config_files(&ctx.conf_dir).map_err(|e| {
@@ -60,10 +60,10 @@ pub(super) fn ls(ctx: &Ctx) -> Result<u8> {
     if ctx.json {
         print_json(&Value::Array(rows));
     } else if rows.is_empty() {
-        eprintln!(
-            "k3s-sandbox: no .conf, .conflist or .json files in {}",
+        say(&format!(
+            "no .conf, .conflist or .json files in {}",
             ctx.conf_dir.display()
-        );
+        ));
     } else {
         print_table(&rows);
     }
@@ -115,13 +115,13 @@ fn print_table(rows: &[Value]) {
     let lines = output::table(&["", "FILE", "NETWORK", "VERSION", "PLUGINS"], &cells, &[], false);
     let mut lines = lines.into_iter();
     if let Some(header) = lines.next() {
-        println!("{header}");
+        outln!("{header}");
     }
     for (line, r) in lines.zip(rows) {
-        println!("{line}");
+        outln!("{line}");
         for p in r["problems"].as_array().into_iter().flatten() {
-            println!("   ! {}", s(p));
+            outln!("   ! {}", s(p));
         }
     }
-    println!("(* = the file containerd picks as its default network; ! = a problem)");
+    outln!("(* = the file containerd picks as its default network; ! = a problem)");
 }

@@ -27,6 +27,7 @@ use crate::util::shell_quote;
 use crate::{paths, suggest};
 
 use crate::error::{Failure, Result};
+use crate::output::{errln, say};
 pub use args::{Attach, CacheOpt, CniArgs, CniCommand, GcArgs, LsArgs, StatusArgs, TimeoutOpt, VersionArgs};
 pub use env::container_id;
 use env::{absolute, ifname, parse_cap_args, parse_cni_args};
@@ -67,7 +68,7 @@ pub fn run_as_cnitool() -> Option<std::process::ExitCode> {
         Ok(c) => match run_with(&c.args, true) {
             Ok(code) => code,
             Err(f) => {
-                eprintln!("cnitool: {f}");
+                errln!("cnitool: {f}");
                 1
             }
         },
@@ -289,10 +290,10 @@ fn attach(ctx: &Ctx, verb: &CniCommand, at: &Attach) -> Result<u8> {
         }
         _ => {
             r.del(&list, &rt)?;
-            eprintln!(
-                "k3s-sandbox: deleted {} ({}, {}) from network {}",
+            say(&format!(
+                "deleted {} ({}, {}) from network {}",
                 rt.netns, rt.container_id, rt.ifname, list.name
-            );
+            ));
         }
     }
     Ok(0)

@@ -6,7 +6,7 @@ use serde_json::{Map, json};
 
 use super::{Ctx, outcome, show_path};
 use crate::error::{Failure, Result};
-use crate::output::print_json;
+use crate::output::{outln, print_json, say};
 use crate::plugins;
 
 pub(super) fn status(ctx: &Ctx, name: &str) -> Result<u8> {
@@ -17,16 +17,16 @@ pub(super) fn status(ctx: &Ctx, name: &str) -> Result<u8> {
             &json!({"network": list.name, "cniVersion": list.cni_version, "ready": true, "asked": ran}),
         );
     } else if ran {
-        eprintln!(
-            "k3s-sandbox: network {} is ready ({} answered STATUS)",
+        say(&format!(
+            "network {} is ready ({} answered STATUS)",
             list.name,
             crate::output::plural(list.plugins.len() as u64, "plugin", "plugins")
-        );
+        ));
     } else {
-        eprintln!(
-            "k3s-sandbox: network {} runs at cniVersion {:?}, before STATUS (1.1.0): nothing to ask, taken as ready",
+        say(&format!(
+            "network {} runs at cniVersion {:?}, before STATUS (1.1.0): nothing to ask, taken as ready",
             list.name, list.cni_version
-        );
+        ));
     }
     Ok(0)
 }
@@ -55,7 +55,7 @@ pub(super) fn versions(ctx: &Ctx, plugin: Option<&str>) -> Result<u8> {
         match r.version(n) {
             Ok(v) => {
                 if !ctx.json {
-                    println!("{n}: {}", runtime::supported_versions(&v).join(", "));
+                    outln!("{n}: {}", runtime::supported_versions(&v).join(", "));
                 }
                 out.insert(n.clone(), v);
             }

@@ -16,7 +16,7 @@ use super::network::networks_in;
 use super::{DEFAULT_MIN_AGE, NEARLY_FULL_PERCENT, fmt_range, say};
 use crate::cri;
 use crate::duration::parse_duration;
-use crate::output::plural;
+use crate::output::{outln, plural};
 use crate::paths::Dirs;
 
 /// A problem found in a store by [`detect`], with the command that fixes it.
@@ -250,13 +250,13 @@ pub fn print_status(dirs: &Dirs) {
     }
     let found = detect(dirs, live.as_ref());
     if found.is_empty() {
-        println!(
+        outln!(
             "ipam: no host-local store in use by the configs of {}",
             dirs.cni_conf_dir.display()
         );
     }
     for f in found {
-        println!("ipam {}: {}", f.network, f.summary);
+        outln!("ipam {}: {}", f.network, f.summary);
         if let Some((what, cmd)) = &f.problem {
             say(&format!("warning: network {}: {what}; fix: {cmd}", f.network));
         }

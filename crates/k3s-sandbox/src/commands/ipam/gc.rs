@@ -16,7 +16,7 @@ use super::{DEFAULT_MIN_AGE, GcArgs, fmt_age, say};
 use crate::cri;
 use crate::duration::parse_duration;
 use crate::error::{Failure, Result};
-use crate::output::{self, plural};
+use crate::output::{self, outln, plural};
 use crate::paths::Dirs;
 use crate::util::shell_quote;
 use serde_json::{Value, json};
@@ -179,7 +179,7 @@ pub(super) fn gc(dirs: &Dirs, a: &GcArgs) -> Result<u8> {
             "free": doomed, "dryRun": !a.apply,
         }));
     } else {
-        println!(
+        outln!(
             "network {}: {}: {} held by live attachments ({from}), {} younger than --min-age {}s (kept), {} to free",
             net.name,
             plural(found.reservations.len() as u64, "reservation", "reservations"),
@@ -189,11 +189,11 @@ pub(super) fn gc(dirs: &Dirs, a: &GcArgs) -> Result<u8> {
             p.free.len()
         );
         for ip in &p.blocked {
-            println!("  {ip}: not a regular file, never removed by gc: remove it by hand");
+            outln!("  {ip}: not a regular file, never removed by gc: remove it by hand");
         }
         // What gc cannot repair: plugin calls on this store keep failing until it is removed by hand.
         for d in found.damage.iter().filter(|d| d.blocks_calls()) {
-            println!("  {d}");
+            outln!("  {d}");
         }
         if !p.free.is_empty() {
             let rows: Vec<Vec<String>> = p
@@ -205,7 +205,7 @@ pub(super) fn gc(dirs: &Dirs, a: &GcArgs) -> Result<u8> {
                 })
                 .collect();
             for line in output::table(&["ADDRESS", "CONTAINER", "IF", "AGE"], &rows, &[3], a.no_trunc) {
-                println!("  {line}");
+                outln!("  {line}");
             }
         }
     }

@@ -11,7 +11,7 @@ use super::gc::holder_cells;
 use super::network::{Network, select};
 use super::{LS_LOCK_WAIT, LsArgs, fmt_age, fmt_range, say};
 use crate::error::{Failure, Result};
-use crate::output;
+use crate::output::{self, outln};
 use crate::paths::Dirs;
 
 /// Used and free addresses of one range.
@@ -100,7 +100,7 @@ pub(super) fn ls(dirs: &Dirs, a: &LsArgs) -> Result<u8> {
             continue;
         }
         if i > 0 {
-            println!();
+            outln!();
         }
         ls_text(net, found.as_ref(), a.no_trunc);
     }
@@ -190,7 +190,7 @@ fn count(n: u128) -> Value {
 }
 
 fn ls_text(net: &Network, found: Option<&Inspection>, full: bool) {
-    println!(
+    outln!(
         "network {}: store {}{}",
         net.name,
         net.store_dir().display(),
@@ -200,16 +200,16 @@ fn ls_text(net: &Network, found: Option<&Inspection>, full: bool) {
             .unwrap_or_default()
     );
     if let Some(e) = &net.range_error {
-        println!("  ranges: cannot be read from the config: {e}");
+        outln!("  ranges: cannot be read from the config: {e}");
     } else if net.sets.is_empty() {
-        println!("  ranges: unknown (no config names this network)");
+        outln!("  ranges: unknown (no config names this network)");
     }
     if found.is_none() {
-        println!("  no store yet: no address has been handed out on this network");
+        outln!("  no store yet: no address has been handed out on this network");
     }
     let empty = Inspection::default();
     for u in range_use(net, found.unwrap_or(&empty)) {
-        println!(
+        outln!(
             "  range set {}: {}  used {}, free {} of {}",
             u.set,
             fmt_range(&u.range),
@@ -220,7 +220,7 @@ fn ls_text(net: &Network, found: Option<&Inspection>, full: bool) {
     }
     let Some(f) = found else { return };
     if f.reservations.is_empty() {
-        println!("  no reservations");
+        outln!("  no reservations");
     } else {
         let rows: Vec<Vec<String>> = f
             .reservations
@@ -231,25 +231,25 @@ fn ls_text(net: &Network, found: Option<&Inspection>, full: bool) {
             })
             .collect();
         for line in output::table(&["ADDRESS", "CONTAINER", "IF", "AGE"], &rows, &[3], full) {
-            println!("  {line}");
+            outln!("  {line}");
         }
     }
     let out = outside(net, f);
     let damage = f.damage.len() + out.len();
     if damage == 0 {
-        println!("  damage: none");
+        outln!("  damage: none");
     } else {
-        println!("  damage: {damage}");
+        outln!("  damage: {damage}");
         for d in &f.damage {
-            println!("    - {}", describe(net, d).1);
+            outln!("    - {}", describe(net, d).1);
         }
         for ip in out {
-            println!(
+            outln!(
                 "    - {ip} lies outside every configured range (left from an earlier pod range?); free it with `ipam release --ip {ip}` if no pod uses it"
             );
         }
     }
     if !f.locked {
-        println!("  (read without the store's lock: a plugin held it, or there is no lock file)");
+        outln!("  (read without the store's lock: a plugin held it, or there is no lock file)");
     }
 }

@@ -24,6 +24,7 @@ use ipam_store::Range;
 use super::{ConfDirOpt, InstanceOpt, dirs};
 use crate::duration::parse_duration;
 use crate::error::{Failure, Result};
+use crate::output::say;
 use crate::valid;
 
 pub use detect::{Finding, detect, live_ids, print_status};
@@ -160,10 +161,6 @@ fn needs(given: bool, option: &str, other: &str) -> Result<()> {
         )));
     }
     Ok(())
-}
-
-fn say(msg: &str) {
-    eprintln!("k3s-sandbox: {msg}");
 }
 
 fn fmt_age(d: Option<Duration>) -> String {

@@ -8,6 +8,7 @@ use ipam_store::{DiskOptions, DiskStore, Owner, Reservations};
 use super::ReleaseArgs;
 use super::network::{Network, one};
 use crate::error::{Failure, Result};
+use crate::output::outln;
 use crate::paths::Dirs;
 
 pub(super) fn open_store(net: &Network) -> Result<DiskStore> {
@@ -127,9 +128,9 @@ fn print_released(network: &str, released: &[(IpAddr, Option<Owner>)], json: boo
     }
     let verb = if dry_run { "would release" } else { "released" };
     for (ip, o) in released {
-        println!("{verb} {ip} ({})", describe_holder(o.as_ref()));
+        outln!("{verb} {ip} ({})", describe_holder(o.as_ref()));
     }
     if dry_run {
-        println!("dry run: nothing released; run it again without --dry-run to release");
+        outln!("dry run: nothing released; run it again without --dry-run to release");
     }
 }

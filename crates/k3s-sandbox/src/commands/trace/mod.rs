@@ -19,6 +19,7 @@ use cni_core::trace::{DEFAULT_DIR, DIR_VAR, FILE, ROTATED};
 
 use crate::duration::parse_duration;
 use crate::error::{Failure, Result};
+use crate::output::{outln, say};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum TraceAction {
@@ -56,10 +57,6 @@ pub struct TraceArgs {
     /// /run/sandbox-cni/trace]
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
-}
-
-fn say(msg: &str) {
-    eprintln!("k3s-sandbox: {msg}");
 }
 
 /// The trace directory: --dir, else $SANDBOX_CNI_TRACE_DIR, else the default.
@@ -211,8 +208,8 @@ fn status(dir: &Path, json: bool) -> Result<u8> {
         return Ok(if on { 0 } else { 1 });
     }
     if let Some(why) = refused {
-        println!("trace: refused");
-        println!("reason: {why}");
+        outln!("trace: refused");
+        outln!("reason: {why}");
         return Ok(1);
     }
     let with = if rotated {
@@ -221,18 +218,18 @@ fn status(dir: &Path, json: bool) -> Result<u8> {
         String::new()
     };
     if on {
-        println!("trace: on");
-        println!("file: {}", dir.join(FILE).display());
-        println!(
+        outln!("trace: on");
+        outln!("file: {}", dir.join(FILE).display());
+        outln!(
             "size: {}{with}",
             crate::output::plural(size(dir), "byte", "bytes")
         );
         Ok(0)
     } else {
-        println!("trace: off");
-        println!("dir: {}", dir.display());
+        outln!("trace: off");
+        outln!("dir: {}", dir.display());
         if let Some(d) = records {
-            println!(
+            outln!(
                 "records: {} ({}{with})",
                 d.display(),
                 crate::output::plural(size(&d), "byte", "bytes")
