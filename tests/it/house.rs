@@ -608,3 +608,165 @@ fn host_local_config_and_liveness_rules_have_one_home() {
         found.join("\n")
     );
 }
+
+/// `src` as the compiler sees its production code: the `#[cfg(test)]` items that
+/// [`production_lines`] leaves out, every other attribute, comments and literals are blanked
+/// (white space, newlines kept), so a scan of what is left sees code only, on its own lines.
+fn production_code(src: &str) -> String {
+    let b = src.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let blank = |out: &mut Vec<u8>, span: &[u8]| {
+        out.extend(span.iter().map(|c| if *c == b'\n' { b'\n' } else { b' ' }));
+    };
+    let mut i = 0;
+    while i < b.len() {
+        if let Some(k) = skip_literal(b, i) {
+            blank(&mut out, &b[i..k]);
+            i = k;
+            continue;
+        }
+        let inner = b[i..].starts_with(b"#![");
+        if b[i] == b'#' && (inner || b[i..].starts_with(b"#[")) {
+            let open = if inner { i + 2 } else { i + 1 };
+            let close = item_end(b, open, true);
+            let attr: String = src[open..close].chars().filter(|c| !c.is_whitespace()).collect();
+            let end = match (attr == "[cfg(test)]", inner) {
+                (true, true) => b.len(),
+                (true, false) => item_end(b, close, false),
+                (false, _) => close,
+            };
+            blank(&mut out, &b[i..end]);
+            i = end;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The lines (1-based) of `code` (as [`production_code`] leaves it) where a `Result` whose error
+/// type is `String` is spelled: `Result<T, String>` under any path (`std::result::Result`,
+/// `core::result::Result`) and with any spacing, over several lines too, nested in other types
+/// (`Vec<Result<(), String>>`, `Option<...>`) or in a turbofish (`collect::<Result<_, String>>()`);
+/// `String` may be `std::string::String`. A `Result` with one argument (a crate's own alias
+/// `Result<T>`) and other names ending in `Result` (`CniResult<..>`) are not matched.
+fn string_error_results(code: &str) -> Vec<usize> {
+    let b = code.as_bytes();
+    let is_word = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
+    let mut found = Vec::new();
+    let mut from = 0;
+    while let Some(p) = code[from..].find("Result") {
+        let at = from + p;
+        from = at + "Result".len();
+        if (at > 0 && is_word(b[at - 1])) || b.get(from).is_some_and(|c| is_word(*c)) {
+            continue;
+        }
+        let mut k = from;
+        while b.get(k).is_some_and(u8::is_ascii_whitespace) {
+            k += 1;
+        }
+        if b.get(k) != Some(&b'<') {
+            continue;
+        }
+        // The generic arguments up to the matching `>`, split at the commas of this level.
+        let (mut depth, mut args, mut arg_start) = (1usize, Vec::new(), k + 1);
+        k += 1;
+        while k < b.len() && depth > 0 {
+            match b[k] {
+                b'<' | b'(' | b'[' => depth += 1,
+                b'>' if b[k - 1] == b'-' => {} // `->` of a fn type
+                b'>' | b')' | b']' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        args.push(&code[arg_start..k]);
+                    }
+                }
+                b',' if depth == 1 => {
+                    args.push(&code[arg_start..k]);
+                    arg_start = k + 1;
+                }
+                _ => {}
+            }
+            k += 1;
+        }
+        let args: Vec<String> = args
+            .iter()
+            .map(|a| a.chars().filter(|c| !c.is_whitespace()).collect::<String>())
+            .filter(|a| !a.is_empty())
+            .collect();
+        let error = args.get(1).map(|e| e.trim_start_matches("::"));
+        if args.len() == 2 && error.is_some_and(|e| ["String", "std::string::String"].contains(&e)) {
+            found.push(code[..at].matches('\n').count() + 1);
+        }
+    }
+    found
+}
+
+/// Failures are typed (issue 22): no library crate (crates/*/src, the plugins' library under
+/// plugins/) returns or keeps a `Result<_, String>`. An error is a thiserror enum (or the
+/// `std::io::Error` it is), whose message stays byte-identical to the text it replaced, so callers
+/// can match on what went wrong and keep its cause; a message that crosses a process boundary as
+/// JSON gets a type of its own too (`gvisor_pods::measure::CrunTrialFailed`). Where the String form
+/// is spelled is found by [`string_error_results`] in the code [`production_code`] leaves of every
+/// file [`production_sources`] lists: tests (`tests.rs`, `tests/`, `#[cfg(test)]` items), comments
+/// and string literals may still say `Result<_, String>`. The scan is first checked against the
+/// spellings it must flag and those it must not.
+#[test]
+fn no_library_code_has_a_string_error() {
+    let flagged = |src: &str| string_error_results(&production_code(src));
+    for (bad, line) in [
+        ("fn f() -> Result<(), String> {}", 1),
+        (
+            "fn f()\n  -> std::result::Result<\n    Vec<u8>,\n    String,\n  > {}",
+            2,
+        ),
+        (
+            "struct S { r: Vec<(u16, core::result::Result<(), std::string::String>)> }",
+            1,
+        ),
+        ("let v = x.collect::<Result<Vec<_>, String>>();", 1),
+        ("type F = Option<Result<Box<dyn Fn(u8) -> u8>, String>>;", 1),
+        ("#[derive(Debug)]\nstruct M { c: Option<Result<(), String>> }", 2),
+    ] {
+        assert_eq!(flagged(bad), [line], "the scan misses {bad:?}");
+    }
+    for ok in [
+        "fn f() -> Result<String> {}",
+        "fn f() -> io::Result<String> {}",
+        "fn f() -> CniResult<Vec<String>> {}",
+        "fn f() -> Result<String, Error> {}",
+        "fn f() -> Result<(String, u8), Failure> {}",
+        "// was Result<(), String>\nfn f() {}",
+        "/// Not a `Result<_, String>`.\nfn f() {}",
+        "const S: &str = \"Result<(), String>\";",
+        "#[error(\"Result<(), String>\")]\nstruct E;",
+        "#[cfg(test)]\nmod tests {\n    fn f() -> Result<(), String> { Ok(()) }\n}",
+        "#[cfg(test)]\nfn f() -> Result<(), String> { Ok(()) }",
+    ] {
+        assert_eq!(flagged(ok), Vec::<usize>::new(), "{ok:?}");
+    }
+
+    let mut files = Vec::new();
+    production_sources(&repo().join("plugins"), &mut files);
+    for krate in fs::read_dir(repo().join("crates")).unwrap() {
+        production_sources(&krate.unwrap().path().join("src"), &mut files);
+    }
+    assert!(files.len() > 50, "only {} source files found", files.len());
+    let mut found = Vec::new();
+    for f in &files {
+        let src = fs::read_to_string(f).unwrap();
+        let path = f.strip_prefix(repo()).unwrap().display().to_string();
+        for n in string_error_results(&production_code(&src)) {
+            found.push(format!(
+                "{path}:{n}: {}",
+                src.lines().nth(n - 1).unwrap_or("").trim()
+            ));
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "a Result with a String error (give it a thiserror type, see this test's doc comment):\n{}",
+        found.join("\n")
+    );
+}

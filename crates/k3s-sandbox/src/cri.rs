@@ -40,6 +40,40 @@ pub struct Answer {
     pub asked: String,
 }
 
+/// Why `crictl pods -o json` printed no usable answer.
+#[derive(Debug, thiserror::Error)]
+pub enum PodsError {
+    #[error("its output is not the JSON of `crictl pods -o json` ({0})")]
+    NotJson(#[source] serde_json::Error),
+    #[error("its output has no `items` list")]
+    NoItems,
+    #[error("a pod sandbox in its output has no `id`")]
+    NoId,
+}
+
+/// Why the container runtime could not be asked which pod sandboxes exist.
+#[derive(Debug, thiserror::Error)]
+pub enum CriError {
+    #[error("neither k3s (K3S_BIN, PATH) nor crictl (PATH) was found to ask the container runtime")]
+    NoCrictl,
+    /// `shown` is the command line.
+    #[error("cannot run `{shown}`: {source}")]
+    Run { shown: String, source: std::io::Error },
+    /// crictl failed: how it ended ("exited with status 1") and the last line of its stderr.
+    #[error("`{shown}` {end}{}", .last_line.as_ref().map_or(String::new(), |l| format!(": {l}")))]
+    Failed {
+        shown: String,
+        end: String,
+        last_line: Option<String>,
+    },
+    #[error(
+        "the runtime at {endpoint} did not name itself in `crictl version`; it cannot be trusted to list the pods"
+    )]
+    Unnamed { endpoint: String },
+    #[error("asking the runtime at {endpoint} with crictl: {source}")]
+    Pods { endpoint: String, source: PodsError },
+}
+
 /// How to run crictl: the program and the arguments before crictl's own.
 #[derive(Debug, Clone)]
 struct Crictl {
@@ -48,13 +82,12 @@ struct Crictl {
 }
 
 /// Reads `crictl pods -o json` output. Errors unless it is the complete, well-formed answer.
-pub fn parse_pods(text: &str) -> Result<Vec<Sandbox>, String> {
-    let v: Value = serde_json::from_str(text)
-        .map_err(|e| format!("its output is not the JSON of `crictl pods -o json` ({e})"))?;
+pub fn parse_pods(text: &str) -> Result<Vec<Sandbox>, PodsError> {
+    let v: Value = serde_json::from_str(text).map_err(PodsError::NotJson)?;
     let items = match v.get("items") {
         Some(Value::Array(a)) => a.as_slice(),
         Some(Value::Null) => &[],
-        _ => return Err("its output has no `items` list".to_string()),
+        _ => return Err(PodsError::NoItems),
     };
     items
         .iter()
@@ -63,7 +96,7 @@ pub fn parse_pods(text: &str) -> Result<Vec<Sandbox>, String> {
                 .get("id")
                 .and_then(Value::as_str)
                 .filter(|s| !s.is_empty())
-                .ok_or("a pod sandbox in its output has no `id`")?;
+                .ok_or(PodsError::NoId)?;
             let meta = p.get("metadata");
             let field = |k: &str| {
                 meta.and_then(|m| m.get(k))
@@ -118,7 +151,7 @@ pub fn endpoint(dirs: &Dirs) -> String {
 }
 
 /// k3s's bundled crictl (the instance's k3s, else K3S_BIN or k3s on PATH), else crictl on PATH.
-fn find_crictl(dirs: &Dirs) -> Result<Crictl, String> {
+fn find_crictl(dirs: &Dirs) -> Result<Crictl, CriError> {
     let from_instance = process::read_instance(&dirs.state())
         .ok()
         .flatten()
@@ -135,38 +168,35 @@ fn find_crictl(dirs: &Dirs) -> Result<Crictl, String> {
             program,
             prefix: Vec::new(),
         })
-        .ok_or_else(|| {
-            "neither k3s (K3S_BIN, PATH) nor crictl (PATH) was found to ask the container runtime".to_string()
-        })
+        .ok_or(CriError::NoCrictl)
 }
 
-fn run(c: &Crictl, endpoint: &str, args: &[&str]) -> Result<String, String> {
+fn run(c: &Crictl, endpoint: &str, args: &[&str]) -> Result<String, CriError> {
     let mut full = c.prefix.clone();
     full.push("--runtime-endpoint".to_string());
     full.push(endpoint.to_string());
     full.extend(args.iter().map(|a| a.to_string()));
     let shown = format!("{} {}", c.program.display(), full.join(" "));
-    let out = cni_runtime::runner::run(std::process::Command::new(&c.program).args(&full), b"", TIMEOUT)
-        .map_err(|e| format!("cannot run `{shown}`: {e}"))?;
+    let mut cmd = std::process::Command::new(&c.program);
+    let out = match cni_runtime::runner::run(cmd.args(&full), b"", TIMEOUT) {
+        Ok(out) => out,
+        Err(source) => return Err(CriError::Run { shown, source }),
+    };
     if !out.success() {
         let err = out.stderr_text();
         let last = err.trim().lines().last().unwrap_or("").trim().to_string();
-        return Err(format!(
-            "`{shown}` {}{}",
-            out.describe_end(),
-            if last.is_empty() {
-                String::new()
-            } else {
-                format!(": {last}")
-            }
-        ));
+        return Err(CriError::Failed {
+            shown,
+            end: out.describe_end(),
+            last_line: (!last.is_empty()).then_some(last),
+        });
     }
     Ok(out.stdout_text())
 }
 
 /// Every pod sandbox the runtime knows (ready or not: a sandbox the runtime still knows may still
 /// get its DEL). Errors when the runtime cannot be asked or its answer is not complete.
-pub fn live_sandboxes(dirs: &Dirs, endpoint_override: Option<&str>) -> Result<Answer, String> {
+pub fn live_sandboxes(dirs: &Dirs, endpoint_override: Option<&str>) -> Result<Answer, CriError> {
     let c = find_crictl(dirs)?;
     let ep = endpoint_override.map_or_else(|| endpoint(dirs), str::to_string);
     let version = run(&c, &ep, &["version"])?;
@@ -175,12 +205,13 @@ pub fn live_sandboxes(dirs: &Dirs, endpoint_override: Option<&str>) -> Result<An
             .strip_prefix("RuntimeName:")
             .is_some_and(|n| !n.trim().is_empty())
     }) {
-        return Err(format!(
-            "the runtime at {ep} did not name itself in `crictl version`; it cannot be trusted to list the pods"
-        ));
+        return Err(CriError::Unnamed { endpoint: ep });
     }
     let pods = run(&c, &ep, &["pods", "-o", "json"])?;
-    let sandboxes = parse_pods(&pods).map_err(|e| format!("asking the runtime at {ep} with crictl: {e}"))?;
+    let sandboxes = match parse_pods(&pods) {
+        Ok(s) => s,
+        Err(source) => return Err(CriError::Pods { endpoint: ep, source }),
+    };
     Ok(Answer {
         sandboxes,
         asked: format!("{} (runtime endpoint {ep})", display_program(&c)),
@@ -240,5 +271,30 @@ mod tests {
         ] {
             assert!(parse_pods(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn messages_name_the_command_and_the_runtime() {
+        let failed = |last_line: Option<&str>| CriError::Failed {
+            shown: "k3s crictl version".into(),
+            end: "exited with status 1".into(),
+            last_line: last_line.map(str::to_string),
+        };
+        assert_eq!(
+            failed(Some("connection refused")).to_string(),
+            "`k3s crictl version` exited with status 1: connection refused"
+        );
+        assert_eq!(
+            failed(None).to_string(),
+            "`k3s crictl version` exited with status 1"
+        );
+        let pods = CriError::Pods {
+            endpoint: "unix:///x.sock".into(),
+            source: parse_pods("{}").unwrap_err(),
+        };
+        assert_eq!(
+            pods.to_string(),
+            "asking the runtime at unix:///x.sock with crictl: its output has no `items` list"
+        );
     }
 }

@@ -2,9 +2,11 @@
 
 use std::fmt;
 use std::fs;
+use std::io;
 use std::path::Path;
 
 use crate::conflist;
+use crate::error::Failure;
 use crate::flags::{K3sVersion, Profile};
 use crate::plugins::{self, PluginState};
 use crate::probe::{self, HostFacts};
@@ -135,7 +137,7 @@ pub fn host_checks(f: &HostFacts, profile: Option<Profile>) -> Vec<Check> {
 /// Port checks. `ours` names the running instance of this data dir, whose
 /// ports are expected to be busy.
 pub fn port_checks(
-    results: &[(u16, Result<(), String>)],
+    results: &[(u16, io::Result<()>)],
     ours: Option<u32>,
     profile: Option<Profile>,
 ) -> Vec<Check> {
@@ -309,8 +311,8 @@ pub fn ipam_checks(findings: &[crate::commands::ipam::Finding]) -> Vec<Check> {
         .collect()
 }
 
-/// The k3s binary check.
-pub fn k3s_check(found: Result<(std::path::PathBuf, String, Option<K3sVersion>), String>) -> Check {
+/// The k3s binary check; when k3s is not found, the failure's message is the remedy.
+pub fn k3s_check(found: Result<(std::path::PathBuf, String, Option<K3sVersion>), Failure>) -> Check {
     match found {
         Ok((path, line, Some(v))) if !v.at_least(1, 25) => Check::bad(
             Level::Warn,
@@ -319,7 +321,7 @@ pub fn k3s_check(found: Result<(std::path::PathBuf, String, Option<K3sVersion>),
             "the agent profile falls back to a feature gate for local storage isolation; prefer a current release",
         ),
         Ok((path, line, _)) => Check::ok("k3s", format!("{line} ({})", path.display())),
-        Err(e) => Check::bad(Level::Fail, "k3s", "not found", e),
+        Err(e) => Check::bad(Level::Fail, "k3s", "not found", e.to_string()),
     }
 }
 

@@ -4,6 +4,7 @@
 //! tested with made-up facts.
 
 use std::fs;
+use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -38,9 +39,29 @@ pub fn fs_name(magic: u64) -> String {
     }
 }
 
+/// Why the type of a filesystem is unknown: statfs(2) failed with this error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("statfs failed: {0}")]
+pub struct StatfsError(pub rustix::io::Errno);
+
+/// Why no network namespace could be created (the agent profile needs one per pod).
+#[derive(Debug, thiserror::Error)]
+pub enum NetnsError {
+    #[error("the unshare tool (util-linux) is not on PATH")]
+    NoUnshare,
+    #[error("cannot run unshare: {0}")]
+    Run(#[source] io::Error),
+    /// unshare failed: its stderr.
+    #[error("{0}")]
+    Refused(String),
+    /// unshare failed and said nothing: how it ended ("exited with status 1").
+    #[error("unshare {0}")]
+    Ended(String),
+}
+
 /// Filesystem type of `path`, or of its nearest existing ancestor when
 /// `path` does not exist yet. Returns the path actually examined.
-pub fn statfs_magic(path: &Path) -> (PathBuf, Result<u64, String>) {
+pub fn statfs_magic(path: &Path) -> (PathBuf, Result<u64, StatfsError>) {
     let mut probe = path.to_path_buf();
     while !probe.exists() {
         match probe.parent() {
@@ -50,7 +71,7 @@ pub fn statfs_magic(path: &Path) -> (PathBuf, Result<u64, String>) {
     }
     let result = rustix::fs::statfs(&probe)
         .map(|s| s.f_type as u64)
-        .map_err(|e| format!("statfs failed: {e}"));
+        .map_err(StatfsError);
     (probe, result)
 }
 
@@ -93,15 +114,16 @@ fn join_or_none(list: &[String]) -> String {
 }
 
 /// Everything the profile choice and the doctor need to know about the host.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct HostFacts {
     pub is_root: bool,
-    pub root_fs: Result<u64, String>,
+    pub root_fs: Result<u64, StatfsError>,
     pub data_fs_path: PathBuf,
-    pub data_fs: Result<u64, String>,
-    pub kmsg: Result<(), String>,
+    pub data_fs: Result<u64, StatfsError>,
+    /// Opening /dev/kmsg.
+    pub kmsg: io::Result<()>,
     pub cgroups: Cgroups,
-    pub netns: Result<(), String>,
+    pub netns: Result<(), NetnsError>,
     /// "overlay" is listed in /proc/filesystems.
     pub overlay_in_kernel: bool,
 }
@@ -167,8 +189,8 @@ impl HostFacts {
     }
 }
 
-fn probe_kmsg() -> Result<(), String> {
-    fs::File::open("/dev/kmsg").map(|_| ()).map_err(|e| e.to_string())
+fn probe_kmsg() -> io::Result<()> {
+    fs::File::open("/dev/kmsg").map(|_| ())
 }
 
 fn probe_cgroups() -> Cgroups {
@@ -208,9 +230,9 @@ pub fn parse_proc_cgroups(text: &str) -> Vec<String> {
         .collect()
 }
 
-fn probe_netns(is_root: bool) -> Result<(), String> {
+fn probe_netns(is_root: bool) -> Result<(), NetnsError> {
     let Some(unshare) = util::find_in_path("unshare", std::env::var_os("PATH").as_deref()) else {
-        return Err("the unshare tool (util-linux) is not on PATH".to_string());
+        return Err(NetnsError::NoUnshare);
     };
     let args: &[&str] = if is_root {
         &["--net", "true"]
@@ -227,20 +249,18 @@ fn probe_netns(is_root: bool) -> Result<(), String> {
             let err = out.stderr_text();
             let err = err.trim();
             Err(if err.is_empty() {
-                format!("unshare {}", out.describe_end())
+                NetnsError::Ended(out.describe_end())
             } else {
-                err.to_string()
+                NetnsError::Refused(err.to_string())
             })
         }
-        Err(e) => Err(format!("cannot run unshare: {e}")),
+        Err(e) => Err(NetnsError::Run(e)),
     }
 }
 
 /// Whether `port` on 127.0.0.1 can be bound right now.
-pub fn port_free(port: u16) -> Result<(), String> {
-    TcpListener::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port))
-        .map(drop)
-        .map_err(|e| e.to_string())
+pub fn port_free(port: u16) -> io::Result<()> {
+    TcpListener::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port)).map(drop)
 }
 
 /// Facts of a host where the agent profile works; tests change single fields.
@@ -276,7 +296,7 @@ mod tests {
         let mut h = good_agent_host();
         h.is_root = false;
         h.root_fs = Ok(MAGIC_9P);
-        h.kmsg = Err("No such file or directory (os error 2)".into());
+        h.kmsg = Err(io::Error::from_raw_os_error(2));
         h.cgroups = Cgroups::V2 {
             controllers: vec!["cpu".into()],
         };
@@ -301,7 +321,7 @@ mod tests {
         h.overlay_in_kernel = false;
         assert!(!h.overlay_usable());
         h.overlay_in_kernel = true;
-        h.data_fs = Err("statfs failed".into());
+        h.data_fs = Err(StatfsError(rustix::io::Errno::NOENT));
         assert!(!h.overlay_usable());
     }
 
@@ -326,6 +346,24 @@ mod tests {
         let (examined, res) = statfs_magic(&missing);
         assert_eq!(examined, dir.path());
         assert!(res.is_ok());
+    }
+
+    #[test]
+    fn probe_errors_read_as_before() {
+        assert_eq!(
+            StatfsError(rustix::io::Errno::NOENT).to_string(),
+            "statfs failed: No such file or directory (os error 2)"
+        );
+        let ended = NetnsError::Ended("exited with status 1".into());
+        assert_eq!(ended.to_string(), "unshare exited with status 1");
+        let h = HostFacts {
+            netns: Err(NetnsError::NoUnshare),
+            ..good_agent_host()
+        };
+        assert_eq!(
+            h.agent_blockers(),
+            ["cannot create a network namespace (the unshare tool (util-linux) is not on PATH)"]
+        );
     }
 
     #[test]

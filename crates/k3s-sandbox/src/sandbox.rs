@@ -110,7 +110,7 @@ fn read_dmesg_head() -> Option<String> {
 }
 
 /// How the root filesystem reads for the sandbox line.
-fn root_kind(root_fs: &Result<u64, String>) -> String {
+fn root_kind(root_fs: &Result<u64, probe::StatfsError>) -> String {
     match root_fs {
         Ok(m) if *m == probe::MAGIC_9P => "9p root (files served by the gofer)".to_string(),
         Ok(m) if *m == probe::MAGIC_OVERLAY => {
@@ -123,7 +123,7 @@ fn root_kind(root_fs: &Result<u64, String>) -> String {
 
 /// The sandbox line, and in gVisor the control-plane profile's (the agent's comes from what
 /// [`crate::gvisor_pods::measure`] measures).
-pub fn checks(facts: &SandboxFacts, root_fs: &Result<u64, String>) -> Vec<Check> {
+pub fn checks(facts: &SandboxFacts, root_fs: &Result<u64, probe::StatfsError>) -> Vec<Check> {
     let Sandbox::Gvisor { evidence } = facts.detect() else {
         let kernel = facts
             .proc_version
@@ -255,9 +255,10 @@ mod tests {
             "{}",
             c[0].detail
         );
-        let c = checks(&gvisor(), &Err("statfs failed".into()));
+        let c = checks(&gvisor(), &Err(probe::StatfsError(rustix::io::Errno::ACCESS)));
         assert!(
-            c[0].detail.contains("root of unknown type (statfs failed)"),
+            c[0].detail
+                .contains("root of unknown type (statfs failed: Permission denied (os error 13))"),
             "{}",
             c[0].detail
         );

@@ -40,25 +40,34 @@ pub fn valid_ifname(name: &str) -> bool {
         && !name.chars().any(|c| c == '/' || c == ':' || c.is_whitespace())
 }
 
+/// Why a `--valid` value is not `ID[/IFNAME]`; the value is quoted in the message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadAttachment {
+    #[error(
+        "{0:?} is not ID[/IFNAME]: the container ID must be letters, digits, '_', '.' or '-' \
+         (starting with a letter or digit)"
+    )]
+    ContainerId(String),
+    #[error(
+        "{0:?} is not ID[/IFNAME]: after the '/' comes an interface name of 1 to 15 \
+         characters without '/', ':' or spaces"
+    )]
+    Ifname(String),
+}
+
 /// Parses one `--valid` value (clap's value parser for every `--valid`).
-pub fn parse(s: &str) -> Result<Attachment, String> {
+pub fn parse(s: &str) -> Result<Attachment, BadAttachment> {
     let (id, ifname) = match s.split_once('/') {
         Some((id, i)) => (id, Some(i)),
         None => (s, None),
     };
     if !valid_container_id(id) {
-        return Err(format!(
-            "{s:?} is not ID[/IFNAME]: the container ID must be letters, digits, '_', '.' or '-' \
-             (starting with a letter or digit)"
-        ));
+        return Err(BadAttachment::ContainerId(s.to_string()));
     }
     if let Some(i) = ifname
         && !valid_ifname(i)
     {
-        return Err(format!(
-            "{s:?} is not ID[/IFNAME]: after the '/' comes an interface name of 1 to 15 \
-             characters without '/', ':' or spaces"
-        ));
+        return Err(BadAttachment::Ifname(s.to_string()));
     }
     Ok(Attachment {
         id: id.to_string(),

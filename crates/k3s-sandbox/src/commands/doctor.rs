@@ -56,7 +56,7 @@ pub fn run(a: &DoctorArgs) -> Result<u8> {
         Liveness::Running(inst) => (Some(inst.pid), inst.known_profile() == Some(Profile::Agent)),
         _ => (None, false),
     };
-    let ports: Vec<(u16, std::result::Result<(), String>)> = [6443, 6444, 10250]
+    let ports: Vec<(u16, std::io::Result<()>)> = [6443, 6444, 10250]
         .into_iter()
         .map(|p| (p, probe::port_free(p)))
         .collect();
@@ -74,8 +74,7 @@ pub fn run(a: &DoctorArgs) -> Result<u8> {
         live.as_ref(),
     )));
 
-    // doctor::k3s_check takes the message of the failure (its remedy).
-    checks.push(doctor::k3s_check(k3s_found().map_err(|e| e.to_string())));
+    checks.push(doctor::k3s_check(k3s_found()));
 
     for c in &checks {
         if a.json {

@@ -5,8 +5,9 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::{ConfDirOpt, InstanceOpt, data_dir_flag, dirs, say};
-use crate::error::Result;
+use crate::error::{Failure, Result};
 use crate::flags::Profile;
+use crate::k3s::KubectlError;
 use crate::output::outln;
 use crate::process::{self, LiveProcesses, Liveness, RecordedProfile};
 use crate::util;
@@ -30,6 +31,17 @@ pub struct StatusArgs {
     /// Print the report as one JSON object on stdout (same fields, same exit status)
     #[arg(long)]
     pub json: bool,
+}
+
+/// Why a running k3s is reported "not ready" (the `readyz` line).
+#[derive(Debug, thiserror::Error)]
+enum NotReady {
+    #[error("cannot ask k3s: {0}")]
+    NoK3s(#[source] Failure),
+    #[error("{} not written yet", .0.display())]
+    NoKubeconfig(PathBuf),
+    #[error("{0}")]
+    Api(#[source] KubectlError),
 }
 
 /// The report's lines, printed as `key: value` or as one JSON object.
@@ -114,16 +126,15 @@ pub fn run(a: &StatusArgs) -> Result<u8> {
                 .filter(|p| util::is_executable_file(p))
                 .map(Ok)
                 .unwrap_or_else(crate::k3s::locate_from_env);
-            let ready = match &k3s {
-                Err(e) => Err(format!("cannot ask k3s: {e}")),
-                Ok(_) if !state.kubeconfig.exists() => {
-                    Err(format!("{} not written yet", state.kubeconfig.display()))
-                }
-                Ok(k3s) => crate::k3s::readyz(k3s, &state.kubeconfig).map_err(|e| e.to_string()),
-            };
             let k3s_name = k3s
+                .as_ref()
                 .map(|p| p.display().to_string())
                 .unwrap_or_else(|_| "?".into());
+            let ready = match k3s {
+                Err(e) => Err(NotReady::NoK3s(e)),
+                Ok(_) if !state.kubeconfig.exists() => Err(NotReady::NoKubeconfig(state.kubeconfig.clone())),
+                Ok(k3s) => crate::k3s::readyz(&k3s, &state.kubeconfig).map_err(NotReady::Api),
+            };
             out.line(
                 "state",
                 if ready.is_ok() {
@@ -155,7 +166,7 @@ pub fn run(a: &StatusArgs) -> Result<u8> {
                     Ok(out.done(STATUS_READY))
                 }
                 Err(e) => {
-                    out.line("readyz", e);
+                    out.line("readyz", e.to_string());
                     Ok(out.done(STATUS_NOT_READY))
                 }
             }

@@ -1,15 +1,13 @@
 //! `up`: install or verify the plugins, write the conflist, start k3s and wait until it is ready.
 //!
 //! Written as four phases, each a function of its own: [`prepare`] (settle the k3s command line,
-//! deal with an instance already recorded, plugins, conflist and self-test), [`start`] (k3s in its
-//! own process group, recorded in the data dir), [`wait`] (until the API server is ready) and
-//! [`finish`] (the podCIDR sync of the agent profile, the KUBECONFIG line).
+//! deal with an instance already recorded, plugins, conflist and self-test), [`start()`] (in
+//! `up/start.rs`: k3s in its own process group, recorded in the data dir), [`wait`] (until the API
+//! server is ready) and [`finish`] (the podCIDR sync of the agent profile, the KUBECONFIG line).
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use clap::Args;
@@ -29,11 +27,13 @@ use crate::util::{self, shell_quote};
 mod gvisor;
 mod network;
 mod preflight;
+mod start;
 #[cfg(test)]
 mod tests;
 
 use network::{install_network, sync_pod_cidr};
 use preflight::preflight;
+use start::{Started, start};
 
 #[derive(Args, Debug)]
 pub struct UpArgs {
@@ -231,62 +231,6 @@ fn prepare(up: &Up, a: &UpArgs) -> Result<Prepared> {
         }
     }
     Ok(Prepared::ToStart)
-}
-
-/// The k3s process `start` left running.
-struct Started {
-    child: Child,
-    pid: u32,
-}
-
-/// Phase 2: start k3s in its own process group, output to the log, and record it in the data dir.
-fn start(up: &Up) -> Result<Started> {
-    let state = &up.state;
-    if state.log.exists() {
-        fs::rename(&state.log, &state.old_log).map_err(|e| Failure::io("rotate", &state.log, &e))?;
-    }
-    let log = fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&state.log)
-        .map_err(|e| Failure::io("open the log", &state.log, &e))?;
-    let _ = fs::set_permissions(&state.log, fs::Permissions::from_mode(0o600));
-    let log_err = log
-        .try_clone()
-        .map_err(|e| Failure::io("open the log", &state.log, &e))?;
-    // A kubeconfig left from an earlier run must not count as "written".
-    let _ = fs::remove_file(&state.kubeconfig);
-    let mut child = Command::new(&up.k3s)
-        .args(&up.cmd.args)
-        .stdin(Stdio::null())
-        .stdout(log)
-        .stderr(log_err)
-        .current_dir(&state.dir)
-        .process_group(0)
-        .spawn()
-        .map_err(|e| Failure::Instance(format!("cannot start {}: {e}", up.k3s.display())))?;
-    let pid = child.id();
-    let inst = Instance {
-        pid,
-        pgid: pid,
-        argv: up.argv.clone(),
-        start_time: process::proc_stat(pid).map(|s| s.start_time),
-        profile: Some(up.profile.into()),
-        version: up
-            .version
-            .map(|v| v.to_string())
-            .or(Some(up.version_line.clone())),
-        node_name: up.cmd.node_name.clone(),
-    };
-    if let Err(e) = process::write_instance(state, &inst) {
-        // Without its pid files nobody could find this k3s again.
-        cni_runtime::runner::kill_group(pid, rustix::process::Signal::KILL);
-        let _ = child.wait();
-        let _ = process::remove_process_files(state);
-        return Err(e);
-    }
-    say(&format!("started k3s (pid {pid}), log: {}", state.log.display()));
-    Ok(Started { child, pid })
 }
 
 /// The k3s that phase 3 waits for.

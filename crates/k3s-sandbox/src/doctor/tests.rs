@@ -17,9 +17,11 @@ fn a_gvisor_like_host_warns_and_fails_only_for_the_agent() {
     h.is_root = false;
     h.root_fs = Ok(probe::MAGIC_9P);
     h.data_fs = Ok(probe::MAGIC_9P);
-    h.kmsg = Err("No such file or directory (os error 2)".into());
+    h.kmsg = Err(io::Error::from_raw_os_error(2));
     h.cgroups = Cgroups::Missing("nothing mounted".into());
-    h.netns = Err("unshare: unshare failed: Operation not permitted".into());
+    h.netns = Err(probe::NetnsError::Refused(
+        "unshare: unshare failed: Operation not permitted".into(),
+    ));
     let cp = host_checks(&h, None);
     assert!(cp.iter().all(|c| c.level == Level::Warn), "{cp:#?}");
     assert!(cp.iter().all(|c| c.remedy.is_some()));
@@ -44,8 +46,8 @@ fn a_gvisor_like_host_warns_and_fails_only_for_the_agent() {
 fn busy_ports_fail_unless_our_instance_holds_them() {
     let r = vec![
         (6443, Ok(())),
-        (6444, Err("Address in use".to_string())),
-        (10250, Err("Address in use".to_string())),
+        (6444, Err(io::ErrorKind::AddrInUse.into())),
+        (10250, Err(io::ErrorKind::AddrInUse.into())),
     ];
     assert_eq!(
         levels(&port_checks(&r, None, None)),
@@ -136,7 +138,9 @@ fn k3s_line_depends_on_presence_and_version() {
         .level,
         Level::Warn
     );
-    assert_eq!(k3s_check(Err("k3s was not found".into())).level, Level::Fail);
+    let missing = k3s_check(Err(Failure::NotFound("k3s was not found".into())));
+    assert_eq!(missing.level, Level::Fail);
+    assert_eq!(missing.remedy.as_deref(), Some("k3s was not found"));
 }
 
 #[test]

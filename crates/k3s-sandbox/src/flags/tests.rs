@@ -154,8 +154,8 @@ fn version_parsing() {
 fn profile_choice_follows_the_probes() {
     let h = good_agent_host();
     assert_eq!(choose_profile(None, &h).0, Profile::Agent);
-    let mut h2 = h.clone();
-    h2.kmsg = Err("Permission denied".into());
+    let mut h2 = good_agent_host();
+    h2.kmsg = Err(std::io::ErrorKind::PermissionDenied.into());
     let (p, why) = choose_profile(None, &h2);
     assert_eq!(p, Profile::ControlPlane);
     assert!(why.contains("/dev/kmsg"), "{why}");

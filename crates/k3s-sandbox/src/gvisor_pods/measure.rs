@@ -32,6 +32,19 @@ pub enum CrunTrialError {
     Crun(String),
 }
 
+/// Why the trivial crun container failed, as the child's answer carries it: the text of the
+/// child's [`CrunTrialError`] (a JSON string, so the answer reads as it always has).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[serde(transparent)]
+#[error("{0}")]
+pub struct CrunTrialFailed(pub String);
+
+impl From<CrunTrialError> for CrunTrialFailed {
+    fn from(e: CrunTrialError) -> Self {
+        CrunTrialFailed(e.to_string())
+    }
+}
+
 /// Why there is no measurement.
 #[derive(Debug, thiserror::Error)]
 pub enum MeasureError {
@@ -58,9 +71,9 @@ pub struct Measured {
     pub cgroups_error: Option<String>,
     /// crun where k3s looks for it.
     pub crun: Option<PathBuf>,
-    /// The outcome of a trivial crun container (None: not tried), the error as its message (how
-    /// the child's answer has always carried it).
-    pub container: Option<Result<(), String>>,
+    /// The outcome of a trivial crun container (None: not tried); in JSON `{"Ok": null}` or
+    /// `{"Err": "<message>"}`.
+    pub container: Option<Result<(), CrunTrialFailed>>,
 }
 
 /// Runs the trials in this process (the child): `private_mounts` says it runs in a mount
@@ -83,7 +96,7 @@ pub fn measure_here(private_mounts: bool, exe: &Path) -> Measured {
     }
     let cgroups_ready = m.cgroups_missing.is_empty() || (m.cgroups_tried && m.cgroups_error.is_none());
     if let (Some(crun), true) = (&m.crun, cgroups_ready) {
-        m.container = Some(crun_container(crun, exe).map_err(|e| e.to_string()));
+        m.container = Some(crun_container(crun, exe).map_err(CrunTrialFailed::from));
     }
     m
 }

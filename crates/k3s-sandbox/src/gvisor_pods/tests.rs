@@ -172,7 +172,7 @@ fn mountinfo_escapes_are_read() {
 }
 
 mod verdict_lines {
-    use super::super::measure::{MeasureError, Measured};
+    use super::super::measure::{CrunTrialFailed, MeasureError, Measured};
     use super::super::verdict::checks;
     use crate::doctor::Level;
     use crate::flags::Profile;
@@ -188,6 +188,33 @@ mod verdict_lines {
             crun: Some(PathBuf::from("/usr/bin/crun")),
             container: Some(Ok(())),
         }
+    }
+
+    /// The child's answer is read by the `doctor` of the same binary only, but its JSON stays as it
+    /// was when the container's outcome was a `Result<(), String>`.
+    #[test]
+    fn the_measured_answer_keeps_its_json() {
+        let ok = serde_json::to_string(&runsc_2024()).unwrap();
+        assert_eq!(
+            ok,
+            r#"{"subreaper_error":null,"cgroups_missing":["cpu","pids"],"cgroups_tried":true,"cgroups_error":null,"crun":"/usr/bin/crun","container":{"Ok":null}}"#
+        );
+        let failed = Measured {
+            container: Some(Err(CrunTrialFailed("crun exited Some(1)".into()))),
+            ..runsc_2024()
+        };
+        let text = serde_json::to_string(&failed).unwrap();
+        assert!(
+            text.ends_with(r#""container":{"Err":"crun exited Some(1)"}}"#),
+            "{text}"
+        );
+        assert_eq!(serde_json::from_str::<Measured>(&text).unwrap(), failed);
+        let untried = Measured {
+            container: None,
+            ..runsc_2024()
+        };
+        let text = serde_json::to_string(&untried).unwrap();
+        assert!(text.ends_with(r#""container":null}"#), "{text}");
     }
 
     fn line<'a>(c: &'a [crate::doctor::Check], name: &str) -> &'a crate::doctor::Check {
@@ -293,7 +320,7 @@ mod verdict_lines {
         );
 
         let m = Measured {
-            container: Some(Err("could not join cgroup".into())),
+            container: Some(Err(CrunTrialFailed("could not join cgroup".into()))),
             ..runsc_2024()
         };
         let c = checks(&Ok(m), true, &Ok(probe::MAGIC_OVERLAY), None);

@@ -27,7 +27,7 @@ fn check(level: Level, name: &str, detail: String, remedy: Option<String>) -> Ch
 pub fn checks(
     measured: &Result<Measured, MeasureError>,
     boot_id: bool,
-    root_fs: &Result<u64, String>,
+    root_fs: &Result<u64, probe::StatfsError>,
     profile: Option<Profile>,
 ) -> Vec<Check> {
     let bad = if profile == Some(Profile::Agent) {
