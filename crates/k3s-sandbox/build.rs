@@ -1,4 +1,4 @@
-//! Generates `k3s_sandbox::plugins::ALL` from plugins/list.txt, the project's one plugin list: the
+//! Generates `k3s_sandbox::cni::plugins::ALL` from plugins/list.txt, the project's one plugin list: the
 //! one reader of that file on the Rust side (the root package's tests take the list from here too).
 //!
 //! The format, as plugins/list.sh and plugins/plugin_list.py read it as well: one plugin name per

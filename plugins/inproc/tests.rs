@@ -203,7 +203,7 @@ fn gc_without_a_list_releases_nothing_and_an_empty_list_everything() {
 fn every_plugin_runs_in_process_by_its_type() {
     let path = [PathBuf::from("/nonexistent")];
     let env: Vec<(OsString, OsString)> = vars("VERSION").into_iter().collect();
-    for name in k3s_sandbox::plugins::ALL {
+    for name in k3s_sandbox::cni::plugins::ALL {
         let exe = InProcess.find(name, &path).unwrap();
         let out = InProcess.exec(&exe, &env, b"{}").unwrap();
         assert!(out.success, "{name}: {}", out.status);

@@ -164,7 +164,7 @@ fn plugin_list_copies(text: &str, names: &[&str]) -> Vec<usize> {
 #[test]
 fn a_copy_of_the_plugin_list_is_found_and_a_subset_is_not() {
     // Built from the list, so that this test holds no copy of its own.
-    let names = k3s_sandbox::plugins::ALL;
+    let names = k3s_sandbox::cni::plugins::ALL;
     let copies = |t: &str| plugin_list_copies(t, &names);
     let quoted: Vec<String> = names.iter().map(|n| format!("\"{n}\"")).collect();
     assert_eq!(copies(&format!("x\nPLUGINS = ({})\n", quoted.join(", "))), [2]);
@@ -183,7 +183,7 @@ fn a_copy_of_the_plugin_list_is_found_and_a_subset_is_not() {
 /// One list, read one way. The product's plugins are spelled out in one place, plugins/list.txt,
 /// and read by one helper per language: plugins/list.sh (shell: install.sh, tests/run.sh,
 /// bench/size-check), plugins/plugin_list.py (Python: bench/run.py, tests/gvisor/cni_suite.py,
-/// tests/e2e/containerd-e2e) and crates/k3s-sandbox/build.rs (Rust: `k3s_sandbox::plugins::ALL`,
+/// tests/e2e/containerd-e2e) and crates/k3s-sandbox/build.rs (Rust: `k3s_sandbox::cni::plugins::ALL`,
 /// which the root package's tests use too). No other source, script, manifest or configuration
 /// carries a copy: a run of plugin names (quoted or bare, separated only by white space, commas and
 /// brackets) naming all the listed plugins but at most one is a copy (see [`plugin_list_copies`]).
@@ -191,7 +191,7 @@ fn a_copy_of_the_plugin_list_is_found_and_a_subset_is_not() {
 /// read prevResult) and prose (`*.md`) are not. The three readers must agree with each other.
 #[test]
 fn the_plugin_list_is_spelled_out_only_in_plugins_list_txt() {
-    let names = &k3s_sandbox::plugins::ALL[..];
+    let names = &k3s_sandbox::cni::plugins::ALL[..];
     let mut files = Vec::new();
     code_files(repo(), &mut files);
     assert!(files.len() > 100, "only {} files found", files.len());
@@ -209,7 +209,7 @@ fn the_plugin_list_is_spelled_out_only_in_plugins_list_txt() {
     assert!(
         copies.is_empty(),
         "a copy of the plugin list (plugins/list.txt is the one list; read it with \
-         plugins/list.sh, plugins/plugin_list.py or k3s_sandbox::plugins::ALL): {copies:?}"
+         plugins/list.sh, plugins/plugin_list.py or k3s_sandbox::cni::plugins::ALL): {copies:?}"
     );
 
     let want = names.join(" ");
@@ -554,7 +554,7 @@ fn host_local_config_and_liveness_rules_have_one_home() {
         ),
         (
             ".any(|(_, i)| i.is_none() || ifname.is_none() || i.as_deref() == ifname)",
-            "crates/k3s-sandbox/src/valid.rs",
+            "crates/k3s-sandbox/src/cni/valid.rs",
         ),
         (
             "self.id == id && self.ifname.as_deref().is_none_or(|i| i == ifname)",

@@ -36,7 +36,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha512};
 
 /// Every plugin binary of the root package.
-const PLUGINS: [&str; 7] = k3s_sandbox::plugins::ALL;
+const PLUGINS: [&str; 7] = k3s_sandbox::cni::plugins::ALL;
 /// The oldest version the list lifecycle runs at (libcni parses results of 0.3.1 and later into the
 /// current model; 0.1.0/0.2.0 single files have their own test).
 const LIFECYCLE_MIN_VERSION: &str = "0.3.1";

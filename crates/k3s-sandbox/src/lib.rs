@@ -5,25 +5,13 @@
 //! [`commands`] (or `*_cmd`) with its clap `Args` and a `run`.
 
 pub mod cli;
+pub mod cni;
 pub mod commands;
-pub mod conflist;
-pub mod cri;
-pub mod doctor;
 pub mod duration;
 pub mod error;
-pub mod flags;
-pub mod gvisor_pods;
-pub mod hints;
+pub mod host;
 pub mod k3s;
 pub mod output;
 pub mod paths;
-pub mod plugins;
-pub mod probe;
-pub mod process;
-pub mod ready;
-pub mod report;
-pub mod sandbox;
-pub mod selftest;
 pub mod suggest;
 pub mod util;
-pub mod valid;

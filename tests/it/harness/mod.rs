@@ -391,7 +391,7 @@ pub fn golden(rel: &str, actual: &[u8]) {
 pub const VERSIONS: [&str; 7] = cni_core::version::SUPPORTED;
 
 /// Every plugin binary of the suite (the product's list, plugins/list.txt through k3s-sandbox).
-pub const PLUGINS: [&str; 7] = k3s_sandbox::plugins::ALL;
+pub const PLUGINS: [&str; 7] = k3s_sandbox::cni::plugins::ALL;
 
 /// The addresses reserved in a host-local network directory (`<dataDir>/<network>`), sorted; empty
 /// when the directory does not exist.

@@ -5,13 +5,13 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::{BinDirOpt, ConfDirOpt, InstanceOpt, dirs, say};
-use crate::doctor::{self, Level};
 use crate::error::Result;
-use crate::flags::{self, Profile};
+use crate::host::doctor::{self, Level};
+use crate::host::probe::{self, HostFacts};
+use crate::host::sandbox::{self, SandboxFacts};
+use crate::k3s::flags::{self, Profile};
+use crate::k3s::process::{self, LiveProcesses, Liveness};
 use crate::output::{outln, plural};
-use crate::probe::{self, HostFacts};
-use crate::process::{self, LiveProcesses, Liveness};
-use crate::sandbox::{self, SandboxFacts};
 
 #[derive(Args, Debug)]
 pub struct DoctorArgs {
@@ -33,13 +33,13 @@ pub struct DoctorArgs {
 /// In gVisor (or with K3S_SANDBOX_PODS_PROFILE=gvisor): what pods there need, measured.
 fn gvisor_pods_checks(s: &SandboxFacts, facts: &HostFacts, profile: Option<Profile>) -> Vec<doctor::Check> {
     let in_gvisor = matches!(s.detect(), sandbox::Sandbox::Gvisor { .. });
-    if crate::gvisor_pods::agent::Pods::wanted(in_gvisor).is_none() {
+    if crate::k3s::gvisor_pods::agent::Pods::wanted(in_gvisor).is_none() {
         return Vec::new();
     }
     let measured = std::env::current_exe()
-        .map_err(crate::gvisor_pods::measure::MeasureError::NoExe)
-        .and_then(|exe| crate::gvisor_pods::measure::measure_in_child(&exe));
-    crate::gvisor_pods::verdict::checks(&measured, s.boot_id_exists, &facts.root_fs, profile)
+        .map_err(crate::k3s::gvisor_pods::measure::MeasureError::NoExe)
+        .and_then(|exe| crate::k3s::gvisor_pods::measure::measure_in_child(&exe));
+    crate::k3s::gvisor_pods::verdict::checks(&measured, s.boot_id_exists, &facts.root_fs, profile)
 }
 
 pub fn run(a: &DoctorArgs) -> Result<u8> {

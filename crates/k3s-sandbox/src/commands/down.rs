@@ -8,13 +8,13 @@ use std::time::Duration;
 use clap::Args;
 
 use super::{BinDirOpt, ConfDirOpt, InstanceOpt, LOCK_WAIT, data_dir_flag, dirs, say};
-use crate::conflist;
+use crate::cni::conflist;
+use crate::cni::plugins::WrittenFiles;
 use crate::error::{Failure, Result};
-use crate::flags::Profile;
-use crate::gvisor_pods;
+use crate::k3s::flags::Profile;
+use crate::k3s::gvisor_pods;
+use crate::k3s::process::{self, LiveProcesses, Liveness};
 use crate::paths::{Dirs, StateFiles};
-use crate::plugins::WrittenFiles;
-use crate::process::{self, LiveProcesses, Liveness};
 
 #[derive(Args, Debug)]
 pub struct DownArgs {

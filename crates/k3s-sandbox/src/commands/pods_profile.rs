@@ -1,5 +1,5 @@
 //! `pods-profile`: what pods inside gVisor need, from the one place `up` applies it from
-//! ([`crate::gvisor_pods`]): the cgroup set, the runtime, the containerd settings, and the mounts
+//! ([`crate::k3s::gvisor_pods`]): the cgroup set, the runtime, the containerd settings, and the mounts
 //! themselves (`mount`/`unmount` with a record, as `up`/`down` do them).
 
 use std::path::{Path, PathBuf};
@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Subcommand};
 
 use crate::error::{Failure, Result};
-use crate::gvisor_pods::{self as gp, ConfigVersion, Record};
+use crate::k3s::gvisor_pods::{self as gp, ConfigVersion, Record};
 use crate::output::{out, outln, say};
 
 #[derive(Args, Debug)]

@@ -10,11 +10,11 @@ use cni_runtime::NetworkList;
 use cni_runtime::runner::ProcessRunner;
 
 use super::{BinDirOpt, ConfDirOpt, dirs, say};
-use crate::conflist;
+use crate::cni::conflist;
+use crate::cni::selftest;
 use crate::error::{Failure, Result};
 use crate::output::outln;
 use crate::paths::Dirs;
-use crate::selftest;
 
 #[derive(Args, Debug)]
 pub struct SelftestArgs {

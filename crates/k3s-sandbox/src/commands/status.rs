@@ -6,10 +6,10 @@ use clap::Args;
 
 use super::{ConfDirOpt, InstanceOpt, data_dir_flag, dirs, say};
 use crate::error::{Failure, Result};
-use crate::flags::Profile;
 use crate::k3s::KubectlError;
+use crate::k3s::flags::Profile;
+use crate::k3s::process::{self, LiveProcesses, Liveness, RecordedProfile};
 use crate::output::outln;
-use crate::process::{self, LiveProcesses, Liveness, RecordedProfile};
 use crate::util;
 
 /// Running and ready.

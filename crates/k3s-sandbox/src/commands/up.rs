@@ -13,15 +13,15 @@ use std::time::{Duration, Instant};
 use clap::Args;
 
 use super::{BinDirOpt, ConfDirOpt, InstanceOpt, LOCK_WAIT, data_dir_flag, dirs, print_export, say};
-use crate::conflist;
+use crate::cni::conflist;
 use crate::error::{Failure, Result};
-use crate::flags::{self, FlagInput, K3sCommand, K3sVersion, Profile};
-use crate::gvisor_pods::agent::Pods;
-use crate::hints;
+use crate::host::probe::HostFacts;
+use crate::k3s::flags::{self, FlagInput, K3sCommand, K3sVersion, Profile};
+use crate::k3s::gvisor_pods::agent::Pods;
+use crate::k3s::hints;
+use crate::k3s::process::{self, Instance, LiveProcesses, Liveness};
+use crate::k3s::ready::{self, Outcome, Watched};
 use crate::paths::{Dirs, StateFiles};
-use crate::probe::HostFacts;
-use crate::process::{self, Instance, LiveProcesses, Liveness};
-use crate::ready::{self, Outcome, Watched};
 use crate::util::{self, shell_quote};
 
 mod gvisor;

@@ -619,9 +619,9 @@ fn leftovers_of_a_dead_k3s_are_stopped_and_a_corrupt_pid_file_is_stale() {
     )
     .unwrap();
     // kill(2) returns before the process is gone: wait until it is (a zombie counts as gone).
-    let table = k3s_sandbox::process::LiveProcesses;
+    let table = k3s_sandbox::k3s::process::LiveProcesses;
     assert!(wait_until(
-        || !k3s_sandbox::process::is_alive(&table, pid, None),
+        || !k3s_sandbox::k3s::process::is_alive(&table, pid, None),
         Duration::from_secs(5)
     ));
     sb.run(&["status"]).expect_code(3);

@@ -6,7 +6,7 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use k3s_sandbox::gvisor_pods::{self, ConfigVersion, RECORD_FILE};
+use k3s_sandbox::k3s::gvisor_pods::{self, ConfigVersion, RECORD_FILE};
 
 use crate::common::Sandbox;
 

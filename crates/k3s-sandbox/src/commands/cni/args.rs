@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
+use crate::cni::valid;
 use crate::commands::{BinDirOpt, ConfDirOpt};
-use crate::valid;
 
 const AFTER_HELP: &str = "\
 Environment (cnitool's variables; an option wins over them, and they over k3s-sandbox's):

@@ -6,10 +6,10 @@ use serde_json::{Value, json};
 
 use super::env::ifname;
 use super::{Ctx, GcArgs, outcome};
+use crate::cni::valid::Valid;
 use crate::error::Result;
 use crate::output::{self, outln, plural, say};
 use crate::util::shell_quote;
-use crate::valid::Valid;
 
 fn ids(list: &[Attachment]) -> Vec<Value> {
     list.iter()

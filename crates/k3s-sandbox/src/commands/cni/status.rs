@@ -5,9 +5,9 @@ use cni_runtime::{runtime, version};
 use serde_json::{Map, json};
 
 use super::{Ctx, outcome, show_path};
+use crate::cni::plugins;
 use crate::error::{Failure, Result};
 use crate::output::{outln, print_json, say};
-use crate::plugins;
 
 pub(super) fn status(ctx: &Ctx, name: &str) -> Result<u8> {
     let list = ctx.network(name)?;

@@ -14,7 +14,7 @@ use super::gc::{Plan, gc_command, gc_valid_command, ls_command, plan};
 use super::ls::{RangeUse, range_use};
 use super::network::networks_in;
 use super::{DEFAULT_MIN_AGE, NEARLY_FULL_PERCENT, fmt_range, say};
-use crate::cri;
+use crate::cni::cri;
 use crate::duration::parse_duration;
 use crate::output::{outln, plural};
 use crate::paths::Dirs;

@@ -13,7 +13,7 @@ use ipam_store::{Live, Owner};
 use super::network::{Network, one};
 use super::release::open_store;
 use super::{DEFAULT_MIN_AGE, GcArgs, fmt_age, say};
-use crate::cri;
+use crate::cni::cri;
 use crate::duration::parse_duration;
 use crate::error::{Failure, Result};
 use crate::output::{self, outln, plural};

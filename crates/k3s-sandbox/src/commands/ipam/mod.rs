@@ -22,10 +22,10 @@ use clap::{Args, Subcommand};
 use ipam_store::Range;
 
 use super::{ConfDirOpt, InstanceOpt, dirs};
+use crate::cni::valid;
 use crate::duration::parse_duration;
 use crate::error::{Failure, Result};
 use crate::output::say;
-use crate::valid;
 
 pub use detect::{Finding, detect, live_ids, print_status};
 

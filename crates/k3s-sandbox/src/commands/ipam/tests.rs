@@ -11,8 +11,8 @@ use serde_json::json;
 use super::detect::detect;
 use super::gc::plan;
 use super::network::read_plugin;
+use crate::cni::valid::{Valid, parse};
 use crate::paths::Dirs;
-use crate::valid::{Valid, parse};
 
 fn res(ip: &str, id: Option<&str>, ifname: &str, age: u64) -> Reservation {
     Reservation {

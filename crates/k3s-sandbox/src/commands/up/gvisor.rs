@@ -1,12 +1,12 @@
-//! `up`'s hook for pods in gVisor ([`crate::gvisor_pods::agent`]): which agents get the profile,
+//! `up`'s hook for pods in gVisor ([`crate::k3s::gvisor_pods::agent`]): which agents get the profile,
 //! and its set-up before k3s starts.
 
 use super::{Up, say};
 use crate::error::Result;
-use crate::flags::{K3sVersion, Profile};
-use crate::gvisor_pods::agent::Pods;
-use crate::gvisor_pods::mount;
-use crate::sandbox::{Sandbox, SandboxFacts};
+use crate::host::sandbox::{Sandbox, SandboxFacts};
+use crate::k3s::flags::{K3sVersion, Profile};
+use crate::k3s::gvisor_pods::agent::Pods;
+use crate::k3s::gvisor_pods::mount;
 
 /// The first k3s with `--default-runtime` (k3s-io/k3s#8751); older ones get crun as the default
 /// from the imported containerd settings alone.

@@ -6,13 +6,13 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use super::{Up, UpArgs};
+use crate::cni::conflist::{self, WriteOutcome};
+use crate::cni::plugins::{self, WrittenFiles};
 use crate::commands::say;
-use crate::conflist::{self, WriteOutcome};
 use crate::error::{Failure, Result};
-use crate::flags::Profile;
+use crate::k3s::flags::Profile;
+use crate::k3s::ready;
 use crate::paths::{Dirs, StateFiles};
-use crate::plugins::{self, WrittenFiles};
-use crate::ready;
 use crate::util;
 
 /// Plugins and conflist: required for the agent, merely prepared for the control plane (an

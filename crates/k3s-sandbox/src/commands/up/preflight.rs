@@ -2,9 +2,9 @@
 //! containerd will not read, a data dir on 9p.
 
 use crate::commands::say;
-use crate::flags::Profile;
+use crate::host::probe::{self, HostFacts};
+use crate::k3s::flags::Profile;
 use crate::paths::Dirs;
-use crate::probe::{self, HostFacts};
 
 pub(super) fn preflight(facts: &HostFacts, profile: Profile, dirs: &Dirs) {
     let warn = |m: String| say(&format!("warning: {m}"));

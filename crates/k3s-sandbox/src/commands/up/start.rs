@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 
 use super::{Up, say};
 use crate::error::{Failure, Result};
-use crate::process::{self, Instance};
+use crate::k3s::process::{self, Instance};
 
 /// The k3s process `start` left running.
 pub(super) struct Started {

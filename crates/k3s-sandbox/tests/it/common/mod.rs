@@ -5,8 +5,8 @@
 // Test-support code: panicking on a broken fixture is the right failure.
 #![allow(dead_code, clippy::unwrap_used)]
 
+use k3s_sandbox::k3s::process::{self, Instance};
 use k3s_sandbox::paths::StateFiles;
-use k3s_sandbox::process::{self, Instance};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -17,7 +17,7 @@ pub fn wait_until(cond: impl FnMut() -> bool, limit: std::time::Duration) -> boo
     process::wait_for(cond, limit)
 }
 
-pub const PLUGINS: [&str; 4] = k3s_sandbox::plugins::REQUIRED;
+pub const PLUGINS: [&str; 4] = k3s_sandbox::cni::plugins::REQUIRED;
 
 pub fn exe() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_k3s-sandbox"))
@@ -31,7 +31,7 @@ pub fn fixture(name: &str) -> PathBuf {
 
 /// The repository's default conflist (cni-conf/10-sandbox-cni.conflist, built into the binary).
 pub fn repo_conflist() -> String {
-    k3s_sandbox::conflist::TEMPLATE.to_string()
+    k3s_sandbox::cni::conflist::TEMPLATE.to_string()
 }
 
 pub struct Sandbox {

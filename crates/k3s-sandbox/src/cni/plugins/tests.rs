@@ -180,7 +180,7 @@ fn an_unreadable_ledger_claims_nothing() {
 /// two agree.
 #[test]
 fn every_listed_plugin_is_a_binary_of_the_root_package_and_no_other_is() {
-    let manifest = include_str!("../../../../Cargo.toml");
+    let manifest = include_str!("../../../../../Cargo.toml");
     let mut section = "";
     let mut bins: Vec<&str> = Vec::new();
     for line in manifest.lines().map(str::trim) {

@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use crate::doctor::{Check, Level};
+use crate::host::doctor::{Check, Level};
 
 impl Check {
     pub fn to_json(&self) -> Value {

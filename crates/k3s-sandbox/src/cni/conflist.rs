@@ -11,7 +11,7 @@ use crate::error::{Failure, Result};
 use crate::util;
 
 /// The repository's default conflist, byte for byte.
-pub const TEMPLATE: &str = include_str!("../../../cni-conf/10-sandbox-cni.conflist");
+pub const TEMPLATE: &str = include_str!("../../../../cni-conf/10-sandbox-cni.conflist");
 /// File name in the conf dir (also the repository file name).
 pub const FILE_NAME: &str = "10-sandbox-cni.conflist";
 

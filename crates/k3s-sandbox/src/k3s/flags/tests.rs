@@ -1,5 +1,5 @@
 use super::*;
-use crate::probe::good_agent_host;
+use crate::host::probe::good_agent_host;
 
 fn input<'a>(profile: Profile, extra: &'a [String]) -> FlagInput<'a> {
     FlagInput {

@@ -5,9 +5,9 @@
 
 use super::measure::{MeasureError, Measured};
 use super::{CGROUP_V1, CRUN_DIRS};
-use crate::doctor::{Check, Level};
-use crate::flags::Profile;
-use crate::probe;
+use crate::host::doctor::{Check, Level};
+use crate::host::probe;
+use crate::k3s::flags::Profile;
 
 /// For the agent's line when the shim cannot start.
 pub const SHIM_REMEDY: &str = "use runsc 2024 or later (pods run there with crun and the cgroup v1 \

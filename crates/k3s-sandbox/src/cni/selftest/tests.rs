@@ -60,7 +60,7 @@ fn plugins(q: Quirks) -> FakeExec {
 
 fn plan(dir: &Path) -> Plan {
     Plan {
-        list: NetworkList::from_list_bytes(crate::conflist::TEMPLATE.as_bytes()).unwrap(),
+        list: NetworkList::from_list_bytes(crate::cni::conflist::TEMPLATE.as_bytes()).unwrap(),
         bin_dir: dir.join("bin"),
         ipam_dir: dir.join("ipam"),
         cache_dir: dir.join("cache"),

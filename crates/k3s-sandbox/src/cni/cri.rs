@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::k3s::process;
 use crate::paths::Dirs;
-use crate::process;
 use crate::util;
 
 /// k3s's containerd socket (fixed by k3s, whatever its --data-dir).

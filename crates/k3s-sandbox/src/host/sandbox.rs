@@ -16,8 +16,8 @@ use std::fs;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::doctor::{Check, Level};
-use crate::probe;
+use crate::host::doctor::{Check, Level};
+use crate::host::probe;
 use crate::util;
 
 /// `/proc/version` inside gVisor, whatever the host kernel.
@@ -122,7 +122,7 @@ fn root_kind(root_fs: &Result<u64, probe::StatfsError>) -> String {
 }
 
 /// The sandbox line, and in gVisor the control-plane profile's (the agent's comes from what
-/// [`crate::gvisor_pods::measure`] measures).
+/// [`crate::k3s::gvisor_pods::measure`] measures).
 pub fn checks(facts: &SandboxFacts, root_fs: &Result<u64, probe::StatfsError>) -> Vec<Check> {
     let Sandbox::Gvisor { evidence } = facts.detect() else {
         let kernel = facts

@@ -174,9 +174,9 @@ fn mountinfo_escapes_are_read() {
 mod verdict_lines {
     use super::super::measure::{CrunTrialFailed, MeasureError, Measured};
     use super::super::verdict::checks;
-    use crate::doctor::Level;
-    use crate::flags::Profile;
-    use crate::probe;
+    use crate::host::doctor::Level;
+    use crate::host::probe;
+    use crate::k3s::flags::Profile;
     use std::path::PathBuf;
 
     fn runsc_2024() -> Measured {
@@ -217,7 +217,7 @@ mod verdict_lines {
         assert!(text.ends_with(r#""container":null}"#), "{text}");
     }
 
-    fn line<'a>(c: &'a [crate::doctor::Check], name: &str) -> &'a crate::doctor::Check {
+    fn line<'a>(c: &'a [crate::host::doctor::Check], name: &str) -> &'a crate::host::doctor::Check {
         c.iter()
             .find(|c| c.name == name)
             .unwrap_or_else(|| panic!("no {name} line in {c:?}"))

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::path::Path;
 
-use crate::probe::HostFacts;
+use crate::host::probe::HostFacts;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Profile {

@@ -5,11 +5,11 @@ use std::fs;
 use std::io;
 use std::path::Path;
 
-use crate::conflist;
+use crate::cni::conflist;
+use crate::cni::plugins::{self, PluginState};
 use crate::error::Failure;
-use crate::flags::{K3sVersion, Profile};
-use crate::plugins::{self, PluginState};
-use crate::probe::{self, HostFacts};
+use crate::host::probe::{self, HostFacts};
+use crate::k3s::flags::{K3sVersion, Profile};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {

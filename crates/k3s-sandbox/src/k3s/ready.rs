@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::time::{Duration, Instant};
 
+use crate::k3s::process::{self, Instance, LiveProcesses};
 use crate::k3s::{self, KubectlError};
-use crate::process::{self, Instance, LiveProcesses};
 
 /// How often k3s is asked.
 pub const POLL_INTERVAL: Duration = Duration::from_secs(1);

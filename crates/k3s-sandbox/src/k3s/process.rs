@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Failure, Result};
-use crate::flags::Profile;
+use crate::k3s::flags::Profile;
 use crate::paths::StateFiles;
 use crate::util;
 

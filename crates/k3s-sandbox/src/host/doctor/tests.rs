@@ -1,5 +1,5 @@
 use super::*;
-use crate::probe::{Cgroups, good_agent_host};
+use crate::host::probe::{Cgroups, good_agent_host};
 
 fn levels(c: &[Check]) -> Vec<Level> {
     c.iter().map(|c| c.level).collect()

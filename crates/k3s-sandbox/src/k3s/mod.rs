@@ -1,11 +1,19 @@
-//! Finding and asking the k3s binary.
+//! The k3s lifecycle: k3s's command line ([`flags`]), the instance's process ([`process`]), the wait
+//! until it is ready ([`ready`]), what its log's failures mean ([`hints`]) and the agent's
+//! pods-in-gVisor profile ([`gvisor_pods`]). This module itself finds and asks the k3s binary.
+
+pub mod flags;
+pub mod gvisor_pods;
+pub mod hints;
+pub mod process;
+pub mod ready;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::error::{Failure, Result};
-use crate::flags::K3sVersion;
+use crate::k3s::flags::K3sVersion;
 use crate::util;
 
 pub const HOW_TO_GET_K3S: &str = "k3s is a single static binary: download it from \
