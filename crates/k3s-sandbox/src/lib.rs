@@ -14,4 +14,3 @@ pub mod k3s;
 pub mod output;
 pub mod paths;
 pub mod suggest;
-pub mod util;

@@ -1,6 +1,7 @@
 //! How every command prints: JSON with one indentation, errors as JSON objects under `--json`,
 //! plurals, container IDs shortened as crictl and docker do, aligned tables that fit 100
-//! columns, and colour only where NO_COLOR and CLICOLOR allow it.
+//! columns, colour only where NO_COLOR and CLICOLOR allow it, and shell quoting ([`shell_quote`]) of
+//! the values in the command lines it suggests.
 //!
 //! It is the CLI's one printer: every line reaches stdout through `out!` and `outln!` and stderr
 //! through `errln!` (or [`say`], which adds the program's name), and those go through
@@ -146,6 +147,18 @@ pub fn table(header: &[&str], rows: &[Vec<String>], right: &[usize], wide: bool)
     out
 }
 
+/// Quote `s` for a POSIX shell when it contains anything but safe characters.
+pub fn shell_quote(s: &str) -> String {
+    let safe = !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._-+:,=@%".contains(&b));
+    if safe {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -180,5 +193,16 @@ mod tests {
         assert!(t[1].ends_with('…'));
         let wide = table(&["NAME", "N", "TEXT"], &rows, &[1], true);
         assert!(wide[1].chars().count() > WIDTH);
+    }
+
+    #[test]
+    fn shell_quote_leaves_plain_paths_alone_and_quotes_the_rest() {
+        assert_eq!(
+            shell_quote("/var/lib/k3s-sandbox/kubeconfig.yaml"),
+            "/var/lib/k3s-sandbox/kubeconfig.yaml"
+        );
+        assert_eq!(shell_quote("/tmp/a b"), "'/tmp/a b'");
+        assert_eq!(shell_quote("it's"), "'it'\\''s'");
+        assert_eq!(shell_quote(""), "''");
     }
 }

@@ -1,7 +1,12 @@
 //! Where things live: the instance data dir (one k3s instance per data dir),
 //! the CNI plugin dir and the CNI config dir, plus the file names inside the
-//! data dir.
+//! data dir. Also how the CLI writes the files it keeps there ([`atomic_write`]) and how it finds
+//! an executable on a search path ([`find_in_path`], [`is_executable_file`]).
 
+use std::ffi::OsStr;
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Failure, Result};
@@ -53,15 +58,6 @@ pub fn cache_dir(option: Option<&Path>) -> PathBuf {
         .map(Path::to_path_buf)
         .or_else(|| env_dir("CNI_CACHE_DIR"))
         .unwrap_or_else(|| PathBuf::from(DEFAULT_CACHE_DIR))
-}
-
-/// host-local's dataDir for a network: `--ipam-dir`, then the config's `ipam.dataDir`, then
-/// /var/lib/cni/networks.
-pub fn ipam_dir(option: Option<&Path>, from_config: Option<&str>) -> PathBuf {
-    option
-        .map(Path::to_path_buf)
-        .or_else(|| from_config.filter(|d| !d.is_empty()).map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from(ipam_store::disk::DEFAULT_DATA_DIR))
 }
 
 /// The directories a command works with.
@@ -204,6 +200,44 @@ impl StateFiles {
     }
 }
 
+/// Write `contents` to `path` atomically: a temporary file in the same
+/// directory, flushed, given `mode`, then renamed over the target.
+pub fn atomic_write(path: &Path, contents: &[u8], mode: u32) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "file".to_string());
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let _ = fs::remove_file(&tmp);
+    let result = (|| {
+        let mut file = fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+        file.write_all(contents)?;
+        file.set_permissions(fs::Permissions::from_mode(mode))?;
+        file.sync_all()?;
+        drop(file);
+        fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Find an executable named `name` in the directories of `path_var`.
+pub fn find_in_path(name: &str, path_var: Option<&OsStr>) -> Option<PathBuf> {
+    let path_var = path_var?;
+    std::env::split_paths(path_var)
+        .filter(|d| !d.as_os_str().is_empty())
+        .map(|d| d.join(name))
+        .find(|p| is_executable_file(p))
+}
+
+/// A regular file (symlinks followed) with at least one execute bit.
+pub fn is_executable_file(path: &Path) -> bool {
+    fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -224,5 +258,17 @@ mod tests {
         );
         let err = default_data_dir(false, None, None).unwrap_err();
         assert!(err.message().contains("--data-dir"), "{}", err.message());
+    }
+
+    #[test]
+    fn atomic_write_replaces_content_and_sets_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f.conflist");
+        atomic_write(&p, b"one", 0o644).unwrap();
+        atomic_write(&p, b"two", 0o600).unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"two");
+        assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+        // No temporary files are left behind.
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use crate::error::{Failure, Result};
-use crate::util;
+use crate::paths;
 
 /// The repository's default conflist, byte for byte.
 pub const TEMPLATE: &str = include_str!("../../../../cni-conf/10-sandbox-cni.conflist");
@@ -82,7 +82,7 @@ pub fn write_if_changed(dir: &Path, content: &str) -> Result<(PathBuf, WriteOutc
         return Ok((path, WriteOutcome::Unchanged));
     }
     fs::create_dir_all(dir).map_err(|e| Failure::io("create the CNI conf dir", dir, &e))?;
-    util::atomic_write(&path, content.as_bytes(), 0o644)
+    paths::atomic_write(&path, content.as_bytes(), 0o644)
         .map_err(|e| Failure::io("write the conflist", &path, &e))?;
     Ok((path, WriteOutcome::Written))
 }

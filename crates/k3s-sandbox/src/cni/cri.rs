@@ -15,8 +15,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::k3s::process;
-use crate::paths::Dirs;
-use crate::util;
+use crate::paths::{self, Dirs};
 
 /// k3s's containerd socket (fixed by k3s, whatever its --data-dir).
 pub const K3S_ENDPOINT: &str = "unix:///run/k3s/containerd/containerd.sock";
@@ -156,14 +155,14 @@ fn find_crictl(dirs: &Dirs) -> Result<Crictl, CriError> {
         .ok()
         .flatten()
         .and_then(|i| i.argv.first().map(PathBuf::from))
-        .filter(|p| util::is_executable_file(p));
+        .filter(|p| paths::is_executable_file(p));
     if let Some(k3s) = from_instance.or_else(|| crate::k3s::locate_from_env().ok()) {
         return Ok(Crictl {
             program: k3s,
             prefix: vec!["crictl".to_string()],
         });
     }
-    util::find_in_path("crictl", std::env::var_os("PATH").as_deref())
+    paths::find_in_path("crictl", std::env::var_os("PATH").as_deref())
         .map(|program| Crictl {
             program,
             prefix: Vec::new(),

@@ -1,5 +1,6 @@
 //! The product's plugin list ([`ALL`], from plugins/list.txt; [`REQUIRED`], the default network's),
-//! and checking and installing the CNI plugin executables.
+//! checking and installing the CNI plugin executables, and the ledger of the files k3s-sandbox
+//! wrote ([`WrittenFiles`], each file's SHA-256 from [`sha256_hex`]).
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -8,13 +9,14 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use cni_runtime::cache::Cache;
 use cni_runtime::runner::ProcessRunner;
 use cni_runtime::runtime::{Runtime, supported_versions};
 
 use crate::error::{Failure, Result};
-use crate::util;
+use crate::paths;
 
 // `ALL`, every plugin binary sandbox-cni builds: generated from plugins/list.txt (see build.rs).
 include!(concat!(env!("OUT_DIR"), "/plugin_list.rs"));
@@ -122,7 +124,7 @@ impl WrittenFiles {
     pub fn save(&self, path: &Path) -> Result<()> {
         let text = serde_json::to_string_pretty(self)
             .map_err(|e| Failure::new(format!("cannot encode the written-files record: {e}")))?;
-        util::atomic_write(path, text.as_bytes(), 0o600).map_err(|e| Failure::io("write", path, &e))
+        paths::atomic_write(path, text.as_bytes(), 0o600).map_err(|e| Failure::io("write", path, &e))
     }
 
     pub fn note(&mut self, path: &Path, contents_sha: String) {
@@ -137,7 +139,7 @@ impl WrittenFiles {
     /// The file exists and still holds exactly what k3s-sandbox wrote.
     pub fn is_ours(&self, path: &Path) -> bool {
         match self.files.get(path.to_string_lossy().as_ref()) {
-            Some(sha) => util::file_sha256(path).as_deref() == Some(sha.as_str()),
+            Some(sha) => file_sha256(path).as_deref() == Some(sha.as_str()),
             None => false,
         }
     }
@@ -162,7 +164,7 @@ pub fn find_source(explicit: Option<&Path>, exe_dir: Option<&Path>) -> Result<Op
         return Ok(Some(Source { dir: d.to_path_buf() }));
     }
     Ok(exe_dir
-        .filter(|d| REQUIRED.iter().any(|p| util::is_executable_file(&d.join(p))))
+        .filter(|d| REQUIRED.iter().any(|p| paths::is_executable_file(&d.join(p))))
         .map(|d| Source { dir: d.to_path_buf() }))
 }
 
@@ -256,9 +258,20 @@ fn install_one(src: &Path, target: &Path, written: &mut WrittenFiles) -> Result<
         fs::create_dir_all(dir).map_err(|e| Failure::io("create the CNI bin dir", dir, &e))?;
     }
     let bytes = fs::read(src).map_err(|e| Failure::io("read", src, &e))?;
-    util::atomic_write(target, &bytes, 0o755).map_err(|e| Failure::io("install the plugin", target, &e))?;
-    written.note(target, util::sha256_hex(&bytes));
+    paths::atomic_write(target, &bytes, 0o755).map_err(|e| Failure::io("install the plugin", target, &e))?;
+    written.note(target, sha256_hex(&bytes));
     Ok(())
+}
+
+/// The SHA-256 of `bytes` in lowercase hex, as the written-files ledger records a file's contents.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Hash of a file's contents, or `None` when it cannot be read.
+pub fn file_sha256(path: &Path) -> Option<String> {
+    fs::read(path).ok().map(|b| sha256_hex(&b))
 }
 
 #[cfg(test)]

@@ -6,6 +6,8 @@
 
 use std::cell::RefCell;
 use std::ffi::OsString;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use cni_core::Command;
@@ -14,8 +16,8 @@ use cni_runtime::cache::Cache;
 use cni_runtime::{NetworkList, Runtime, RuntimeConf};
 use serde_json::{Map, Value, json};
 
+use crate::cni::plugins::sha256_hex;
 use crate::error::{Failure, Result};
-use crate::util;
 
 mod result_rules;
 
@@ -235,12 +237,12 @@ pub fn throwaway_container_id() -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or(0);
-    util::sha256_hex(format!("k3s-sandbox-selftest-{}-{nanos}", std::process::id()).as_bytes())
+    sha256_hex(format!("k3s-sandbox-selftest-{}-{nanos}", std::process::id()).as_bytes())
 }
 
 /// Set up a throwaway plan in a fresh temp dir under `tmp_parent`.
 pub fn plan_in(tmp_parent: &Path, list: NetworkList, bin_dir: &Path) -> Result<(Plan, PathBuf)> {
-    let work = util::create_unique_dir(tmp_parent, "k3s-sandbox-selftest-")
+    let work = create_unique_dir(tmp_parent, "k3s-sandbox-selftest-")
         .map_err(|e| Failure::io("create a temporary directory in", tmp_parent, &e))?;
     let netns = work.join("netns");
     std::fs::write(&netns, b"").map_err(|e| Failure::io("create", &netns, &e))?;
@@ -254,6 +256,29 @@ pub fn plan_in(tmp_parent: &Path, list: NetworkList, bin_dir: &Path) -> Result<(
             netns,
         },
         work,
+    ))
+}
+
+/// A unique, freshly created directory under `parent`.
+fn create_unique_dir(parent: &Path, prefix: &str) -> std::io::Result<PathBuf> {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    for attempt in 0..100u32 {
+        let dir = parent.join(format!("{prefix}{}-{nanos:x}-{attempt}", std::process::id()));
+        match fs::create_dir(&dir) {
+            Ok(()) => {
+                fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))?;
+                return Ok(dir);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::AlreadyExists,
+        format!("could not create a unique directory under {}", parent.display()),
     ))
 }
 

@@ -4,8 +4,8 @@ use clap::Args;
 
 use super::{InstanceOpt, dirs};
 use crate::error::{Failure, Result};
+use crate::k3s::hints;
 use crate::output::outln;
-use crate::util;
 
 #[derive(Args, Debug)]
 pub struct LogsArgs {
@@ -19,7 +19,7 @@ pub struct LogsArgs {
 pub fn run(a: &LogsArgs) -> Result<u8> {
     let dirs = dirs(Some(&a.instance), None, None)?;
     let state = dirs.state();
-    let text = match util::read_tail(&state.log, 8 * 1024 * 1024) {
+    let text = match hints::read_tail(&state.log, 8 * 1024 * 1024) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(Failure::NotFound(format!(
@@ -29,7 +29,7 @@ pub fn run(a: &LogsArgs) -> Result<u8> {
         }
         Err(e) => return Err(Failure::io("read", &state.log, &e)),
     };
-    for l in util::tail_lines(&text, a.lines) {
+    for l in hints::tail_lines(&text, a.lines) {
         outln!("{l}");
     }
     Ok(0)

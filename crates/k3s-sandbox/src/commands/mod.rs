@@ -8,9 +8,8 @@ use std::time::Duration;
 use clap::Args;
 
 use crate::error::Result;
-use crate::output::{outln, say};
+use crate::output::{outln, say, shell_quote};
 use crate::paths::{Dirs, StateFiles};
-use crate::util::shell_quote;
 
 pub mod cni;
 pub mod completions;

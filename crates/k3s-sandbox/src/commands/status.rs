@@ -10,7 +10,7 @@ use crate::k3s::KubectlError;
 use crate::k3s::flags::Profile;
 use crate::k3s::process::{self, LiveProcesses, Liveness, RecordedProfile};
 use crate::output::outln;
-use crate::util;
+use crate::paths;
 
 /// Running and ready.
 pub const STATUS_READY: u8 = 0;
@@ -123,7 +123,7 @@ pub fn run(a: &StatusArgs) -> Result<u8> {
                 .argv
                 .first()
                 .map(PathBuf::from)
-                .filter(|p| util::is_executable_file(p))
+                .filter(|p| paths::is_executable_file(p))
                 .map(Ok)
                 .unwrap_or_else(crate::k3s::locate_from_env);
             let k3s_name = k3s

@@ -21,8 +21,8 @@ use crate::k3s::gvisor_pods::agent::Pods;
 use crate::k3s::hints;
 use crate::k3s::process::{self, Instance, LiveProcesses, Liveness};
 use crate::k3s::ready::{self, Outcome, Watched};
+use crate::output::shell_quote;
 use crate::paths::{Dirs, StateFiles};
-use crate::util::{self, shell_quote};
 
 mod gvisor;
 mod network;
@@ -297,8 +297,8 @@ const LOG_TAIL_LINES: usize = 40;
 
 /// When k3s did not get ready: the end of its log, and the hints that match it.
 fn print_log_tail_and_hints(state: &StateFiles) {
-    let text = util::read_tail(&state.log, 256 * 1024).unwrap_or_default();
-    let tail = util::tail_lines(&text, LOG_TAIL_LINES);
+    let text = hints::read_tail(&state.log, 256 * 1024).unwrap_or_default();
+    let tail = hints::tail_lines(&text, LOG_TAIL_LINES);
     if tail.is_empty() {
         say(&format!("the k3s log {} is empty", state.log.display()));
     } else {

@@ -9,7 +9,7 @@ use std::net::{Ipv4Addr, SocketAddrV4, TcpListener};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::util;
+use crate::paths;
 
 pub const MAGIC_9P: u64 = 0x0102_1997;
 pub const MAGIC_OVERLAY: u64 = 0x794c_7630;
@@ -231,7 +231,7 @@ pub fn parse_proc_cgroups(text: &str) -> Vec<String> {
 }
 
 fn probe_netns(is_root: bool) -> Result<(), NetnsError> {
-    let Some(unshare) = util::find_in_path("unshare", std::env::var_os("PATH").as_deref()) else {
+    let Some(unshare) = paths::find_in_path("unshare", std::env::var_os("PATH").as_deref()) else {
         return Err(NetnsError::NoUnshare);
     };
     let args: &[&str] = if is_root {

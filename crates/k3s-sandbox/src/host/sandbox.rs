@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use crate::host::doctor::{Check, Level};
 use crate::host::probe;
-use crate::util;
+use crate::paths;
 
 /// `/proc/version` inside gVisor, whatever the host kernel.
 pub const GVISOR_PROC_VERSION: &str = "Linux version 4.4.0 #1 SMP Sun Jan 10 15:06:54 PST 2016";
@@ -95,7 +95,7 @@ fn is_gvisor_banner(line: &str) -> bool {
 }
 
 fn read_dmesg_head() -> Option<String> {
-    let dmesg = util::find_in_path("dmesg", std::env::var_os("PATH").as_deref())?;
+    let dmesg = paths::find_in_path("dmesg", std::env::var_os("PATH").as_deref())?;
     let out = cni_runtime::runner::run(
         &mut std::process::Command::new(&dmesg),
         b"",

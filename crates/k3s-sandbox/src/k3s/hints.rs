@@ -1,4 +1,9 @@
-//! Known k3s failure messages and what to do about each one.
+//! k3s's log: its last lines ([`read_tail`], [`tail_lines`], for `logs` and for `up` when k3s did
+//! not get ready), and the known failure messages in it with what to do about each one.
+
+use std::fs;
+use std::io::Read;
+use std::path::Path;
 
 /// (text to look for, lower-case; advice)
 const HINTS: &[(&str, &str)] = &[
@@ -81,6 +86,33 @@ pub fn match_hints(log: &str) -> Vec<&'static str> {
         .collect()
 }
 
+/// The last `n` lines of `text`.
+pub fn tail_lines(text: &str, n: usize) -> Vec<&str> {
+    let lines: Vec<&str> = text.lines().collect();
+    let start = lines.len().saturating_sub(n);
+    lines[start..].to_vec()
+}
+
+/// Read at most the last `max_bytes` of a file as text (lossy).
+pub fn read_tail(path: &Path, max_bytes: u64) -> std::io::Result<String> {
+    use std::io::{Seek, SeekFrom};
+    let mut file = fs::File::open(path)?;
+    let len = file.metadata()?.len();
+    if len > max_bytes {
+        file.seek(SeekFrom::Start(len - max_bytes))?;
+    }
+    let mut buf = Vec::new();
+    file.read_to_end(&mut buf)?;
+    let mut text = String::from_utf8_lossy(&buf).into_owned();
+    if len > max_bytes {
+        // Drop the partial first line.
+        if let Some(pos) = text.find('\n') {
+            text.drain(..=pos);
+        }
+    }
+    Ok(text)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,5 +182,20 @@ mod tests {
     fn unrelated_logs_get_no_hint() {
         assert!(match_hints("k3s is up and running\nall fine").is_empty());
         assert!(match_hints("").is_empty());
+    }
+
+    #[test]
+    fn tail_lines_returns_the_end() {
+        assert_eq!(tail_lines("a\nb\nc\n", 2), vec!["b", "c"]);
+        assert_eq!(tail_lines("a", 5), vec!["a"]);
+    }
+
+    #[test]
+    fn read_tail_drops_the_partial_first_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("log");
+        fs::write(&p, "first line\nsecond\nthird\n").unwrap();
+        assert_eq!(read_tail(&p, 13).unwrap(), "third\n");
+        assert_eq!(read_tail(&p, 1000).unwrap(), "first line\nsecond\nthird\n");
     }
 }

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use crate::error::{Failure, Result};
 use crate::k3s::flags::K3sVersion;
-use crate::util;
+use crate::paths;
 
 pub const HOW_TO_GET_K3S: &str = "k3s is a single static binary: download it from \
 https://github.com/k3s-io/k3s/releases (asset `k3s` for x86_64, `k3s-arm64` for arm64), then \
@@ -25,7 +25,7 @@ sets up a systemd service, which sandboxes usually lack; k3s-sandbox does not ne
 pub fn locate(k3s_bin: Option<OsString>, path: Option<OsString>) -> Result<PathBuf> {
     if let Some(bin) = k3s_bin.filter(|b| !b.is_empty()) {
         let p = PathBuf::from(&bin);
-        if util::is_executable_file(&p) {
+        if paths::is_executable_file(&p) {
             return Ok(std::path::absolute(&p).unwrap_or(p));
         }
         return Err(Failure::NotFound(format!(
@@ -33,7 +33,7 @@ pub fn locate(k3s_bin: Option<OsString>, path: Option<OsString>) -> Result<PathB
             p.display()
         )));
     }
-    util::find_in_path("k3s", path.as_deref()).ok_or_else(|| {
+    paths::find_in_path("k3s", path.as_deref()).ok_or_else(|| {
         Failure::NotFound(format!(
             "k3s was not found (K3S_BIN is not set and there is no k3s on PATH). {HOW_TO_GET_K3S}"
         ))

@@ -11,8 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Failure, Result};
 use crate::k3s::flags::Profile;
-use crate::paths::StateFiles;
-use crate::util;
+use crate::paths::{self, StateFiles};
 
 /// What the state files say about the started k3s.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -201,7 +200,7 @@ pub fn read_instance(state: &StateFiles) -> Result<Option<Instance>> {
 /// Record a freshly started instance.
 pub fn write_instance(state: &StateFiles, inst: &Instance) -> Result<()> {
     let w = |path: &PathBuf, text: String| {
-        util::atomic_write(path, text.as_bytes(), 0o600).map_err(|e| Failure::io("write", path, &e))
+        paths::atomic_write(path, text.as_bytes(), 0o600).map_err(|e| Failure::io("write", path, &e))
     };
     w(&state.pid, format!("{}\n", inst.pid))?;
     w(&state.pgid, format!("{}\n", inst.pgid))?;

@@ -136,7 +136,7 @@ fn written_files_round_trip() {
     let f = tmp.path().join("a");
     fs::write(&f, "x").unwrap();
     let mut w = WrittenFiles::default();
-    w.note(&f, util::sha256_hex(b"x"));
+    w.note(&f, sha256_hex(b"x"));
     let rec = tmp.path().join("rec.json");
     w.save(&rec).unwrap();
     let back = WrittenFiles::load(&rec);

@@ -8,8 +8,7 @@ use super::env::ifname;
 use super::{Ctx, GcArgs, outcome};
 use crate::cni::valid::Valid;
 use crate::error::Result;
-use crate::output::{self, outln, plural, say};
-use crate::util::shell_quote;
+use crate::output::{self, outln, plural, say, shell_quote};
 
 fn ids(list: &[Attachment]) -> Vec<Value> {
     list.iter()

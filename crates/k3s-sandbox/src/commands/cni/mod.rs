@@ -23,7 +23,7 @@ use cni_runtime::runner::ProcessRunner;
 use cni_runtime::{Runtime, RuntimeConf, json, version};
 
 use super::{BinDirOpt, ConfDirOpt};
-use crate::util::shell_quote;
+use crate::output::shell_quote;
 use crate::{paths, suggest};
 
 use crate::error::{Failure, Result};

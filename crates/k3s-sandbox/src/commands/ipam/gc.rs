@@ -16,9 +16,8 @@ use super::{DEFAULT_MIN_AGE, GcArgs, fmt_age, say};
 use crate::cni::cri;
 use crate::duration::parse_duration;
 use crate::error::{Failure, Result};
-use crate::output::{self, outln, plural};
+use crate::output::{self, outln, plural, shell_quote};
 use crate::paths::Dirs;
-use crate::util::shell_quote;
 use serde_json::{Value, json};
 
 /// One reservation gc would free, and why.

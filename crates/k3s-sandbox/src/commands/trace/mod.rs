@@ -151,8 +151,8 @@ fn turn_on(dir: &Path) -> Result<()> {
              k3s-sandbox cni add ...`, or set it in containerd's environment); without it they \
              write to {}",
             dir.display(),
-            crate::util::shell_quote(&dir.to_string_lossy()),
-            crate::util::shell_quote(&dir.to_string_lossy()),
+            crate::output::shell_quote(&dir.to_string_lossy()),
+            crate::output::shell_quote(&dir.to_string_lossy()),
             DEFAULT_DIR
         ));
     }

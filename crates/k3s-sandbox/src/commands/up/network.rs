@@ -12,8 +12,7 @@ use crate::commands::say;
 use crate::error::{Failure, Result};
 use crate::k3s::flags::Profile;
 use crate::k3s::ready;
-use crate::paths::{Dirs, StateFiles};
-use crate::util;
+use crate::paths::{self, Dirs, StateFiles};
 
 /// Plugins and conflist: required for the agent, merely prepared for the control plane (an
 /// agentless server with flannel off never runs them).
@@ -65,7 +64,7 @@ fn write_conflist(dirs: &Dirs, subnet: &str, written: &mut WrittenFiles) -> Resu
     // An identical file someone else wrote (install.sh, say) stays theirs:
     // only a file this command wrote is recorded for `down --purge`.
     if outcome == WriteOutcome::Written {
-        written.note(&path, util::sha256_hex(content.as_bytes()));
+        written.note(&path, plugins::sha256_hex(content.as_bytes()));
     }
     Ok((path, outcome))
 }
@@ -116,6 +115,6 @@ pub(super) fn sync_pod_cidr(k3s: &Path, dirs: &Dirs, node: &str, deadline: Insta
         Err(e) => return Err(e),
     }
     written.save(&state.written)?;
-    util::atomic_write(&state.pod_cidr, format!("{cidr}\n").as_bytes(), 0o644)
+    paths::atomic_write(&state.pod_cidr, format!("{cidr}\n").as_bytes(), 0o644)
         .map_err(|e| Failure::io("write", &state.pod_cidr, &e))
 }
