@@ -6,13 +6,13 @@ use cni_core::{CniError, CniResult, Fields, Request};
 
 /// CNI_ARGS keys the plugins of this suite understand (others need `IgnoreUnknown=1`, as in libcni).
 /// `IP` is host-local's: accepting it here lets `CNI_ARGS=IP=...` reach the IPAM through the bridge.
-pub const KNOWN_ARGS: [&str; 2] = ["MAC", "IP"];
+pub(crate) const KNOWN_ARGS: [&str; 2] = ["MAC", "IP"];
 
 /// Parses a MAC address given as six hex octets separated by `:` or `-`, or as three dot-separated
 /// groups of four hex digits (`0a58.0a2a.0007`); returns it as lowercase `aa:bb:cc:dd:ee:ff`.
 ///
 /// `what` names the source in the error (code 7), e.g. `runtimeConfig.mac`.
-pub fn parse_mac(s: &str, what: &str) -> CniResult<String> {
+pub(crate) fn parse_mac(s: &str, what: &str) -> CniResult<String> {
     let bad = |why: &str| {
         CniError::invalid_config(format!("{what}: {s:?} is not a usable MAC address: {why}"))
             .with_details("write it as six hex octets separated by colons, e.g. \"0a:58:0a:2a:00:07\"")
@@ -48,7 +48,7 @@ pub fn parse_mac(s: &str, what: &str) -> CniResult<String> {
 
 /// The MAC an attachment asks for, in the reference bridge's order (later wins): CNI_ARGS `MAC`,
 /// then `args.cni.mac`, then `runtimeConfig.mac`. Also validates CNI_ARGS (libcni rules).
-pub fn requested_mac(req: &Request) -> CniResult<Option<String>> {
+pub(crate) fn requested_mac(req: &Request) -> CniResult<Option<String>> {
     let args = CniArgs::parse(&req.env.args, &KNOWN_ARGS)?;
     let mut mac = args
         .get("MAC")
@@ -68,7 +68,7 @@ pub fn requested_mac(req: &Request) -> CniResult<Option<String>> {
 }
 
 /// Checks that each listed key, when present, is `true` or `false`.
-pub fn bools(f: &Fields, keys: &[&str]) -> CniResult<()> {
+pub(crate) fn bools(f: &Fields, keys: &[&str]) -> CniResult<()> {
     for k in keys {
         f.bool(k)?;
     }
@@ -76,7 +76,7 @@ pub fn bools(f: &Fields, keys: &[&str]) -> CniResult<()> {
 }
 
 /// Checks that each listed key, when present, is a string.
-pub fn strings(f: &Fields, keys: &[&str]) -> CniResult<()> {
+pub(crate) fn strings(f: &Fields, keys: &[&str]) -> CniResult<()> {
     for k in keys {
         f.string(k)?;
     }
@@ -84,7 +84,7 @@ pub fn strings(f: &Fields, keys: &[&str]) -> CniResult<()> {
 }
 
 /// A string key restricted to `allowed` values (the empty string counts as unset).
-pub fn one_of(f: &Fields, key: &str, allowed: &[&str]) -> CniResult<Option<String>> {
+pub(crate) fn one_of(f: &Fields, key: &str, allowed: &[&str]) -> CniResult<Option<String>> {
     match f.string(key)? {
         None => Ok(None),
         Some(s) if s.is_empty() => Ok(None),

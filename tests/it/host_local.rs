@@ -61,7 +61,7 @@ fn addresses(result: &Value) -> Vec<String> {
 }
 
 /// Two IPv4 ranges in one set (one with a gateway), an IPv6 set, routes and a resolv.conf.
-pub fn dual_ipam() -> Value {
+pub(crate) fn dual_ipam() -> Value {
     json!({
         "ranges": [
             [{"subnet": "10.1.2.0/24", "rangeStart": "10.1.2.9", "rangeEnd": "10.1.2.10"},

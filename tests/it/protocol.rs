@@ -21,7 +21,7 @@ use crate::harness::{Cni, Out, PLUGINS, VERSIONS, assert_none_failed, base_conf}
 const NEWEST: &str = SUPPORTED[SUPPORTED.len() - 1];
 
 /// `plugin`'s valid baseline at `version`, keeping any store under `data`.
-pub fn conf_at(plugin: &str, version: &str, data: &Path) -> Value {
+pub(crate) fn conf_at(plugin: &str, version: &str, data: &Path) -> Value {
     let mut c = base_conf(plugin, data);
     c["cniVersion"] = json!(version);
     c
@@ -38,7 +38,7 @@ fn without(mut conf: Value, key: &str) -> Value {
 }
 
 /// A configuration nested `depth` arrays deep.
-pub fn deep_json(depth: usize) -> Vec<u8> {
+pub(crate) fn deep_json(depth: usize) -> Vec<u8> {
     let mut s = br#"{"cniVersion":"1.0.0","name":"net","type":"x","deep":"#.to_vec();
     s.extend(std::iter::repeat_n(b'[', depth));
     s.extend(std::iter::repeat_n(b']', depth));
@@ -47,7 +47,7 @@ pub fn deep_json(depth: usize) -> Vec<u8> {
 }
 
 /// A valid configuration of about `size` bytes.
-pub fn big_config(size: usize) -> Vec<u8> {
+pub(crate) fn big_config(size: usize) -> Vec<u8> {
     let head = br#"{"cniVersion":"1.0.0","name":"net","type":"x","pad":""#;
     // Filled in one go (a byte-by-byte resize takes a second per copy in a debug build).
     let mut s = vec![b'a'; size.max(head.len())];
@@ -56,7 +56,7 @@ pub fn big_config(size: usize) -> Vec<u8> {
     s
 }
 
-pub const INVALID_UTF8: &[u8] = &[b'c', 0xff, 0xfe, b'1'];
+pub(crate) const INVALID_UTF8: &[u8] = &[b'c', 0xff, 0xfe, b'1'];
 
 /// Which version an error object names.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -349,7 +349,7 @@ fn contains_ci(hay: &str, needle: &str) -> bool {
 
 /// What is wrong with `out` as a refusal with `code`, a message (or details) naming `words`, and, when
 /// given, an error object labelled with version `label`.
-pub fn judge(out: &Out, code: u64, words: &[&str], label: Option<&str>) -> Result<(), String> {
+pub(crate) fn judge(out: &Out, code: u64, words: &[&str], label: Option<&str>) -> Result<(), String> {
     if out.ok() {
         return Err(format!("expected error {code}, got success: {}", out.text()));
     }

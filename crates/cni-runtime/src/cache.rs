@@ -99,14 +99,14 @@ mod lenient {
     use serde::{Deserialize, Deserializer, Serializer};
     use serde_json::{Map, Value};
 
-    pub fn string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    pub(super) fn string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
         Ok(match Value::deserialize(d)? {
             Value::String(s) => s,
             _ => String::new(),
         })
     }
 
-    pub fn pairs<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(String, String)>, D::Error> {
+    pub(super) fn pairs<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(String, String)>, D::Error> {
         let Value::Array(a) = Value::deserialize(d)? else {
             return Ok(Vec::new());
         };
@@ -118,7 +118,7 @@ mod lenient {
             .collect())
     }
 
-    pub fn object<'de, D: Deserializer<'de>>(d: D) -> Result<Map<String, Value>, D::Error> {
+    pub(super) fn object<'de, D: Deserializer<'de>>(d: D) -> Result<Map<String, Value>, D::Error> {
         Ok(match Value::deserialize(d)? {
             Value::Object(m) => m,
             _ => Map::new(),
@@ -126,19 +126,19 @@ mod lenient {
     }
 
     /// libcni leaves out a result that is not a non-empty object.
-    pub fn no_result(r: &Option<Value>) -> bool {
+    pub(super) fn no_result(r: &Option<Value>) -> bool {
         r.as_ref().and_then(Value::as_object).is_none_or(Map::is_empty)
     }
 
-    pub mod base64 {
+    pub(super) mod base64 {
         use super::*;
 
-        pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        pub(crate) fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
             s.serialize_str(&STANDARD.encode(bytes))
         }
 
         /// Go writes nil bytes as `null`: read as empty, as anything else that is not a string.
-        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
             let text = super::string(d)?;
             STANDARD
                 .decode(text)

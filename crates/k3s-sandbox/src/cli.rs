@@ -10,7 +10,7 @@ use crate::commands::{
 use crate::error::{Failure, USAGE_EXIT};
 use crate::output::{self, errln, say};
 
-pub const AFTER_HELP: &str = "\
+pub(crate) const AFTER_HELP: &str = "\
 Each subcommand takes the options that apply to it (see `k3s-sandbox SUBCOMMAND --help`).
 Directories, in the one order every subcommand uses: the option, then cnitool's variable
 (NETCONFPATH, CNI_PATH, CNI_CACHE_DIR), then CNI_CONF_DIR / CNI_BIN_DIR, then the default
@@ -18,17 +18,17 @@ Directories, in the one order every subcommand uses: the option, then cnitool's 
 (env K3S_SANDBOX_DATA_DIR); host-local's dataDir is `ipam --ipam-dir`. K3S_BIN names the k3s
 executable. NO_COLOR and CLICOLOR are honoured. Progress goes to stderr, data to stdout.";
 
-pub const ABOUT: &str = "Check a sandbox, wire the sandbox-cni plugins and run k3s in it";
+pub(crate) const ABOUT: &str = "Check a sandbox, wire the sandbox-cni plugins and run k3s in it";
 
 #[derive(Parser, Debug)]
 #[command(name = "k3s-sandbox", version, about = ABOUT, after_help = AFTER_HELP)]
 pub struct Cli {
     #[command(subcommand)]
-    pub command: Command,
+    pub(crate) command: Command,
 }
 
 #[derive(Subcommand, Debug)]
-pub enum Command {
+pub(crate) enum Command {
     /// Probe the environment: one ok/warn/FAIL line per check, exit 1 on any FAIL
     Doctor(doctor::DoctorArgs),
     /// Run ADD, CHECK and DEL through the installed plugins like containerd; print the pod IP
@@ -59,7 +59,7 @@ pub enum Command {
 
 impl Command {
     /// Whether the command was asked for JSON: its errors then come as a JSON object on stdout.
-    pub fn json(&self) -> bool {
+    pub(crate) fn json(&self) -> bool {
         match self {
             Command::Doctor(a) => a.json,
             Command::Cni(a) => a.json(),
@@ -78,7 +78,7 @@ impl Command {
     }
 
     /// Runs the command: every one has the same signature.
-    pub fn run(&self) -> crate::error::Result<u8> {
+    pub(crate) fn run(&self) -> crate::error::Result<u8> {
         match self {
             Command::Doctor(a) => doctor::run(a),
             Command::Selftest(a) => selftest::run(a),
@@ -103,19 +103,19 @@ impl Command {
 /// accepts, prints and refuses is unchanged.
 #[derive(Parser, Debug)]
 #[command(name = "k3s-sandbox", version, about = ABOUT, after_help = AFTER_HELP)]
-pub struct CniCli {
+pub(crate) struct CniCli {
     #[command(subcommand)]
-    pub command: CniOnly,
+    pub(crate) command: CniOnly,
 }
 
 #[derive(Subcommand, Debug)]
-pub enum CniOnly {
+pub(crate) enum CniOnly {
     /// Run a CNI network by hand like cnitool: add, check, del, gc, status, version, ls
     Cni(cni::CniArgs),
 }
 
 /// Parses `argv`, through [`CniCli`] when the first argument is `cni`.
-pub fn parse<I, T>(argv: I) -> Result<Cli, clap::Error>
+pub(crate) fn parse<I, T>(argv: I) -> Result<Cli, clap::Error>
 where
     I: IntoIterator<Item = T>,
     T: Into<std::ffi::OsString> + Clone,
@@ -132,7 +132,7 @@ where
 }
 
 /// What to add to clap's error for an option given where it does not apply.
-pub fn usage_hint(argv: &[String], err: &clap::Error) -> Option<String> {
+pub(crate) fn usage_hint(argv: &[String], err: &clap::Error) -> Option<String> {
     use clap::error::{ContextKind, ContextValue};
     if err.kind() != clap::error::ErrorKind::UnknownArgument {
         return None;

@@ -6,11 +6,11 @@ use std::time::Duration;
 /// A word that is not a duration; the message shows the accepted forms.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("`{0}` is not a duration: use e.g. 90s, 10m, 2h, 1d or 1h30m")]
-pub struct BadDuration(pub String);
+pub(crate) struct BadDuration(pub(crate) String);
 
 /// Parse `90s`, `10m`, `2h`, `1d`, `1h30m` (units added up) or a bare number of seconds. Values
 /// too large for a `u64` of seconds saturate.
-pub fn parse_duration(s: &str) -> Result<Duration, BadDuration> {
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, BadDuration> {
     let bad = || BadDuration(s.to_string());
     if s.is_empty() {
         return Err(bad());

@@ -91,35 +91,35 @@ pub enum Failure {
 
 /// Exit status of a command-line usage error found by the parser (EX_USAGE), kept apart from the
 /// status codes of `status`.
-pub const USAGE_EXIT: u8 = exit::USAGE;
+pub(crate) const USAGE_EXIT: u8 = exit::USAGE;
 
 /// The exit statuses of failures (sysexits.h values where one fits); `status` reports its states
 /// with 0 to 3 and never through a failure.
-pub mod exit {
+pub(crate) mod exit {
     /// Any failure without a status of its own, a plugin's own CNI error included.
-    pub const FAILURE: u8 = 1;
+    pub(crate) const FAILURE: u8 = 1;
     /// EX_USAGE: [`super::Failure::Usage`] and clap's syntax errors.
-    pub const USAGE: u8 = 64;
+    pub(crate) const USAGE: u8 = 64;
     /// EX_DATAERR: [`super::Failure::CniInput`].
-    pub const DATA: u8 = 65;
+    pub(crate) const DATA: u8 = 65;
     /// EX_UNAVAILABLE: [`super::Failure::PluginMissing`].
-    pub const UNAVAILABLE: u8 = 69;
+    pub(crate) const UNAVAILABLE: u8 = 69;
     /// EX_IOERR: [`super::Failure::Cache`].
-    pub const IO: u8 = 74;
+    pub(crate) const IO: u8 = 74;
     /// EX_PROTOCOL: [`super::Failure::PluginReply`].
-    pub const PROTOCOL: u8 = 76;
+    pub(crate) const PROTOCOL: u8 = 76;
     /// EX_CONFIG: [`super::Failure::NetworkConfig`].
-    pub const CONFIG: u8 = 78;
+    pub(crate) const CONFIG: u8 = 78;
 }
 
 impl Failure {
     /// A failure without a kind of its own (exit status 1).
-    pub fn new(message: impl Into<String>) -> Self {
+    pub(crate) fn new(message: impl Into<String>) -> Self {
         Failure::Other(message.into())
     }
 
     /// An I/O error with the action and the path it concerned.
-    pub fn io(action: &str, path: &Path, err: &std::io::Error) -> Self {
+    pub(crate) fn io(action: &str, path: &Path, err: &std::io::Error) -> Self {
         Failure::Io {
             action: action.to_string(),
             path: path.to_path_buf(),
@@ -129,13 +129,13 @@ impl Failure {
     }
 
     /// The text shown after `k3s-sandbox: error: `.
-    pub fn message(&self) -> String {
+    pub(crate) fn message(&self) -> String {
         self.to_string()
     }
 
     /// The process exit status for this failure (see [`exit`]); `status` reports its states with
     /// its own codes and never through a failure.
-    pub fn exit_code(&self) -> u8 {
+    pub(crate) fn exit_code(&self) -> u8 {
         match self {
             Failure::Usage(_) => exit::USAGE,
             Failure::Reported(f) => f.exit_code(),
@@ -157,7 +157,7 @@ impl Failure {
     }
 
     /// The same failure, already reported on stdout.
-    pub fn reported(self) -> Failure {
+    pub(crate) fn reported(self) -> Failure {
         match self {
             r @ Failure::Reported(_) => r,
             f => Failure::Reported(Box::new(f)),
@@ -165,7 +165,7 @@ impl Failure {
     }
 
     /// The same kind (and exit status) with `note` appended to the message.
-    pub fn with_note(self, note: &str) -> Failure {
+    pub(crate) fn with_note(self, note: &str) -> Failure {
         match self {
             Failure::Other(m) => Failure::Other(m + note),
             Failure::Usage(m) => Failure::Usage(m + note),

@@ -7,10 +7,10 @@
 pub mod cli;
 pub mod cni;
 pub mod commands;
-pub mod duration;
+pub(crate) mod duration;
 pub mod error;
-pub mod host;
+pub(crate) mod host;
 pub mod k3s;
-pub mod output;
+pub(crate) mod output;
 pub mod paths;
-pub mod suggest;
+pub(crate) mod suggest;

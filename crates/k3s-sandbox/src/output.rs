@@ -14,13 +14,13 @@ use serde_json::Value;
 
 /// Writes `args` to stdout as `print!` does (line-buffered; a failed write panics as it does).
 #[allow(clippy::print_stdout)]
-pub fn stdout_fmt(args: fmt::Arguments<'_>) {
+pub(crate) fn stdout_fmt(args: fmt::Arguments<'_>) {
     print!("{args}");
 }
 
 /// Writes `args` to stderr as `eprint!` does (unbuffered).
 #[allow(clippy::print_stderr)]
-pub fn stderr_fmt(args: fmt::Arguments<'_>) {
+pub(crate) fn stderr_fmt(args: fmt::Arguments<'_>) {
     eprint!("{args}");
 }
 
@@ -51,19 +51,19 @@ macro_rules! errln {
 pub(crate) use {errln, out, outln};
 
 /// A line on stderr after the program's name: `k3s-sandbox: {msg}` (progress, notes, errors).
-pub fn say(msg: &str) {
+pub(crate) fn say(msg: &str) {
     errln!("k3s-sandbox: {msg}");
 }
 
 /// Width a table is fitted to (unless `--no-trunc`).
-pub const WIDTH: usize = 100;
+pub(crate) const WIDTH: usize = 100;
 /// Characters of a container ID shown in tables, as crictl and docker show them.
-pub const SHORT_ID: usize = 13;
+pub(crate) const SHORT_ID: usize = 13;
 /// The one indentation of pretty-printed JSON (cnitool's, for `cni add`'s result).
-pub const INDENT: &[u8] = b"    ";
+pub(crate) const INDENT: &[u8] = b"    ";
 
 /// `v` as indented JSON text.
-pub fn json_text(v: &impl Serialize) -> String {
+pub(crate) fn json_text(v: &impl Serialize) -> String {
     let mut out = Vec::new();
     let fmt = serde_json::ser::PrettyFormatter::with_indent(INDENT);
     let mut ser = serde_json::Serializer::with_formatter(&mut out, fmt);
@@ -74,23 +74,23 @@ pub fn json_text(v: &impl Serialize) -> String {
 }
 
 /// Prints `v` as indented JSON on stdout.
-pub fn print_json(v: &impl Serialize) {
+pub(crate) fn print_json(v: &impl Serialize) {
     outln!("{}", json_text(v));
 }
 
 /// The object `--json` prints on stdout when a command fails.
-pub fn error_json(message: &str, exit_code: u8) -> Value {
+pub(crate) fn error_json(message: &str, exit_code: u8) -> Value {
     serde_json::json!({"error": {"message": message, "exitCode": exit_code}})
 }
 
 /// `1 warning`, `2 warnings`.
-pub fn plural(n: impl Into<u128>, one: &str, many: &str) -> String {
+pub(crate) fn plural(n: impl Into<u128>, one: &str, many: &str) -> String {
     let n = n.into();
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
 /// A container ID as tables show it: its first 13 characters, unless `full`.
-pub fn short_id(id: &str, full: bool) -> String {
+pub(crate) fn short_id(id: &str, full: bool) -> String {
     if full {
         id.to_string()
     } else {
@@ -100,7 +100,7 @@ pub fn short_id(id: &str, full: bool) -> String {
 
 /// Whether stdout gets colour: NO_COLOR (set and not empty) turns it off, CLICOLOR_FORCE (set,
 /// not empty, not 0) on, CLICOLOR=0 off, else only on a terminal (anstream reads these).
-pub fn stdout_color() -> bool {
+pub(crate) fn stdout_color() -> bool {
     !matches!(
         anstream::AutoStream::choice(&std::io::stdout()),
         anstream::ColorChoice::Never
@@ -109,7 +109,7 @@ pub fn stdout_color() -> bool {
 
 /// An aligned table: columns padded to their widest cell (the `right` ones aligned right), two
 /// spaces apart, the last column cut with `…` so a line fits [`WIDTH`] unless `wide`.
-pub fn table(header: &[&str], rows: &[Vec<String>], right: &[usize], wide: bool) -> Vec<String> {
+pub(crate) fn table(header: &[&str], rows: &[Vec<String>], right: &[usize], wide: bool) -> Vec<String> {
     let n = header.len();
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for r in rows {
@@ -148,7 +148,7 @@ pub fn table(header: &[&str], rows: &[Vec<String>], right: &[usize], wide: bool)
 }
 
 /// Quote `s` for a POSIX shell when it contains anything but safe characters.
-pub fn shell_quote(s: &str) -> String {
+pub(crate) fn shell_quote(s: &str) -> String {
     let safe = !s.is_empty()
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"/._-+:,=@%".contains(&b));

@@ -11,15 +11,15 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Failure, Result};
 
-pub const DEFAULT_CNI_BIN_DIR: &str = "/opt/cni/bin";
-pub const DEFAULT_CNI_CONF_DIR: &str = "/etc/cni/net.d";
-pub const ROOT_DATA_DIR: &str = "/var/lib/k3s-sandbox";
+pub(crate) const DEFAULT_CNI_BIN_DIR: &str = "/opt/cni/bin";
+pub(crate) const DEFAULT_CNI_CONF_DIR: &str = "/etc/cni/net.d";
+pub(crate) const ROOT_DATA_DIR: &str = "/var/lib/k3s-sandbox";
 
 /// libcni's result cache directory when neither --cache-dir nor CNI_CACHE_DIR names one.
-pub const DEFAULT_CACHE_DIR: &str = cni_runtime::cache::DEFAULT_DIR;
+pub(crate) const DEFAULT_CACHE_DIR: &str = cni_runtime::cache::DEFAULT_DIR;
 
 /// A directory from the environment; empty counts as unset.
-pub fn env_dir(name: &str) -> Option<PathBuf> {
+pub(crate) fn env_dir(name: &str) -> Option<PathBuf> {
     std::env::var_os(name)
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
@@ -27,7 +27,7 @@ pub fn env_dir(name: &str) -> Option<PathBuf> {
 
 /// The CNI conf dir: `--cni-conf-dir`, then NETCONFPATH (cnitool's), then CNI_CONF_DIR, then
 /// /etc/cni/net.d. The one resolution order of every subcommand (docs/k3s.md, "Directories").
-pub fn conf_dir(option: Option<&Path>) -> PathBuf {
+pub(crate) fn conf_dir(option: Option<&Path>) -> PathBuf {
     option
         .map(Path::to_path_buf)
         .or_else(|| env_dir("NETCONFPATH"))
@@ -37,7 +37,7 @@ pub fn conf_dir(option: Option<&Path>) -> PathBuf {
 
 /// The plugin directories: `--cni-bin-dir`, then CNI_PATH (cnitool's, `:`-separated), then
 /// CNI_BIN_DIR, then /opt/cni/bin.
-pub fn bin_path(option: Option<&Path>) -> Vec<PathBuf> {
+pub(crate) fn bin_path(option: Option<&Path>) -> Vec<PathBuf> {
     if let Some(d) = option {
         return vec![d.to_path_buf()];
     }
@@ -53,7 +53,7 @@ pub fn bin_path(option: Option<&Path>) -> Vec<PathBuf> {
 }
 
 /// libcni's result cache: `--cache-dir`, then CNI_CACHE_DIR, then /var/lib/cni.
-pub fn cache_dir(option: Option<&Path>) -> PathBuf {
+pub(crate) fn cache_dir(option: Option<&Path>) -> PathBuf {
     option
         .map(Path::to_path_buf)
         .or_else(|| env_dir("CNI_CACHE_DIR"))
@@ -62,19 +62,19 @@ pub fn cache_dir(option: Option<&Path>) -> PathBuf {
 
 /// The directories a command works with.
 #[derive(Debug, Clone)]
-pub struct Dirs {
+pub(crate) struct Dirs {
     /// k3s-sandbox's instance directory (not host-local's dataDir: that is `--ipam-dir`).
-    pub data_dir: PathBuf,
+    pub(crate) data_dir: PathBuf,
     /// The one plugin directory of commands that install or check plugins: the first of
     /// [`bin_path`].
-    pub cni_bin_dir: PathBuf,
-    pub cni_conf_dir: PathBuf,
+    pub(crate) cni_bin_dir: PathBuf,
+    pub(crate) cni_conf_dir: PathBuf,
 }
 
 impl Dirs {
     /// The directories from the options given (`None`: not given, or not an option of the
     /// command), each resolved in the one order: option, environment, default.
-    pub fn resolve(
+    pub(crate) fn resolve(
         data_dir: Option<&Path>,
         cni_bin_dir: Option<&Path>,
         cni_conf_dir: Option<&Path>,
@@ -101,19 +101,19 @@ impl Dirs {
         })
     }
 
-    pub fn uses_default_cni_dirs(&self) -> bool {
+    pub(crate) fn uses_default_cni_dirs(&self) -> bool {
         self.cni_bin_dir == Path::new(DEFAULT_CNI_BIN_DIR)
             && self.cni_conf_dir == Path::new(DEFAULT_CNI_CONF_DIR)
     }
 
-    pub fn state(&self) -> StateFiles {
+    pub(crate) fn state(&self) -> StateFiles {
         StateFiles::new(&self.data_dir)
     }
 }
 
 /// Root uses /var/lib/k3s-sandbox; everyone else $XDG_DATA_HOME/k3s-sandbox
 /// or ~/.local/share/k3s-sandbox.
-pub fn default_data_dir(
+pub(crate) fn default_data_dir(
     is_root: bool,
     xdg_data_home: Option<PathBuf>,
     home: Option<PathBuf>,
@@ -146,18 +146,18 @@ fn absolute(p: &Path) -> Result<PathBuf> {
 /// remove is listed here; nothing else in the data dir is ever deleted.
 #[derive(Debug, Clone)]
 pub struct StateFiles {
-    pub dir: PathBuf,
+    pub(crate) dir: PathBuf,
     pub lock: PathBuf,
-    pub pid: PathBuf,
-    pub pgid: PathBuf,
-    pub argv: PathBuf,
-    pub meta: PathBuf,
-    pub log: PathBuf,
-    pub old_log: PathBuf,
-    pub kubeconfig: PathBuf,
-    pub k3s_data: PathBuf,
-    pub written: PathBuf,
-    pub pod_cidr: PathBuf,
+    pub(crate) pid: PathBuf,
+    pub(crate) pgid: PathBuf,
+    pub(crate) argv: PathBuf,
+    pub(crate) meta: PathBuf,
+    pub(crate) log: PathBuf,
+    pub(crate) old_log: PathBuf,
+    pub(crate) kubeconfig: PathBuf,
+    pub(crate) k3s_data: PathBuf,
+    pub(crate) written: PathBuf,
+    pub(crate) pod_cidr: PathBuf,
 }
 
 impl StateFiles {
@@ -179,7 +179,7 @@ impl StateFiles {
     }
 
     /// Files (not directories) k3s-sandbox writes into the data dir.
-    pub fn owned_files(&self) -> Vec<&Path> {
+    pub(crate) fn owned_files(&self) -> Vec<&Path> {
         vec![
             &self.lock,
             &self.pid,
@@ -195,14 +195,14 @@ impl StateFiles {
     }
 
     /// The per-process state files removed when the instance stops.
-    pub fn process_files(&self) -> Vec<&Path> {
+    pub(crate) fn process_files(&self) -> Vec<&Path> {
         vec![&self.pid, &self.pgid, &self.argv, &self.meta]
     }
 }
 
 /// Write `contents` to `path` atomically: a temporary file in the same
 /// directory, flushed, given `mode`, then renamed over the target.
-pub fn atomic_write(path: &Path, contents: &[u8], mode: u32) -> std::io::Result<()> {
+pub(crate) fn atomic_write(path: &Path, contents: &[u8], mode: u32) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path
         .file_name()
@@ -225,7 +225,7 @@ pub fn atomic_write(path: &Path, contents: &[u8], mode: u32) -> std::io::Result<
 }
 
 /// Find an executable named `name` in the directories of `path_var`.
-pub fn find_in_path(name: &str, path_var: Option<&OsStr>) -> Option<PathBuf> {
+pub(crate) fn find_in_path(name: &str, path_var: Option<&OsStr>) -> Option<PathBuf> {
     let path_var = path_var?;
     std::env::split_paths(path_var)
         .filter(|d| !d.as_os_str().is_empty())
@@ -234,7 +234,7 @@ pub fn find_in_path(name: &str, path_var: Option<&OsStr>) -> Option<PathBuf> {
 }
 
 /// A regular file (symlinks followed) with at least one execute bit.
-pub fn is_executable_file(path: &Path) -> bool {
+pub(crate) fn is_executable_file(path: &Path) -> bool {
     fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 

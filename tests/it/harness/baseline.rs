@@ -8,12 +8,12 @@ use serde_json::{Value, json};
 use super::NETNS;
 
 /// Plugins whose ADD reads prevResult (host-local and bridge ignore it, as the reference does).
-pub const READ_PREV: &[&str] = &["loopback", "portmap", "bandwidth", "firewall", "tuning"];
+pub(crate) const READ_PREV: &[&str] = &["loopback", "portmap", "bandwidth", "firewall", "tuning"];
 /// Plugins that read CNI_ARGS (the others ignore it, as the reference plugins do).
-pub const READ_ARGS: &[&str] = &["host-local", "bridge", "tuning"];
+pub(crate) const READ_ARGS: &[&str] = &["host-local", "bridge", "tuning"];
 
 /// The result the chained plugins receive as prevResult in their baseline.
-pub fn prev_result() -> Value {
+pub(crate) fn prev_result() -> Value {
     json!({
         "cniVersion": "1.0.0",
         "interfaces": [
@@ -27,7 +27,7 @@ pub fn prev_result() -> Value {
 }
 
 /// A valid ADD configuration for `plugin`, keeping any host-local store under `data_dir`.
-pub fn base_conf(plugin: &str, data_dir: &Path) -> Value {
+pub(crate) fn base_conf(plugin: &str, data_dir: &Path) -> Value {
     let ipam = json!({
         "type": "host-local",
         "ranges": [[{"subnet": "10.77.0.0/24"}]],

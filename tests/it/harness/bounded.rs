@@ -14,12 +14,12 @@ use std::time::{Duration, Instant};
 use super::{Cni, Out, assert_stdout_contract};
 
 /// A call is killed and the test fails after this long.
-pub const DEADLINE: Duration = Duration::from_secs(20);
+pub(crate) const DEADLINE: Duration = Duration::from_secs(20);
 /// Address-space limit of every call (prlimit --as): far above what a plugin needs, far below a leak.
-pub const MEMORY_LIMIT: u64 = 512 << 20;
+pub(crate) const MEMORY_LIMIT: u64 = 512 << 20;
 
 /// The uid/gid the unprivileged cases run as (nobody).
-pub const NOBODY: u32 = 65534;
+pub(crate) const NOBODY: u32 = 65534;
 
 fn find_tool(name: &str) -> Option<PathBuf> {
     ["/usr/bin", "/bin", "/usr/sbin", "/sbin"]
@@ -29,7 +29,7 @@ fn find_tool(name: &str) -> Option<PathBuf> {
 }
 
 /// Whether this process runs as root (from /proc, without unsafe code).
-pub fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
@@ -137,14 +137,14 @@ pub(super) fn run(call: &Cni, stdin: &[u8]) -> Out {
     out
 }
 
-pub fn set_mode(path: &Path, mode: u32) {
+pub(crate) fn set_mode(path: &Path, mode: u32) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
 }
 
 /// Everything under `dir`: relative path -> type, mode, and content for regular files (symlinks as
 /// their target, never followed). Two equal snapshots mean nothing was written.
-pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, String> {
+pub(crate) fn snapshot(dir: &Path) -> BTreeMap<PathBuf, String> {
     fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, String>) {
         let Ok(entries) = std::fs::read_dir(dir) else {
             return;

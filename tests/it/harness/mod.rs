@@ -4,9 +4,9 @@
 //! document on stdout, or nothing; errors on stdout with a non-zero exit). Also each plugin's valid
 //! baseline configuration ([`baseline`]), golden files, and the plugin and version lists.
 
-pub mod baseline;
-pub mod bounded;
-pub mod strategy;
+pub(crate) mod baseline;
+pub(crate) mod bounded;
+pub(crate) mod strategy;
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -18,14 +18,14 @@ use cni_core::env::EnvMap;
 use sandbox_cni::inproc::InProcess;
 use serde_json::Value;
 
-pub use baseline::base_conf;
+pub(crate) use baseline::base_conf;
 
 /// The directory holding every plugin binary under test (used as CNI_PATH): this build's, or the
 /// one named by SANDBOX_CNI_BIN_DIR (for example cross-built release binaries). With
 /// SANDBOX_CNI_RUNNER (for example `qemu-aarch64-static`), the directory returned holds one small
 /// wrapper per plugin that execs the runner on the real binary, so plugins that call other
 /// plugins through CNI_PATH (bridge calling host-local) run under the runner too.
-pub fn bin_dir() -> PathBuf {
+pub(crate) fn bin_dir() -> PathBuf {
     static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     DIR.get_or_init(|| {
         let real = match std::env::var_os("SANDBOX_CNI_BIN_DIR") {
@@ -41,7 +41,7 @@ pub fn bin_dir() -> PathBuf {
 }
 
 /// The directory of this build's binaries (target/debug), whatever SANDBOX_CNI_BIN_DIR says.
-pub fn build_dir() -> PathBuf {
+pub(crate) fn build_dir() -> PathBuf {
     Path::new(env!("CARGO_BIN_EXE_loopback"))
         .parent()
         .expect("binary has a parent dir")
@@ -77,7 +77,7 @@ fn runner_wrappers(real: &Path, runner: &Path) -> PathBuf {
 }
 
 /// The path of plugin `name` from this build.
-pub fn plugin(name: &str) -> PathBuf {
+pub(crate) fn plugin(name: &str) -> PathBuf {
     let p = bin_dir().join(name);
     assert!(
         p.is_file(),
@@ -89,19 +89,19 @@ pub fn plugin(name: &str) -> PathBuf {
 
 /// What one invocation printed.
 #[derive(Debug, Clone)]
-pub struct Out {
+pub(crate) struct Out {
     pub stdout: Vec<u8>,
     pub stderr: String,
     pub status: Option<i32>,
 }
 
 impl Out {
-    pub fn ok(&self) -> bool {
+    pub(crate) fn ok(&self) -> bool {
         self.status == Some(0)
     }
 
     /// The stdout JSON document; panics (test failure) when there is none.
-    pub fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_slice(&self.stdout).unwrap_or_else(|e| {
             panic!(
                 "stdout is not one JSON document ({e}): {:?}",
@@ -110,7 +110,7 @@ impl Out {
         })
     }
 
-    pub fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         String::from_utf8_lossy(&self.stdout).into_owned()
     }
 
@@ -125,7 +125,7 @@ impl Out {
     }
 
     /// Asserts success with an empty stdout (DEL, CHECK, GC, STATUS).
-    pub fn assert_empty_success(&self) {
+    pub(crate) fn assert_empty_success(&self) {
         self.assert_ok();
         assert!(
             self.stdout.is_empty(),
@@ -135,13 +135,13 @@ impl Out {
     }
 
     /// Asserts success and returns the JSON result.
-    pub fn assert_success(&self) -> Value {
+    pub(crate) fn assert_success(&self) -> Value {
         self.assert_ok();
         self.json()
     }
 
     /// Asserts that the call did not panic: no panic text on stderr, no internal error (code 999).
-    pub fn assert_no_panic(&self) {
+    pub(crate) fn assert_no_panic(&self) {
         assert!(
             !self.stderr.contains("panicked"),
             "panic text on stderr: {}",
@@ -158,7 +158,7 @@ impl Out {
     }
 
     /// Asserts failure with a CNI error of `code` on stdout; returns the error object.
-    pub fn assert_error(&self, code: u64) -> Value {
+    pub(crate) fn assert_error(&self, code: u64) -> Value {
         assert!(!self.ok(), "expected error {code}, got success: {}", self.text());
         let v = self.json();
         assert_eq!(v["code"].as_u64(), Some(code), "wrong error code in {v}");
@@ -172,7 +172,7 @@ impl Out {
 
 /// Checks the stdout contract for any invocation: nothing, or exactly one JSON value with no
 /// trailing bytes; an error object iff the exit status is non-zero.
-pub fn assert_stdout_contract(out: &Out) {
+pub(crate) fn assert_stdout_contract(out: &Out) {
     if out.stdout.is_empty() {
         assert!(
             out.ok(),
@@ -232,14 +232,14 @@ fn run(exe: &Path, env: &EnvMap, stdin: &[u8]) -> Out {
 }
 
 /// The CNI_NETNS every call starts with.
-pub const NETNS: &str = "/var/run/netns/test-1";
+pub(crate) const NETNS: &str = "/var/run/netns/test-1";
 
 /// A CNI invocation under construction: `Cni::new("loopback", "ADD").var("CNI_IFNAME", "lo").run(&conf)`.
 /// The same call runs as a process of this build's binary ([`Cni::run`]), as a bounded process
 /// ([`Cni::bounded`]: memory limit, deadline, empty working directory), or in this process through the
 /// dispatcher ([`Cni::dispatch`]).
 #[derive(Debug, Clone)]
-pub struct Cni {
+pub(crate) struct Cni {
     /// The plugin type (what the in-process run dispatches to).
     pub name: String,
     pub exe: PathBuf,
@@ -252,7 +252,7 @@ pub struct Cni {
 impl Cni {
     /// Plugin `name` of this build, with CNI_COMMAND, a container ID, ifname eth0, a netns path and
     /// CNI_PATH = the build's binary directory.
-    pub fn new(name: &str, command: &str) -> Cni {
+    pub(crate) fn new(name: &str, command: &str) -> Cni {
         let mut env = EnvMap::new();
         for (k, v) in [
             ("CNI_COMMAND", command.to_owned()),
@@ -273,14 +273,14 @@ impl Cni {
     }
 
     /// Plugin `name` with an empty environment, as when someone runs it by hand.
-    pub fn by_hand(name: &str) -> Cni {
+    pub(crate) fn by_hand(name: &str) -> Cni {
         let mut call = Cni::new(name, "");
         call.env.clear();
         call
     }
 
     /// [`Cni::new`], run bounded: see [`bounded`].
-    pub fn bounded(name: &str, command: &str) -> Cni {
+    pub(crate) fn bounded(name: &str, command: &str) -> Cni {
         Cni {
             bounded: true,
             ..Cni::new(name, command)
@@ -288,7 +288,7 @@ impl Cni {
     }
 
     /// Runs as nobody (needs root and setpriv); implies bounded.
-    pub fn unprivileged(self) -> Cni {
+    pub(crate) fn unprivileged(self) -> Cni {
         Cni {
             bounded: true,
             unprivileged: true,
@@ -297,29 +297,29 @@ impl Cni {
     }
 
     /// Sets (or, with an empty value, keeps but empties) a variable.
-    pub fn var(self, key: &str, value: &str) -> Cni {
+    pub(crate) fn var(self, key: &str, value: &str) -> Cni {
         self.var_bytes(key, value.as_bytes())
     }
 
     /// Sets a variable to any bytes (invalid UTF-8 included).
-    pub fn var_bytes(mut self, key: &str, value: &[u8]) -> Cni {
+    pub(crate) fn var_bytes(mut self, key: &str, value: &[u8]) -> Cni {
         self.env
             .insert(OsString::from(key), OsString::from_vec(value.to_vec()));
         self
     }
 
     /// Removes a variable entirely.
-    pub fn unset(mut self, key: &str) -> Cni {
+    pub(crate) fn unset(mut self, key: &str) -> Cni {
         self.env.remove(&OsString::from(key));
         self
     }
 
-    pub fn run(&self, stdin: &Value) -> Out {
+    pub(crate) fn run(&self, stdin: &Value) -> Out {
         self.run_bytes(stdin.to_string().as_bytes())
     }
 
     /// Runs the binary; checks the stdout contract (and, bounded, everything [`bounded`] checks).
-    pub fn run_bytes(&self, stdin: &[u8]) -> Out {
+    pub(crate) fn run_bytes(&self, stdin: &[u8]) -> Out {
         if self.bounded {
             return bounded::run(self, stdin);
         }
@@ -327,14 +327,14 @@ impl Cni {
     }
 
     /// [`Cni::dispatch_bytes`] with a JSON document.
-    pub fn dispatch(&self, stdin: &Value) -> Out {
+    pub(crate) fn dispatch(&self, stdin: &Value) -> Out {
         self.dispatch_bytes(stdin.to_string().as_bytes())
     }
 
     /// Runs the plugin in this process through the dispatcher, with this call's environment and
     /// `stdin` (a bridge's IPAM runs in-process too); checks the stdout contract and that nothing
     /// panicked. The binary's `main` does nothing more than this with the process's environment.
-    pub fn dispatch_bytes(&self, stdin: &[u8]) -> Out {
+    pub(crate) fn dispatch_bytes(&self, stdin: &[u8]) -> Out {
         let outcome = InProcess
             .dispatch(&self.name, &self.env, stdin)
             .unwrap_or_else(|| panic!("{} is not a plugin of this package", self.name));
@@ -350,7 +350,7 @@ impl Cni {
 }
 
 /// Fails once with every failure a table of cases collected (so one run reports all of them).
-pub fn assert_none_failed(failures: &[String]) {
+pub(crate) fn assert_none_failed(failures: &[String]) {
     assert!(
         failures.is_empty(),
         "{} failures:\n{}",
@@ -361,7 +361,7 @@ pub fn assert_none_failed(failures: &[String]) {
 
 /// Compares `actual` with the golden file `tests/golden/<rel>`; with UPDATE_GOLDEN=1 writes it instead.
 /// Golden files hold the exact stdout bytes followed by one newline.
-pub fn golden(rel: &str, actual: &[u8]) {
+pub(crate) fn golden(rel: &str, actual: &[u8]) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/golden")
         .join(rel);
@@ -388,14 +388,14 @@ pub fn golden(rel: &str, actual: &[u8]) {
 }
 
 /// Every supported spec version (cni-core's list).
-pub const VERSIONS: [&str; 7] = cni_core::version::SUPPORTED;
+pub(crate) const VERSIONS: [&str; 7] = cni_core::version::SUPPORTED;
 
 /// Every plugin binary of the suite (the product's list, plugins/list.txt through k3s-sandbox).
-pub const PLUGINS: [&str; 7] = k3s_sandbox::cni::plugins::ALL;
+pub(crate) const PLUGINS: [&str; 7] = k3s_sandbox::cni::plugins::ALL;
 
 /// The addresses reserved in a host-local network directory (`<dataDir>/<network>`), sorted; empty
 /// when the directory does not exist.
-pub fn reserved_addresses(net_dir: &Path) -> Vec<std::net::IpAddr> {
+pub(crate) fn reserved_addresses(net_dir: &Path) -> Vec<std::net::IpAddr> {
     let mut ips: Vec<std::net::IpAddr> = std::fs::read_dir(net_dir)
         .map(|d| {
             d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())

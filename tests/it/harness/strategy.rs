@@ -6,7 +6,7 @@ use serde_json::Value;
 
 /// Any JSON value up to `depth` levels deep: leaves from null to edge-case numbers and strings, and
 /// objects whose keys are drawn from `keys` or are short random words.
-pub fn any_json(keys: &'static [&'static str], depth: u32) -> impl Strategy<Value = Value> {
+pub(crate) fn any_json(keys: &'static [&'static str], depth: u32) -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
         Just(Value::Null),
         any::<bool>().prop_map(Value::from),

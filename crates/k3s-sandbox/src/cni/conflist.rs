@@ -13,10 +13,10 @@ use crate::paths;
 /// The repository's default conflist, byte for byte.
 pub const TEMPLATE: &str = include_str!("../../../../cni-conf/10-sandbox-cni.conflist");
 /// File name in the conf dir (also the repository file name).
-pub const FILE_NAME: &str = "10-sandbox-cni.conflist";
+pub(crate) const FILE_NAME: &str = "10-sandbox-cni.conflist";
 
 /// The first host-local range's subnet of a conflist, if it has one.
-pub fn first_subnet(conf: &Value) -> Option<&str> {
+pub(crate) fn first_subnet(conf: &Value) -> Option<&str> {
     conf.get("plugins")?.as_array()?.iter().find_map(|p| {
         p.get("ipam")?
             .get("ranges")?
@@ -28,7 +28,7 @@ pub fn first_subnet(conf: &Value) -> Option<&str> {
 }
 
 /// The default subnet of the template.
-pub fn default_subnet() -> Result<String> {
+pub(crate) fn default_subnet() -> Result<String> {
     let conf: Value = serde_json::from_str(TEMPLATE)
         .map_err(|e| Failure::new(format!("the built-in conflist is not valid JSON: {e}")))?;
     first_subnet(&conf)
@@ -38,7 +38,7 @@ pub fn default_subnet() -> Result<String> {
 
 /// Render the conflist with `subnet` as the pod range. Only the subnet
 /// string changes; everything else stays byte-identical to the template.
-pub fn render(template: &str, subnet: &str) -> Result<String> {
+pub(crate) fn render(template: &str, subnet: &str) -> Result<String> {
     // The strict parser host-local uses, so `up` never writes a range every pod ADD would refuse.
     let net = cni_core::result::parse_cidr(subnet)
         .map_err(|e| Failure::new(format!("{e} (expected ADDRESS/PREFIX, e.g. 10.42.0.0/24)")))?;
@@ -70,13 +70,13 @@ pub fn render(template: &str, subnet: &str) -> Result<String> {
 
 /// Whether the file was written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WriteOutcome {
+pub(crate) enum WriteOutcome {
     Written,
     Unchanged,
 }
 
 /// Write `content` to `dir/FILE_NAME` atomically, only when it differs.
-pub fn write_if_changed(dir: &Path, content: &str) -> Result<(PathBuf, WriteOutcome)> {
+pub(crate) fn write_if_changed(dir: &Path, content: &str) -> Result<(PathBuf, WriteOutcome)> {
     let path = dir.join(FILE_NAME);
     if fs::read(&path).is_ok_and(|old| old == content.as_bytes()) {
         return Ok((path, WriteOutcome::Unchanged));
@@ -91,7 +91,7 @@ pub fn write_if_changed(dir: &Path, content: &str) -> Result<(PathBuf, WriteOutc
 /// rename. Its watcher ignores create events (a rename into the directory is
 /// one), but reloads on writes and removals of any file there, and it only
 /// loads *.conf, *.conflist and *.json, so a short-lived dot file is enough.
-pub fn poke_watchers(dir: &Path) -> Result<()> {
+pub(crate) fn poke_watchers(dir: &Path) -> Result<()> {
     let poke = dir.join(".k3s-sandbox-reload");
     fs::write(&poke, b"reload\n").map_err(|e| Failure::io("write", &poke, &e))?;
     fs::remove_file(&poke).map_err(|e| Failure::io("remove", &poke, &e))

@@ -18,7 +18,7 @@ use crate::k3s::process;
 use crate::paths::{self, Dirs};
 
 /// k3s's containerd socket (fixed by k3s, whatever its --data-dir).
-pub const K3S_ENDPOINT: &str = "unix:///run/k3s/containerd/containerd.sock";
+pub(crate) const K3S_ENDPOINT: &str = "unix:///run/k3s/containerd/containerd.sock";
 const TIMEOUT: Duration = Duration::from_secs(30);
 
 /// One pod sandbox the runtime reported.
@@ -27,16 +27,16 @@ pub struct Sandbox {
     /// The sandbox ID: containerd passes it to CNI as CNI_CONTAINERID.
     pub id: String,
     /// `namespace/name`, for messages.
-    pub name: String,
-    pub state: String,
+    pub(crate) name: String,
+    pub(crate) state: String,
 }
 
 /// The runtime's answer and who gave it.
 #[derive(Debug, Clone)]
-pub struct Answer {
-    pub sandboxes: Vec<Sandbox>,
+pub(crate) struct Answer {
+    pub(crate) sandboxes: Vec<Sandbox>,
     /// The command that answered, e.g. `k3s crictl --runtime-endpoint ...`.
-    pub asked: String,
+    pub(crate) asked: String,
 }
 
 /// Why `crictl pods -o json` printed no usable answer.
@@ -52,7 +52,7 @@ pub enum PodsError {
 
 /// Why the container runtime could not be asked which pod sandboxes exist.
 #[derive(Debug, thiserror::Error)]
-pub enum CriError {
+pub(crate) enum CriError {
     #[error("neither k3s (K3S_BIN, PATH) nor crictl (PATH) was found to ask the container runtime")]
     NoCrictl,
     /// `shown` is the command line.
@@ -114,7 +114,7 @@ pub fn parse_pods(text: &str) -> Result<Vec<Sandbox>, PodsError> {
 
 /// The runtime endpoint: CONTAINER_RUNTIME_ENDPOINT, else the instance's
 /// `--container-runtime-endpoint`, else the one in the instance's crictl.yaml, else k3s's socket.
-pub fn endpoint(dirs: &Dirs) -> String {
+pub(crate) fn endpoint(dirs: &Dirs) -> String {
     if let Some(e) = std::env::var("CONTAINER_RUNTIME_ENDPOINT")
         .ok()
         .filter(|e| !e.is_empty())
@@ -195,7 +195,7 @@ fn run(c: &Crictl, endpoint: &str, args: &[&str]) -> Result<String, CriError> {
 
 /// Every pod sandbox the runtime knows (ready or not: a sandbox the runtime still knows may still
 /// get its DEL). Errors when the runtime cannot be asked or its answer is not complete.
-pub fn live_sandboxes(dirs: &Dirs, endpoint_override: Option<&str>) -> Result<Answer, CriError> {
+pub(crate) fn live_sandboxes(dirs: &Dirs, endpoint_override: Option<&str>) -> Result<Answer, CriError> {
     let c = find_crictl(dirs)?;
     let ep = endpoint_override.map_or_else(|| endpoint(dirs), str::to_string);
     let version = run(&c, &ep, &["version"])?;

@@ -6,5 +6,5 @@
 pub mod conflist;
 pub mod cri;
 pub mod plugins;
-pub mod selftest;
-pub mod valid;
+pub(crate) mod selftest;
+pub(crate) mod valid;

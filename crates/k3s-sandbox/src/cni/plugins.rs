@@ -26,12 +26,12 @@ include!(concat!(env!("OUT_DIR"), "/plugin_list.rs"));
 pub const REQUIRED: [&str; 4] = ["loopback", "bridge", "host-local", "portmap"];
 /// Versions every plugin must support: 0.3.1 for containerd's loopback
 /// network, 1.0.0 for the default conflist.
-pub const NEEDED_VERSIONS: [&str; 2] = ["0.3.1", "1.0.0"];
+pub(crate) const NEEDED_VERSIONS: [&str; 2] = ["0.3.1", "1.0.0"];
 
 const VERSION_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PluginState {
+pub(crate) enum PluginState {
     /// Regular executable answering VERSION with the needed versions.
     Ok {
         versions: Vec<String>,
@@ -42,14 +42,14 @@ pub enum PluginState {
 }
 
 impl PluginState {
-    pub fn is_ok(&self) -> bool {
+    pub(crate) fn is_ok(&self) -> bool {
         matches!(self, PluginState::Ok { .. })
     }
 }
 
 /// Check one plugin file: a regular executable file that answers
 /// `CNI_COMMAND=VERSION` with JSON listing 0.3.1 and 1.0.0.
-pub fn check_plugin(path: &Path) -> PluginState {
+pub(crate) fn check_plugin(path: &Path) -> PluginState {
     let meta = match fs::metadata(path) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -107,37 +107,37 @@ pub fn check_plugin(path: &Path) -> PluginState {
 /// while its content still has that hash. On disk: one JSON object, path to hex SHA-256.
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct WrittenFiles {
-    pub files: BTreeMap<String, String>,
+pub(crate) struct WrittenFiles {
+    pub(crate) files: BTreeMap<String, String>,
 }
 
 impl WrittenFiles {
     /// The ledger at `path`; empty when there is none or it cannot be read, so that nothing
     /// counts as ours.
-    pub fn load(path: &Path) -> WrittenFiles {
+    pub(crate) fn load(path: &Path) -> WrittenFiles {
         fs::read(path)
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or_default()
     }
 
-    pub fn save(&self, path: &Path) -> Result<()> {
+    pub(crate) fn save(&self, path: &Path) -> Result<()> {
         let text = serde_json::to_string_pretty(self)
             .map_err(|e| Failure::new(format!("cannot encode the written-files record: {e}")))?;
         paths::atomic_write(path, text.as_bytes(), 0o600).map_err(|e| Failure::io("write", path, &e))
     }
 
-    pub fn note(&mut self, path: &Path, contents_sha: String) {
+    pub(crate) fn note(&mut self, path: &Path, contents_sha: String) {
         self.files
             .insert(path.to_string_lossy().into_owned(), contents_sha);
     }
 
-    pub fn forget(&mut self, path: &Path) {
+    pub(crate) fn forget(&mut self, path: &Path) {
         self.files.remove(path.to_string_lossy().as_ref());
     }
 
     /// The file exists and still holds exactly what k3s-sandbox wrote.
-    pub fn is_ours(&self, path: &Path) -> bool {
+    pub(crate) fn is_ours(&self, path: &Path) -> bool {
         match self.files.get(path.to_string_lossy().as_ref()) {
             Some(sha) => file_sha256(path).as_deref() == Some(sha.as_str()),
             None => false,
@@ -147,13 +147,13 @@ impl WrittenFiles {
 
 /// Where plugins can be installed from.
 #[derive(Debug, Clone)]
-pub struct Source {
-    pub dir: PathBuf,
+pub(crate) struct Source {
+    pub(crate) dir: PathBuf,
 }
 
 /// Pick the plugin source: --plugins-from, else the directory of the
 /// running executable when it holds the plugins (true for target/debug).
-pub fn find_source(explicit: Option<&Path>, exe_dir: Option<&Path>) -> Result<Option<Source>> {
+pub(crate) fn find_source(explicit: Option<&Path>, exe_dir: Option<&Path>) -> Result<Option<Source>> {
     if let Some(d) = explicit {
         if !d.is_dir() {
             return Err(Failure::Usage(format!(
@@ -170,7 +170,7 @@ pub fn find_source(explicit: Option<&Path>, exe_dir: Option<&Path>) -> Result<Op
 
 /// Make sure every required plugin in `bin_dir` works, installing missing
 /// or outdated ones from `source`. Returns one line per plugin for the user.
-pub fn ensure_plugins(
+pub(crate) fn ensure_plugins(
     bin_dir: &Path,
     source: Option<&Source>,
     written: &mut WrittenFiles,
@@ -238,7 +238,7 @@ pub fn ensure_plugins(
     }
 }
 
-pub fn describe(state: &PluginState) -> String {
+pub(crate) fn describe(state: &PluginState) -> String {
     match state {
         PluginState::Ok { versions } => format!("ok, supports {}", versions.join(", ")),
         PluginState::Missing => "missing".to_string(),
@@ -264,13 +264,13 @@ fn install_one(src: &Path, target: &Path, written: &mut WrittenFiles) -> Result<
 }
 
 /// The SHA-256 of `bytes` in lowercase hex, as the written-files ledger records a file's contents.
-pub fn sha256_hex(bytes: &[u8]) -> String {
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     let digest = Sha256::digest(bytes);
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Hash of a file's contents, or `None` when it cannot be read.
-pub fn file_sha256(path: &Path) -> Option<String> {
+pub(crate) fn file_sha256(path: &Path) -> Option<String> {
     fs::read(path).ok().map(|b| sha256_hex(&b))
 }
 

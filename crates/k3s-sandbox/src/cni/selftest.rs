@@ -21,33 +21,33 @@ use crate::error::{Failure, Result};
 
 mod result_rules;
 
-pub use result_rules::pod_addresses;
+pub(crate) use result_rules::pod_addresses;
 use result_rules::validate_loopback;
 
 /// Inputs of one self-test run.
 #[derive(Debug, Clone)]
-pub struct Plan {
+pub(crate) struct Plan {
     /// The network list to test.
-    pub list: NetworkList,
-    pub bin_dir: PathBuf,
+    pub(crate) list: NetworkList,
+    pub(crate) bin_dir: PathBuf,
     /// Throwaway host-local data dir; written into every `ipam.dataDir`.
-    pub ipam_dir: PathBuf,
+    pub(crate) ipam_dir: PathBuf,
     /// Throwaway libcni result cache.
-    pub cache_dir: PathBuf,
-    pub container_id: String,
-    pub netns: PathBuf,
+    pub(crate) cache_dir: PathBuf,
+    pub(crate) container_id: String,
+    pub(crate) netns: PathBuf,
 }
 
 /// What the self-test found.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Report {
+pub(crate) struct Report {
     /// Addresses (CIDR form) attached to eth0, the first IPv4 one first.
-    pub pod_ips: Vec<String>,
+    pub(crate) pod_ips: Vec<String>,
 }
 
 impl Report {
     /// The pod IP containerd would pick (first IPv4, else first), no prefix.
-    pub fn pod_ip(&self) -> Option<&str> {
+    pub(crate) fn pod_ip(&self) -> Option<&str> {
         self.pod_ips.first().map(|a| a.split('/').next().unwrap_or(a))
     }
 }
@@ -162,7 +162,7 @@ fn allocation_files(plan: &Plan, list: &NetworkList, addrs: &[String]) -> Vec<Pa
 }
 
 /// Run the whole sequence. `log` receives one line per completed plugin run.
-pub fn run(exec: &dyn Exec, plan: &Plan, log: &mut dyn FnMut(&str)) -> Result<Report> {
+pub(crate) fn run(exec: &dyn Exec, plan: &Plan, log: &mut dyn FnMut(&str)) -> Result<Report> {
     let mut list = plan.list.clone();
     list.set_ipam_data_dir(&plan.ipam_dir);
     let lo = NetworkList::loopback();
@@ -232,7 +232,7 @@ pub fn run(exec: &dyn Exec, plan: &Plan, log: &mut dyn FnMut(&str)) -> Result<Re
 }
 
 /// A container ID in the shape containerd uses (64 hex digits).
-pub fn throwaway_container_id() -> String {
+pub(crate) fn throwaway_container_id() -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
@@ -241,7 +241,7 @@ pub fn throwaway_container_id() -> String {
 }
 
 /// Set up a throwaway plan in a fresh temp dir under `tmp_parent`.
-pub fn plan_in(tmp_parent: &Path, list: NetworkList, bin_dir: &Path) -> Result<(Plan, PathBuf)> {
+pub(crate) fn plan_in(tmp_parent: &Path, list: NetworkList, bin_dir: &Path) -> Result<(Plan, PathBuf)> {
     let work = create_unique_dir(tmp_parent, "k3s-sandbox-selftest-")
         .map_err(|e| Failure::io("create a temporary directory in", tmp_parent, &e))?;
     let netns = work.join("netns");

@@ -6,10 +6,10 @@ use std::fmt;
 
 /// One live attachment named on the command line.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Attachment {
-    pub id: String,
+pub(crate) struct Attachment {
+    pub(crate) id: String,
     /// `None`: every interface of the container.
-    pub ifname: Option<String>,
+    pub(crate) ifname: Option<String>,
 }
 
 impl fmt::Display for Attachment {
@@ -23,7 +23,7 @@ impl fmt::Display for Attachment {
 
 /// A container ID as the CNI spec allows it: letters, digits, `_`, `.` and `-`, starting with a
 /// letter or digit.
-pub fn valid_container_id(id: &str) -> bool {
+pub(crate) fn valid_container_id(id: &str) -> bool {
     id.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
         && id
             .chars()
@@ -32,7 +32,7 @@ pub fn valid_container_id(id: &str) -> bool {
 
 /// An interface name as the CNI spec allows it: 1 to 15 bytes, not `.` or `..`, no `/`, `:` or
 /// white space.
-pub fn valid_ifname(name: &str) -> bool {
+pub(crate) fn valid_ifname(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 15
         && name != "."
@@ -42,7 +42,7 @@ pub fn valid_ifname(name: &str) -> bool {
 
 /// Why a `--valid` value is not `ID[/IFNAME]`; the value is quoted in the message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum BadAttachment {
+pub(crate) enum BadAttachment {
     #[error(
         "{0:?} is not ID[/IFNAME]: the container ID must be letters, digits, '_', '.' or '-' \
          (starting with a letter or digit)"
@@ -56,7 +56,7 @@ pub enum BadAttachment {
 }
 
 /// Parses one `--valid` value (clap's value parser for every `--valid`).
-pub fn parse(s: &str) -> Result<Attachment, BadAttachment> {
+pub(crate) fn parse(s: &str) -> Result<Attachment, BadAttachment> {
     let (id, ifname) = match s.split_once('/') {
         Some((id, i)) => (id, Some(i)),
         None => (s, None),
@@ -77,12 +77,12 @@ pub fn parse(s: &str) -> Result<Attachment, BadAttachment> {
 
 /// The live attachments of a gc.
 #[derive(Debug, Clone, Default)]
-pub struct Valid {
-    pub live: ipam_store::Live,
+pub(crate) struct Valid {
+    pub(crate) live: ipam_store::Live,
 }
 
 impl Valid {
-    pub fn new(list: &[Attachment]) -> Valid {
+    pub(crate) fn new(list: &[Attachment]) -> Valid {
         Valid {
             live: ipam_store::Live::new(list.iter().map(|a| (a.id.clone(), a.ifname.clone())).collect()),
         }
@@ -90,7 +90,7 @@ impl Valid {
 
     /// Whether the attachment (container `id`, interface `ifname` when known) is live: ipam-store's
     /// one liveness rule ([`ipam_store::live`]).
-    pub fn keeps(&self, id: &str, ifname: Option<&str>) -> bool {
+    pub(crate) fn keeps(&self, id: &str, ifname: Option<&str>) -> bool {
         self.live.keeps(id, ifname)
     }
 }

@@ -7,21 +7,21 @@ use clap::{Args, CommandFactory, ValueEnum};
 use crate::error::Result;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Shell {
+pub(crate) enum Shell {
     Bash,
     Zsh,
     Fish,
 }
 
 #[derive(Args, Debug)]
-pub struct CompletionsArgs {
+pub(crate) struct CompletionsArgs {
     /// The shell to complete for
     #[arg(value_enum)]
-    pub shell: Shell,
+    pub(crate) shell: Shell,
 }
 
 /// The script for `shell`.
-pub fn script(shell: Shell) -> Vec<u8> {
+pub(crate) fn script(shell: Shell) -> Vec<u8> {
     let mut cmd = crate::cli::Cli::command();
     let mut out = Vec::new();
     let name = "k3s-sandbox";
@@ -33,7 +33,7 @@ pub fn script(shell: Shell) -> Vec<u8> {
     out
 }
 
-pub fn run(a: &CompletionsArgs) -> Result<u8> {
+pub(crate) fn run(a: &CompletionsArgs) -> Result<u8> {
     use std::io::Write;
     let _ = std::io::stdout().lock().write_all(&script(a.shell));
     Ok(0)

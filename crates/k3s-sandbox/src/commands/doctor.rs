@@ -14,20 +14,20 @@ use crate::k3s::process::{self, LiveProcesses, Liveness};
 use crate::output::{outln, plural};
 
 #[derive(Args, Debug)]
-pub struct DoctorArgs {
+pub(crate) struct DoctorArgs {
     #[command(flatten)]
-    pub instance: InstanceOpt,
+    pub(crate) instance: InstanceOpt,
     #[command(flatten)]
-    pub conf: ConfDirOpt,
+    pub(crate) conf: ConfDirOpt,
     #[command(flatten)]
-    pub bin: BinDirOpt,
+    pub(crate) bin: BinDirOpt,
     /// Judge the checks for this profile (agent-only requirements FAIL instead of warn)
     #[arg(long, value_enum)]
-    pub profile: Option<Profile>,
+    pub(crate) profile: Option<Profile>,
     /// Print each check as one JSON object per line: {"name", "level" (ok, warn, fail),
     /// "detail", "remedy" (null when none)}
     #[arg(long)]
-    pub json: bool,
+    pub(crate) json: bool,
 }
 
 /// In gVisor (or with K3S_SANDBOX_PODS_PROFILE=gvisor): what pods there need, measured.
@@ -42,7 +42,7 @@ fn gvisor_pods_checks(s: &SandboxFacts, facts: &HostFacts, profile: Option<Profi
     crate::k3s::gvisor_pods::verdict::checks(&measured, s.boot_id_exists, &facts.root_fs, profile)
 }
 
-pub fn run(a: &DoctorArgs) -> Result<u8> {
+pub(crate) fn run(a: &DoctorArgs) -> Result<u8> {
     let dirs = dirs(Some(&a.instance), Some(&a.bin), Some(&a.conf))?;
     let state = dirs.state();
     let facts = HostFacts::probe(&dirs.data_dir);

@@ -17,25 +17,25 @@ use crate::k3s::process::{self, LiveProcesses, Liveness};
 use crate::paths::{Dirs, StateFiles};
 
 #[derive(Args, Debug)]
-pub struct DownArgs {
+pub(crate) struct DownArgs {
     #[command(flatten)]
-    pub instance: InstanceOpt,
+    pub(crate) instance: InstanceOpt,
     #[command(flatten)]
-    pub conf: ConfDirOpt,
+    pub(crate) conf: ConfDirOpt,
     #[command(flatten)]
-    pub bin: BinDirOpt,
+    pub(crate) bin: BinDirOpt,
     /// Seconds to wait after SIGTERM before sending SIGKILL
     #[arg(long, default_value_t = 30, value_name = "SECS")]
-    pub timeout: u64,
+    pub(crate) timeout: u64,
     /// Also delete the data dir and the conflist, but only files k3s-sandbox wrote
     #[arg(long)]
-    pub purge: bool,
+    pub(crate) purge: bool,
     /// Print what would be stopped, unmounted and removed, and do none of it
     #[arg(long)]
-    pub dry_run: bool,
+    pub(crate) dry_run: bool,
 }
 
-pub fn run(a: &DownArgs) -> Result<u8> {
+pub(crate) fn run(a: &DownArgs) -> Result<u8> {
     let dirs = dirs(Some(&a.instance), Some(&a.bin), Some(&a.conf))?;
     let state = dirs.state();
     if !state.dir.is_dir() {

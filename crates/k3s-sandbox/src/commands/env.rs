@@ -7,12 +7,12 @@ use crate::error::{Failure, Result};
 
 /// `env` takes only the instance directory.
 #[derive(Args, Debug)]
-pub struct EnvArgs {
+pub(crate) struct EnvArgs {
     #[command(flatten)]
-    pub instance: InstanceOpt,
+    pub(crate) instance: InstanceOpt,
 }
 
-pub fn run(a: &EnvArgs) -> Result<u8> {
+pub(crate) fn run(a: &EnvArgs) -> Result<u8> {
     let dirs = dirs(Some(&a.instance), None, None)?;
     let state = dirs.state();
     if !state.kubeconfig.exists() {

@@ -8,15 +8,15 @@ use crate::k3s::hints;
 use crate::output::outln;
 
 #[derive(Args, Debug)]
-pub struct LogsArgs {
+pub(crate) struct LogsArgs {
     #[command(flatten)]
-    pub instance: InstanceOpt,
+    pub(crate) instance: InstanceOpt,
     /// Number of lines to print
     #[arg(short = 'n', long, default_value_t = 100)]
-    pub lines: usize,
+    pub(crate) lines: usize,
 }
 
-pub fn run(a: &LogsArgs) -> Result<u8> {
+pub(crate) fn run(a: &LogsArgs) -> Result<u8> {
     let dirs = dirs(Some(&a.instance), None, None)?;
     let state = dirs.state();
     let text = match hints::read_tail(&state.log, 8 * 1024 * 1024) {

@@ -8,10 +8,10 @@ use crate::error::{Failure, Result};
 
 /// `man` has no options.
 #[derive(Args, Debug)]
-pub struct ManArgs {}
+pub(crate) struct ManArgs {}
 
 /// The page: the root's, then one section per subcommand (and per `cni`/`ipam` subcommand).
-pub fn page() -> std::io::Result<Vec<u8>> {
+pub(crate) fn page() -> std::io::Result<Vec<u8>> {
     let mut cmd = crate::cli::Cli::command();
     cmd.build();
     let mut out = Vec::new();
@@ -36,7 +36,7 @@ fn section(cmd: &clap::Command, parent: &str, out: &mut Vec<u8>) -> std::io::Res
     Ok(())
 }
 
-pub fn run(_a: &ManArgs) -> Result<u8> {
+pub(crate) fn run(_a: &ManArgs) -> Result<u8> {
     use std::io::Write;
     let page = page().map_err(|e| Failure::new(format!("cannot render the manual page: {e}")))?;
     let _ = std::io::stdout().lock().write_all(&page);

@@ -11,13 +11,13 @@ use crate::k3s::gvisor_pods::{self as gp, ConfigVersion, Record};
 use crate::output::{out, outln, say};
 
 #[derive(Args, Debug)]
-pub struct PodsProfileArgs {
+pub(crate) struct PodsProfileArgs {
     #[command(subcommand)]
-    pub what: What,
+    pub(crate) what: What,
 }
 
 #[derive(Subcommand, Debug)]
-pub enum What {
+pub(crate) enum What {
     /// The cgroup v1 hierarchies pods need, one line
     Cgroups,
     /// The runtime's name and the crun binary found where k3s looks (exit 1 if none)
@@ -47,7 +47,7 @@ pub enum What {
     },
 }
 
-pub fn run(a: &PodsProfileArgs) -> Result<u8> {
+pub(crate) fn run(a: &PodsProfileArgs) -> Result<u8> {
     match &a.what {
         What::Cgroups => outln!("{}", gp::CGROUP_V1.join(" ")),
         What::Runtime => outln!("{} {}", gp::RUNTIME, crun()?.display()),

@@ -17,18 +17,18 @@ use crate::output::outln;
 use crate::paths::Dirs;
 
 #[derive(Args, Debug)]
-pub struct SelftestArgs {
+pub(crate) struct SelftestArgs {
     #[command(flatten)]
-    pub conf: ConfDirOpt,
+    pub(crate) conf: ConfDirOpt,
     #[command(flatten)]
-    pub bin: BinDirOpt,
+    pub(crate) bin: BinDirOpt,
     /// Network config to test [default: the file containerd would pick from the conf dir,
     /// else the built-in sandbox-cni conflist]
     #[arg(long, value_name = "FILE")]
-    pub conflist: Option<PathBuf>,
+    pub(crate) conflist: Option<PathBuf>,
     /// Print the pod addresses as one JSON object on stdout ({"podIP", "podIPs"})
     #[arg(long)]
-    pub json: bool,
+    pub(crate) json: bool,
 }
 
 /// The network containerd would use: the first config of the conf dir, or
@@ -72,7 +72,7 @@ pub(super) fn run_selftest(dirs: &Dirs, explicit: Option<&Path>) -> Result<selft
     result.map_err(|e| Failure::SelfTest(format!("CNI self-test failed: {e}")))
 }
 
-pub fn run(a: &SelftestArgs) -> Result<u8> {
+pub(crate) fn run(a: &SelftestArgs) -> Result<u8> {
     let dirs = dirs(None, Some(&a.bin), Some(&a.conf))?;
     let report = run_selftest(&dirs, a.conflist.as_deref())?;
     let ip = report

@@ -13,24 +13,24 @@ use crate::output::outln;
 use crate::paths;
 
 /// Running and ready.
-pub const STATUS_READY: u8 = 0;
+pub(crate) const STATUS_READY: u8 = 0;
 /// No k3s recorded in the data dir.
-pub const STATUS_STOPPED: u8 = 1;
+pub(crate) const STATUS_STOPPED: u8 = 1;
 /// Running, but the API server does not answer /readyz yet.
-pub const STATUS_NOT_READY: u8 = 2;
+pub(crate) const STATUS_NOT_READY: u8 = 2;
 /// A pid file whose process is gone, or an unreadable one.
-pub const STATUS_STALE: u8 = 3;
+pub(crate) const STATUS_STALE: u8 = 3;
 
 /// `status` takes the instance directory, and the conf dir for the agent's address stores.
 #[derive(Args, Debug)]
-pub struct StatusArgs {
+pub(crate) struct StatusArgs {
     #[command(flatten)]
-    pub instance: InstanceOpt,
+    pub(crate) instance: InstanceOpt,
     #[command(flatten)]
-    pub conf: ConfDirOpt,
+    pub(crate) conf: ConfDirOpt,
     /// Print the report as one JSON object on stdout (same fields, same exit status)
     #[arg(long)]
-    pub json: bool,
+    pub(crate) json: bool,
 }
 
 /// Why a running k3s is reported "not ready" (the `readyz` line).
@@ -78,7 +78,7 @@ impl Report {
     }
 }
 
-pub fn run(a: &StatusArgs) -> Result<u8> {
+pub(crate) fn run(a: &StatusArgs) -> Result<u8> {
     let dirs = dirs(Some(&a.instance), None, Some(&a.conf))?;
     let state = dirs.state();
     let mut out = Report {

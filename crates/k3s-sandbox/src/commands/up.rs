@@ -36,38 +36,38 @@ use preflight::preflight;
 use start::{Started, start};
 
 #[derive(Args, Debug)]
-pub struct UpArgs {
+pub(crate) struct UpArgs {
     #[command(flatten)]
-    pub instance: InstanceOpt,
+    pub(crate) instance: InstanceOpt,
     #[command(flatten)]
-    pub conf: ConfDirOpt,
+    pub(crate) conf: ConfDirOpt,
     #[command(flatten)]
-    pub bin: BinDirOpt,
+    pub(crate) bin: BinDirOpt,
     /// control-plane: API server only, no root needed; agent: also kubelet and containerd
     /// [default: agent when running as root, / is not 9p, and /dev/kmsg, network namespaces and
     /// cgroups are usable; else control-plane]
     #[arg(long, value_enum)]
-    pub profile: Option<Profile>,
+    pub(crate) profile: Option<Profile>,
     /// Seconds to wait for the API server to answer /readyz
     #[arg(long, default_value_t = 180, value_name = "SECS")]
-    pub timeout: u64,
+    pub(crate) timeout: u64,
     /// Install missing plugins from DIR [default: the directory of this executable, if it
     /// holds the plugins]
     #[arg(long, value_name = "DIR")]
-    pub plugins_from: Option<PathBuf>,
+    pub(crate) plugins_from: Option<PathBuf>,
     /// Replace plugin files k3s-sandbox did not install, and allow extra arguments that
     /// replace guarded k3s flags
     #[arg(long)]
-    pub force: bool,
+    pub(crate) force: bool,
     /// Do not run the CNI self-test before starting the agent profile
     #[arg(long)]
-    pub skip_selftest: bool,
+    pub(crate) skip_selftest: bool,
     /// Extra k3s server arguments, after `--`
     #[arg(last = true, value_name = "K3S_ARGS")]
-    pub extra: Vec<String>,
+    pub(crate) extra: Vec<String>,
 }
 
-pub fn run(a: &UpArgs) -> Result<u8> {
+pub(crate) fn run(a: &UpArgs) -> Result<u8> {
     let dirs = dirs(Some(&a.instance), Some(&a.bin), Some(&a.conf))?;
     let state = dirs.state();
     ensure_data_dir(&state.dir)?;

@@ -12,7 +12,7 @@ use crate::host::probe::{self, HostFacts};
 use crate::k3s::flags::{K3sVersion, Profile};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Level {
+pub(crate) enum Level {
     Ok,
     Warn,
     Fail,
@@ -29,11 +29,11 @@ impl Level {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Check {
-    pub level: Level,
-    pub name: String,
-    pub detail: String,
-    pub remedy: Option<String>,
+pub(crate) struct Check {
+    pub(crate) level: Level,
+    pub(crate) name: String,
+    pub(crate) detail: String,
+    pub(crate) remedy: Option<String>,
 }
 
 impl Check {
@@ -76,7 +76,7 @@ fn agent_level(profile: Option<Profile>) -> Level {
 }
 
 /// Checks computed from the host facts alone.
-pub fn host_checks(f: &HostFacts, profile: Option<Profile>) -> Vec<Check> {
+pub(crate) fn host_checks(f: &HostFacts, profile: Option<Profile>) -> Vec<Check> {
     let mut out = Vec::new();
     let al = agent_level(profile);
 
@@ -136,7 +136,7 @@ pub fn host_checks(f: &HostFacts, profile: Option<Profile>) -> Vec<Check> {
 
 /// Port checks. `ours` names the running instance of this data dir, whose
 /// ports are expected to be busy.
-pub fn port_checks(
+pub(crate) fn port_checks(
     results: &[(u16, io::Result<()>)],
     ours: Option<u32>,
     profile: Option<Profile>,
@@ -170,7 +170,7 @@ fn chain_level(profile: Option<Profile>) -> Level {
 
 /// One line per plugin: the required ones plus every type the picked
 /// conflist uses.
-pub fn plugin_checks(bin_dir: &Path, extra_types: &[String], profile: Option<Profile>) -> Vec<Check> {
+pub(crate) fn plugin_checks(bin_dir: &Path, extra_types: &[String], profile: Option<Profile>) -> Vec<Check> {
     let mut names: Vec<String> = plugins::REQUIRED.iter().map(|s| s.to_string()).collect();
     for t in extra_types {
         if !names.contains(t) {
@@ -200,7 +200,7 @@ pub fn plugin_checks(bin_dir: &Path, extra_types: &[String], profile: Option<Pro
 
 /// How to put the plugins back, for the way sandbox-cni was installed here: the .deb (dpkg knows
 /// the package), install.sh (its manifest in the plugin dir), else either.
-pub fn reinstall_remedy(bin_dir: &Path) -> String {
+pub(crate) fn reinstall_remedy(bin_dir: &Path) -> String {
     let up = format!(
         "`k3s-sandbox up --plugins-from DIR --cni-bin-dir {}` installs them from DIR",
         bin_dir.display()
@@ -218,7 +218,7 @@ pub fn reinstall_remedy(bin_dir: &Path) -> String {
 
 /// Conf-dir checks; also returns the plugin types of the file containerd
 /// would pick.
-pub fn conflist_checks(conf_dir: &Path, profile: Option<Profile>) -> (Vec<Check>, Vec<String>) {
+pub(crate) fn conflist_checks(conf_dir: &Path, profile: Option<Profile>) -> (Vec<Check>, Vec<String>) {
     let al = agent_level(profile);
     let files = match cni_runtime::conf::config_files(conf_dir) {
         Ok(f) => f,
@@ -298,7 +298,7 @@ pub fn conflist_checks(conf_dir: &Path, profile: Option<Profile>) -> (Vec<Check>
 
 /// One line per host-local store: a warning with the exact `ipam gc` command when a range set is
 /// nearly full or reservations are held by containers that are not live pod sandboxes.
-pub fn ipam_checks(findings: &[crate::commands::ipam::Finding]) -> Vec<Check> {
+pub(crate) fn ipam_checks(findings: &[crate::commands::ipam::Finding]) -> Vec<Check> {
     findings
         .iter()
         .map(|f| {
@@ -312,7 +312,7 @@ pub fn ipam_checks(findings: &[crate::commands::ipam::Finding]) -> Vec<Check> {
 }
 
 /// The k3s binary check; when k3s is not found, the failure's message is the remedy.
-pub fn k3s_check(found: Result<(std::path::PathBuf, String, Option<K3sVersion>), Failure>) -> Check {
+pub(crate) fn k3s_check(found: Result<(std::path::PathBuf, String, Option<K3sVersion>), Failure>) -> Check {
     match found {
         Ok((path, line, Some(v))) if !v.at_least(1, 25) => Check::bad(
             Level::Warn,
@@ -327,7 +327,7 @@ pub fn k3s_check(found: Result<(std::path::PathBuf, String, Option<K3sVersion>),
 
 /// Whether `dir` is writable, or could be created: tested with a short-lived
 /// file in `dir` or in its nearest existing ancestor (nothing is created).
-pub fn data_dir_check(dir: &Path) -> Check {
+pub(crate) fn data_dir_check(dir: &Path) -> Check {
     let mut probe_dir = dir.to_path_buf();
     while !probe_dir.exists() {
         match probe_dir.parent() {

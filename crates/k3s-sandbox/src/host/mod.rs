@@ -1,7 +1,7 @@
 //! Host checks: what the host offers ([`probe`]), which sandbox it is ([`sandbox`]), the checks of
 //! `doctor` built on both ([`doctor`]) and their `--json` lines ([`report`]).
 
-pub mod doctor;
-pub mod probe;
-pub mod report;
-pub mod sandbox;
+pub(crate) mod doctor;
+pub(crate) mod probe;
+pub(crate) mod report;
+pub(crate) mod sandbox;

@@ -11,19 +11,19 @@ use std::time::Duration;
 
 use crate::paths;
 
-pub const MAGIC_9P: u64 = 0x0102_1997;
-pub const MAGIC_OVERLAY: u64 = 0x794c_7630;
-pub const MAGIC_TMPFS: u64 = 0x0102_1994;
-pub const MAGIC_EXT: u64 = 0xef53;
-pub const MAGIC_XFS: u64 = 0x5846_5342;
-pub const MAGIC_BTRFS: u64 = 0x9123_683e;
-pub const MAGIC_ZFS: u64 = 0x2fc1_2fc1;
-pub const MAGIC_NFS: u64 = 0x6969;
-pub const MAGIC_FUSE: u64 = 0x6573_5546;
-pub const MAGIC_RAMFS: u64 = 0x8584_58f6;
+pub(crate) const MAGIC_9P: u64 = 0x0102_1997;
+pub(crate) const MAGIC_OVERLAY: u64 = 0x794c_7630;
+pub(crate) const MAGIC_TMPFS: u64 = 0x0102_1994;
+pub(crate) const MAGIC_EXT: u64 = 0xef53;
+pub(crate) const MAGIC_XFS: u64 = 0x5846_5342;
+pub(crate) const MAGIC_BTRFS: u64 = 0x9123_683e;
+pub(crate) const MAGIC_ZFS: u64 = 0x2fc1_2fc1;
+pub(crate) const MAGIC_NFS: u64 = 0x6969;
+pub(crate) const MAGIC_FUSE: u64 = 0x6573_5546;
+pub(crate) const MAGIC_RAMFS: u64 = 0x8584_58f6;
 
 /// Human name of a filesystem magic number (from statfs f_type).
-pub fn fs_name(magic: u64) -> String {
+pub(crate) fn fs_name(magic: u64) -> String {
     match magic {
         MAGIC_9P => "9p".into(),
         MAGIC_OVERLAY => "overlay".into(),
@@ -42,11 +42,11 @@ pub fn fs_name(magic: u64) -> String {
 /// Why the type of a filesystem is unknown: statfs(2) failed with this error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("statfs failed: {0}")]
-pub struct StatfsError(pub rustix::io::Errno);
+pub(crate) struct StatfsError(pub(crate) rustix::io::Errno);
 
 /// Why no network namespace could be created (the agent profile needs one per pod).
 #[derive(Debug, thiserror::Error)]
-pub enum NetnsError {
+pub(crate) enum NetnsError {
     #[error("the unshare tool (util-linux) is not on PATH")]
     NoUnshare,
     #[error("cannot run unshare: {0}")]
@@ -61,7 +61,7 @@ pub enum NetnsError {
 
 /// Filesystem type of `path`, or of its nearest existing ancestor when
 /// `path` does not exist yet. Returns the path actually examined.
-pub fn statfs_magic(path: &Path) -> (PathBuf, Result<u64, StatfsError>) {
+pub(crate) fn statfs_magic(path: &Path) -> (PathBuf, Result<u64, StatfsError>) {
     let mut probe = path.to_path_buf();
     while !probe.exists() {
         match probe.parent() {
@@ -76,7 +76,7 @@ pub fn statfs_magic(path: &Path) -> (PathBuf, Result<u64, StatfsError>) {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Cgroups {
+pub(crate) enum Cgroups {
     /// Unified hierarchy with the controllers listed in cgroup.controllers.
     V2 { controllers: Vec<String> },
     /// Legacy hierarchies: the enabled controllers from /proc/cgroups.
@@ -86,7 +86,7 @@ pub enum Cgroups {
 }
 
 impl Cgroups {
-    pub fn has_kubelet_controllers(&self) -> bool {
+    pub(crate) fn has_kubelet_controllers(&self) -> bool {
         let list = match self {
             Cgroups::V2 { controllers } | Cgroups::V1 { controllers } => controllers,
             Cgroups::Missing(_) => return false,
@@ -96,7 +96,7 @@ impl Cgroups {
             .all(|c| list.iter().any(|x| x == c))
     }
 
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self {
             Cgroups::V2 { controllers } => format!("cgroup v2, controllers: {}", join_or_none(controllers)),
             Cgroups::V1 { controllers } => format!("cgroup v1, controllers: {}", join_or_none(controllers)),
@@ -115,22 +115,22 @@ fn join_or_none(list: &[String]) -> String {
 
 /// Everything the profile choice and the doctor need to know about the host.
 #[derive(Debug)]
-pub struct HostFacts {
-    pub is_root: bool,
-    pub root_fs: Result<u64, StatfsError>,
-    pub data_fs_path: PathBuf,
-    pub data_fs: Result<u64, StatfsError>,
+pub(crate) struct HostFacts {
+    pub(crate) is_root: bool,
+    pub(crate) root_fs: Result<u64, StatfsError>,
+    pub(crate) data_fs_path: PathBuf,
+    pub(crate) data_fs: Result<u64, StatfsError>,
     /// Opening /dev/kmsg.
-    pub kmsg: io::Result<()>,
-    pub cgroups: Cgroups,
-    pub netns: Result<(), NetnsError>,
+    pub(crate) kmsg: io::Result<()>,
+    pub(crate) cgroups: Cgroups,
+    pub(crate) netns: Result<(), NetnsError>,
     /// "overlay" is listed in /proc/filesystems.
-    pub overlay_in_kernel: bool,
+    pub(crate) overlay_in_kernel: bool,
 }
 
 impl HostFacts {
     /// Probe the real machine.
-    pub fn probe(data_dir: &Path) -> HostFacts {
+    pub(crate) fn probe(data_dir: &Path) -> HostFacts {
         let is_root = rustix::process::geteuid().is_root();
         let (_, root_fs) = statfs_magic(Path::new("/"));
         let (data_fs_path, data_fs) = statfs_magic(data_dir);
@@ -148,7 +148,7 @@ impl HostFacts {
         }
     }
 
-    pub fn root_is_9p(&self) -> bool {
+    pub(crate) fn root_is_9p(&self) -> bool {
         self.root_fs == Ok(MAGIC_9P)
     }
 
@@ -156,7 +156,7 @@ impl HostFacts {
     /// dir: the kernel must know overlay, and the upper dir must sit on a
     /// filesystem overlay accepts as upper (9p, overlay, NFS, FUSE, ZFS
     /// do not work for k3s's test mount in practice).
-    pub fn overlay_usable(&self) -> bool {
+    pub(crate) fn overlay_usable(&self) -> bool {
         self.overlay_in_kernel
             && matches!(
                 self.data_fs,
@@ -165,7 +165,7 @@ impl HostFacts {
     }
 
     /// Reasons the agent profile cannot work here; empty when it can.
-    pub fn agent_blockers(&self) -> Vec<String> {
+    pub(crate) fn agent_blockers(&self) -> Vec<String> {
         let mut out = Vec::new();
         if !self.is_root {
             out.push("not running as root (k3s's agent needs root)".to_string());
@@ -220,7 +220,7 @@ fn probe_cgroups() -> Cgroups {
 
 /// Enabled controllers from the text of /proc/cgroups
 /// (`#subsys_name hierarchy num_cgroups enabled`).
-pub fn parse_proc_cgroups(text: &str) -> Vec<String> {
+pub(crate) fn parse_proc_cgroups(text: &str) -> Vec<String> {
     text.lines()
         .filter(|l| !l.starts_with('#'))
         .filter_map(|l| {
@@ -259,7 +259,7 @@ fn probe_netns(is_root: bool) -> Result<(), NetnsError> {
 }
 
 /// Whether `port` on 127.0.0.1 can be bound right now.
-pub fn port_free(port: u16) -> io::Result<()> {
+pub(crate) fn port_free(port: u16) -> io::Result<()> {
     TcpListener::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port)).map(drop)
 }
 

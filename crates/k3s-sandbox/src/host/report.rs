@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use crate::host::doctor::{Check, Level};
 
 impl Check {
-    pub fn to_json(&self) -> Value {
+    pub(crate) fn to_json(&self) -> Value {
         let level = match self.level {
             Level::Ok => "ok",
             Level::Warn => "warn",

@@ -21,24 +21,24 @@ use crate::host::probe;
 use crate::paths;
 
 /// `/proc/version` inside gVisor, whatever the host kernel.
-pub const GVISOR_PROC_VERSION: &str = "Linux version 4.4.0 #1 SMP Sun Jan 10 15:06:54 PST 2016";
+pub(crate) const GVISOR_PROC_VERSION: &str = "Linux version 4.4.0 #1 SMP Sun Jan 10 15:06:54 PST 2016";
 /// The first message of gVisor's kernel log.
-pub const GVISOR_DMESG_BANNER: &str = "Starting gVisor...";
+pub(crate) const GVISOR_DMESG_BANNER: &str = "Starting gVisor...";
 
 /// What the probes saw; `None` where a source could not be read.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SandboxFacts {
+pub(crate) struct SandboxFacts {
     /// Text of /proc/version.
-    pub proc_version: Option<String>,
+    pub(crate) proc_version: Option<String>,
     /// The first lines of the kernel log (`dmesg`).
-    pub dmesg_head: Option<String>,
-    pub kmsg_exists: bool,
-    pub boot_id_exists: bool,
+    pub(crate) dmesg_head: Option<String>,
+    pub(crate) kmsg_exists: bool,
+    pub(crate) boot_id_exists: bool,
 }
 
 /// The sandbox doctor recognised.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Sandbox {
+pub(crate) enum Sandbox {
     /// gVisor, with the signatures that gave it away.
     Gvisor { evidence: Vec<&'static str> },
     /// No known sandbox signature.
@@ -51,7 +51,7 @@ const DMESG_LINES: usize = 5;
 impl SandboxFacts {
     /// Probe the running system. `dmesg` may be refused to unprivileged
     /// users (kernel.dmesg_restrict); /proc/version then decides alone.
-    pub fn probe() -> SandboxFacts {
+    pub(crate) fn probe() -> SandboxFacts {
         SandboxFacts {
             proc_version: fs::read_to_string("/proc/version").ok(),
             dmesg_head: read_dmesg_head(),
@@ -60,7 +60,7 @@ impl SandboxFacts {
         }
     }
 
-    pub fn detect(&self) -> Sandbox {
+    pub(crate) fn detect(&self) -> Sandbox {
         let mut evidence = Vec::new();
         let first_message = self
             .dmesg_head
@@ -123,7 +123,7 @@ fn root_kind(root_fs: &Result<u64, probe::StatfsError>) -> String {
 
 /// The sandbox line, and in gVisor the control-plane profile's (the agent's comes from what
 /// [`crate::k3s::gvisor_pods::measure`] measures).
-pub fn checks(facts: &SandboxFacts, root_fs: &Result<u64, probe::StatfsError>) -> Vec<Check> {
+pub(crate) fn checks(facts: &SandboxFacts, root_fs: &Result<u64, probe::StatfsError>) -> Vec<Check> {
     let Sandbox::Gvisor { evidence } = facts.detect() else {
         let kernel = facts
             .proc_version

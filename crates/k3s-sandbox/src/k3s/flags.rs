@@ -6,7 +6,7 @@ use std::path::Path;
 use crate::host::probe::HostFacts;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Profile {
+pub(crate) enum Profile {
     /// API server, controllers and scheduler only (`--disable-agent`): no
     /// kubelet, no containerd, no root needed.
     ControlPlane,
@@ -15,14 +15,14 @@ pub enum Profile {
 }
 
 impl Profile {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Profile::ControlPlane => "control-plane",
             Profile::Agent => "agent",
         }
     }
 
-    pub fn parse(s: &str) -> Option<Profile> {
+    pub(crate) fn parse(s: &str) -> Option<Profile> {
         match s {
             "control-plane" => Some(Profile::ControlPlane),
             "agent" => Some(Profile::Agent),
@@ -39,7 +39,7 @@ impl fmt::Display for Profile {
 
 /// Pick the profile: the requested one, else `agent` when nothing blocks it,
 /// else `control-plane`. The string explains the choice.
-pub fn choose_profile(requested: Option<Profile>, facts: &HostFacts) -> (Profile, String) {
+pub(crate) fn choose_profile(requested: Option<Profile>, facts: &HostFacts) -> (Profile, String) {
     if let Some(p) = requested {
         return (p, format!("profile {p} (requested)"));
     }
@@ -60,15 +60,15 @@ pub fn choose_profile(requested: Option<Profile>, facts: &HostFacts) -> (Profile
 
 /// A k3s version as printed by `k3s --version` (`v1.30.4+k3s1`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct K3sVersion {
-    pub major: u32,
-    pub minor: u32,
-    pub patch: u32,
+pub(crate) struct K3sVersion {
+    pub(crate) major: u32,
+    pub(crate) minor: u32,
+    pub(crate) patch: u32,
 }
 
 impl K3sVersion {
     /// Find the first `vX.Y.Z` token in `k3s --version` output.
-    pub fn parse(text: &str) -> Option<K3sVersion> {
+    pub(crate) fn parse(text: &str) -> Option<K3sVersion> {
         text.split_whitespace().find_map(|tok| {
             let rest = tok.strip_prefix('v')?;
             let core = rest.split(['+', '-']).next()?;
@@ -83,7 +83,7 @@ impl K3sVersion {
         })
     }
 
-    pub fn at_least(self, major: u32, minor: u32) -> bool {
+    pub(crate) fn at_least(self, major: u32, minor: u32) -> bool {
         (self.major, self.minor) >= (major, minor)
     }
 }
@@ -96,30 +96,30 @@ impl fmt::Display for K3sVersion {
 
 /// Inputs of the flag builder.
 #[derive(Debug, Clone)]
-pub struct FlagInput<'a> {
-    pub profile: Profile,
-    pub k3s_data_dir: &'a Path,
-    pub kubeconfig: &'a Path,
-    pub version: Option<K3sVersion>,
-    pub overlay_usable: bool,
-    pub cgroups_usable: bool,
+pub(crate) struct FlagInput<'a> {
+    pub(crate) profile: Profile,
+    pub(crate) k3s_data_dir: &'a Path,
+    pub(crate) kubeconfig: &'a Path,
+    pub(crate) version: Option<K3sVersion>,
+    pub(crate) overlay_usable: bool,
+    pub(crate) cgroups_usable: bool,
     /// Node name to use unless the extra arguments set one.
-    pub default_node_name: &'a str,
+    pub(crate) default_node_name: &'a str,
     /// Arguments given after `--`, appended as they are.
-    pub extra: &'a [String],
+    pub(crate) extra: &'a [String],
     /// Allow extra arguments to replace guarded flags.
-    pub force: bool,
+    pub(crate) force: bool,
 }
 
 /// The argv (without the k3s program itself) and the node name it uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct K3sCommand {
-    pub args: Vec<String>,
-    pub node_name: Option<String>,
+pub(crate) struct K3sCommand {
+    pub(crate) args: Vec<String>,
+    pub(crate) node_name: Option<String>,
 }
 
-pub const CLUSTER_CIDR: &str = "10.42.0.0/16";
-pub const SERVICE_CIDR: &str = "10.43.0.0/16";
+pub(crate) const CLUSTER_CIDR: &str = "10.42.0.0/16";
+pub(crate) const SERVICE_CIDR: &str = "10.43.0.0/16";
 
 /// Flags k3s-sandbox always decides itself: the kubeconfig path and data dir
 /// are how it finds the instance again.
@@ -178,7 +178,7 @@ fn flag(name: &str, value: Option<&str>) -> (String, Option<String>) {
 
 /// An extra k3s argument `up` refuses: `arg` as given, `name` its flag.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ExtraArgError {
+pub(crate) enum ExtraArgError {
     /// A flag that decides where the instance lives.
     #[error(
         "the extra k3s argument `{arg}` is not allowed: k3s-sandbox sets --{name} itself (use \
@@ -196,7 +196,7 @@ pub enum ExtraArgError {
 
 /// Build `server ...` for the profile. Errors name the offending extra flag
 /// and what to do instead.
-pub fn build_k3s_args(input: &FlagInput<'_>) -> Result<K3sCommand, ExtraArgError> {
+pub(crate) fn build_k3s_args(input: &FlagInput<'_>) -> Result<K3sCommand, ExtraArgError> {
     let data_dir = input.k3s_data_dir.to_string_lossy();
     let kubeconfig = input.kubeconfig.to_string_lossy();
     let mut ours: Vec<(String, Option<String>)> = Vec::new();
@@ -277,7 +277,7 @@ pub fn build_k3s_args(input: &FlagInput<'_>) -> Result<K3sCommand, ExtraArgError
 }
 
 /// Kubelet settings for restricted environments (agent profile).
-pub fn kubelet_args(version: Option<K3sVersion>, cgroups_usable: bool) -> Vec<String> {
+pub(crate) fn kubelet_args(version: Option<K3sVersion>, cgroups_usable: bool) -> Vec<String> {
     let mut out = Vec::new();
     // The flag exists since Kubernetes 1.25; older kubelets need the gate.
     // An unknown version is treated as current.
@@ -299,7 +299,7 @@ pub fn kubelet_args(version: Option<K3sVersion>, cgroups_usable: bool) -> Vec<St
 }
 
 /// Node name k3s would use by default: the host name, lower-cased.
-pub fn default_node_name() -> String {
+pub(crate) fn default_node_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .map(|h| h.trim().to_lowercase())

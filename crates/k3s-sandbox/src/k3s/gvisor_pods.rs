@@ -16,30 +16,30 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Failure, Result};
 
-pub mod agent;
-pub mod measure;
-pub mod mount;
+pub(crate) mod agent;
+pub(crate) mod measure;
+pub(crate) mod mount;
 #[cfg(test)]
 mod tests;
-pub mod verdict;
+pub(crate) mod verdict;
 
-pub use mount::{LogMounter, Mounter, SystemMounter};
+pub(crate) use mount::{Mounter, SystemMounter};
 
 /// The cgroup v1 hierarchies crun (and kubelet) need, each mounted at `/sys/fs/cgroup/<name>`.
 pub const CGROUP_V1: [&str; 6] = ["cpu", "cpuacct", "cpuset", "devices", "memory", "pids"];
 /// Hierarchies gVisor does not offer but crun looks at: `crun exec` statfs()s the freezer
 /// hierarchy to see whether the container is paused, and an empty directory satisfies it.
-pub const CGROUP_V1_STUBS: [&str; 1] = ["freezer"];
+pub(crate) const CGROUP_V1_STUBS: [&str; 1] = ["freezer"];
 /// Where cgroup hierarchies are mounted.
-pub const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+pub(crate) const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 /// The OCI runtime that works in gVisor (runc 1.3 refuses gVisor's procfs).
-pub const RUNTIME: &str = "crun";
+pub(crate) const RUNTIME: &str = "crun";
 /// Where k3s looks for crun, in its order (pkg/agent/containerd/runtimes.go).
-pub const CRUN_DIRS: [&str; 4] = ["usr/sbin", "usr/bin", "usr/local/bin", "usr/local/sbin"];
+pub(crate) const CRUN_DIRS: [&str; 4] = ["usr/sbin", "usr/bin", "usr/local/bin", "usr/local/sbin"];
 /// k3s's template for containerd 2.x (config version 3); k3s reads it first.
-pub const TEMPLATE_V3: &str = "config-v3.toml.tmpl";
+pub(crate) const TEMPLATE_V3: &str = "config-v3.toml.tmpl";
 /// k3s's template for containerd 1.7 (config version 2).
-pub const TEMPLATE_V2: &str = "config.toml.tmpl";
+pub(crate) const TEMPLATE_V2: &str = "config.toml.tmpl";
 /// The record of what `up` mounted, in the data dir.
 pub const RECORD_FILE: &str = "gvisor-pods.json";
 
@@ -69,7 +69,7 @@ impl ConfigVersion {
 }
 
 /// crun where k3s looks for it, under `root` (`/` outside tests).
-pub fn find_crun(root: &Path) -> Option<PathBuf> {
+pub(crate) fn find_crun(root: &Path) -> Option<PathBuf> {
     CRUN_DIRS
         .iter()
         .map(|d| root.join(d).join(RUNTIME))
@@ -126,24 +126,20 @@ fn toml_string(s: &str) -> String {
 
 /// What `up` did for pods in gVisor, so `down` undoes exactly that.
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Record {
+pub(crate) struct Record {
     /// Mount points, in the order they were mounted.
     #[serde(default)]
-    pub mounted: Vec<PathBuf>,
+    pub(crate) mounted: Vec<PathBuf>,
     /// Directories created for mount points (outside a tmpfs mounted here).
     #[serde(default)]
-    pub created_dirs: Vec<PathBuf>,
+    pub(crate) created_dirs: Vec<PathBuf>,
     /// Files written (the templates and fragments).
     #[serde(default)]
-    pub written: Vec<PathBuf>,
+    pub(crate) written: Vec<PathBuf>,
 }
 
 impl Record {
-    pub fn is_empty(&self) -> bool {
-        self.mounted.is_empty() && self.created_dirs.is_empty() && self.written.is_empty()
-    }
-
-    pub fn load(path: &Path) -> Result<Option<Record>> {
+    pub(crate) fn load(path: &Path) -> Result<Option<Record>> {
         match fs::read(path) {
             Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
                 Failure::new(format!(
@@ -156,7 +152,7 @@ impl Record {
         }
     }
 
-    pub fn save(&self, path: &Path) -> Result<()> {
+    pub(crate) fn save(&self, path: &Path) -> Result<()> {
         let text = serde_json::to_string_pretty(self).map_err(|e| Failure::new(e.to_string()))?;
         fs::write(path, text + "\n").map_err(|e| Failure::io("write", path, &e))
     }
@@ -164,18 +160,18 @@ impl Record {
 
 /// What has to be mounted, from the mount table.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Plan {
+pub(crate) struct Plan {
     /// A tmpfs at the cgroup root first (nothing is mounted there, and sysfs takes no mkdir).
-    pub tmpfs: bool,
+    pub(crate) tmpfs: bool,
     /// The hierarchies still missing, in [`CGROUP_V1`]'s order.
-    pub controllers: Vec<&'static str>,
+    pub(crate) controllers: Vec<&'static str>,
     /// The directories of [`CGROUP_V1_STUBS`] that are not mounted hierarchies.
-    pub stubs: Vec<&'static str>,
+    pub(crate) stubs: Vec<&'static str>,
 }
 
 /// The plan for `root` given `/proc/self/mountinfo`: `None` when cgroup v2 is mounted at the root
 /// (k3s uses it as it is).
-pub fn plan(root: &Path, mountinfo: &str) -> Option<Plan> {
+pub(crate) fn plan(root: &Path, mountinfo: &str) -> Option<Plan> {
     let mounts = mount::cgroup_mounts(mountinfo);
     if mounts.iter().any(|m| m.point == root && m.fstype == "cgroup2") {
         return None;
@@ -206,7 +202,7 @@ pub fn plan(root: &Path, mountinfo: &str) -> Option<Plan> {
 
 /// Carries out `plan` under `root`, recording every step in `record` as it goes (so a failure
 /// half way leaves a record `revert` can undo).
-pub fn apply(m: &dyn Mounter, root: &Path, plan: &Plan, record: &mut Record) -> Result<()> {
+pub(crate) fn apply(m: &dyn Mounter, root: &Path, plan: &Plan, record: &mut Record) -> Result<()> {
     if plan.tmpfs {
         m.mount_tmpfs(root)
             .map_err(|e| mount_failure("mount a tmpfs on", root, &e))?;
@@ -248,7 +244,7 @@ fn mount_failure(action: &str, path: &Path, e: &io::Error) -> Failure {
 /// Undoes `record`: unmounts its mount points in reverse order (one no longer mounted counts as
 /// undone), removes the directories and files it lists. Returns what is left (a record) and one
 /// sentence per problem; the rest is done anyway.
-pub fn revert(m: &dyn Mounter, record: &Record) -> (Record, Vec<String>) {
+pub(crate) fn revert(m: &dyn Mounter, record: &Record) -> (Record, Vec<String>) {
     let mut left = Record::default();
     let mut problems = Vec::new();
     for point in record.mounted.iter().rev() {

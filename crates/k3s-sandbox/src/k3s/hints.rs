@@ -77,7 +77,7 @@ const HINTS: &[(&str, &str)] = &[
 ];
 
 /// Advice for every known message found in `log`, in table order, each once.
-pub fn match_hints(log: &str) -> Vec<&'static str> {
+pub(crate) fn match_hints(log: &str) -> Vec<&'static str> {
     let lower = log.to_lowercase();
     HINTS
         .iter()
@@ -87,14 +87,14 @@ pub fn match_hints(log: &str) -> Vec<&'static str> {
 }
 
 /// The last `n` lines of `text`.
-pub fn tail_lines(text: &str, n: usize) -> Vec<&str> {
+pub(crate) fn tail_lines(text: &str, n: usize) -> Vec<&str> {
     let lines: Vec<&str> = text.lines().collect();
     let start = lines.len().saturating_sub(n);
     lines[start..].to_vec()
 }
 
 /// Read at most the last `max_bytes` of a file as text (lossy).
-pub fn read_tail(path: &Path, max_bytes: u64) -> std::io::Result<String> {
+pub(crate) fn read_tail(path: &Path, max_bytes: u64) -> std::io::Result<String> {
     use std::io::{Seek, SeekFrom};
     let mut file = fs::File::open(path)?;
     let len = file.metadata()?.len();

@@ -2,11 +2,11 @@
 //! until it is ready ([`ready`]), what its log's failures mean ([`hints`]) and the agent's
 //! pods-in-gVisor profile ([`gvisor_pods`]). This module itself finds and asks the k3s binary.
 
-pub mod flags;
+pub(crate) mod flags;
 pub mod gvisor_pods;
-pub mod hints;
+pub(crate) mod hints;
 pub mod process;
-pub mod ready;
+pub(crate) mod ready;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -16,13 +16,13 @@ use crate::error::{Failure, Result};
 use crate::k3s::flags::K3sVersion;
 use crate::paths;
 
-pub const HOW_TO_GET_K3S: &str = "k3s is a single static binary: download it from \
+pub(crate) const HOW_TO_GET_K3S: &str = "k3s is a single static binary: download it from \
 https://github.com/k3s-io/k3s/releases (asset `k3s` for x86_64, `k3s-arm64` for arm64), then \
 `install -m 0755 k3s /usr/local/bin/k3s`, or point K3S_BIN at it. (The get.k3s.io script also \
 sets up a systemd service, which sandboxes usually lack; k3s-sandbox does not need it.)";
 
 /// `$K3S_BIN` if set, else `k3s` on PATH.
-pub fn locate(k3s_bin: Option<OsString>, path: Option<OsString>) -> Result<PathBuf> {
+pub(crate) fn locate(k3s_bin: Option<OsString>, path: Option<OsString>) -> Result<PathBuf> {
     if let Some(bin) = k3s_bin.filter(|b| !b.is_empty()) {
         let p = PathBuf::from(&bin);
         if paths::is_executable_file(&p) {
@@ -40,12 +40,12 @@ pub fn locate(k3s_bin: Option<OsString>, path: Option<OsString>) -> Result<PathB
     })
 }
 
-pub fn locate_from_env() -> Result<PathBuf> {
+pub(crate) fn locate_from_env() -> Result<PathBuf> {
     locate(std::env::var_os("K3S_BIN"), std::env::var_os("PATH"))
 }
 
 /// First line of `k3s --version` and the parsed version.
-pub fn version(k3s: &Path) -> Result<(String, Option<K3sVersion>)> {
+pub(crate) fn version(k3s: &Path) -> Result<(String, Option<K3sVersion>)> {
     let out = cni_runtime::runner::run(
         std::process::Command::new(k3s).arg("--version"),
         b"",
@@ -67,7 +67,7 @@ pub fn version(k3s: &Path) -> Result<(String, Option<K3sVersion>)> {
 
 /// Why a question to k3s's kubectl got no usable answer.
 #[derive(Debug, thiserror::Error)]
-pub enum KubectlError {
+pub(crate) enum KubectlError {
     #[error("cannot run {} kubectl: {source}", k3s.display())]
     Run { k3s: PathBuf, source: std::io::Error },
     /// kubectl failed: the last line of its stderr, else how it ended.
@@ -108,7 +108,7 @@ fn kubectl(k3s: &Path, kubeconfig: &Path, args: &[&str]) -> std::result::Result<
 }
 
 /// `k3s kubectl get --raw=/readyz` answered `ok`.
-pub fn readyz(k3s: &Path, kubeconfig: &Path) -> std::result::Result<(), KubectlError> {
+pub(crate) fn readyz(k3s: &Path, kubeconfig: &Path) -> std::result::Result<(), KubectlError> {
     let body = kubectl(k3s, kubeconfig, &["get", "--raw=/readyz"])?;
     if body.trim() == "ok" {
         Ok(())
@@ -118,7 +118,7 @@ pub fn readyz(k3s: &Path, kubeconfig: &Path) -> std::result::Result<(), KubectlE
 }
 
 /// `spec.podCIDR` of node `name`; `Ok(None)` while unset.
-pub fn node_pod_cidr(
+pub(crate) fn node_pod_cidr(
     k3s: &Path,
     kubeconfig: &Path,
     name: &str,

@@ -22,15 +22,15 @@ pub struct Instance {
     pub argv: Vec<String>,
     /// Process start time (clock ticks since boot, /proc/PID/stat field 22)
     /// recorded at start; detects a recycled pid.
-    pub start_time: Option<u64>,
-    pub profile: Option<RecordedProfile>,
-    pub version: Option<String>,
-    pub node_name: Option<String>,
+    pub(crate) start_time: Option<u64>,
+    pub(crate) profile: Option<RecordedProfile>,
+    pub(crate) version: Option<String>,
+    pub(crate) node_name: Option<String>,
 }
 
 impl Instance {
     /// The recorded profile when it is one this k3s-sandbox knows.
-    pub fn known_profile(&self) -> Option<Profile> {
+    pub(crate) fn known_profile(&self) -> Option<Profile> {
         self.profile.as_ref().and_then(RecordedProfile::known)
     }
 }
@@ -39,27 +39,27 @@ impl Instance {
 /// know (written by another version, or by hand), kept as written so that `status` shows it and
 /// nothing takes it for a known profile. Stored as the bare name, e.g. `"agent"`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RecordedProfile {
+pub(crate) enum RecordedProfile {
     Known(Profile),
     Other(String),
 }
 
 impl RecordedProfile {
-    pub fn from_name(name: &str) -> RecordedProfile {
+    pub(crate) fn from_name(name: &str) -> RecordedProfile {
         match Profile::parse(name) {
             Some(p) => RecordedProfile::Known(p),
             None => RecordedProfile::Other(name.to_string()),
         }
     }
 
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         match self {
             RecordedProfile::Known(p) => p.as_str(),
             RecordedProfile::Other(name) => name,
         }
     }
 
-    pub fn known(&self) -> Option<Profile> {
+    pub(crate) fn known(&self) -> Option<Profile> {
         match self {
             RecordedProfile::Known(p) => Some(*p),
             RecordedProfile::Other(_) => None,
@@ -90,28 +90,28 @@ impl<'de> Deserialize<'de> for RecordedProfile {
 /// fields are in name order, the order the file has always had.
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
-pub struct InstanceRecord {
+pub(crate) struct InstanceRecord {
     /// Written for people and scripts that read the record; k3s-sandbox itself uses the paths of
     /// the data dir.
-    pub kubeconfig: Option<PathBuf>,
-    pub log: Option<PathBuf>,
-    pub node_name: Option<String>,
-    pub profile: Option<RecordedProfile>,
-    pub start_time: Option<u64>,
-    pub version: Option<String>,
+    pub(crate) kubeconfig: Option<PathBuf>,
+    pub(crate) log: Option<PathBuf>,
+    pub(crate) node_name: Option<String>,
+    pub(crate) profile: Option<RecordedProfile>,
+    pub(crate) start_time: Option<u64>,
+    pub(crate) version: Option<String>,
 }
 
 /// Fields of /proc/PID/stat that matter here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProcStat {
-    pub state: char,
-    pub pgrp: u32,
-    pub start_time: u64,
+    pub(crate) state: char,
+    pub(crate) pgrp: u32,
+    pub(crate) start_time: u64,
 }
 
 /// Parse the text of /proc/PID/stat. The command name may contain spaces
 /// and parentheses, so fields are counted after the last ')'.
-pub fn parse_stat(text: &str) -> Option<ProcStat> {
+pub(crate) fn parse_stat(text: &str) -> Option<ProcStat> {
     let rest = &text[text.rfind(')')? + 1..];
     let f: Vec<&str> = rest.split_whitespace().collect();
     Some(ProcStat {
@@ -121,7 +121,7 @@ pub fn parse_stat(text: &str) -> Option<ProcStat> {
     })
 }
 
-pub fn proc_stat(pid: u32) -> Option<ProcStat> {
+pub(crate) fn proc_stat(pid: u32) -> Option<ProcStat> {
     parse_stat(&fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
 }
 
@@ -198,7 +198,7 @@ pub fn read_instance(state: &StateFiles) -> Result<Option<Instance>> {
 }
 
 /// Record a freshly started instance.
-pub fn write_instance(state: &StateFiles, inst: &Instance) -> Result<()> {
+pub(crate) fn write_instance(state: &StateFiles, inst: &Instance) -> Result<()> {
     let w = |path: &PathBuf, text: String| {
         paths::atomic_write(path, text.as_bytes(), 0o600).map_err(|e| Failure::io("write", path, &e))
     };
@@ -224,7 +224,7 @@ pub fn write_instance(state: &StateFiles, inst: &Instance) -> Result<()> {
     )
 }
 
-pub fn remove_process_files(state: &StateFiles) -> Result<()> {
+pub(crate) fn remove_process_files(state: &StateFiles) -> Result<()> {
     for f in state.process_files() {
         match fs::remove_file(f) {
             Ok(()) => {}
@@ -237,7 +237,7 @@ pub fn remove_process_files(state: &StateFiles) -> Result<()> {
 
 /// State of an instance as `status` reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Liveness {
+pub(crate) enum Liveness {
     /// No pid file.
     Stopped,
     /// A pid file whose process is gone (or is another process now).
@@ -247,7 +247,7 @@ pub enum Liveness {
     Corrupt(String),
 }
 
-pub fn liveness(state: &StateFiles, table: &dyn ProcessTable) -> Liveness {
+pub(crate) fn liveness(state: &StateFiles, table: &dyn ProcessTable) -> Liveness {
     match read_instance(state) {
         Ok(None) => Liveness::Stopped,
         Ok(Some(inst)) if is_alive(table, inst.pid, inst.start_time) => Liveness::Running(inst),
@@ -259,7 +259,7 @@ pub fn liveness(state: &StateFiles, table: &dyn ProcessTable) -> Liveness {
 /// Stop what is left in the process group of a k3s whose main process is
 /// gone (the kernel does not reuse a pid as a group id while the group has
 /// members, so they belong to that k3s). Returns how many were found.
-pub fn stop_leftovers(inst: &Instance, timeout: Duration) -> usize {
+pub(crate) fn stop_leftovers(inst: &Instance, timeout: Duration) -> usize {
     let left = group_members(inst.pgid);
     if !left.is_empty() {
         cni_runtime::runner::kill_group(inst.pgid, rustix::process::Signal::TERM);
@@ -272,12 +272,12 @@ pub fn stop_leftovers(inst: &Instance, timeout: Duration) -> usize {
 }
 
 /// An exclusive flock on `<data-dir>/lock`, released on drop.
-pub struct DirLock {
+pub(crate) struct DirLock {
     _file: fs::File,
 }
 
 /// Take the lock, waiting up to `timeout` for another k3s-sandbox command.
-pub fn lock(path: &Path, timeout: Duration) -> Result<DirLock> {
+pub(crate) fn lock(path: &Path, timeout: Duration) -> Result<DirLock> {
     let file = fs::OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -305,7 +305,7 @@ pub fn lock(path: &Path, timeout: Duration) -> Result<DirLock> {
 
 /// How stopping went.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StopOutcome {
+pub(crate) enum StopOutcome {
     /// Exited after SIGTERM.
     Terminated,
     /// Needed SIGKILL after the timeout.
@@ -314,7 +314,7 @@ pub enum StopOutcome {
 
 /// SIGTERM the process group, wait up to `timeout` for the main process to
 /// go, then SIGKILL the group. Stragglers left in the group get SIGKILL too.
-pub fn stop(inst: &Instance, timeout: Duration) -> Result<StopOutcome> {
+pub(crate) fn stop(inst: &Instance, timeout: Duration) -> Result<StopOutcome> {
     let table = LiveProcesses;
     let alive = || is_alive(&table, inst.pid, inst.start_time);
     cni_runtime::runner::kill_group(inst.pgid, rustix::process::Signal::TERM);

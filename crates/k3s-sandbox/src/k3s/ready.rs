@@ -11,23 +11,23 @@ use crate::k3s::process::{self, Instance, LiveProcesses};
 use crate::k3s::{self, KubectlError};
 
 /// How often k3s is asked.
-pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
+pub(crate) const POLL_INTERVAL: Duration = Duration::from_secs(1);
 /// Progress while waiting for the API server is reported at most this often.
 const REPORT_EVERY: Duration = Duration::from_secs(10);
 
-pub trait Clock {
+pub(crate) trait Clock {
     /// Time elapsed since some fixed point.
     fn now(&self) -> Duration;
     fn sleep(&self, d: Duration);
 }
 
 /// The real clock.
-pub struct SystemClock {
+pub(crate) struct SystemClock {
     start: Instant,
 }
 
 impl SystemClock {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         SystemClock {
             start: Instant::now(),
         }
@@ -51,7 +51,7 @@ impl Clock for SystemClock {
 
 /// One look at the process being waited for.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Probe {
+pub(crate) enum Probe {
     Ready,
     /// Not ready yet; the text says what is still missing.
     NotYet(String),
@@ -60,7 +60,7 @@ pub enum Probe {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     Ready {
         after: Duration,
     },
@@ -75,7 +75,7 @@ pub enum Outcome {
 /// `timeout` has passed (the probe always runs at least once, and once more
 /// at the deadline). `on_wait` gets the elapsed time and the reason after
 /// each unsuccessful probe, for progress output.
-pub fn wait_until_ready(
+pub(crate) fn wait_until_ready(
     clock: &dyn Clock,
     timeout: Duration,
     interval: Duration,
@@ -106,7 +106,7 @@ pub fn wait_until_ready(
 }
 
 /// What tells the waiter that k3s is gone, so that waiting further is pointless.
-pub enum Watched<'a> {
+pub(crate) enum Watched<'a> {
     /// The k3s this command started.
     Child(&'a mut Child),
     /// A k3s started earlier, as the data dir records it.
@@ -133,7 +133,7 @@ impl Watched<'_> {
 
 /// Why k3s is not ready: the first readiness check that fails.
 #[derive(Debug, thiserror::Error)]
-pub enum NotReady {
+pub(crate) enum NotReady {
     #[error("k3s has not written {} yet", .0.display())]
     NoKubeconfig(PathBuf),
     #[error("API server not ready: {0}")]
@@ -142,7 +142,7 @@ pub enum NotReady {
 
 /// The readiness checks, in order: k3s has written the kubeconfig, and the API server answers
 /// /readyz with `ok`.
-pub fn check(k3s: &Path, kubeconfig: &Path) -> Result<(), NotReady> {
+pub(crate) fn check(k3s: &Path, kubeconfig: &Path) -> Result<(), NotReady> {
     if !kubeconfig.exists() {
         return Err(NotReady::NoKubeconfig(kubeconfig.to_path_buf()));
     }
@@ -152,7 +152,7 @@ pub fn check(k3s: &Path, kubeconfig: &Path) -> Result<(), NotReady> {
 /// Wait until k3s (the program `k3s`, with its kubeconfig at `kubeconfig`) passes [`check`], the
 /// watched k3s exits, or `timeout` (from now) has passed, asking every [`POLL_INTERVAL`]. While
 /// waiting, `report` gets a line of progress at most every ten seconds.
-pub fn wait_for_k3s(
+pub(crate) fn wait_for_k3s(
     k3s: &Path,
     kubeconfig: &Path,
     mut watched: Watched<'_>,
@@ -188,7 +188,7 @@ pub fn wait_for_k3s(
 
 /// Why node has no podCIDR to use (the last answer when the wait ended).
 #[derive(Debug, thiserror::Error)]
-pub enum NoPodCidr {
+pub(crate) enum NoPodCidr {
     #[error("the node has no podCIDR yet")]
     Unset,
     #[error(transparent)]
@@ -197,7 +197,7 @@ pub enum NoPodCidr {
 
 /// Wait until k3s has given node `node` a podCIDR (its `spec.podCIDR`), or `timeout` (from now)
 /// has passed, asking every [`POLL_INTERVAL`]; the podCIDR, or why there is none.
-pub fn wait_for_pod_cidr(
+pub(crate) fn wait_for_pod_cidr(
     k3s: &Path,
     kubeconfig: &Path,
     node: &str,
@@ -235,13 +235,13 @@ pub(crate) mod fake {
 
     /// A clock that only moves when something sleeps (or a probe advances it).
     #[derive(Default)]
-    pub struct FakeClock {
-        pub t: Cell<Duration>,
-        pub sleeps: Cell<u32>,
+    pub(crate) struct FakeClock {
+        pub(crate) t: Cell<Duration>,
+        pub(crate) sleeps: Cell<u32>,
     }
 
     impl FakeClock {
-        pub fn advance(&self, d: Duration) {
+        pub(crate) fn advance(&self, d: Duration) {
             self.t.set(self.t.get() + d);
         }
     }

@@ -16,7 +16,7 @@ fn interface_index(result: &Value, name: &str) -> Option<usize> {
 
 /// Apply go-cni's rules to the loopback result: an address without an
 /// interface index is attributed to eth0 and would become the pod IP.
-pub fn validate_loopback(result: &Value) -> Result<()> {
+pub(crate) fn validate_loopback(result: &Value) -> Result<()> {
     let ifaces = result
         .get("interfaces")
         .and_then(Value::as_array)
@@ -44,7 +44,7 @@ pub fn validate_loopback(result: &Value) -> Result<()> {
 
 /// The eth0 addresses of the final result, checked the way go-cni and
 /// containerd use them.
-pub fn pod_addresses(result: &Value, ifname: &str) -> Result<Vec<String>> {
+pub(crate) fn pod_addresses(result: &Value, ifname: &str) -> Result<Vec<String>> {
     let ifaces = result
         .get("interfaces")
         .and_then(Value::as_array)

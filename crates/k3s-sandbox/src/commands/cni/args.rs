@@ -22,13 +22,13 @@ and the other way round.";
 
 #[derive(Args, Debug)]
 #[command(after_help = AFTER_HELP)]
-pub struct CniArgs {
+pub(crate) struct CniArgs {
     #[command(subcommand)]
-    pub command: CniCommand,
+    pub(crate) command: CniCommand,
 }
 
 #[derive(Subcommand, Debug)]
-pub enum CniCommand {
+pub(crate) enum CniCommand {
     /// Add the container NETNS to NETWORK and print the result (as cnitool does)
     Add(Attach),
     /// Check the attachment of NETNS to NETWORK against the cached result
@@ -48,105 +48,105 @@ pub enum CniCommand {
 
 /// A plugin's time limit, for the commands that run plugins.
 #[derive(Args, Debug, Clone)]
-pub struct TimeoutOpt {
+pub(crate) struct TimeoutOpt {
     /// Seconds a plugin may run before it is killed with its process group (1 or more)
     #[arg(long, default_value_t = 60, value_name = "SECS",
           value_parser = clap::value_parser!(u64).range(1..))]
-    pub timeout: u64,
+    pub(crate) timeout: u64,
 }
 
 /// libcni's result cache, for the commands that read or write it.
 #[derive(Args, Debug, Clone, Default)]
-pub struct CacheOpt {
+pub(crate) struct CacheOpt {
     /// libcni's result cache directory [env: CNI_CACHE_DIR] [default: /var/lib/cni]
     #[arg(long, value_name = "DIR")]
-    pub cache_dir: Option<PathBuf>,
+    pub(crate) cache_dir: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
-pub struct Attach {
+pub(crate) struct Attach {
     /// Network name (or a path to a config file)
-    pub network: String,
+    pub(crate) network: String,
     /// Network namespace path (any path works with plugins that do not enter it)
-    pub netns: PathBuf,
+    pub(crate) netns: PathBuf,
     #[command(flatten)]
-    pub conf: ConfDirOpt,
+    pub(crate) conf: ConfDirOpt,
     #[command(flatten)]
-    pub bin: BinDirOpt,
+    pub(crate) bin: BinDirOpt,
     #[command(flatten)]
-    pub cache: CacheOpt,
+    pub(crate) cache: CacheOpt,
     #[command(flatten)]
-    pub timeout: TimeoutOpt,
+    pub(crate) timeout: TimeoutOpt,
 }
 
 #[derive(Args, Debug)]
-pub struct GcArgs {
+pub(crate) struct GcArgs {
     /// Network name (or a path to a config file)
-    pub network: String,
+    pub(crate) network: String,
     /// A live attachment to keep: a container ID (every interface of it) or ID/IFNAME; repeat
     /// the option for more
     #[arg(long, value_name = "ID[/IFNAME]", value_parser = valid::parse)]
-    pub valid: Vec<valid::Attachment>,
+    pub(crate) valid: Vec<valid::Attachment>,
     /// Release them (without it, only show what would be released)
     #[arg(long)]
-    pub apply: bool,
+    pub(crate) apply: bool,
     /// Print the outcome as JSON on stdout
     #[arg(long)]
-    pub json: bool,
+    pub(crate) json: bool,
     #[command(flatten)]
-    pub conf: ConfDirOpt,
+    pub(crate) conf: ConfDirOpt,
     #[command(flatten)]
-    pub bin: BinDirOpt,
+    pub(crate) bin: BinDirOpt,
     #[command(flatten)]
-    pub cache: CacheOpt,
+    pub(crate) cache: CacheOpt,
     #[command(flatten)]
-    pub timeout: TimeoutOpt,
+    pub(crate) timeout: TimeoutOpt,
 }
 
 #[derive(Args, Debug)]
-pub struct StatusArgs {
+pub(crate) struct StatusArgs {
     /// Network name (or a path to a config file)
-    pub network: String,
+    pub(crate) network: String,
     /// Print the outcome as JSON on stdout
     #[arg(long)]
-    pub json: bool,
+    pub(crate) json: bool,
     #[command(flatten)]
-    pub conf: ConfDirOpt,
+    pub(crate) conf: ConfDirOpt,
     #[command(flatten)]
-    pub bin: BinDirOpt,
+    pub(crate) bin: BinDirOpt,
     #[command(flatten)]
-    pub timeout: TimeoutOpt,
+    pub(crate) timeout: TimeoutOpt,
 }
 
 #[derive(Args, Debug)]
-pub struct VersionArgs {
+pub(crate) struct VersionArgs {
     /// Plugin type to ask
-    pub plugin: Option<String>,
+    pub(crate) plugin: Option<String>,
     /// Print the versions as JSON on stdout
     #[arg(long)]
-    pub json: bool,
+    pub(crate) json: bool,
     #[command(flatten)]
-    pub bin: BinDirOpt,
+    pub(crate) bin: BinDirOpt,
     #[command(flatten)]
-    pub timeout: TimeoutOpt,
+    pub(crate) timeout: TimeoutOpt,
 }
 
 #[derive(Args, Debug)]
-pub struct LsArgs {
+pub(crate) struct LsArgs {
     /// Print the networks as JSON on stdout
     #[arg(long)]
-    pub json: bool,
+    pub(crate) json: bool,
     #[command(flatten)]
-    pub conf: ConfDirOpt,
+    pub(crate) conf: ConfDirOpt,
     /// Directory with the CNI plugin executables, to flag missing ones [env: CNI_PATH, else
     /// CNI_BIN_DIR] [default: /opt/cni/bin]
     #[command(flatten)]
-    pub bin: BinDirOpt,
+    pub(crate) bin: BinDirOpt,
 }
 
 impl CniArgs {
     /// Whether the command was asked for JSON (its errors then come as JSON too).
-    pub fn json(&self) -> bool {
+    pub(crate) fn json(&self) -> bool {
         match &self.command {
             CniCommand::Gc(g) => g.json,
             CniCommand::Status(s) => s.json,

@@ -15,7 +15,7 @@ pub(super) fn ifname() -> String {
 }
 
 /// CNI_ARGS as cnitool reads it: `K=V` pairs separated by `;`, each with a non-empty key and value.
-pub fn parse_cni_args(raw: &str) -> Result<Vec<(String, String)>> {
+pub(crate) fn parse_cni_args(raw: &str) -> Result<Vec<(String, String)>> {
     if raw.is_empty() {
         return Ok(Vec::new());
     }
@@ -33,7 +33,7 @@ pub fn parse_cni_args(raw: &str) -> Result<Vec<(String, String)>> {
 }
 
 /// CAP_ARGS: a JSON object of capability arguments.
-pub fn parse_cap_args(raw: &str) -> Result<Map<String, Value>> {
+pub(crate) fn parse_cap_args(raw: &str) -> Result<Map<String, Value>> {
     if raw.is_empty() {
         return Ok(Map::new());
     }
@@ -47,7 +47,7 @@ pub fn parse_cap_args(raw: &str) -> Result<Map<String, Value>> {
 }
 
 /// `path` made absolute and cleaned lexically, as Go's filepath.Abs does (no symlinks resolved).
-pub fn absolute(path: &Path) -> Result<PathBuf> {
+pub(crate) fn absolute(path: &Path) -> Result<PathBuf> {
     let joined = if path.is_absolute() {
         path.to_path_buf()
     } else {

@@ -28,7 +28,7 @@ use crate::{paths, suggest};
 
 use crate::error::{Failure, Result};
 use crate::output::{errln, say};
-pub use args::{Attach, CacheOpt, CniArgs, CniCommand, GcArgs, LsArgs, StatusArgs, TimeoutOpt, VersionArgs};
+pub(crate) use args::{Attach, CacheOpt, CniArgs, CniCommand, GcArgs};
 pub use env::container_id;
 use env::{absolute, ifname, parse_cap_args, parse_cni_args};
 
@@ -39,14 +39,14 @@ use env::{absolute, ifname, parse_cap_args, parse_cni_args};
     version,
     about = "Run CNI plugins by hand (k3s-sandbox cni)"
 )]
-pub struct CnitoolCli {
+pub(crate) struct CnitoolCli {
     #[command(flatten)]
-    pub args: CniArgs,
+    pub(crate) args: CniArgs,
 }
 
 /// cnitool's command line: `k3s-sandbox cni`'s, less `gc --apply`, since cnitool's gc always
 /// applies (as upstream's does): its help lists only what does something there.
-pub fn cnitool_command() -> clap::Command {
+pub(crate) fn cnitool_command() -> clap::Command {
     CnitoolCli::command().mut_subcommand("gc", |gc| {
         gc.about("DEL the cached attachments of NETWORK that --valid does not keep, then send GC (1.1.0)")
             .mut_arg("apply", |a| a.hide(true))
@@ -204,7 +204,7 @@ fn outcome(errors: Vec<cni_runtime::Error>, json: bool) -> Result<u8> {
 }
 
 /// Runs `k3s-sandbox cni ...`.
-pub fn run(a: &CniArgs) -> Result<u8> {
+pub(crate) fn run(a: &CniArgs) -> Result<u8> {
     run_with(a, false)
 }
 

@@ -21,17 +21,17 @@ use crate::paths::Dirs;
 
 /// A problem found in a store by [`detect`], with the command that fixes it.
 #[derive(Debug, Clone)]
-pub struct Finding {
-    pub network: String,
+pub(crate) struct Finding {
+    pub(crate) network: String,
     /// What is wrong, and what fixes it.
-    pub problem: Option<(String, Fix)>,
+    pub(crate) problem: Option<(String, Fix)>,
     /// One line on the store when there is no problem.
-    pub summary: String,
+    pub(crate) summary: String,
 }
 
 /// What fixes a finding.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Fix {
+pub(crate) enum Fix {
     /// This `ipam gc` command line.
     Run(String),
     /// Nothing to free (every holder is a live pod sandbox): the range itself is too small.
@@ -43,7 +43,7 @@ pub enum Fix {
 
 impl Fix {
     /// The remedy as doctor words it.
-    pub fn remedy(&self) -> String {
+    pub(crate) fn remedy(&self) -> String {
         match self {
             Fix::Run(cmd) => format!("run `{cmd}`"),
             Fix::Widen(advice) => advice.clone(),
@@ -66,7 +66,7 @@ impl std::fmt::Display for Fix {
 
 /// Checks every host-local store of the conf dir: a range set nearly full, or reservations held by
 /// containers that are not live pod sandboxes (when `live` is known).
-pub fn detect(dirs: &Dirs, live: Option<&BTreeSet<String>>) -> Vec<Finding> {
+pub(crate) fn detect(dirs: &Dirs, live: Option<&BTreeSet<String>>) -> Vec<Finding> {
     let (nets, _) = networks_in(&dirs.cni_conf_dir);
     let grace = parse_duration(DEFAULT_MIN_AGE).unwrap_or_default();
     let mut out = Vec::new();
@@ -236,14 +236,14 @@ fn leaked(found: &Inspection, plan: &Plan, live: usize) -> String {
 }
 
 /// The live sandbox IDs, when this data dir's k3s agent is running and its runtime answers.
-pub fn live_ids(dirs: &Dirs) -> Option<BTreeSet<String>> {
+pub(crate) fn live_ids(dirs: &Dirs) -> Option<BTreeSet<String>> {
     cri::live_sandboxes(dirs, None)
         .ok()
         .map(|a| a.sandboxes.into_iter().map(|s| s.id).collect())
 }
 
 /// `status` lines: one per store, and a warning with the fixing command for each problem.
-pub fn print_status(dirs: &Dirs) {
+pub(crate) fn print_status(dirs: &Dirs) {
     let live = live_ids(dirs);
     if live.is_none() {
         say("the container runtime did not answer `crictl pods`: leaked reservations cannot be counted");

@@ -22,27 +22,27 @@ use serde_json::{Value, json};
 
 /// One reservation gc would free, and why.
 #[derive(Debug, Clone)]
-pub struct Doomed {
-    pub ip: IpAddr,
-    pub owner: Option<Owner>,
-    pub age: Option<Duration>,
+pub(crate) struct Doomed {
+    pub(crate) ip: IpAddr,
+    pub(crate) owner: Option<Owner>,
+    pub(crate) age: Option<Duration>,
 }
 
 /// What gc decides for a store: the reservations to free, and how many are kept.
 #[derive(Debug, Clone, Default)]
-pub struct Plan {
-    pub free: Vec<Doomed>,
-    pub live: usize,
+pub(crate) struct Plan {
+    pub(crate) free: Vec<Doomed>,
+    pub(crate) live: usize,
     /// Not live, but younger than --min-age.
-    pub young: usize,
+    pub(crate) young: usize,
     /// Not regular files: never removed by gc.
-    pub blocked: Vec<IpAddr>,
+    pub(crate) blocked: Vec<IpAddr>,
 }
 
 /// Decides, from the reservations and their ages, what to free: each reservation's fate is
 /// ipam-store's one liveness rule ([`ipam_store::live`]), the same the plugin's GC and the leak
 /// counts of `doctor` and `status` use; dead ones younger than `min_age` are kept.
-pub fn plan(found: &Inspection, live: &Live, min_age: Duration) -> Plan {
+pub(crate) fn plan(found: &Inspection, live: &Live, min_age: Duration) -> Plan {
     let mut p = Plan::default();
     for r in &found.reservations {
         match live.fate(r.entry()) {
@@ -92,7 +92,7 @@ fn from_cri_flags(dirs: &Dirs) -> String {
 }
 
 /// The exact gc command for a network, with the runtime's pods as the live ones.
-pub fn gc_command(dirs: &Dirs, net: &Network, apply: bool, allow_empty: bool) -> String {
+pub(crate) fn gc_command(dirs: &Dirs, net: &Network, apply: bool, allow_empty: bool) -> String {
     let mut s = gc_start(dirs, net);
     s.push_str(&from_cri_flags(dirs));
     if apply {
@@ -105,12 +105,12 @@ pub fn gc_command(dirs: &Dirs, net: &Network, apply: bool, allow_empty: bool) ->
 }
 
 /// The gc command for a network when the runtime cannot be asked: the live IDs by hand.
-pub fn gc_valid_command(dirs: &Dirs, net: &Network) -> String {
+pub(crate) fn gc_valid_command(dirs: &Dirs, net: &Network) -> String {
     format!("{} --valid LIVE-ID", gc_start(dirs, net))
 }
 
 /// The `ipam ls` command for a network.
-pub fn ls_command(dirs: &Dirs, net: &Network) -> String {
+pub(crate) fn ls_command(dirs: &Dirs, net: &Network) -> String {
     let mut s = format!("k3s-sandbox ipam ls {}", shell_quote(&net.name));
     if dirs.cni_conf_dir != Path::new(crate::paths::DEFAULT_CNI_CONF_DIR) {
         s.push_str(&path_flag("--cni-conf-dir", &dirs.cni_conf_dir));

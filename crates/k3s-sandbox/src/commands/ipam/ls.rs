@@ -16,20 +16,20 @@ use crate::paths::Dirs;
 
 /// Used and free addresses of one range.
 #[derive(Debug, Clone)]
-pub struct RangeUse {
-    pub set: usize,
-    pub range: Range,
-    pub capacity: u128,
-    pub used: u128,
+pub(crate) struct RangeUse {
+    pub(crate) set: usize,
+    pub(crate) range: Range,
+    pub(crate) capacity: u128,
+    pub(crate) used: u128,
 }
 
 impl RangeUse {
-    pub fn free(&self) -> u128 {
+    pub(crate) fn free(&self) -> u128 {
         self.capacity.saturating_sub(self.used)
     }
 }
 
-pub fn range_use(net: &Network, found: &Inspection) -> Vec<RangeUse> {
+pub(crate) fn range_use(net: &Network, found: &Inspection) -> Vec<RangeUse> {
     let mut out = Vec::new();
     for (set, ranges) in net.sets.iter().enumerate() {
         for r in &ranges.ranges {

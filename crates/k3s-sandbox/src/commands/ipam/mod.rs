@@ -27,7 +27,7 @@ use crate::duration::parse_duration;
 use crate::error::{Failure, Result};
 use crate::output::say;
 
-pub use detect::{Finding, detect, live_ids, print_status};
+pub(crate) use detect::{Finding, detect, live_ids, print_status};
 
 /// How long `ls` waits for a plugin to release the store's lock before reading without it.
 const LS_LOCK_WAIT: Duration = Duration::from_secs(5);
@@ -37,13 +37,13 @@ const DEFAULT_MIN_AGE: &str = "5m";
 const NEARLY_FULL_PERCENT: u128 = 90;
 
 #[derive(Args, Debug)]
-pub struct IpamArgs {
+pub(crate) struct IpamArgs {
     #[command(subcommand)]
-    pub command: IpamCommand,
+    pub(crate) command: IpamCommand,
 }
 
 #[derive(Subcommand, Debug)]
-pub enum IpamCommand {
+pub(crate) enum IpamCommand {
     /// Show each host-local network's ranges, used and free addresses, reservations and damage
     Ls(LsArgs),
     /// Free one address, or every address of a container, under the store's lock
@@ -53,98 +53,98 @@ pub enum IpamCommand {
 }
 
 #[derive(Args, Debug)]
-pub struct StoreArgs {
+pub(crate) struct StoreArgs {
     /// host-local's dataDir (the directory holding one directory per network) [default: each
     /// network's `ipam.dataDir` from the configs in the CNI conf dir, else /var/lib/cni/networks]
     #[arg(long, value_name = "DIR")]
-    pub ipam_dir: Option<PathBuf>,
+    pub(crate) ipam_dir: Option<PathBuf>,
     #[command(flatten)]
-    pub conf: ConfDirOpt,
+    pub(crate) conf: ConfDirOpt,
 }
 
 #[derive(Args, Debug)]
-pub struct LsArgs {
+pub(crate) struct LsArgs {
     /// Only this network (the config's `name`)
-    pub network: Option<String>,
+    pub(crate) network: Option<String>,
     #[command(flatten)]
-    pub store: StoreArgs,
+    pub(crate) store: StoreArgs,
     /// Print JSON instead of tables
     #[arg(long)]
-    pub json: bool,
+    pub(crate) json: bool,
     /// Show whole container IDs (tables show their first 13 characters, as crictl does)
     #[arg(long, visible_alias = "wide")]
-    pub no_trunc: bool,
+    pub(crate) no_trunc: bool,
 }
 
 #[derive(Args, Debug)]
 #[command(group(clap::ArgGroup::new("what").required(true).args(["ip", "container"])))]
-pub struct ReleaseArgs {
+pub(crate) struct ReleaseArgs {
     /// The network (the config's `name`)
-    pub network: String,
+    pub(crate) network: String,
     /// Free this address, whoever holds it
     #[arg(long, value_name = "IP")]
-    pub ip: Option<IpAddr>,
+    pub(crate) ip: Option<IpAddr>,
     /// Free every address held by this container ID
     #[arg(long, value_name = "ID")]
-    pub container: Option<String>,
+    pub(crate) container: Option<String>,
     /// With --container: only this interface's addresses
     #[arg(long, value_name = "IF")]
-    pub ifname: Option<String>,
+    pub(crate) ifname: Option<String>,
     /// Print what would be released, and release nothing
     #[arg(long)]
-    pub dry_run: bool,
+    pub(crate) dry_run: bool,
     /// Print what was released as JSON on stdout
     #[arg(long)]
-    pub json: bool,
+    pub(crate) json: bool,
     #[command(flatten)]
-    pub store: StoreArgs,
+    pub(crate) store: StoreArgs,
 }
 
 #[derive(Args, Debug)]
 #[command(group(clap::ArgGroup::new("source").required(true).args(["valid", "from_cri"])))]
-pub struct GcArgs {
+pub(crate) struct GcArgs {
     /// The network (the config's `name`)
-    pub network: String,
+    pub(crate) network: String,
     /// A live attachment: a container ID (every interface of it) or ID/IFNAME; repeat the option
     /// for more. Everything else older than --min-age is freed
     #[arg(long, value_name = "ID[/IFNAME]", value_parser = valid::parse)]
-    pub valid: Vec<valid::Attachment>,
+    pub(crate) valid: Vec<valid::Attachment>,
     /// Take the live attachments from the container runtime's pod sandboxes (k3s crictl, or
     /// crictl on PATH); refuses when the runtime cannot be asked
     #[arg(long)]
-    pub from_cri: bool,
+    pub(crate) from_cri: bool,
     /// With --from-cri: the CRI endpoint [default: CONTAINER_RUNTIME_ENDPOINT, else the k3s
     /// containerd socket of the instance in --data-dir]
     #[arg(long, value_name = "ENDPOINT")]
-    pub runtime_endpoint: Option<String>,
+    pub(crate) runtime_endpoint: Option<String>,
     /// With --from-cri: the k3s-sandbox instance whose containerd to ask [env:
     /// K3S_SANDBOX_DATA_DIR] (host-local's dataDir is --ipam-dir)
     #[arg(long, value_name = "DIR")]
-    pub data_dir: Option<PathBuf>,
+    pub(crate) data_dir: Option<PathBuf>,
     /// Free them (without it, only show what would be freed)
     #[arg(long)]
-    pub apply: bool,
+    pub(crate) apply: bool,
     /// Keep reservations younger than this: a pod being created holds its address before the
     /// runtime lists it
     #[arg(long, value_name = "DURATION", default_value = DEFAULT_MIN_AGE, value_parser = parse_duration)]
-    pub min_age: Duration,
+    pub(crate) min_age: Duration,
     /// With --from-cri --apply: go on when the runtime lists no pod sandbox at all (everything
     /// would be freed)
     #[arg(long)]
-    pub allow_empty: bool,
+    pub(crate) allow_empty: bool,
     /// Print the plan (and what was freed) as JSON on stdout
     #[arg(long)]
-    pub json: bool,
+    pub(crate) json: bool,
     /// Show whole container IDs (tables show their first 13 characters, as crictl does)
     #[arg(long, visible_alias = "wide")]
-    pub no_trunc: bool,
+    pub(crate) no_trunc: bool,
     #[command(flatten)]
-    pub store: StoreArgs,
+    pub(crate) store: StoreArgs,
 }
 
 impl IpamArgs {
     /// Whether the command was asked for JSON.
-    pub fn json(&self) -> bool {
+    pub(crate) fn json(&self) -> bool {
         match &self.command {
             IpamCommand::Ls(a) => a.json,
             IpamCommand::Release(a) => a.json,
@@ -178,7 +178,7 @@ fn fmt_range(r: &Range) -> String {
     format!("{}-{} ({})", r.start, r.end, r.subnet)
 }
 
-pub fn run(a: &IpamArgs) -> Result<u8> {
+pub(crate) fn run(a: &IpamArgs) -> Result<u8> {
     match &a.command {
         IpamCommand::Ls(x) => ls::ls(&dirs(None, None, Some(&x.store.conf))?, x),
         IpamCommand::Release(x) => {

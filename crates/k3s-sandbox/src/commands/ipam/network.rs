@@ -17,19 +17,19 @@ use crate::paths::Dirs;
 
 /// One host-local network found in a config.
 #[derive(Debug, Clone)]
-pub struct Network {
-    pub name: String,
-    pub data_dir: PathBuf,
+pub(crate) struct Network {
+    pub(crate) name: String,
+    pub(crate) data_dir: PathBuf,
     /// Where it was found (a config file), if anywhere.
-    pub config: Option<PathBuf>,
+    pub(crate) config: Option<PathBuf>,
     /// Range sets from the config; empty when unknown.
-    pub sets: Vec<RangeSet>,
+    pub(crate) sets: Vec<RangeSet>,
     /// Why the ranges could not be read (the plugin's message: its ADD fails the same way).
-    pub range_error: Option<String>,
+    pub(crate) range_error: Option<String>,
 }
 
 impl Network {
-    pub fn store_dir(&self) -> PathBuf {
+    pub(crate) fn store_dir(&self) -> PathBuf {
         self.data_dir.join(&self.name)
     }
 }
@@ -50,7 +50,7 @@ pub(super) fn read_plugin(
 
 /// Every host-local network of the configs in `conf_dir`, in the configs' sort order; configs
 /// that cannot be read are reported in the second list.
-pub fn networks_in(conf_dir: &Path) -> (Vec<Network>, Vec<String>) {
+pub(crate) fn networks_in(conf_dir: &Path) -> (Vec<Network>, Vec<String>) {
     let mut out: Vec<Network> = Vec::new();
     let mut problems = Vec::new();
     let files = match conf::config_files(conf_dir) {

@@ -22,7 +22,7 @@ use crate::error::{Failure, Result};
 use crate::output::{outln, say};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum TraceAction {
+pub(crate) enum TraceAction {
     /// Start recording every plugin call
     On,
     /// Stop recording (the records stay readable)
@@ -34,33 +34,33 @@ pub enum TraceAction {
 }
 
 #[derive(Args, Debug)]
-pub struct TraceArgs {
+pub(crate) struct TraceArgs {
     /// on, off, status or clear; without it, print the recorded calls
     #[arg(value_enum)]
-    pub action: Option<TraceAction>,
+    pub(crate) action: Option<TraceAction>,
     /// Keep printing calls as they are recorded (stop with Ctrl-C)
     #[arg(long, short)]
-    pub follow: bool,
+    pub(crate) follow: bool,
     /// Only calls of the last DURATION, e.g. 90s, 10m, 2h, 1d, 1h30m
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
-    pub since: Option<Duration>,
+    pub(crate) since: Option<Duration>,
     /// Print the records as they are stored (JSON lines) instead of a table; with `status`, one
     /// JSON object
     #[arg(long)]
-    pub json: bool,
+    pub(crate) json: bool,
     /// Show whole container IDs and results (the table shows IDs' first 13 characters, as
     /// crictl does, and fits 100 columns)
     #[arg(long, visible_alias = "wide")]
-    pub no_trunc: bool,
+    pub(crate) no_trunc: bool,
     /// Trace directory. The plugins write to the default one, or to the one their own
     /// environment names in SANDBOX_CNI_TRACE_DIR [env: SANDBOX_CNI_TRACE_DIR] [default:
     /// /run/sandbox-cni/trace]
     #[arg(long, value_name = "DIR")]
-    pub dir: Option<PathBuf>,
+    pub(crate) dir: Option<PathBuf>,
 }
 
 /// The trace directory: --dir, else $SANDBOX_CNI_TRACE_DIR, else the default.
-pub fn trace_dir(explicit: Option<&Path>) -> PathBuf {
+pub(crate) fn trace_dir(explicit: Option<&Path>) -> PathBuf {
     explicit
         .map(Path::to_path_buf)
         .or_else(|| {
@@ -72,20 +72,20 @@ pub fn trace_dir(explicit: Option<&Path>) -> PathBuf {
 }
 
 /// Where the records are kept while the trace is off.
-pub fn off_dir(dir: &Path) -> PathBuf {
+pub(crate) fn off_dir(dir: &Path) -> PathBuf {
     let mut s = dir.as_os_str().to_owned();
     s.push(".off");
     PathBuf::from(s)
 }
 
 /// Whether the trace is on (the directory exists).
-pub fn is_on(dir: &Path) -> bool {
+pub(crate) fn is_on(dir: &Path) -> bool {
     fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir())
 }
 
 /// Why the plugins would not write into `dir` (see cni-core's `trace`): `None` when it is missing
 /// or fit. Checked as ssh checks `~/.ssh`; the message says how to fix it.
-pub fn refusal(dir: &Path) -> Option<String> {
+pub(crate) fn refusal(dir: &Path) -> Option<String> {
     use std::os::unix::fs::MetadataExt;
     let md = fs::symlink_metadata(dir).ok()?;
     let euid = rustix::process::geteuid().as_raw();
@@ -254,7 +254,7 @@ fn clear(dir: &Path) -> Result<u8> {
 }
 
 /// Runs `k3s-sandbox trace ...`.
-pub fn run(a: &TraceArgs) -> Result<u8> {
+pub(crate) fn run(a: &TraceArgs) -> Result<u8> {
     let dir = trace_dir(a.dir.as_deref());
     match a.action {
         Some(TraceAction::On) => turn_on(&dir).map(|()| 0),

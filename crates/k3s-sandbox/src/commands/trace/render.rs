@@ -32,7 +32,7 @@ pub fn fmt_time(t: f64) -> String {
 /// One record for the table.
 pub struct Row {
     /// An error's message, printed under its row.
-    pub message: String,
+    pub(crate) message: String,
     pub time: String,
     pub plugin: String,
     pub verb: String,
@@ -40,9 +40,9 @@ pub struct Row {
     pub container: String,
     pub ifname: String,
     pub result: String,
-    pub error: bool,
-    pub duration: String,
-    pub pid: String,
+    pub(crate) error: bool,
+    pub(crate) duration: String,
+    pub(crate) pid: String,
 }
 
 fn text(v: &Value, key: &str) -> String {

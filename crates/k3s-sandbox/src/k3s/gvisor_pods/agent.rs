@@ -20,20 +20,20 @@ const OURS: &str = "# Written by k3s-sandbox up";
 
 /// The pods-in-gVisor profile of one `up`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Pods {
+pub(crate) struct Pods {
     /// What stands for `/` (`/` outside tests).
-    pub root: PathBuf,
+    pub(crate) root: PathBuf,
     /// crun where k3s finds it, if installed.
-    pub crun: Option<PathBuf>,
+    pub(crate) crun: Option<PathBuf>,
     /// Whether k3s takes `--default-runtime` (it does since 1.29).
-    pub flag: bool,
+    pub(crate) flag: bool,
     /// Whether k3s offers its config as the template `base` (September 2023 releases on).
-    pub templates: bool,
+    pub(crate) templates: bool,
 }
 
 impl Pods {
     /// The profile when it applies: in gVisor (`in_gvisor`) unless turned off, or when forced.
-    pub fn wanted(in_gvisor: bool) -> Option<Pods> {
+    pub(crate) fn wanted(in_gvisor: bool) -> Option<Pods> {
         let setting = std::env::var("K3S_SANDBOX_PODS_PROFILE").unwrap_or_default();
         let on = match setting.as_str() {
             "gvisor" => true,
@@ -56,7 +56,7 @@ impl Pods {
     }
 
     /// The k3s flag that makes crun the default runtime, unless the user's arguments set one.
-    pub fn default_runtime_flag(&self, extra: &[String]) -> Option<String> {
+    pub(crate) fn default_runtime_flag(&self, extra: &[String]) -> Option<String> {
         let user_sets = extra.iter().any(|a| a.starts_with("--default-runtime"));
         (self.flag && self.crun.is_some() && !user_sets).then(|| format!("--default-runtime={RUNTIME}"))
     }
@@ -68,7 +68,7 @@ impl Pods {
     /// Writes the fragments and templates and mounts the missing hierarchies; every step is
     /// recorded in `state_dir` before the next one, so `down` can undo a half-done `up`.
     /// Returns lines for the user.
-    pub fn setup(&self, state_dir: &Path, k3s_data: &Path, m: &dyn Mounter) -> Result<Vec<String>> {
+    pub(crate) fn setup(&self, state_dir: &Path, k3s_data: &Path, m: &dyn Mounter) -> Result<Vec<String>> {
         let record_file = state_dir.join(RECORD_FILE);
         let mut record = Record::load(&record_file)?.unwrap_or_default();
         let mut said = Vec::new();
@@ -148,7 +148,7 @@ fn write(path: &Path, text: &str, record: &mut Record, record_file: &Path) -> Re
 
 /// Undoes what `up` recorded in `state_dir`: unmounts, removes the written files and the record.
 /// Returns lines for the user; problems leave the record in place listing what is left.
-pub fn teardown(state_dir: &Path, m: &dyn Mounter) -> Result<Vec<String>> {
+pub(crate) fn teardown(state_dir: &Path, m: &dyn Mounter) -> Result<Vec<String>> {
     let record_file = state_dir.join(RECORD_FILE);
     let Some(record) = Record::load(&record_file)? else {
         return Ok(Vec::new());

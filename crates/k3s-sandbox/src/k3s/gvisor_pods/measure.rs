@@ -14,11 +14,11 @@ use serde::{Deserialize, Serialize};
 use super::{CGROUP_ROOT, SystemMounter, apply, find_crun, mount, plan};
 
 /// How long the measuring child may take (the crun trial has half of it).
-pub const LIMIT: Duration = Duration::from_secs(40);
+pub(crate) const LIMIT: Duration = Duration::from_secs(40);
 
 /// Why the trivial crun container did not run.
 #[derive(Debug, thiserror::Error)]
-pub enum CrunTrialError {
+pub(crate) enum CrunTrialError {
     /// Preparing its bundle, or starting crun.
     #[error("{0}")]
     Io(#[from] std::io::Error),
@@ -37,7 +37,7 @@ pub enum CrunTrialError {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[serde(transparent)]
 #[error("{0}")]
-pub struct CrunTrialFailed(pub String);
+pub(crate) struct CrunTrialFailed(pub(crate) String);
 
 impl From<CrunTrialError> for CrunTrialFailed {
     fn from(e: CrunTrialError) -> Self {
@@ -47,7 +47,7 @@ impl From<CrunTrialError> for CrunTrialFailed {
 
 /// Why there is no measurement.
 #[derive(Debug, thiserror::Error)]
-pub enum MeasureError {
+pub(crate) enum MeasureError {
     #[error("cannot find this executable: {0}")]
     NoExe(std::io::Error),
     /// The measuring child could not be run (or ran out of time).
@@ -60,25 +60,25 @@ pub enum MeasureError {
 
 /// The facts measured in the child.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Measured {
+pub(crate) struct Measured {
     /// The error of `prctl(PR_SET_CHILD_SUBREAPER)` in a process that is not PID 1 (None: works).
-    pub subreaper_error: Option<String>,
+    pub(crate) subreaper_error: Option<String>,
     /// The hierarchies of the cgroup set that were not mounted.
-    pub cgroups_missing: Vec<String>,
+    pub(crate) cgroups_missing: Vec<String>,
     /// Whether mounting the missing ones was tried (in a private mount namespace).
-    pub cgroups_tried: bool,
+    pub(crate) cgroups_tried: bool,
     /// The error of that trial (None: all mounted, or none missing).
-    pub cgroups_error: Option<String>,
+    pub(crate) cgroups_error: Option<String>,
     /// crun where k3s looks for it.
-    pub crun: Option<PathBuf>,
+    pub(crate) crun: Option<PathBuf>,
     /// The outcome of a trivial crun container (None: not tried); in JSON `{"Ok": null}` or
     /// `{"Err": "<message>"}`.
-    pub container: Option<Result<(), CrunTrialFailed>>,
+    pub(crate) container: Option<Result<(), CrunTrialFailed>>,
 }
 
 /// Runs the trials in this process (the child): `private_mounts` says it runs in a mount
 /// namespace of its own, where the cgroup mounts may be tried.
-pub fn measure_here(private_mounts: bool, exe: &Path) -> Measured {
+pub(crate) fn measure_here(private_mounts: bool, exe: &Path) -> Measured {
     let mut m = Measured {
         subreaper_error: subreaper_error(),
         crun: find_crun(Path::new("/")),
@@ -168,7 +168,7 @@ fn crun_container(crun: &Path, exe: &Path) -> Result<(), CrunTrialError> {
 
 /// Runs `exe pods-profile measure` in a child, under `unshare -m --propagation private` when
 /// that works (else without the mount trial), and reads its answer.
-pub fn measure_in_child(exe: &Path) -> Result<Measured, MeasureError> {
+pub(crate) fn measure_in_child(exe: &Path) -> Result<Measured, MeasureError> {
     let exe_s = exe.to_string_lossy().into_owned();
     let unshare = ["/usr/bin/unshare", "/bin/unshare"]
         .iter()

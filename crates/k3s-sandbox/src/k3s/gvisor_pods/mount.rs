@@ -9,14 +9,14 @@ use std::path::{Path, PathBuf};
 use rustix::mount::{MountFlags, UnmountFlags};
 
 /// The three operations pods in gVisor need.
-pub trait Mounter {
+pub(crate) trait Mounter {
     fn mount_tmpfs(&self, at: &Path) -> io::Result<()>;
     fn mount_cgroup(&self, controller: &str, at: &Path) -> io::Result<()>;
     fn unmount(&self, at: &Path) -> io::Result<()>;
 }
 
 /// The real mount(2) and umount2(2).
-pub struct SystemMounter;
+pub(crate) struct SystemMounter;
 
 impl Mounter for SystemMounter {
     fn mount_tmpfs(&self, at: &Path) -> io::Result<()> {
@@ -37,7 +37,7 @@ impl Mounter for SystemMounter {
 }
 
 /// Appends `mount tmpfs AT`, `mount cgroup CONTROLLER AT` and `umount AT` lines to a file.
-pub struct LogMounter(pub PathBuf);
+pub(crate) struct LogMounter(pub(crate) PathBuf);
 
 impl LogMounter {
     fn log(&self, line: String) -> io::Result<()> {
@@ -61,7 +61,7 @@ impl Mounter for LogMounter {
 }
 
 /// The mounter `up` and `down` use: the log of `K3S_SANDBOX_MOUNT_LOG` if set, else the system.
-pub fn from_env() -> Box<dyn Mounter> {
+pub(crate) fn from_env() -> Box<dyn Mounter> {
     match std::env::var_os("K3S_SANDBOX_MOUNT_LOG").filter(|v| !v.is_empty()) {
         Some(file) => Box::new(LogMounter(PathBuf::from(file))),
         None => Box::new(SystemMounter),
@@ -70,16 +70,16 @@ pub fn from_env() -> Box<dyn Mounter> {
 
 /// One cgroup mount of the mount table.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CgroupMount {
-    pub point: PathBuf,
+pub(crate) struct CgroupMount {
+    pub(crate) point: PathBuf,
     /// `cgroup` (v1) or `cgroup2`.
-    pub fstype: String,
+    pub(crate) fstype: String,
     /// The super options without rw/ro: the controllers of a v1 hierarchy.
-    pub options: Vec<String>,
+    pub(crate) options: Vec<String>,
 }
 
 /// The cgroup mounts of a `/proc/self/mountinfo` text.
-pub fn cgroup_mounts(mountinfo: &str) -> Vec<CgroupMount> {
+pub(crate) fn cgroup_mounts(mountinfo: &str) -> Vec<CgroupMount> {
     mountinfo
         .lines()
         .filter_map(|line| {
@@ -105,7 +105,7 @@ pub fn cgroup_mounts(mountinfo: &str) -> Vec<CgroupMount> {
 }
 
 /// Whether something is mounted exactly at `point`.
-pub fn is_mount_point(mountinfo: &str, point: &Path) -> bool {
+pub(crate) fn is_mount_point(mountinfo: &str, point: &Path) -> bool {
     mountinfo
         .lines()
         .filter_map(|l| l.split(' ').nth(4))
@@ -132,6 +132,6 @@ fn unescape(s: &str) -> String {
 }
 
 /// The current mount table (empty when it cannot be read).
-pub fn mountinfo() -> String {
+pub(crate) fn mountinfo() -> String {
     std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default()
 }

@@ -10,7 +10,7 @@ use crate::host::probe;
 use crate::k3s::flags::Profile;
 
 /// For the agent's line when the shim cannot start.
-pub const SHIM_REMEDY: &str = "use runsc 2024 or later (pods run there with crun and the cgroup v1 \
+pub(crate) const SHIM_REMEDY: &str = "use runsc 2024 or later (pods run there with crun and the cgroup v1 \
 hierarchies; see docs/k3s.md, \"Pods in gVisor\"), or --profile control-plane here and pods on a node \
 outside gVisor";
 
@@ -24,7 +24,7 @@ fn check(level: Level, name: &str, detail: String, remedy: Option<String>) -> Ch
 }
 
 /// The lines, in gVisor. `measured` is the child's answer (or why there is none).
-pub fn checks(
+pub(crate) fn checks(
     measured: &Result<Measured, MeasureError>,
     boot_id: bool,
     root_fs: &Result<u64, probe::StatfsError>,

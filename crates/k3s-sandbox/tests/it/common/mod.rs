@@ -13,28 +13,28 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// Poll `cond` every 50 ms until it holds or `limit` passes (the CLI's own wait).
-pub fn wait_until(cond: impl FnMut() -> bool, limit: std::time::Duration) -> bool {
+pub(crate) fn wait_until(cond: impl FnMut() -> bool, limit: std::time::Duration) -> bool {
     process::wait_for(cond, limit)
 }
 
-pub const PLUGINS: [&str; 4] = k3s_sandbox::cni::plugins::REQUIRED;
+pub(crate) const PLUGINS: [&str; 4] = k3s_sandbox::cni::plugins::REQUIRED;
 
-pub fn exe() -> PathBuf {
+pub(crate) fn exe() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_k3s-sandbox"))
 }
 
-pub fn fixture(name: &str) -> PathBuf {
+pub(crate) fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
         .join(name)
 }
 
 /// The repository's default conflist (cni-conf/10-sandbox-cni.conflist, built into the binary).
-pub fn repo_conflist() -> String {
+pub(crate) fn repo_conflist() -> String {
     k3s_sandbox::cni::conflist::TEMPLATE.to_string()
 }
 
-pub struct Sandbox {
+pub(crate) struct Sandbox {
     pub tmp: tempfile::TempDir,
     pub data: PathBuf,
     pub bin: PathBuf,
@@ -46,7 +46,7 @@ pub struct Sandbox {
 }
 
 impl Sandbox {
-    pub fn new() -> Sandbox {
+    pub(crate) fn new() -> Sandbox {
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path().to_path_buf();
         let plugin_src = root.join("plugin-src");
@@ -85,18 +85,18 @@ impl Sandbox {
         }
     }
 
-    pub fn set_env(&mut self, k: &str, v: &str) {
+    pub(crate) fn set_env(&mut self, k: &str, v: &str) {
         self.env.retain(|(key, _)| key != k);
         self.env.push((k.to_string(), v.to_string()));
     }
 
-    pub fn unset_env(&mut self, k: &str) {
+    pub(crate) fn unset_env(&mut self, k: &str) {
         self.env.retain(|(key, _)| key != k);
     }
 
     /// `k3s-sandbox <args>` with the sandbox environment; `--data-dir` is
     /// added after the subcommand when the subcommand takes it (the instance's commands).
-    pub fn cmd(&self, args: &[&str]) -> Command {
+    pub(crate) fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(exe());
         c.env_remove("K3S_BIN")
             .env_remove("K3S_SANDBOX_DATA_DIR")
@@ -120,17 +120,17 @@ impl Sandbox {
         c
     }
 
-    pub fn run(&self, args: &[&str]) -> Out {
+    pub(crate) fn run(&self, args: &[&str]) -> Out {
         Out::from(self.cmd(args).output().unwrap())
     }
 
     /// `up --profile control-plane` with fake plugins and a short timeout, not run yet.
-    pub fn up_cp_cmd(&self, extra: &[&str]) -> Command {
+    pub(crate) fn up_cp_cmd(&self, extra: &[&str]) -> Command {
         self.up_cp_from(&self.plugin_src, extra)
     }
 
     /// `up --profile control-plane --plugins-from DIR` with a short timeout, not run yet.
-    pub fn up_cp_from(&self, plugins_from: &Path, extra: &[&str]) -> Command {
+    pub(crate) fn up_cp_from(&self, plugins_from: &Path, extra: &[&str]) -> Command {
         let src = plugins_from.to_string_lossy().into_owned();
         let mut args = vec![
             "up",
@@ -146,13 +146,13 @@ impl Sandbox {
     }
 
     /// `up --profile control-plane` with fake plugins and a short timeout.
-    pub fn up_cp(&self, extra: &[&str]) -> Out {
+    pub(crate) fn up_cp(&self, extra: &[&str]) -> Out {
         Out::from(self.up_cp_cmd(extra).output().unwrap())
     }
 
     /// `up --profile agent --timeout SECS` with the fake plugins, without the self-test, then
     /// `extra`.
-    pub fn up_agent(&self, secs: &str, extra: &[&str]) -> Out {
+    pub(crate) fn up_agent(&self, secs: &str, extra: &[&str]) -> Out {
         let src = self.plugin_src.to_string_lossy().into_owned();
         let mut args = vec![
             "up",
@@ -169,7 +169,7 @@ impl Sandbox {
     }
 
     /// Every recorded k3s invocation, as argument lists.
-    pub fn invocations(&self) -> Vec<Vec<String>> {
+    pub(crate) fn invocations(&self) -> Vec<Vec<String>> {
         let text = fs::read_to_string(&self.argv_log).unwrap_or_default();
         let mut out = Vec::new();
         let mut cur = Vec::new();
@@ -184,7 +184,7 @@ impl Sandbox {
     }
 
     /// The `server` invocations only.
-    pub fn servers(&self) -> Vec<Vec<String>> {
+    pub(crate) fn servers(&self) -> Vec<Vec<String>> {
         self.invocations()
             .into_iter()
             .filter(|a| a.first().map(String::as_str) == Some("server"))
@@ -192,20 +192,20 @@ impl Sandbox {
     }
 
     /// The state files of the data dir.
-    pub fn state(&self) -> StateFiles {
+    pub(crate) fn state(&self) -> StateFiles {
         StateFiles::new(&self.data)
     }
 
     /// The instance recorded in the data dir, if any (none also when the record is unreadable).
-    pub fn instance(&self) -> Option<Instance> {
+    pub(crate) fn instance(&self) -> Option<Instance> {
         process::read_instance(&self.state()).ok().flatten()
     }
 
-    pub fn pid(&self) -> Option<u32> {
+    pub(crate) fn pid(&self) -> Option<u32> {
         self.instance().map(|i| i.pid)
     }
 
-    pub fn kubeconfig(&self) -> PathBuf {
+    pub(crate) fn kubeconfig(&self) -> PathBuf {
         self.data.join("kubeconfig.yaml")
     }
 }
@@ -220,7 +220,7 @@ impl Drop for Sandbox {
     }
 }
 
-pub struct Out {
+pub(crate) struct Out {
     pub code: Option<i32>,
     pub stdout: String,
     pub stderr: String,
@@ -238,7 +238,7 @@ impl From<Output> for Out {
 
 impl Out {
     #[track_caller]
-    pub fn expect_code(&self, code: i32) -> &Self {
+    pub(crate) fn expect_code(&self, code: i32) -> &Self {
         assert_eq!(
             self.code,
             Some(code),
@@ -249,29 +249,29 @@ impl Out {
         self
     }
     #[track_caller]
-    pub fn ok(&self) -> &Self {
+    pub(crate) fn ok(&self) -> &Self {
         self.expect_code(0)
     }
     #[track_caller]
-    pub fn stderr_has(&self, s: &str) -> &Self {
+    pub(crate) fn stderr_has(&self, s: &str) -> &Self {
         assert!(self.stderr.contains(s), "stderr lacks {s:?}:\n{}", self.stderr);
         self
     }
     #[track_caller]
-    pub fn stdout_has(&self, s: &str) -> &Self {
+    pub(crate) fn stdout_has(&self, s: &str) -> &Self {
         assert!(self.stdout.contains(s), "stdout lacks {s:?}:\n{}", self.stdout);
         self
     }
 }
 
 /// Live (non-zombie) processes in group `pgid`.
-pub fn group_alive(pgid: u32) -> bool {
+pub(crate) fn group_alive(pgid: u32) -> bool {
     !process::group_members(pgid).is_empty()
 }
 
 /// Directory of the k3s-sandbox test binary, where cargo also puts the
 /// plugin binaries of the workspace.
-pub fn built_plugins_dir() -> PathBuf {
+pub(crate) fn built_plugins_dir() -> PathBuf {
     let dir = exe().parent().unwrap().to_path_buf();
     let missing: Vec<&str> = PLUGINS
         .iter()
