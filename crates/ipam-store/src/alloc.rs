@@ -33,12 +33,12 @@ pub trait Reservations {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Assigned {
     /// Index of the range set it came from.
-    pub set: usize,
+    pub(crate) set: usize,
     pub ip: IpAddr,
     /// The range holding it (prefix and gateway of the result).
     pub range: Range,
     /// False when the attachment already held it before this call.
-    pub new: bool,
+    pub(crate) new: bool,
 }
 
 /// Gives `owner` one address from every range set (see the module comment). `requested` addresses
@@ -206,7 +206,7 @@ pub fn first_free<S: Reservations + ?Sized>(
 #[derive(Debug, Clone, Default)]
 pub struct MemStore {
     pub reserved: BTreeMap<IpAddr, Option<Owner>>,
-    pub cursors: HashMap<usize, IpAddr>,
+    pub(crate) cursors: HashMap<usize, IpAddr>,
 }
 
 impl Reservations for MemStore {

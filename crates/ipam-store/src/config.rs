@@ -110,7 +110,7 @@ pub fn ipam<'a>(conf: &Fields<'a>) -> Result<Fields<'a>, ConfigError> {
 }
 
 /// Whether `path` has a `..` component (the store never writes outside the directory it was given).
-pub fn has_parent_component(path: &Path) -> bool {
+pub(crate) fn has_parent_component(path: &Path) -> bool {
     path.components().any(|c| c == std::path::Component::ParentDir)
 }
 

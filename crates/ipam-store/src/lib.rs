@@ -13,11 +13,11 @@
 pub mod alloc;
 pub mod config;
 pub mod disk;
-pub mod error;
+pub(crate) mod error;
 pub mod inspect;
 pub mod live;
-pub mod order;
-pub mod owner;
+pub(crate) mod order;
+pub(crate) mod owner;
 pub mod range;
 
 pub use alloc::{Assigned, MemStore, Reservations, assign, release_attachment};

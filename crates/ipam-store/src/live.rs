@@ -35,7 +35,7 @@ pub enum Fate {
 }
 
 /// The fate of `entry` when `keeps` says which holders are live.
-pub fn fate(entry: Entry<'_>, keeps: impl FnOnce(&Owner) -> bool) -> Fate {
+pub(crate) fn fate(entry: Entry<'_>, keeps: impl FnOnce(&Owner) -> bool) -> Fate {
     match entry {
         Entry::NotAFile => Fate::Blocked,
         Entry::File(Some(o)) if keeps(o) => Fate::Live,

@@ -8,7 +8,7 @@
 /// Sorts `v` by `cmp`, not stably. One instantiation of the standard sort (on indices, through a
 /// `&dyn` comparison) serves every element type, which keeps the plugin binaries small; the lists
 /// sorted here are short.
-pub fn sort_by_dyn<T>(v: &mut Vec<T>, cmp: &dyn Fn(&T, &T) -> std::cmp::Ordering) {
+pub(crate) fn sort_by_dyn<T>(v: &mut Vec<T>, cmp: &dyn Fn(&T, &T) -> std::cmp::Ordering) {
     let order = sorted_order(v.len(), &|a, b| cmp(&v[a], &v[b]));
     let mut slots: Vec<Option<T>> = v.drain(..).map(Some).collect();
     v.extend(order.into_iter().filter_map(|i| slots[i].take()));

@@ -27,7 +27,7 @@ impl Owner {
     }
 
     /// The exact bytes of a reservation file: `id\r\nifname` (no trailing newline), or `id` for legacy.
-    pub fn body(&self) -> String {
+    pub(crate) fn body(&self) -> String {
         match &self.ifname {
             Some(i) => format!("{}\r\n{i}", self.id),
             None => self.id.clone(),

@@ -27,7 +27,7 @@ pub fn from_u128(like: IpAddr, n: u128) -> IpAddr {
 
 /// Which configuration key of a range a problem is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Field {
+pub(crate) enum Field {
     Subnet,
     RangeStart,
     RangeEnd,
@@ -36,7 +36,7 @@ pub enum Field {
 
 impl Field {
     /// The key's name in the configuration.
-    pub fn key(self) -> &'static str {
+    pub(crate) fn key(self) -> &'static str {
         match self {
             Field::Subnet => "subnet",
             Field::RangeStart => "rangeStart",
@@ -50,8 +50,8 @@ impl Field {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{}: {msg}", field.key())]
 pub struct RangeError {
-    pub field: Field,
-    pub msg: String,
+    pub(crate) field: Field,
+    pub(crate) msg: String,
 }
 
 fn bad(field: Field, msg: String) -> RangeError {
@@ -151,7 +151,7 @@ impl Range {
     }
 
     /// Whether `ip` lies in `start..=end`.
-    pub fn contains(&self, ip: IpAddr) -> bool {
+    pub(crate) fn contains(&self, ip: IpAddr) -> bool {
         ip.is_ipv4() == self.start.is_ipv4()
             && (to_u128(self.start)..=to_u128(self.end)).contains(&to_u128(ip))
     }
@@ -163,7 +163,7 @@ impl Range {
     }
 
     /// Why an address of the subnet may never be handed out, if it may not.
-    pub fn reserved_reason(&self, ip: IpAddr) -> Option<&'static str> {
+    pub(crate) fn reserved_reason(&self, ip: IpAddr) -> Option<&'static str> {
         if ip == self.gateway {
             Some("subnet's gateway")
         } else if ip == self.subnet.network() {
@@ -176,7 +176,7 @@ impl Range {
     }
 
     /// Number of addresses in `start..=end` (saturating for a whole IPv6 space).
-    pub fn size(&self) -> u128 {
+    pub(crate) fn size(&self) -> u128 {
         (to_u128(self.end) - to_u128(self.start)).saturating_add(1)
     }
 

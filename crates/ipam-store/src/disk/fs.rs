@@ -102,7 +102,7 @@ pub(super) fn open_safe(
 }
 
 /// Opens `opts` at `path` with [`SAFE_OPEN`] and makes sure it is a regular file.
-pub(crate) fn open_regular(
+pub fn open_regular(
     opts: &mut OpenOptions,
     path: &Path,
     what: &'static str,
@@ -147,7 +147,7 @@ pub(super) fn read_open(mut file: &File, len: u64, path: &Path) -> StoreResult<V
 }
 
 /// Reads a small file without following a symlink; `None` when it does not exist.
-pub(crate) fn read_small(path: &Path) -> StoreResult<Option<Vec<u8>>> {
+pub fn read_small(path: &Path) -> StoreResult<Option<Vec<u8>>> {
     let (file, md) = match open_regular(OpenOptions::new().read(true), path, "cannot open") {
         Ok(f) => f,
         Err(StoreError::Io { source, .. }) if is_not_found(&source) => return Ok(None),
@@ -193,7 +193,7 @@ pub(super) fn open_single_link(path: &Path) -> StoreResult<(File, fs::Metadata)>
 
 /// The holder named by a reservation file; `None` when it is missing, unreadable, or not a regular
 /// file (a pipe, link or directory with an address's name blocks the address for nobody).
-pub(crate) fn read_body(path: &Path) -> StoreResult<Option<Owner>> {
+pub fn read_body(path: &Path) -> StoreResult<Option<Owner>> {
     match read_small(path) {
         Ok(b) => Ok(b.and_then(|b| Owner::parse_body(&b))),
         Err(StoreError::Unsafe { .. }) => Ok(None),

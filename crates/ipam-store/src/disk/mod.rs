@@ -58,16 +58,16 @@ use crate::live::{Entry, Fate};
 use crate::owner::Owner;
 
 use self::fs::{apply_seal, create_exclusive, is_not_found, remove_if_exists, seal_path};
-pub(crate) use self::fs::{open_regular, read_body, read_small};
+pub use self::fs::{open_regular, read_body, read_small};
 pub use self::index::read_index_entries;
 use self::index::{entry_name, index_dir_of};
 use self::layout::{OWNERS, TMP_PROBE, cursor_name, reservation_name};
-pub use self::verdict::{Verdict, verdict};
+pub(crate) use self::verdict::verdict;
 
 /// The default `dataDir`, as in the reference.
-pub const DEFAULT_DATA_DIR: &str = "/var/lib/cni/networks";
+pub(crate) const DEFAULT_DATA_DIR: &str = "/var/lib/cni/networks";
 /// Where Linux publishes the current boot's random ID.
-pub const BOOT_ID_PATH: &str = "/proc/sys/kernel/random/boot_id";
+pub(crate) const BOOT_ID_PATH: &str = "/proc/sys/kernel/random/boot_id";
 /// Up to this many index entries the index is one flat directory; beyond, 256 buckets.
 pub const DEFAULT_FLAT_LIMIT: usize = 256;
 
@@ -191,7 +191,7 @@ impl DiskStore {
     }
 
     /// The network directory.
-    pub fn dir(&self) -> &Path {
+    pub(crate) fn dir(&self) -> &Path {
         &self.dir
     }
 

@@ -15,17 +15,17 @@ use crate::error::{StoreError, StoreResult};
 
 /// What a plugin call would make of a store.
 #[derive(Debug, Default)]
-pub struct Verdict {
+pub(crate) struct Verdict {
     /// The network directory itself is usable (a real directory, not a symlink to one); when it is
     /// not, nothing in it was looked at.
-    pub dir_ok: bool,
+    pub(crate) dir_ok: bool,
     /// Every condition that makes calls fail (code 5), as the plugin's own error.
-    pub refusals: Vec<StoreError>,
+    pub(crate) refusals: Vec<StoreError>,
     /// The store has our index and `state` says it is current: the seal and the change times
     /// the plugin left still hold. `false` also when there is no index yet.
-    pub index_current: bool,
+    pub(crate) index_current: bool,
     /// The store has our owner index (`.sandbox-cni/owners` is a real directory).
-    pub has_index: bool,
+    pub(crate) has_index: bool,
 }
 
 /// `Ok` for a file that does not exist yet (a call creates it).
@@ -39,7 +39,7 @@ fn unless_missing<T>(r: StoreResult<T>) -> StoreResult<Option<T>> {
 
 /// The verdict on the store in `network_dir`, in the order a call opens it: the directory, the
 /// lock, `.sandbox-cni`, `owners/`, `state`, the boot record, the rebuild's scratch names, the cursors.
-pub fn verdict(network_dir: &Path) -> Verdict {
+pub(crate) fn verdict(network_dir: &Path) -> Verdict {
     let mut v = Verdict::default();
     let dir_md = match open_dir(network_dir) {
         Ok((_, md)) => md,
