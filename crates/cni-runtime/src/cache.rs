@@ -18,9 +18,9 @@ use serde_json::{Map, Value};
 /// libcni's default cache directory.
 pub const DEFAULT_DIR: &str = "/var/lib/cni";
 /// The `kind` of every cache file libcni writes.
-pub const KIND: &str = "cniCacheV1";
+pub(crate) const KIND: &str = "cniCacheV1";
 /// The largest cache file read (libcni's are a few kilobytes: a config and a result).
-pub const MAX_ENTRY: u64 = 4 << 20;
+pub(crate) const MAX_ENTRY: u64 = 4 << 20;
 
 /// One cached attachment, as libcni's `cachedInfo`: serialised with the fields in libcni's order
 /// (kind, containerId, config, ifName, networkName, netns, cniArgs, capabilityArgs, result; empty
@@ -34,35 +34,35 @@ pub struct Entry {
     /// The network config bytes the attachment was added with (base64 in the file, as Go encodes
     /// bytes).
     #[serde(default, with = "lenient::base64")]
-    pub config: Vec<u8>,
+    pub(crate) config: Vec<u8>,
     #[serde(rename = "ifName", default, deserialize_with = "lenient::string")]
     pub ifname: String,
     #[serde(rename = "networkName", default, deserialize_with = "lenient::string")]
-    pub network: String,
+    pub(crate) network: String,
     /// The netns path (written by libcni 1.2 and later; absent in older files).
     #[serde(
         default,
         skip_serializing_if = "String::is_empty",
         deserialize_with = "lenient::string"
     )]
-    pub netns: String,
+    pub(crate) netns: String,
     #[serde(
         rename = "cniArgs",
         default,
         skip_serializing_if = "Vec::is_empty",
         deserialize_with = "lenient::pairs"
     )]
-    pub cni_args: Vec<(String, String)>,
+    pub(crate) cni_args: Vec<(String, String)>,
     #[serde(
         rename = "capabilityArgs",
         default,
         skip_serializing_if = "Map::is_empty",
         deserialize_with = "lenient::object"
     )]
-    pub capability_args: Map<String, Value>,
+    pub(crate) capability_args: Map<String, Value>,
     /// The final ADD result as the last plugin printed it (in its version).
     #[serde(default, skip_serializing_if = "lenient::no_result")]
-    pub result: Option<Value>,
+    pub(crate) result: Option<Value>,
 }
 
 /// Why bytes are not a cache entry.
@@ -150,19 +150,19 @@ mod lenient {
 /// A cache directory (the parent of `results/`).
 #[derive(Debug, Clone)]
 pub struct Cache {
-    pub dir: PathBuf,
+    pub(crate) dir: PathBuf,
 }
 
 impl Entry {
     /// The file's bytes.
-    pub fn to_json(&self) -> String {
+    pub(crate) fn to_json(&self) -> String {
         // An Entry holds strings, pairs of strings and JSON values only: nothing that can fail to
         // serialise.
         serde_json::to_string(self).unwrap_or_default()
     }
 
     /// Reads a cache file's contents.
-    pub fn from_json(bytes: &[u8]) -> Result<Entry, EntryError> {
+    pub(crate) fn from_json(bytes: &[u8]) -> Result<Entry, EntryError> {
         let v: Value = serde_json::from_slice(bytes).map_err(EntryError::NotJson)?;
         let Value::Object(mut o) = v else {
             return Err(EntryError::NotObject);
@@ -183,13 +183,13 @@ impl Cache {
         Cache { dir: dir.into() }
     }
 
-    pub fn results_dir(&self) -> PathBuf {
+    pub(crate) fn results_dir(&self) -> PathBuf {
         self.dir.join("results")
     }
 
     /// The file name of one attachment, `<network>-<containerID>-<ifname>`, after the three are
     /// checked as libcni checks them (so that no name can lead out of `results/`).
-    pub fn file_name(network: &str, container_id: &str, ifname: &str) -> io::Result<String> {
+    pub(crate) fn file_name(network: &str, container_id: &str, ifname: &str) -> io::Result<String> {
         let bad = |m: String| io::Error::new(io::ErrorKind::InvalidInput, m);
         if !valid_identifier(container_id) {
             return Err(bad(format!(
@@ -204,7 +204,7 @@ impl Cache {
     }
 
     /// The file of one attachment (names checked first).
-    pub fn path(&self, network: &str, container_id: &str, ifname: &str) -> io::Result<PathBuf> {
+    pub(crate) fn path(&self, network: &str, container_id: &str, ifname: &str) -> io::Result<PathBuf> {
         Ok(self
             .results_dir()
             .join(Self::file_name(network, container_id, ifname)?))
@@ -238,7 +238,7 @@ impl Cache {
     /// matters while the attachment lives, and after a power loss, when it may be missing or empty,
     /// DEL goes on without it (an unreadable entry is dropped) and GC frees by the valid list. A
     /// sync cost a whole process start on every ADD.
-    pub fn write(&self, e: &Entry) -> io::Result<PathBuf> {
+    pub(crate) fn write(&self, e: &Entry) -> io::Result<PathBuf> {
         let name = Self::file_name(&e.network, &e.container_id, &e.ifname)?;
         self.check_dir(true)?;
         let dir = self.results_dir();
@@ -266,7 +266,7 @@ impl Cache {
     }
 
     /// Removes one attachment's file; a missing file is fine.
-    pub fn remove(&self, network: &str, container_id: &str, ifname: &str) -> io::Result<()> {
+    pub(crate) fn remove(&self, network: &str, container_id: &str, ifname: &str) -> io::Result<()> {
         let path = self.path(network, container_id, ifname)?;
         if !self.check_dir(false)? {
             return Ok(());

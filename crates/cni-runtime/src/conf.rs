@@ -21,15 +21,15 @@ pub struct NetworkList {
     /// The version the list runs at: `cniVersion`, or the one picked from `cniVersions`.
     pub cni_version: String,
     /// `cniVersion` as the file states it ("" when absent).
-    pub declared_version: String,
+    pub(crate) declared_version: String,
     pub disable_check: bool,
     pub disable_gc: bool,
     /// The plugin objects, as written.
     pub plugins: Vec<Map<String, Value>>,
     /// The bytes libcni keeps for the list (the file for conflists): what the result cache stores.
-    pub bytes: Vec<u8>,
+    pub(crate) bytes: Vec<u8>,
     /// The file it came from, when it came from one.
-    pub source: Option<PathBuf>,
+    pub(crate) source: Option<PathBuf>,
 }
 
 /// A network configuration that cannot be found, read or used.
@@ -134,7 +134,7 @@ impl NetworkList {
 
     /// Reads a single-plugin config and wraps it into a one-plugin list, as libcni `ConfListFromConf`:
     /// the list keeps the config's `name` and `cniVersion`, and its bytes are that wrapper.
-    pub fn from_conf_bytes(bytes: &[u8]) -> Result<NetworkList, Error> {
+    pub(crate) fn from_conf_bytes(bytes: &[u8]) -> Result<NetworkList, Error> {
         let v: Value = serde_json::from_slice(bytes).map_err(|e| Error::Conf(e.to_string()))?;
         let obj = v
             .as_object()

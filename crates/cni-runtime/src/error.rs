@@ -77,7 +77,8 @@ pub enum Error {
 
 impl Error {
     /// The CNI error the plugin reported, when a plugin failed (also behind a stale attachment).
-    pub fn plugin_error(&self) -> Option<&CniError> {
+    #[cfg(test)]
+    pub(crate) fn plugin_error(&self) -> Option<&CniError> {
         match self {
             Error::Plugin { error, .. } => Some(error),
             Error::StaleAttachment { source, .. } => source.plugin_error(),

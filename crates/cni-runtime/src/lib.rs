@@ -12,7 +12,7 @@
 
 pub mod cache;
 pub mod conf;
-pub mod error;
+pub(crate) mod error;
 pub mod json;
 pub mod runner;
 pub mod runtime;

@@ -13,7 +13,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use rustix::event::{PollFd, PollFlags, Timespec, poll};
-pub use rustix::process::Signal;
+pub(crate) use rustix::process::Signal;
 use rustix::process::{Pid, PidfdFlags, pidfd_open};
 
 use cni_core::exec::{Exec, ExecOutput};

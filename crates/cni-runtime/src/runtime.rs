@@ -25,8 +25,9 @@ use serde_json::{Map, Value};
 
 mod result;
 
+pub use result::Added;
+pub(crate) use result::convert_result;
 use result::read_result;
-pub use result::{Added, convert_result};
 
 use crate::cache::{Cache, Entry};
 use crate::conf::NetworkList;

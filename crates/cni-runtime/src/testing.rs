@@ -52,7 +52,7 @@ type Answer = Box<dyn Fn(&Call) -> Vec<u8>>;
 /// that one fails with CNI error 11, "no luck" (details "really").
 pub struct FakeExec {
     /// Every call so far, in order (clear it between phases of a test).
-    pub calls: RefCell<Vec<Call>>,
+    pub(crate) calls: RefCell<Vec<Call>>,
     fail: Option<(String, Command)>,
     answer: Answer,
 }
@@ -78,7 +78,8 @@ impl FakeExec {
     }
 
     /// The calls so far as `"COMMAND plugin"`.
-    pub fn verbs(&self) -> Vec<String> {
+    #[cfg(test)]
+    pub(crate) fn verbs(&self) -> Vec<String> {
         self.calls()
             .iter()
             .map(|c| format!("{} {}", c.var("CNI_COMMAND"), c.plugin))

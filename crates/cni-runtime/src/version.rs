@@ -20,7 +20,7 @@ pub enum Error {
 }
 
 /// `[major, minor, micro]` of a version string.
-pub fn parse(v: &str) -> Result<[u32; 3], Error> {
+pub(crate) fn parse(v: &str) -> Result<[u32; 3], Error> {
     if v.is_empty() {
         return Ok([0, 1, 0]);
     }
@@ -62,7 +62,7 @@ pub fn has(v: &str, command: Command) -> Result<bool, Error> {
 
 /// The version libcni 1.2+ runs a list at: the highest of `cniVersions` ∪ {`cniVersion`} that is not
 /// newer than [`CURRENT`]; `cniVersion` as given (possibly "") when there is nothing else to choose.
-pub fn select(cni_version: &str, cni_versions: Option<&[String]>) -> Result<String, Error> {
+pub(crate) fn select(cni_version: &str, cni_versions: Option<&[String]>) -> Result<String, Error> {
     let Some(list) = cni_versions else {
         return Ok(cni_version.to_string());
     };

@@ -8,9 +8,9 @@ use serde_json::Value;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Added {
     /// The final result, read into the model the way libcni reads it.
-    pub result: NetResult,
+    pub(crate) result: NetResult,
     /// The version the result is in: its own `cniVersion`, else the list's.
-    pub version: Version,
+    pub(crate) version: Version,
     /// The bytes the last plugin printed, unchanged (for checks that must see the raw JSON, as
     /// go-cni's result rules).
     pub raw: Vec<u8>,
@@ -40,7 +40,7 @@ pub(super) fn read_result(v: &Value, default: &str) -> Result<(NetResult, Versio
 }
 
 /// A result converted to `version` (libcni `GetAsVersion`), e.g. the cached result for DEL and CHECK.
-pub fn convert_result(v: &Value, version: &str) -> Result<Value, CniError> {
+pub(crate) fn convert_result(v: &Value, version: &str) -> Result<Value, CniError> {
     let ver = Version::parse(version)
         .ok_or_else(|| CniError::incompatible_version(format!("unsupported cniVersion {version:?}")))?;
     let bytes = NetResult::from_json(v, ver, "the cached result")?.to_json(ver)?;
