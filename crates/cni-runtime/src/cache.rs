@@ -38,7 +38,7 @@ pub struct Entry {
     #[serde(rename = "ifName", default, deserialize_with = "lenient::string")]
     pub ifname: String,
     #[serde(rename = "networkName", default, deserialize_with = "lenient::string")]
-    pub(crate) network: String,
+    pub network: String,
     /// The netns path (written by libcni 1.2 and later; absent in older files).
     #[serde(
         default,
@@ -155,14 +155,14 @@ pub struct Cache {
 
 impl Entry {
     /// The file's bytes.
-    pub(crate) fn to_json(&self) -> String {
+    pub fn to_json(&self) -> String {
         // An Entry holds strings, pairs of strings and JSON values only: nothing that can fail to
         // serialise.
         serde_json::to_string(self).unwrap_or_default()
     }
 
     /// Reads a cache file's contents.
-    pub(crate) fn from_json(bytes: &[u8]) -> Result<Entry, EntryError> {
+    pub fn from_json(bytes: &[u8]) -> Result<Entry, EntryError> {
         let v: Value = serde_json::from_slice(bytes).map_err(EntryError::NotJson)?;
         let Value::Object(mut o) = v else {
             return Err(EntryError::NotObject);
@@ -189,7 +189,7 @@ impl Cache {
 
     /// The file name of one attachment, `<network>-<containerID>-<ifname>`, after the three are
     /// checked as libcni checks them (so that no name can lead out of `results/`).
-    pub(crate) fn file_name(network: &str, container_id: &str, ifname: &str) -> io::Result<String> {
+    pub fn file_name(network: &str, container_id: &str, ifname: &str) -> io::Result<String> {
         let bad = |m: String| io::Error::new(io::ErrorKind::InvalidInput, m);
         if !valid_identifier(container_id) {
             return Err(bad(format!(

@@ -134,7 +134,7 @@ impl NetworkList {
 
     /// Reads a single-plugin config and wraps it into a one-plugin list, as libcni `ConfListFromConf`:
     /// the list keeps the config's `name` and `cniVersion`, and its bytes are that wrapper.
-    pub(crate) fn from_conf_bytes(bytes: &[u8]) -> Result<NetworkList, Error> {
+    pub fn from_conf_bytes(bytes: &[u8]) -> Result<NetworkList, Error> {
         let v: Value = serde_json::from_slice(bytes).map_err(|e| Error::Conf(e.to_string()))?;
         let obj = v
             .as_object()
