@@ -27,7 +27,7 @@ pub struct NetConf {
     /// The network name (validated: `^[A-Za-z0-9][A-Za-z0-9_.-]*$`).
     pub name: String,
     /// The plugin type (`type`), may be empty for VERSION-like probes.
-    pub plugin_type: String,
+    pub(crate) plugin_type: String,
     /// The whole object as received.
     pub raw: Map<String, Value>,
 }

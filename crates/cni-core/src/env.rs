@@ -13,12 +13,12 @@ use crate::version::Version;
 /// The process environment as the dispatcher sees it.
 pub type EnvMap = BTreeMap<OsString, OsString>;
 
-pub const CNI_COMMAND: &str = "CNI_COMMAND";
-pub const CNI_CONTAINERID: &str = "CNI_CONTAINERID";
-pub const CNI_NETNS: &str = "CNI_NETNS";
-pub const CNI_IFNAME: &str = "CNI_IFNAME";
-pub const CNI_ARGS: &str = "CNI_ARGS";
-pub const CNI_PATH: &str = "CNI_PATH";
+pub(crate) const CNI_COMMAND: &str = "CNI_COMMAND";
+pub(crate) const CNI_CONTAINERID: &str = "CNI_CONTAINERID";
+pub(crate) const CNI_NETNS: &str = "CNI_NETNS";
+pub(crate) const CNI_IFNAME: &str = "CNI_IFNAME";
+pub(crate) const CNI_ARGS: &str = "CNI_ARGS";
+pub(crate) const CNI_PATH: &str = "CNI_PATH";
 
 /// The six verbs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,7 +97,7 @@ fn var(vars: &EnvMap, name: &str) -> CniResult<Option<String>> {
 }
 
 /// The command named by CNI_COMMAND: `Ok(None)` when unset (the binary was run by hand).
-pub fn command(vars: &EnvMap) -> CniResult<Option<Command>> {
+pub(crate) fn command(vars: &EnvMap) -> CniResult<Option<Command>> {
     match var(vars, CNI_COMMAND)? {
         None => Ok(None),
         Some(c) => Command::parse(&c).map(Some).ok_or_else(|| {

@@ -11,22 +11,18 @@ pub mod code {
     pub const INCOMPATIBLE_VERSION: u32 = 1;
     /// Unsupported field in the network configuration; the message names key and value.
     pub const UNSUPPORTED_FIELD: u32 = 2;
-    /// Container unknown or does not exist.
-    pub const UNKNOWN_CONTAINER: u32 = 3;
     /// Invalid or missing environment variables; the message names them.
     pub const INVALID_ENVIRONMENT: u32 = 4;
     /// I/O failure.
-    pub const IO_FAILURE: u32 = 5;
+    pub(crate) const IO_FAILURE: u32 = 5;
     /// Failed to decode content (bad JSON, bad version string).
     pub const DECODE_FAILURE: u32 = 6;
     /// Invalid network configuration.
     pub const INVALID_CONFIG: u32 = 7;
     /// Try again later (transient).
-    pub const TRY_AGAIN_LATER: u32 = 11;
+    pub(crate) const TRY_AGAIN_LATER: u32 = 11;
     /// STATUS: the plugin cannot serve ADD requests.
-    pub const NOT_AVAILABLE: u32 = 50;
-    /// STATUS: not available, and existing containers may have degraded connectivity.
-    pub const NOT_AVAILABLE_DEGRADED: u32 = 51;
+    pub(crate) const NOT_AVAILABLE: u32 = 50;
     /// host-local: no free address left in a range set.
     pub const ADDRESS_POOL_EXHAUSTED: u32 = 100;
     /// host-local: a requested address cannot be reserved (taken, the gateway, or outside every range).
@@ -73,10 +69,10 @@ impl CniError {
     pub fn incompatible_version(msg: impl Into<String>) -> Self {
         Self::new(code::INCOMPATIBLE_VERSION, msg)
     }
-    pub fn unsupported_field(msg: impl Into<String>) -> Self {
+    pub(crate) fn unsupported_field(msg: impl Into<String>) -> Self {
         Self::new(code::UNSUPPORTED_FIELD, msg)
     }
-    pub fn invalid_env(msg: impl Into<String>) -> Self {
+    pub(crate) fn invalid_env(msg: impl Into<String>) -> Self {
         Self::new(code::INVALID_ENVIRONMENT, msg)
     }
     pub fn io(msg: impl Into<String>) -> Self {

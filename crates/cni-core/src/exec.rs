@@ -15,7 +15,7 @@ use crate::env::{CNI_ARGS, CNI_COMMAND, CNI_CONTAINERID, CNI_IFNAME, CNI_NETNS, 
 use crate::error::{CniError, CniResult, code};
 
 /// One environment, complete: the child gets exactly these variables.
-pub type EnvList = Vec<(OsString, OsString)>;
+pub(crate) type EnvList = Vec<(OsString, OsString)>;
 
 /// What a plugin process produced.
 #[derive(Debug, Clone, Default)]

@@ -48,7 +48,7 @@ impl<'a> Fields<'a> {
     }
 
     /// As [`Fields::new`], for reading a result: errors are decode errors (code 6).
-    pub fn result(obj: &'a Map<String, Value>, path: impl Into<String>) -> Self {
+    pub(crate) fn result(obj: &'a Map<String, Value>, path: impl Into<String>) -> Self {
         Fields {
             decode: true,
             ..Fields::new(obj, path)
@@ -65,7 +65,7 @@ impl<'a> Fields<'a> {
     }
 
     /// An error of this reader's kind: code 6 for a result, 7 for configuration.
-    pub fn error(&self, msg: impl Into<String>) -> CniError {
+    pub(crate) fn error(&self, msg: impl Into<String>) -> CniError {
         if self.decode {
             CniError::decode(msg)
         } else {
@@ -94,7 +94,7 @@ impl<'a> Fields<'a> {
     }
 
     /// The value of `key` (exact match), `None` when absent or null.
-    pub fn get(&self, key: &str) -> Option<&'a Value> {
+    pub(crate) fn get(&self, key: &str) -> Option<&'a Value> {
         self.obj.get(key).filter(|v| !v.is_null())
     }
 
@@ -140,7 +140,7 @@ impl<'a> Fields<'a> {
     }
 
     /// A whole number from 0 to `u32::MAX`.
-    pub fn u32(&self, key: &str) -> CniResult<Option<u32>> {
+    pub(crate) fn u32(&self, key: &str) -> CniResult<Option<u32>> {
         match self.get(key) {
             None => Ok(None),
             Some(Value::Number(n)) => n

@@ -17,7 +17,7 @@ pub mod delegate;
 pub mod env;
 pub mod error;
 pub mod exec;
-pub mod fields;
+pub(crate) mod fields;
 pub mod ident;
 pub mod oflags;
 pub mod output;

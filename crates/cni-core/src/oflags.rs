@@ -10,7 +10,7 @@ const MIPS: bool = cfg!(any(target_arch = "mips", target_arch = "mips64"));
 const SPARC: bool = cfg!(any(target_arch = "sparc", target_arch = "sparc64"));
 
 /// O_NOFOLLOW: fail with [`ELOOP`] instead of following a symlink at the last path component.
-pub const O_NOFOLLOW: i32 = if cfg!(any(
+pub(crate) const O_NOFOLLOW: i32 = if cfg!(any(
     target_arch = "aarch64",
     target_arch = "arm",
     target_arch = "m68k",
@@ -33,7 +33,7 @@ pub const O_NONBLOCK: i32 = if MIPS {
 
 /// ELOOP: what opening a symlink with [`O_NOFOLLOW`] fails with. (Its `ErrorKind`,
 /// `FilesystemLoop`, is not stable.)
-pub const ELOOP: i32 = if MIPS {
+pub(crate) const ELOOP: i32 = if MIPS {
     90
 } else if SPARC {
     62

@@ -37,7 +37,7 @@ struct VersionReply {
 }
 
 /// Encodes an error reply; `version` is the request's when it was understood.
-pub fn error_json(e: &CniError, version: Option<Version>) -> Vec<u8> {
+pub(crate) fn error_json(e: &CniError, version: Option<Version>) -> Vec<u8> {
     let reply = ErrorReply {
         cni_version: version.unwrap_or(Version::V1_1_0).as_str(),
         code: e.code,
@@ -49,7 +49,7 @@ pub fn error_json(e: &CniError, version: Option<Version>) -> Vec<u8> {
 }
 
 impl Outcome {
-    pub fn result(json: Vec<u8>) -> Self {
+    pub(crate) fn result(json: Vec<u8>) -> Self {
         Outcome {
             stdout: json,
             stderr: String::new(),
@@ -57,7 +57,7 @@ impl Outcome {
         }
     }
 
-    pub fn nothing() -> Self {
+    pub(crate) fn nothing() -> Self {
         Outcome {
             stdout: Vec::new(),
             stderr: String::new(),
@@ -65,7 +65,7 @@ impl Outcome {
         }
     }
 
-    pub fn about(text: String) -> Self {
+    pub(crate) fn about(text: String) -> Self {
         Outcome {
             stdout: Vec::new(),
             stderr: text,
@@ -73,7 +73,7 @@ impl Outcome {
         }
     }
 
-    pub fn version(version: Version) -> Self {
+    pub(crate) fn version(version: Version) -> Self {
         let reply = VersionReply {
             cni_version: version.as_str(),
             supported_versions: SUPPORTED,
@@ -81,7 +81,7 @@ impl Outcome {
         Outcome::result(serde_json::to_vec(&reply).unwrap_or_default())
     }
 
-    pub fn error(e: &CniError, version: Option<Version>) -> Self {
+    pub(crate) fn error(e: &CniError, version: Option<Version>) -> Self {
         Outcome {
             stdout: error_json(e, version),
             stderr: String::new(),
@@ -92,7 +92,7 @@ impl Outcome {
 
 /// Writes the outcome and returns the exit status.
 #[allow(clippy::print_stderr)]
-pub fn emit(outcome: &Outcome) -> ExitCode {
+pub(crate) fn emit(outcome: &Outcome) -> ExitCode {
     if !outcome.stderr.is_empty() {
         eprint!("{}", outcome.stderr);
     }
@@ -105,7 +105,7 @@ pub fn emit(outcome: &Outcome) -> ExitCode {
 }
 
 /// Turns any panic into an error reply (code 999) with exit status 1, never Rust's exit 101 text.
-pub fn install_panic_hook() {
+pub(crate) fn install_panic_hook() {
     std::panic::set_hook(Box::new(|info| {
         let e = CniError::new(
             code::INTERNAL,

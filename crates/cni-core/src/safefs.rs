@@ -43,7 +43,7 @@ pub fn open_regular(opts: &mut OpenOptions, path: &Path) -> std::io::Result<(Fil
 }
 
 /// Reads an open file to its end, refusing more than `cap` bytes.
-pub fn read_capped(file: &File, cap: u64, path: &Path) -> std::io::Result<Vec<u8>> {
+pub(crate) fn read_capped(file: &File, cap: u64, path: &Path) -> std::io::Result<Vec<u8>> {
     let mut buf = Vec::new();
     file.take(cap.saturating_add(1)).read_to_end(&mut buf)?;
     if buf.len() as u64 > cap {
@@ -91,14 +91,8 @@ pub fn replace(dir: &Path, name: &str, bytes: &[u8], mode: u32) -> std::io::Resu
     done
 }
 
-/// Whether a file may be rewritten in place: a regular file with exactly one name (a second name,
-/// a hard link planted elsewhere, would carry the write outside its directory).
-pub fn single_link(md: &Metadata) -> bool {
-    md.is_file() && md.nlink() == 1
-}
-
 /// A name that is safe as one path component: not empty, not `.` or `..`, no `/` or NUL.
-pub fn check_name(name: &str) -> std::io::Result<()> {
+pub(crate) fn check_name(name: &str) -> std::io::Result<()> {
     if name.is_empty() || name == "." || name == ".." || name.contains(['/', '\0']) {
         return Err(Error::new(
             ErrorKind::InvalidInput,

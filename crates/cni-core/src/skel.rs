@@ -46,7 +46,7 @@ pub trait Plugin {
 }
 
 /// The plugin's answer to being run with no CNI_COMMAND.
-pub fn about_text(plugin: &dyn Plugin) -> String {
+pub(crate) fn about_text(plugin: &dyn Plugin) -> String {
     format!(
         "{} (sandbox-cni {}): {}\nCNI protocol versions supported: {}\nThis is a CNI plugin: container runtimes run it with CNI_COMMAND and the network configuration on stdin.\n",
         plugin.name(),
@@ -83,7 +83,12 @@ pub fn dispatch(plugin: &dyn Plugin, vars: &EnvMap, stdin: impl Read) -> Outcome
 }
 
 /// [`dispatch`], also noting what the call was about and how it ended (for the trace).
-pub fn dispatch_noting(plugin: &dyn Plugin, vars: &EnvMap, stdin: impl Read, note: &mut Note) -> Outcome {
+pub(crate) fn dispatch_noting(
+    plugin: &dyn Plugin,
+    vars: &EnvMap,
+    stdin: impl Read,
+    note: &mut Note,
+) -> Outcome {
     let command = match env::command(vars) {
         Ok(Some(c)) => c,
         Ok(None) => return Outcome::about(about_text(plugin)),

@@ -48,7 +48,7 @@ pub const ROTATED: &str = "trace.jsonl.1";
 /// The size at which the file is rotated.
 pub const MAX_SIZE: u64 = 4 << 20;
 /// How long a writer waits for another writer's lock (held for one `write`) before it drops its record.
-pub const LOCK_WAIT_MS: u32 = 20;
+pub(crate) const LOCK_WAIT_MS: u32 = 20;
 
 /// Never through a symlink, never waiting on a FIFO.
 const FLAGS: i32 = O_NOFOLLOW | O_NONBLOCK;
@@ -56,13 +56,13 @@ const FLAGS: i32 = O_NOFOLLOW | O_NONBLOCK;
 /// What a call was about, noted by the dispatcher for the trace (how it ended is read from the
 /// reply itself).
 #[derive(Debug, Default)]
-pub struct Note {
-    pub network: String,
-    pub version: &'static str,
+pub(crate) struct Note {
+    pub(crate) network: String,
+    pub(crate) version: &'static str,
 }
 
 /// A call being traced.
-pub struct Trace {
+pub(crate) struct Trace {
     dir: PathBuf,
     /// The trace directory as found at the start (checked before the file is opened).
     dir_md: fs::Metadata,
@@ -75,7 +75,7 @@ fn var<'a>(vars: &'a EnvMap, name: &str) -> Option<&'a std::ffi::OsString> {
 
 /// Starts tracing a CNI call, if tracing is on. `None` when it is off (no trace directory) or
 /// when the binary was run by hand (no CNI_COMMAND). Opens nothing.
-pub fn start(vars: &EnvMap) -> Option<Trace> {
+pub(crate) fn start(vars: &EnvMap) -> Option<Trace> {
     var(vars, CNI_COMMAND)?;
     let dir = PathBuf::from(var(vars, DIR_VAR).map_or(OsStr::new(DEFAULT_DIR), |d| d.as_os_str()));
     let dir_md = fs::symlink_metadata(&dir).ok()?;
@@ -91,13 +91,8 @@ fn euid() -> Option<u32> {
     fs::metadata("/proc/self").ok().map(|m| m.uid())
 }
 
-/// Opens `dir/trace.jsonl` for appending when the directory and the file pass the checks of the
-/// module's documentation (a trace directory that fails them is treated as off).
-pub fn open(dir: &Path) -> Option<File> {
-    open_in(dir, &fs::symlink_metadata(dir).ok()?)
-}
-
-/// [`open`] with the directory's metadata (`lstat`) already at hand.
+/// Opens `dir/trace.jsonl` for appending when the directory (its `lstat` metadata `md`) and the file
+/// pass the checks of the module's documentation (a trace directory that fails them is treated as off).
 fn open_in(dir: &Path, md: &fs::Metadata) -> Option<File> {
     if !md.is_dir() || md.mode() & 0o022 != 0 {
         return None;
@@ -131,7 +126,7 @@ fn open_in(dir: &Path, md: &fs::Metadata) -> Option<File> {
 
 /// Appends one record (a whole line) to the open trace file of `dir`, as the module's
 /// documentation says: under the lock, whole or not at all, rotating past `max` bytes.
-pub fn append(file: &File, dir: &Path, record: &[u8], max: u64) {
+pub(crate) fn append(file: &File, dir: &Path, record: &[u8], max: u64) {
     let mut waited = 0;
     loop {
         match file.try_lock() {
@@ -211,7 +206,7 @@ fn push_time(s: &mut Vec<u8>, t: SystemTime) {
 
 impl Trace {
     /// Appends the call's line and rotates the file when it is too large. Ignores every error.
-    pub fn finish(self, plugin: &str, vars: &EnvMap, note: &Note, outcome: &Outcome) {
+    pub(crate) fn finish(self, plugin: &str, vars: &EnvMap, note: &Note, outcome: &Outcome) {
         let now = SystemTime::now();
         let took = now.duration_since(self.start).unwrap_or_default();
         let get = |name| var(vars, name).and_then(|v| v.to_str()).unwrap_or_default();

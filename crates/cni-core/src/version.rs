@@ -22,7 +22,7 @@ pub enum Version {
 
 /// The three result layouts the supported versions share.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Layout {
+pub(crate) enum Layout {
     /// 0.1.0 and 0.2.0: `ip4` / `ip6` objects.
     Legacy,
     /// 0.3.0, 0.3.1 and 0.4.0: `ips[]` entries carry `"version"`.
@@ -54,7 +54,7 @@ impl Version {
         SUPPORTED[self as usize]
     }
 
-    pub fn layout(self) -> Layout {
+    pub(crate) fn layout(self) -> Layout {
         match self {
             Version::V0_1_0 | Version::V0_2_0 => Layout::Legacy,
             Version::V0_3_0 | Version::V0_3_1 | Version::V0_4_0 => Layout::V04,
@@ -63,12 +63,12 @@ impl Version {
     }
 
     /// CHECK exists since 0.4.0.
-    pub fn has_check(self) -> bool {
+    pub(crate) fn has_check(self) -> bool {
         self >= Version::V0_4_0
     }
 
     /// GC and STATUS exist since 1.1.0.
-    pub fn has_gc_status(self) -> bool {
+    pub(crate) fn has_gc_status(self) -> bool {
         self >= Version::V1_1_0
     }
 }

@@ -20,7 +20,7 @@ fn object<'a>(v: &'a Value, what: &str) -> CniResult<Fields<'a>> {
 
 impl Dns {
     /// Reads a `dns` object; `what` names it in error messages (e.g. "dns" or "prevResult.dns").
-    pub fn from_json(v: &Value, what: &str) -> CniResult<Dns> {
+    pub(crate) fn from_json(v: &Value, what: &str) -> CniResult<Dns> {
         Dns::read(&object(v, what)?)
     }
 
