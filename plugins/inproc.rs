@@ -26,7 +26,7 @@ pub struct InProcess;
 impl InProcess {
     /// Runs `f` with the plugin of type `name`, if it is one of sandbox-cni's plugins (a unit test holds
     /// this match equal to plugins/list.txt).
-    pub fn with_plugin<T>(&self, name: &str, f: impl FnOnce(&dyn Plugin) -> T) -> Option<T> {
+    pub(crate) fn with_plugin<T>(&self, name: &str, f: impl FnOnce(&dyn Plugin) -> T) -> Option<T> {
         let plugin: &dyn Plugin = match name {
             "loopback" => &Loopback,
             "host-local" => &HostLocal,

@@ -18,6 +18,6 @@ pub mod host_local;
 #[cfg(any(test, feature = "testing"))]
 pub mod inproc;
 pub mod loopback;
-pub mod pass_through;
+pub(crate) mod pass_through;
 pub mod portmap;
 pub mod tuning;

@@ -28,7 +28,7 @@ pub struct Bridge<'a> {
 }
 
 impl<'a> Bridge<'a> {
-    pub const fn new(exec: &'a dyn Exec) -> Self {
+    pub(crate) const fn new(exec: &'a dyn Exec) -> Self {
         Bridge { exec }
     }
 

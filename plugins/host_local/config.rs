@@ -20,10 +20,10 @@ pub struct IpamConf {
     pub sets: Vec<RangeSet>,
     /// Where each set came from, e.g. `ipam.ranges[1]`, for messages.
     pub labels: Vec<String>,
-    pub routes: Vec<Route>,
+    pub(crate) routes: Vec<Route>,
     pub data_dir: PathBuf,
-    pub resolv_conf: Option<PathBuf>,
-    pub reclaim_after_reboot: bool,
+    pub(crate) resolv_conf: Option<PathBuf>,
+    pub(crate) reclaim_after_reboot: bool,
 }
 
 fn invalid(msg: impl Into<String>) -> CniError {
