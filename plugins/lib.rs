@@ -5,7 +5,7 @@
 //! - [`bridge::Bridge`], which delegates addressing to its IPAM plugin through a `cni_core::exec::Exec`
 //!   ([`bridge::BRIDGE`] runs it as a process, as the binary does);
 //! - the pass-through chained plugins [`portmap::PLUGIN`], [`bandwidth::PLUGIN`], [`firewall::PLUGIN`]
-//!   and [`tuning::PLUGIN`] (all [`pass_through::PassThrough`]);
+//!   and [`tuning::PLUGIN`] (all `pass_through::PassThrough`);
 //! - `inproc::InProcess` (with the `testing` feature, for tests only): an `Exec` that runs these plugins
 //!   through `cni_core::skel::dispatch` inside the calling process, so a bridge and its IPAM can be
 //!   tested without starting a process.

@@ -13,7 +13,7 @@ use crate::result::parse_cidr;
 ///
 /// Type errors name the full key path, the expected type and what was found. They are code 7
 /// (invalid configuration) for configuration read with [`Fields::new`], and code 6 (decoding) for
-/// results read with [`Fields::result`] (a prevResult, a delegated plugin's reply), whose messages
+/// results read with `Fields::result` (a prevResult, a delegated plugin's reply), whose messages
 /// name only the JSON type found. The `_ci` lookups match keys case-insensitively, for runtime
 /// capability payloads (containerd sends `HostPort` where the convention says `hostPort`).
 #[derive(Debug, Clone)]

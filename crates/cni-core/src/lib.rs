@@ -1,6 +1,6 @@
 //! sandbox-cni's CNI protocol core: everything a plugin needs except its own behaviour.
 //!
-//! - [`config`]: the request configuration; [`fields`]: typed access to the keys of a JSON object
+//! - [`config`]: the request configuration; `fields`: typed access to the keys of a JSON object
 //!   (plugin keys, and results read back);
 //! - [`result`]: the one result model and its conversion to and from every spec version;
 //! - [`skel`]: the dispatcher ([`skel::dispatch`] for tests, [`skel::run`] for `main`);

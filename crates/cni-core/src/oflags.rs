@@ -41,7 +41,7 @@ pub(crate) const ELOOP: i32 = if MIPS {
     40
 };
 
-/// Whether `e` is the error of opening a symlink with [`O_NOFOLLOW`].
+/// Whether `e` is the error of opening a symlink with `O_NOFOLLOW`.
 pub fn is_symlink_refused(e: &std::io::Error) -> bool {
     e.raw_os_error() == Some(ELOOP)
 }

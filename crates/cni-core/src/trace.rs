@@ -19,7 +19,7 @@
 //! nobody else; and `trace.jsonl` only when it is a regular file of the caller's with no second
 //! name, mode 0600 (it is created so, and an older file of the caller's is made so). The open never follows a symlink or waits on a FIFO.
 //!
-//! Writers take the file's lock (waiting at most [`LOCK_WAIT_MS`] ms, else the record is dropped),
+//! Writers take the file's lock (waiting at most `LOCK_WAIT_MS` ms, else the record is dropped),
 //! append the record, and on a short write (a full file system) cut the file back to where the
 //! record began: a record is there whole or not at all, and the next one starts a line. The writer
 //! that takes the file past [`MAX_SIZE`] renames it to `trace.jsonl.1` (replacing the previous

@@ -247,7 +247,7 @@ impl Cache {
     }
 
     /// The entry of one attachment: `Ok(None)` when there is no file. A file that is not a regular
-    /// file, or larger than [`MAX_ENTRY`], is an error (never waited on, never read whole).
+    /// file, or larger than `MAX_ENTRY`, is an error (never waited on, never read whole).
     pub fn read(&self, network: &str, container_id: &str, ifname: &str) -> Result<Option<Entry>, Error> {
         let path = self.path(network, container_id, ifname).map_err(Error::Name)?;
         let unreadable = |source: io::Error| Error::Read {

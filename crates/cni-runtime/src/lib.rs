@@ -6,7 +6,7 @@
 //! - [`cache`]: libcni's result cache (`<cacheDir>/results/<net>-<id>-<ifname>`);
 //! - [`runner`]: the process runner (timeout, process-group kill), an [`cni_core::exec::Exec`], and
 //!   the one way this project runs a child process with a deadline;
-//! - [`error`]: what can go wrong, by kind, with the plugin's own CNI error;
+//! - `error`: what can go wrong, by kind, with the plugin's own CNI error;
 //! - `testing` (feature `testing`): `FakeExec`, plugins in memory for tests;
 //! - [`version`]: the one version ordering.
 

@@ -7,7 +7,7 @@
 //! take it exclusively, so nothing changes while it reads), and reads without it when the lock
 //! cannot be had in time; [`DiskStore::inspect`] inspects a store its caller has open, under the
 //! lock it holds. File names come from the store's layout module, files are read with the store's
-//! own readers, what would make plugin calls fail is the plugins' own [`crate::disk::verdict`], and
+//! own readers, what would make plugin calls fail is the plugins' own `crate::disk::verdict`, and
 //! our index is read only through [`crate::disk::read_index_entries`].
 
 use std::collections::BTreeMap;
@@ -65,7 +65,7 @@ pub enum Damage {
     /// A reservation the index does not name.
     MissingIndexEntry { ip: IpAddr, owner: Owner },
     /// A condition under which every plugin call on this store fails (code 5), found by the
-    /// plugin's own checks ([`crate::disk::verdict`]).
+    /// plugin's own checks (`crate::disk::verdict`).
     Refused { why: String },
     /// The index is no longer the one the plugin left (someone else changed or restored the
     /// store): the next plugin call rebuilds it.

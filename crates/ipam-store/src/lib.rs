@@ -6,9 +6,9 @@
 //! - [`disk`]: [`disk::DiskStore`], the reference-compatible store;
 //! - [`config`]: the one reader of host-local's configuration (ranges, `dataDir`);
 //! - [`live`]: the one rule of which reservations live attachments keep (GC, leak counts);
-//! - [`owner`]: reservation bodies; [`error`]: what can go wrong;
+//! - `owner`: reservation bodies; `error`: what can go wrong;
 //! - [`inspect`]: read-only inspection of a store (`k3s-sandbox ipam ls`);
-//! - [`order`]: the one sort the store and host-local use (kept monomorphic for size).
+//! - `order`: the one sort the store and host-local use (kept monomorphic for size).
 
 pub mod alloc;
 pub mod config;

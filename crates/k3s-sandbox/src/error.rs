@@ -18,12 +18,12 @@ use cni_runtime::{conf, runtime};
 /// `Display` text.
 #[derive(Debug, thiserror::Error)]
 pub enum Failure {
-    /// Anything without a kind of its own ([`Failure::new`], `From<String>`, `From<&str>`).
+    /// Anything without a kind of its own (`Failure::new`, `From<String>`, `From<&str>`).
     #[error("{0}")]
     Other(String),
     /// Arguments that parse but cannot be used together, or refer to something unusable (a
     /// guarded k3s flag without `--force`, an empty directory option, an option that does not
-    /// apply without another). Exits [`USAGE_EXIT`], as clap's own syntax errors do.
+    /// apply without another). Exits `USAGE_EXIT`, as clap's own syntax errors do.
     #[error("{0}")]
     Usage(String),
     /// A file-system call on a path failed.
@@ -59,25 +59,25 @@ pub enum Failure {
     #[error("{message}")]
     PluginFailed { message: String, error: CniError },
     /// A plugin the network needs is not in the plugin dirs or cannot be started. Exits
-    /// [`exit::UNAVAILABLE`].
+    /// `exit::UNAVAILABLE`.
     #[error("{0}")]
     PluginMissing(String),
     /// A plugin succeeded but printed something that is not a CNI reply (an ADD result that is not
     /// JSON or not a result of its version, a VERSION answer without `supportedVersions`). Exits
-    /// [`exit::PROTOCOL`].
+    /// `exit::PROTOCOL`.
     #[error("{0}")]
     PluginReply(String),
     /// A network configuration that cannot be read or used: an invalid conflist, a cniVersion that
     /// is not a version, a verb the list's version does not have (CHECK before 0.4.0), the file
-    /// containerd would pick unreadable. Exits [`exit::CONFIG`].
+    /// containerd would pick unreadable. Exits `exit::CONFIG`.
     #[error("{0}")]
     NetworkConfig(String),
     /// Input the CNI commands refuse: CNI_ARGS, CAP_ARGS, an interface name, container ID or
-    /// network name libcni would refuse. Exits [`exit::DATA`].
+    /// network name libcni would refuse. Exits `exit::DATA`.
     #[error("{0}")]
     CniInput(String),
     /// libcni's result cache cannot be read or written, or holds an entry that cannot be used.
-    /// Exits [`exit::IO`].
+    /// Exits `exit::IO`.
     #[error("{0}")]
     Cache(String),
     /// A pod range that is IPv6: the default sandbox-cni network is IPv4-only. `up` only warns

@@ -2,7 +2,9 @@
 //!
 //! The library holds everything but the command-line entry point (src/main.rs), so the
 //! integration tests use the same code as the binary. Each subcommand is a module of
-//! [`commands`] (or `*_cmd`) with its clap `Args` and a `run`.
+//! [`commands`] with its clap `Args` and a `run`; the logic they share is grouped by domain in
+//! [`k3s`] (the k3s lifecycle), `host` (host checks) and [`cni`] (CNI operations). Only what the
+//! binary, the integration tests and the fuzz targets use is `pub`.
 
 pub mod cli;
 pub mod cni;

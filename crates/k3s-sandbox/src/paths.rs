@@ -1,7 +1,7 @@
 //! Where things live: the instance data dir (one k3s instance per data dir),
 //! the CNI plugin dir and the CNI config dir, plus the file names inside the
-//! data dir. Also how the CLI writes the files it keeps there ([`atomic_write`]) and how it finds
-//! an executable on a search path ([`find_in_path`], [`is_executable_file`]).
+//! data dir. Also how the CLI writes the files it keeps there (`atomic_write`) and how it finds
+//! an executable on a search path (`find_in_path`, `is_executable_file`).
 
 use std::ffi::OsStr;
 use std::fs;

@@ -238,7 +238,7 @@ impl DiskStore {
     /// GC: releases every reservation whose holder `keep` rejects (unreadable bodies included) and
     /// rebuilds the index. Returns the released addresses with their holders.
     ///
-    /// Each reservation's fate is [`crate::live::fate`]'s; what is not a regular file is never
+    /// Each reservation's fate is `crate::live::fate`'s; what is not a regular file is never
     /// removed (the rebuild never touches it).
     pub fn retain(
         &mut self,

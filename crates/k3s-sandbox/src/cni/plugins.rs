@@ -1,6 +1,6 @@
 //! The product's plugin list ([`ALL`], from plugins/list.txt; [`REQUIRED`], the default network's),
 //! checking and installing the CNI plugin executables, and the ledger of the files k3s-sandbox
-//! wrote ([`WrittenFiles`], each file's SHA-256 from [`sha256_hex`]).
+//! wrote (`WrittenFiles`, each file's SHA-256 from `sha256_hex`).
 
 use std::collections::BTreeMap;
 use std::fs;

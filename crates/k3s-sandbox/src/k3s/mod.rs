@@ -1,5 +1,5 @@
-//! The k3s lifecycle: k3s's command line ([`flags`]), the instance's process ([`process`]), the wait
-//! until it is ready ([`ready`]), what its log's failures mean ([`hints`]) and the agent's
+//! The k3s lifecycle: k3s's command line (`flags`), the instance's process ([`process`]), the wait
+//! until it is ready (`ready`), what its log's failures mean (`hints`) and the agent's
 //! pods-in-gVisor profile ([`gvisor_pods`]). This module itself finds and asks the k3s binary.
 
 pub(crate) mod flags;

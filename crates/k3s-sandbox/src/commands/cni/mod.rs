@@ -55,7 +55,7 @@ pub(crate) fn cnitool_command() -> clap::Command {
 
 /// When the binary was called through a link named `cnitool`: runs as `k3s-sandbox cni` and returns
 /// the exit status (1 for every failure and usage error, as cnitool: the statuses of
-/// [`crate::error::exit`] are `k3s-sandbox cni`'s).
+/// `crate::error::exit` are `k3s-sandbox cni`'s).
 pub fn run_as_cnitool() -> Option<std::process::ExitCode> {
     let argv0 = std::env::args_os().next()?;
     if Path::new(&argv0).file_name()? != "cnitool" {
