@@ -94,7 +94,7 @@ impl Chain {
             exec: Recorder {
                 inner: ProcessRunner {
                     timeout: Duration::from_secs(60),
-                    pass_stderr: true,
+                    stderr: None,
                 },
                 adds: RefCell::new(Vec::new()),
             },

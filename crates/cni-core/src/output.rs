@@ -91,7 +91,7 @@ impl Outcome {
 }
 
 /// Writes the outcome and returns the exit status.
-#[allow(clippy::print_stderr)]
+#[allow(clippy::print_stderr, clippy::disallowed_methods)]
 pub(crate) fn emit(outcome: &Outcome) -> ExitCode {
     if !outcome.stderr.is_empty() {
         eprint!("{}", outcome.stderr);
@@ -105,6 +105,7 @@ pub(crate) fn emit(outcome: &Outcome) -> ExitCode {
 }
 
 /// Turns any panic into an error reply (code 999) with exit status 1, never Rust's exit 101 text.
+#[allow(clippy::disallowed_methods)]
 pub(crate) fn install_panic_hook() {
     std::panic::set_hook(Box::new(|info| {
         let e = CniError::new(

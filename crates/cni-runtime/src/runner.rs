@@ -22,17 +22,10 @@ use cni_core::exec::{Exec, ExecOutput};
 #[derive(Debug, Clone)]
 pub struct ProcessRunner {
     pub timeout: Duration,
-    /// Copy the plugin's stderr to ours as well (libcni passes it through).
-    pub pass_stderr: bool,
-}
-
-impl Default for ProcessRunner {
-    fn default() -> Self {
-        ProcessRunner {
-            timeout: Duration::from_secs(60),
-            pass_stderr: true,
-        }
-    }
+    /// Where the plugin's stderr goes as well, once it has ended (libcni passes it through to the
+    /// caller's stderr); `None`: it is only captured. The runtime never writes to the process's
+    /// streams itself: the program that runs it says where.
+    pub stderr: Option<fn(&[u8])>,
 }
 
 /// Sends `signal` to process group `pgid`, ignoring "no such process".
@@ -275,8 +268,10 @@ impl Exec for ProcessRunner {
         let mut cmd = Command::new(exe);
         cmd.env_clear().envs(env.iter().map(|(k, v)| (k, v)));
         let c = run(&mut cmd, stdin, self.timeout)?;
-        if self.pass_stderr && !c.stderr.is_empty() {
-            let _ = std::io::stderr().write_all(&c.stderr);
+        if let Some(pass) = self.stderr
+            && !c.stderr.is_empty()
+        {
+            pass(&c.stderr);
         }
         Ok(ExecOutput {
             success: c.status.is_some_and(|s| s.success()),

@@ -73,6 +73,24 @@ pub(crate) fn json_text(v: &impl Serialize) -> String {
     String::from_utf8(out).unwrap_or_default()
 }
 
+/// Writes `bytes` to stdout as they are and flushes. The error (a closed pipe: `... | head`) is the
+/// caller's to ignore or act on; nothing panics.
+#[allow(clippy::disallowed_methods)]
+pub(crate) fn stdout_bytes(bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_all(bytes)?;
+    out.flush()
+}
+
+/// Writes `bytes` to stderr as they are (a plugin's own stderr, passed through); a failed write is
+/// ignored, as there is nowhere left to report it.
+#[allow(clippy::disallowed_methods)]
+pub(crate) fn stderr_bytes(bytes: &[u8]) {
+    use std::io::Write;
+    let _ = std::io::stderr().lock().write_all(bytes);
+}
+
 /// Prints `v` as indented JSON on stdout.
 pub(crate) fn print_json(v: &impl Serialize) {
     outln!("{}", json_text(v));
@@ -100,6 +118,7 @@ pub(crate) fn short_id(id: &str, full: bool) -> String {
 
 /// Whether stdout gets colour: NO_COLOR (set and not empty) turns it off, CLICOLOR_FORCE (set,
 /// not empty, not 0) on, CLICOLOR=0 off, else only on a terminal (anstream reads these).
+#[allow(clippy::disallowed_methods)]
 pub(crate) fn stdout_color() -> bool {
     !matches!(
         anstream::AutoStream::choice(&std::io::stdout()),

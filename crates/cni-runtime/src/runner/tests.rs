@@ -18,7 +18,7 @@ fn environment_is_explicit() {
     );
     let r = ProcessRunner {
         timeout: Duration::from_secs(20),
-        pass_stderr: false,
+        stderr: None,
     };
     let env = vec![(OsString::from("ONLY"), OsString::from("this"))];
     let out = r.exec(&p, &env, b"{}").unwrap();
@@ -35,7 +35,7 @@ fn a_hung_plugin_and_its_children_are_killed() {
     let p = script(tmp.path(), "hang", "sleep 30 & sleep 30");
     let r = ProcessRunner {
         timeout: Duration::from_millis(200),
-        pass_stderr: false,
+        stderr: None,
     };
     let out = r.exec(&p, &[], b"").unwrap();
     assert!(!out.success);

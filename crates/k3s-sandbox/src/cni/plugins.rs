@@ -74,7 +74,7 @@ pub(crate) fn check_plugin(path: &Path) -> PluginState {
     };
     let runner = ProcessRunner {
         timeout: VERSION_TIMEOUT,
-        pass_stderr: false,
+        stderr: None,
     };
     let runtime = Runtime {
         exec: &runner,

@@ -34,7 +34,6 @@ pub(crate) fn script(shell: Shell) -> Vec<u8> {
 }
 
 pub(crate) fn run(a: &CompletionsArgs) -> Result<u8> {
-    use std::io::Write;
-    let _ = std::io::stdout().lock().write_all(&script(a.shell));
+    let _ = crate::output::stdout_bytes(&script(a.shell));
     Ok(0)
 }

@@ -37,8 +37,7 @@ fn section(cmd: &clap::Command, parent: &str, out: &mut Vec<u8>) -> std::io::Res
 }
 
 pub(crate) fn run(_a: &ManArgs) -> Result<u8> {
-    use std::io::Write;
     let page = page().map_err(|e| Failure::new(format!("cannot render the manual page: {e}")))?;
-    let _ = std::io::stdout().lock().write_all(&page);
+    let _ = crate::output::stdout_bytes(&page);
     Ok(0)
 }

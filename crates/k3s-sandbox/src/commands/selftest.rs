@@ -65,7 +65,7 @@ pub(super) fn run_selftest(dirs: &Dirs, explicit: Option<&Path>) -> Result<selft
     let (plan, work) = selftest::plan_in(&std::env::temp_dir(), list, &dirs.cni_bin_dir)?;
     let runner = ProcessRunner {
         timeout: Duration::from_secs(30),
-        pass_stderr: false,
+        stderr: None,
     };
     let result = selftest::run(&runner, &plan, &mut |line| say(&format!("  {line}")));
     let _ = fs::remove_dir_all(&work);

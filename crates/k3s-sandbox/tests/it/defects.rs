@@ -353,3 +353,36 @@ fn completions_and_the_manual_page_cover_every_subcommand() {
         .stdout_has("\\-\\-valid");
     assert!(Path::new(&exe()).exists());
 }
+
+/// libcni passes a plugin's stderr through to its caller's: `cni add` does too (through the
+/// output module's stderr writer; cni-runtime never writes to the process's streams itself), and
+/// the plugin's stdout stays the result.
+#[test]
+fn a_plugins_stderr_reaches_cni_adds_stderr() {
+    use std::os::unix::fs::PermissionsExt;
+    let c = Cni::new();
+    let bin = c.tmp.path().join("bin");
+    fs::create_dir_all(&bin).unwrap();
+    let chatty = bin.join("chatty");
+    fs::write(
+        &chatty,
+        "#!/bin/sh\ncat >/dev/null\necho 'chatty: a note on stderr' >&2\n\
+         echo '{\"cniVersion\":\"1.0.0\",\"ips\":[{\"address\":\"10.1.2.3/24\"}]}'\n",
+    )
+    .unwrap();
+    fs::set_permissions(&chatty, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::write(
+        c.conf().join("40-chatty.conflist"),
+        r#"{"cniVersion":"1.0.0","name":"chatty","plugins":[{"type":"chatty"}]}"#,
+    )
+    .unwrap();
+    let out = c
+        .cmd(&["cni", "add", "chatty", &c.netns("a")])
+        .env("CNI_PATH", &bin)
+        .output()
+        .unwrap();
+    let out = Out::from(out);
+    out.expect_code(0).stderr_has("chatty: a note on stderr");
+    assert!(out.stdout.contains("10.1.2.3/24"), "{}", out.stdout);
+    assert!(!out.stdout.contains("chatty:"), "{}", out.stdout);
+}

@@ -11,7 +11,6 @@ mod status;
 mod tests;
 
 use std::ffi::OsString;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -101,7 +100,7 @@ impl Ctx {
         Ctx {
             runner: ProcessRunner {
                 timeout: Duration::from_secs(timeout),
-                pass_stderr: true,
+                stderr: Some(crate::output::stderr_bytes),
             },
             path: paths::bin_path(bin.cni_bin_dir.as_deref()),
             cache: Cache::new(cache_dir.clone()),
@@ -260,9 +259,7 @@ fn attach(ctx: &Ctx, verb: &CniCommand, at: &Attach) -> Result<u8> {
                 // As cnitool prints it: in the spec's field order, indented by four spaces, no newline
                 // at the end.
                 let text = added.to_json().map_err(|e| Failure::new(e.msg))?;
-                let mut out = std::io::stdout().lock();
-                let _ = out.write_all(json::indent(&text, "    ").as_bytes());
-                let _ = out.flush();
+                let _ = crate::output::stdout_bytes(json::indent(&text, "    ").as_bytes());
             }
             Ok(None) => {}
             Err(e) => {

@@ -178,9 +178,7 @@ fn format_row(cols: [&str; 9], full: bool) -> String {
 
 /// Prints one line; when stdout is gone (`trace | head`), stops quietly, as `cat` does.
 fn emit(line: &str) {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
+    if crate::output::stdout_bytes(format!("{line}\n").as_bytes()).is_err() {
         std::process::exit(0);
     }
 }
