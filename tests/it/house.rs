@@ -4,6 +4,7 @@
 
 use std::collections::BTreeSet;
 use std::fs;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 fn repo() -> &'static Path {
@@ -212,40 +213,25 @@ fn the_plugin_list_is_spelled_out_only_in_plugins_list_txt() {
          plugins/list.sh, plugins/plugin_list.py or k3s_sandbox::cni::plugins::ALL): {copies:?}"
     );
 
+    // The shell and Python readers name the same plugins as the Rust one.
     let want = names.join(" ");
-    let shell = std::process::Command::new("sh")
-        .args(["-c", ". plugins/list.sh && plugin_list plugins/list.txt"])
-        .current_dir(repo())
-        .output()
-        .unwrap();
-    assert!(
-        shell.status.success(),
-        "plugins/list.sh: {}",
-        String::from_utf8_lossy(&shell.stderr)
-    );
-    assert_eq!(
-        String::from_utf8_lossy(&shell.stdout).trim_end(),
-        want,
-        "plugins/list.sh"
-    );
-    match std::process::Command::new("python3")
-        .arg("plugins/plugin_list.py")
-        .current_dir(repo())
-        .output()
-    {
-        Ok(py) => {
-            assert!(
-                py.status.success(),
-                "plugins/plugin_list.py: {}",
-                String::from_utf8_lossy(&py.stderr)
-            );
-            assert_eq!(
-                String::from_utf8_lossy(&py.stdout).trim_end(),
-                want,
-                "plugins/plugin_list.py"
-            );
-        }
-        Err(e) => eprintln!("python3 cannot run ({e}): plugins/plugin_list.py not compared"),
+    let listed_by = |program: &str, args: &[&str]| {
+        let out = std::process::Command::new(program)
+            .args(args)
+            .current_dir(repo())
+            .output()?;
+        let shown = format!("{program} {}", args.join(" "));
+        assert!(
+            out.status.success(),
+            "{shown}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim_end(), want, "{shown}");
+        std::io::Result::Ok(())
+    };
+    listed_by("sh", &["-c", ". plugins/list.sh && plugin_list plugins/list.txt"]).unwrap();
+    if let Err(e) = listed_by("python3", &["plugins/plugin_list.py"]) {
+        eprintln!("python3 cannot run ({e}): plugins/plugin_list.py not compared");
     }
 }
 
@@ -369,16 +355,17 @@ fn item_end(b: &[u8], mut i: usize, group: bool) -> usize {
     b.len()
 }
 
-/// The lines of a Rust source the 400-line rule counts: every line outside the items marked
-/// `#[cfg(test)]` (a `mod tests { ... }` block, a test-only function, `use` or `mod tests;`), blank
-/// lines and comments included. An inner `#![cfg(test)]` makes the rest of the file test code.
-fn production_lines(src: &str) -> usize {
+/// The spans of `src` that are not code: literals and comments, attributes, and the items an
+/// attribute `#[cfg(test)]` marks (a `mod tests { ... }` block, a test-only function, `use` or `mod
+/// tests;`; an inner `#![cfg(test)]` makes the rest of the file test code). Each span with whether
+/// it is such a test item, in order.
+fn non_code_spans(src: &str) -> Vec<(Range<usize>, bool)> {
     let b = src.as_bytes();
-    let line_of = |pos: usize| b[..pos.min(b.len())].iter().filter(|c| **c == b'\n').count();
-    let mut test_lines = 0;
+    let mut spans = Vec::new();
     let mut i = 0;
     while i < b.len() {
         if let Some(k) = skip_literal(b, i) {
+            spans.push((i..k, false));
             i = k;
             continue;
         }
@@ -387,17 +374,30 @@ fn production_lines(src: &str) -> usize {
             let open = if inner { i + 2 } else { i + 1 };
             let close = item_end(b, open, true);
             let attr: String = src[open..close].chars().filter(|c| !c.is_whitespace()).collect();
-            if attr == "[cfg(test)]" {
-                let end = if inner { b.len() } else { item_end(b, close, false) };
-                test_lines += line_of(end.saturating_sub(1)) - line_of(i) + 1;
-                i = end;
-                continue;
-            }
-            i = close;
+            let (end, test) = match (attr == "[cfg(test)]", inner) {
+                (true, true) => (b.len(), true),
+                (true, false) => (item_end(b, close, false), true),
+                (false, _) => (close, false),
+            };
+            spans.push((i..end, test));
+            i = end;
             continue;
         }
         i += 1;
     }
+    spans
+}
+
+/// The lines of a Rust source the 400-line rule counts: every line outside the `#[cfg(test)]`
+/// items of [`non_code_spans`], blank lines and comments included.
+fn production_lines(src: &str) -> usize {
+    let b = src.as_bytes();
+    let line_of = |pos: usize| b[..pos.min(b.len())].iter().filter(|c| **c == b'\n').count();
+    let test_lines: usize = non_code_spans(src)
+        .into_iter()
+        .filter(|(_, test)| *test)
+        .map(|(span, _)| line_of(span.end.saturating_sub(1)) - line_of(span.start) + 1)
+        .sum();
     src.lines().count().saturating_sub(test_lines)
 }
 
@@ -609,38 +609,18 @@ fn host_local_config_and_liveness_rules_have_one_home() {
     );
 }
 
-/// `src` as the compiler sees its production code: the `#[cfg(test)]` items that
-/// [`production_lines`] leaves out, every other attribute, comments and literals are blanked
-/// (white space, newlines kept), so a scan of what is left sees code only, on its own lines.
+/// `src` as the compiler sees its production code: every span of [`non_code_spans`] (the
+/// `#[cfg(test)]` items that [`production_lines`] leaves out, every other attribute, comments and
+/// literals) is blanked (white space, newlines kept), so a scan of what is left sees code only, on
+/// its own lines.
 fn production_code(src: &str) -> String {
-    let b = src.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let blank = |out: &mut Vec<u8>, span: &[u8]| {
-        out.extend(span.iter().map(|c| if *c == b'\n' { b'\n' } else { b' ' }));
-    };
-    let mut i = 0;
-    while i < b.len() {
-        if let Some(k) = skip_literal(b, i) {
-            blank(&mut out, &b[i..k]);
-            i = k;
-            continue;
+    let mut out = src.as_bytes().to_vec();
+    for (span, _) in non_code_spans(src) {
+        for c in &mut out[span] {
+            if *c != b'\n' {
+                *c = b' ';
+            }
         }
-        let inner = b[i..].starts_with(b"#![");
-        if b[i] == b'#' && (inner || b[i..].starts_with(b"#[")) {
-            let open = if inner { i + 2 } else { i + 1 };
-            let close = item_end(b, open, true);
-            let attr: String = src[open..close].chars().filter(|c| !c.is_whitespace()).collect();
-            let end = match (attr == "[cfg(test)]", inner) {
-                (true, true) => b.len(),
-                (true, false) => item_end(b, close, false),
-                (false, _) => close,
-            };
-            blank(&mut out, &b[i..end]);
-            i = end;
-            continue;
-        }
-        out.push(b[i]);
-        i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
 }

@@ -6,9 +6,9 @@ use clap::Args;
 
 use super::{ConfDirOpt, InstanceOpt, data_dir_flag, dirs, say};
 use crate::error::{Failure, Result};
-use crate::k3s::KubectlError;
 use crate::k3s::flags::Profile;
 use crate::k3s::process::{self, LiveProcesses, Liveness, RecordedProfile};
+use crate::k3s::ready::{self, NotReady};
 use crate::output::outln;
 use crate::paths;
 
@@ -33,15 +33,14 @@ pub(crate) struct StatusArgs {
     pub(crate) json: bool,
 }
 
-/// Why a running k3s is reported "not ready" (the `readyz` line).
-#[derive(Debug, thiserror::Error)]
-enum NotReady {
-    #[error("cannot ask k3s: {0}")]
-    NoK3s(#[source] Failure),
-    #[error("{} not written yet", .0.display())]
-    NoKubeconfig(PathBuf),
-    #[error("{0}")]
-    Api(#[source] KubectlError),
+/// Why a running k3s is reported "not ready": no k3s to ask, or the first of `ready::check`'s
+/// checks that fails, in the words of the `readyz` line.
+fn not_ready_line(why: &std::result::Result<NotReady, Failure>) -> String {
+    match why {
+        Err(e) => format!("cannot ask k3s: {e}"),
+        Ok(NotReady::NoKubeconfig(path)) => format!("{} not written yet", path.display()),
+        Ok(NotReady::Api(e)) => e.to_string(),
+    }
 }
 
 /// The report's lines, printed as `key: value` or as one JSON object.
@@ -131,9 +130,8 @@ pub(crate) fn run(a: &StatusArgs) -> Result<u8> {
                 .map(|p| p.display().to_string())
                 .unwrap_or_else(|_| "?".into());
             let ready = match k3s {
-                Err(e) => Err(NotReady::NoK3s(e)),
-                Ok(_) if !state.kubeconfig.exists() => Err(NotReady::NoKubeconfig(state.kubeconfig.clone())),
-                Ok(k3s) => crate::k3s::readyz(&k3s, &state.kubeconfig).map_err(NotReady::Api),
+                Err(e) => Err(Err(e)),
+                Ok(k3s) => ready::check(&k3s, &state.kubeconfig).map_err(Ok),
             };
             out.line(
                 "state",
@@ -165,11 +163,33 @@ pub(crate) fn run(a: &StatusArgs) -> Result<u8> {
                     out.line("readyz", "ok");
                     Ok(out.done(STATUS_READY))
                 }
-                Err(e) => {
-                    out.line("readyz", e.to_string());
+                Err(why) => {
+                    out.line("readyz", not_ready_line(&why));
                     Ok(out.done(STATUS_NOT_READY))
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::k3s::KubectlError;
+
+    #[test]
+    fn the_readyz_line_names_the_first_check_that_fails_in_status_words() {
+        let no_k3s = Err(Failure::new("K3S_BIN=/x is not an executable file"));
+        assert_eq!(
+            not_ready_line(&no_k3s),
+            "cannot ask k3s: K3S_BIN=/x is not an executable file"
+        );
+        let no_kubeconfig = Ok(NotReady::NoKubeconfig(PathBuf::from("/d/kubeconfig.yaml")));
+        assert_eq!(
+            not_ready_line(&no_kubeconfig),
+            "/d/kubeconfig.yaml not written yet"
+        );
+        let api = Ok(NotReady::Api(KubectlError::NotOk("starting".into())));
+        assert_eq!(not_ready_line(&api), "/readyz answered \"starting\"");
     }
 }
